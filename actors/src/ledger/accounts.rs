@@ -1,0 +1,127 @@
+//! Opening accounts and changing their PIN or status.
+
+use crate::account::AccountRef;
+use crate::outcome::ResultCode;
+use crate::pin::{PinHash, PinState};
+use crate::roles::AccountKind;
+use crate::transfer::PinVerdict;
+
+use super::command::{Applied, OpenAccount};
+use super::records::{Account, AccountStatus, Balances, DailyUsage};
+use super::ShardLedger;
+
+/// Does the reference's form fit the kind of account being opened?
+fn kind_fits(account: &AccountRef, kind: AccountKind) -> bool {
+    matches!(
+        (account, kind),
+        (AccountRef::Customer(_), AccountKind::Customer)
+            | (AccountRef::Agent(_), AccountKind::Agent)
+            | (
+                AccountRef::Business(_),
+                AccountKind::Paybill | AccountKind::Till
+            )
+    )
+}
+
+impl ShardLedger {
+    pub(super) fn open_account(&mut self, open: &OpenAccount) -> Applied {
+        let here = self.config.shard_map.shard_of(&open.account) == self.config.shard;
+        let code = if !kind_fits(&open.account, open.kind) || !here {
+            ResultCode::NotPermitted
+        } else if self.state.accounts.contains_key(&open.account) {
+            ResultCode::AccountExists
+        } else {
+            let account = Account {
+                kind: open.kind,
+                name: open.name.clone(),
+                id_number: open.id_number.clone(),
+                phone: open
+                    .phone
+                    .clone()
+                    .or_else(|| open.account.msisdn().cloned()),
+                store_number: open.store_number.clone(),
+                status: AccountStatus::Active,
+                pin: open.pin_hash.clone().map(PinState::new),
+                balances: Balances::default(),
+                daily: DailyUsage::default(),
+                commission_earned: crate::money::Money::ZERO,
+            };
+            self.state.accounts.insert(open.account.clone(), account);
+            ResultCode::Success
+        };
+        Applied::Admin(code)
+    }
+
+    fn pin_of(&mut self, account: &AccountRef) -> Result<&mut PinState, ResultCode> {
+        let record = self
+            .state
+            .accounts
+            .get_mut(account)
+            .ok_or(ResultCode::UnknownAccount)?;
+        record.pin.as_mut().ok_or(ResultCode::NoPin)
+    }
+
+    pub(super) fn change_pin(
+        &mut self,
+        account: &AccountRef,
+        verdict: PinVerdict,
+        new_hash: &PinHash,
+    ) -> Applied {
+        let code = match self.pin_of(account) {
+            Err(code) => code,
+            Ok(pin) if pin.locked => ResultCode::PinLocked,
+            Ok(pin) => match verdict {
+                PinVerdict::Verified => {
+                    pin.reset(new_hash.clone());
+                    ResultCode::Success
+                }
+                PinVerdict::Wrong | PinVerdict::NotRequired => {
+                    if pin.record_failure() {
+                        ResultCode::PinLocked
+                    } else {
+                        ResultCode::WrongPin
+                    }
+                }
+            },
+        };
+        Applied::Admin(code)
+    }
+
+    pub(super) fn unlock_pin(&mut self, account: &AccountRef) -> Applied {
+        let code = match self.pin_of(account) {
+            Err(code) => code,
+            Ok(pin) => {
+                pin.unlock();
+                ResultCode::Success
+            }
+        };
+        Applied::Admin(code)
+    }
+
+    pub(super) fn reset_pin(&mut self, account: &AccountRef, new_hash: &PinHash) -> Applied {
+        let code = match self.state.accounts.get_mut(account) {
+            None => ResultCode::UnknownAccount,
+            Some(record) if record.kind == AccountKind::System => ResultCode::NotPermitted,
+            Some(record) => {
+                match record.pin.as_mut() {
+                    Some(pin) => pin.reset(new_hash.clone()),
+                    None => record.pin = Some(PinState::new(new_hash.clone())),
+                }
+                ResultCode::Success
+            }
+        };
+        Applied::Admin(code)
+    }
+
+    pub(super) fn set_status(&mut self, account: &AccountRef, status: AccountStatus) -> Applied {
+        let code = match self.state.accounts.get_mut(account) {
+            None => ResultCode::UnknownAccount,
+            Some(record) if record.kind == AccountKind::System => ResultCode::NotPermitted,
+            Some(record) => {
+                record.status = status;
+                ResultCode::Success
+            }
+        };
+        Applied::Admin(code)
+    }
+}

@@ -1,0 +1,167 @@
+//! The refusal rules, as pure functions of the request, the tariffs and account records.
+//! The order of checks is part of the contract: the first failing rule names the result.
+
+use crate::account::AccountRef;
+use crate::money::Money;
+use crate::outcome::ResultCode;
+use crate::roles::{transfer_rule, AccountKind};
+use crate::tariff::Tariffs;
+use crate::transfer::{TransferKind, TransferRequest, ACCOUNT_REFERENCE_LEN_MAX};
+
+use super::records::{Account, AccountStatus};
+
+/// Fee charged to the payer and commission earned by an agent payer.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) struct Pricing {
+    pub fee: Money,
+    pub commission: Money,
+}
+
+/// Checks that need no account state: amount, parties' forms, roles, limits, tariff.
+pub(super) fn check_request(
+    request: &TransferRequest,
+    tariffs: &Tariffs,
+) -> Result<Pricing, ResultCode> {
+    let rule = transfer_rule(request.kind);
+    let limits = &tariffs.limits;
+    let amount = request.amount;
+    if !amount.is_positive() {
+        return Err(ResultCode::InvalidAmount);
+    }
+    // Airtime names the phone to top up, usually the payer's own; the money goes elsewhere.
+    if request.from == request.to && request.kind != TransferKind::BuyAirtime {
+        return Err(ResultCode::SameAccount);
+    }
+    check_account_reference(request)?;
+    if !rule.initiators.contains(&request.initiator) {
+        return Err(ResultCode::NotPermitted);
+    }
+    if (request.kind == TransferKind::Reversal) != request.reverses.is_some() {
+        return Err(ResultCode::NotReversible);
+    }
+    if request.kind == TransferKind::BuyAirtime && request.to.msisdn().is_none() {
+        return Err(ResultCode::NotPermitted);
+    }
+    if rule.per_transaction_limit && amount > limits.per_transaction {
+        return Err(ResultCode::LimitExceeded);
+    }
+    if amount < limits.min_transfer {
+        return Err(ResultCode::AmountBelowMinimum);
+    }
+    let fee = match request.kind {
+        TransferKind::SendMoney => tariffs
+            .send_fee(amount)
+            .ok_or(ResultCode::AmountOutsideTariff)?,
+        TransferKind::CashOut => {
+            if amount < limits.min_withdrawal {
+                return Err(ResultCode::AmountBelowMinimum);
+            }
+            tariffs
+                .withdrawal_fee(amount)
+                .ok_or(ResultCode::AmountOutsideTariff)?
+        }
+        _ => Money::ZERO,
+    };
+    let commission = match request.kind {
+        TransferKind::CashIn => tariffs.cash_in_commission(amount),
+        _ => Money::ZERO,
+    };
+    Ok(Pricing { fee, commission })
+}
+
+fn check_account_reference(request: &TransferRequest) -> Result<(), ResultCode> {
+    let reference = request.account_reference.as_deref();
+    let fits = |r: &str| r.len() <= ACCOUNT_REFERENCE_LEN_MAX && !r.chars().any(char::is_control);
+    let ok = match (request.kind, reference) {
+        (TransferKind::PayBill, Some(r)) => !r.trim().is_empty() && fits(r),
+        (TransferKind::PayBill, None) => false,
+        (_, Some(r)) => fits(r),
+        (_, None) => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ResultCode::InvalidAccountReference)
+    }
+}
+
+/// Checks on the payer's record other than the PIN and funds.
+pub(super) fn check_payer(
+    request: &TransferRequest,
+    payer: Option<&Account>,
+    shard_issuer: &AccountRef,
+) -> Result<(), ResultCode> {
+    let payer = payer.ok_or(ResultCode::UnknownAccount)?;
+    let rule = transfer_rule(request.kind);
+    if !rule.payers.contains(&payer.kind) {
+        return Err(ResultCode::NotPermitted);
+    }
+    if payer.kind == AccountKind::System && &request.from != shard_issuer {
+        return Err(ResultCode::NotPermitted);
+    }
+    if payer.status != AccountStatus::Active {
+        return Err(ResultCode::AccountInactive);
+    }
+    Ok(())
+}
+
+/// Daily limit and funds, after the PIN was accepted. `planted_spendable` is zero except under
+/// the planted fault that lets pending credits be spent.
+pub(super) fn check_payer_funds(
+    request: &TransferRequest,
+    payer: &Account,
+    fee: Money,
+    day: u32,
+    daily_limit: Money,
+    planted_spendable: Money,
+) -> Result<(), ResultCode> {
+    if payer.kind == AccountKind::System {
+        return Ok(());
+    }
+    if payer.kind.has_customer_limits() {
+        let after = payer.sent_on(day).checked_add(request.amount);
+        if after.is_none_or(|after| after > daily_limit) {
+            return Err(ResultCode::DailyLimitExceeded);
+        }
+    }
+    let needed = request
+        .amount
+        .checked_add(fee)
+        .ok_or(ResultCode::InvalidAmount)?;
+    let spendable = payer.balances.available().checked_add(planted_spendable);
+    if spendable.is_none_or(|spendable| spendable < needed) {
+        return Err(if request.kind == TransferKind::Reversal {
+            ResultCode::ReversalRefused
+        } else {
+            ResultCode::InsufficientFunds
+        });
+    }
+    Ok(())
+}
+
+/// Can `payee` take `amount` of `kind`? Returns the payee's name for the confirmation.
+pub(super) fn check_payee(
+    kind: TransferKind,
+    payee: Option<&Account>,
+    amount: Money,
+    max_balance: Money,
+) -> Result<String, ResultCode> {
+    let payee = payee.ok_or(ResultCode::UnknownPayee)?;
+    if !transfer_rule(kind).payees.contains(&payee.kind) {
+        return Err(ResultCode::NotPermitted);
+    }
+    if payee.status != AccountStatus::Active {
+        return Err(ResultCode::AccountInactive);
+    }
+    if payee.kind.has_customer_limits() {
+        let b = &payee.balances;
+        let after = b
+            .balance()
+            .checked_add(b.credits_pending)
+            .and_then(|m| m.checked_add(amount));
+        if after.is_none_or(|after| after > max_balance) {
+            return Err(ResultCode::BalanceLimitExceeded);
+        }
+    }
+    Ok(payee.name.clone())
+}

@@ -1,0 +1,157 @@
+//! The entries a shard's log carries, and what applying one reports.
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::{AccountRef, ShardId};
+use crate::money::Money;
+use crate::msisdn::Msisdn;
+use crate::outcome::ResultCode;
+use crate::pin::PinHash;
+use crate::roles::AccountKind;
+use crate::transfer::{PinVerdict, TransferId, TransferKind, TransferRequest};
+use crate::txn_id::TransactionId;
+
+use super::records::AccountStatus;
+
+/// One log entry: a command and the proposing leader's clock. Apply never reads a clock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub timestamp_ms: u64,
+    pub command: Command,
+}
+
+/// Registration of a customer, agent or business.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenAccount {
+    pub account: AccountRef,
+    pub kind: AccountKind,
+    pub name: String,
+    pub id_number: Option<String>,
+    pub phone: Option<Msisdn>,
+    pub store_number: Option<String>,
+    /// Hashed at the edge: hashing is salted, so it cannot run in apply.
+    pub pin_hash: Option<PinHash>,
+}
+
+/// A payer shard's offer of a pending credit to the payee shard (DESIGN §4 step 2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditOffer {
+    pub id: TransferId,
+    pub txn_id: TransactionId,
+    pub kind: TransferKind,
+    pub from: AccountRef,
+    pub payer_name: String,
+    pub payer_shard: ShardId,
+    /// The account to credit.
+    pub to: AccountRef,
+    pub amount: Money,
+    pub deadline_ms: u64,
+    pub account_reference: Option<String>,
+    pub reverses: Option<TransactionId>,
+}
+
+/// The payee shard's answer to an offer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CreditAnswer {
+    /// Pending credit held; the name goes into the payer's confirmation.
+    Accepted {
+        payee_name: String,
+    },
+    Rejected(ResultCode),
+}
+
+/// The payer shard's durable decision.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    Commit,
+    Abort,
+}
+
+/// Everything a shard's log can carry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    OpenAccount(OpenAccount),
+    /// A same-shard transfer, or the Prepare of a cross-shard one.
+    Transfer(TransferRequest),
+    /// Payee side: Accept or Reject an offer.
+    ReceiveCredit(CreditOffer),
+    /// Payer side: commit or abort. `answer` is the payee's answer if one arrived; the sweeper
+    /// proposes `None`, which aborts only once the entry's timestamp is past the deadline.
+    Decide {
+        id: TransferId,
+        answer: Option<CreditAnswer>,
+    },
+    /// Payee side: post or void the pending credit.
+    Settle {
+        id: TransferId,
+        payer_shard: ShardId,
+        decision: Decision,
+    },
+    /// Payer side: the payee acknowledged the decision; stop delivering it.
+    DecisionDelivered {
+        id: TransferId,
+    },
+    /// The customer changes their own PIN (old PIN checked at the edge).
+    ChangePin {
+        account: AccountRef,
+        verdict: PinVerdict,
+        new_hash: PinHash,
+    },
+    /// Care unlocks a PIN locked after too many wrong tries.
+    UnlockPin {
+        account: AccountRef,
+    },
+    /// Care sets a start PIN.
+    ResetPin {
+        account: AccountRef,
+        new_hash: PinHash,
+    },
+    SetStatus {
+        account: AccountRef,
+        status: AccountStatus,
+    },
+    /// The SMS channel delivered every outbox record up to and including `up_to_seq`.
+    SmsDelivered {
+        up_to_seq: u64,
+    },
+}
+
+/// What a client is told about a transfer once it is final.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub id: TransferId,
+    pub result: ResultCode,
+    pub txn_id: Option<TransactionId>,
+    pub fee: Money,
+    /// The payer's posted balance after the decision.
+    pub balance: Money,
+    pub payee_name: Option<String>,
+}
+
+/// What applying one entry did; the driver and the host react to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Account opened, PIN changed, status set…: the code says how it went.
+    Admin(ResultCode),
+    /// A transfer is final on its payer shard; answer the client.
+    TransferFinished(Receipt),
+    /// Funds held for a cross-shard transfer: send the offer.
+    TransferPrepared(CreditOffer),
+    /// A retry of a transfer still in flight: keep waiting.
+    TransferInProgress { id: TransferId },
+    /// A request refused without being recorded (a conflicting reuse of an id, or overload).
+    TransferRefused { id: TransferId, result: ResultCode },
+    /// Payee side answered an offer: send the answer to the payer shard.
+    CreditAnswered {
+        id: TransferId,
+        payer_shard: ShardId,
+        answer: CreditAnswer,
+    },
+    /// Payee side settled: acknowledge to the payer shard.
+    Settled {
+        id: TransferId,
+        payer_shard: ShardId,
+    },
+    /// Nothing changed (a duplicate or premature entry).
+    Unchanged,
+}

@@ -1,0 +1,302 @@
+//! The per-shard double-entry ledger: a deterministic state machine (DESIGN §3, §4).
+//!
+//! | file | holds |
+//! |---|---|
+//! | `command.rs` | log entries, offers, answers, decisions, receipts, and [`Applied`] |
+//! | `records.rs` | accounts, payer- and payee-side transfer records, the SMS outbox record |
+//! | `books.rs` | the four posting primitives (hold, post pending, void, post) and the shard totals |
+//! | `accounts.rs` | opening accounts, PIN and status changes |
+//! | `checks.rs` | the refusal rules: roles, limits, tariffs, PIN, funds — pure functions |
+//! | `outgoing.rs` | payer side: same-shard transfer, Prepare, Decide, decision delivered |
+//! | `incoming.rs` | payee side: Accept/Reject, Settle |
+//! | `notify.rs` | confirmation SMS records written on commit |
+//! | `audit.rs` | the invariants asserted on every apply and the full audit |
+//!
+//! `apply` is handed each entry with the leader's timestamp and never reads a clock; the shard's
+//! clock is the maximum timestamp applied so far, so time never runs backwards across leaders.
+//! Every command is idempotent by its transfer id.
+
+mod accounts;
+mod audit;
+mod books;
+mod checks;
+mod command;
+mod incoming;
+mod notify;
+mod outgoing;
+mod records;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::{AccountRef, ShardId, ShardMap, SystemAccount};
+use crate::tariff::Tariffs;
+use crate::transfer::TransferId;
+use crate::txn_id::TransactionId;
+
+pub use audit::{InvariantViolation, ShardAudit};
+pub use command::{
+    Applied, Command, CreditAnswer, CreditOffer, Decision, Entry, OpenAccount, Receipt,
+};
+pub use records::{
+    Account, AccountStatus, Balances, DailyUsage, IncomingState, IncomingTransfer, OutgoingState,
+    OutgoingTransfer, ReversalMark, SmsRecord,
+};
+
+/// Faults a test can plant in the protocol to prove the checkers catch them. Compiled in only
+/// with the `planted-faults` feature; the node never sets one.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PlantedFault {
+    /// The payee may spend a pending (unsettled) credit.
+    PendingCreditSpendable,
+    /// The payer commits an accepted transfer even after its deadline.
+    CommitAfterDeadline,
+}
+
+/// Static configuration of one shard's ledger; identical on every replica.
+#[derive(Clone, Debug)]
+pub struct LedgerConfig {
+    pub shard: ShardId,
+    pub shard_map: ShardMap,
+    pub tariffs: Arc<Tariffs>,
+    /// Most transfers in flight (prepared here or accepted here) before new ones are refused.
+    pub in_flight_max: usize,
+    /// Most undelivered SMS records before new transfers are refused (back-pressure, never loss).
+    pub sms_outbox_max: usize,
+    /// See [`PlantedFault`]; always `None` outside tests.
+    pub planted_fault: Option<PlantedFault>,
+}
+
+impl LedgerConfig {
+    /// Defaults for `shard` of `shard_map` with the shipped Kenyan tariffs.
+    pub fn new(shard: ShardId, shard_map: ShardMap, tariffs: Arc<Tariffs>) -> LedgerConfig {
+        LedgerConfig {
+            shard,
+            shard_map,
+            tariffs,
+            in_flight_max: 100_000,
+            sms_outbox_max: 1_000_000,
+            planted_fault: None,
+        }
+    }
+
+    fn planted(&self, fault: PlantedFault) -> bool {
+        cfg!(feature = "planted-faults") && self.planted_fault == Some(fault)
+    }
+}
+
+/// The replicated data of one shard: what a snapshot holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerState {
+    accounts: BTreeMap<AccountRef, Account>,
+    outgoing: BTreeMap<TransferId, OutgoingTransfer>,
+    incoming: BTreeMap<TransferId, IncomingTransfer>,
+    /// Receipt → transfer, for reversals and status queries.
+    by_txn_id: BTreeMap<TransactionId, TransferId>,
+    /// Payer side in flight.
+    prepared: BTreeSet<TransferId>,
+    /// Payee side in flight.
+    accepted: BTreeSet<TransferId>,
+    /// Decisions to deliver to payee shards until acknowledged.
+    outbox: BTreeMap<TransferId, (ShardId, Decision)>,
+    sms: VecDeque<SmsRecord>,
+    sms_next_seq: u64,
+    /// Greatest entry timestamp applied: the shard's monotonic clock.
+    clock_ms: u64,
+    txn_day: u32,
+    txn_seq: u64,
+    entries_applied: u64,
+    /// Σ of every account's counters: debits must equal credits, pending and posted.
+    totals: Balances,
+}
+
+/// One shard's ledger: configuration plus replicated state.
+#[derive(Clone, Debug)]
+pub struct ShardLedger {
+    config: LedgerConfig,
+    state: LedgerState,
+    /// Accounts touched by the entry being applied (scratch for the invariant check).
+    touched: Vec<AccountRef>,
+    /// A protocol message that cannot be right (a commit for a transfer never accepted here),
+    /// found while applying the current entry.
+    protocol_error: Option<String>,
+}
+
+impl ShardLedger {
+    /// An empty shard with its system accounts.
+    pub fn new(config: LedgerConfig) -> ShardLedger {
+        let mut state = LedgerState::default();
+        for system in SystemAccount::all(config.shard) {
+            let reference = AccountRef::System(system);
+            state
+                .accounts
+                .insert(reference.clone(), Account::system(reference.to_string()));
+        }
+        ShardLedger {
+            config,
+            state,
+            touched: Vec::new(),
+            protocol_error: None,
+        }
+    }
+
+    /// Rebuilds a shard from a snapshot of its state.
+    pub fn restore(config: LedgerConfig, state: LedgerState) -> ShardLedger {
+        ShardLedger {
+            config,
+            state,
+            touched: Vec::new(),
+            protocol_error: None,
+        }
+    }
+
+    /// Applies one entry. Panics if an invariant breaks: a replica whose books are wrong must
+    /// stop rather than serve (assertions stay on in release builds).
+    pub fn apply(&mut self, entry: &Entry) -> Applied {
+        match self.try_apply(entry) {
+            Ok(applied) => applied,
+            Err(violation) => panic!(
+                "shard {} invariant violated: {violation}",
+                self.config.shard
+            ),
+        }
+    }
+
+    /// Applies one entry and checks the invariants it could have broken.
+    pub fn try_apply(&mut self, entry: &Entry) -> Result<Applied, InvariantViolation> {
+        self.state.clock_ms = self.state.clock_ms.max(entry.timestamp_ms);
+        self.state.entries_applied += 1;
+        self.touched.clear();
+        self.protocol_error = None;
+        let now = self.state.clock_ms;
+        let applied = match &entry.command {
+            Command::OpenAccount(open) => self.open_account(open),
+            Command::Transfer(request) => self.transfer(request, now),
+            Command::ReceiveCredit(offer) => self.receive_credit(offer, now),
+            Command::Decide { id, answer } => self.decide(id, answer.as_ref(), now),
+            Command::Settle {
+                id,
+                payer_shard,
+                decision,
+            } => self.settle(id, *payer_shard, *decision, now),
+            Command::DecisionDelivered { id } => self.decision_delivered(id),
+            Command::ChangePin {
+                account,
+                verdict,
+                new_hash,
+            } => self.change_pin(account, *verdict, new_hash),
+            Command::UnlockPin { account } => self.unlock_pin(account),
+            Command::ResetPin { account, new_hash } => self.reset_pin(account, new_hash),
+            Command::SetStatus { account, status } => self.set_status(account, *status),
+            Command::SmsDelivered { up_to_seq } => self.sms_delivered(*up_to_seq),
+        };
+        self.check_invariants()?;
+        Ok(applied)
+    }
+
+    /// This shard's id.
+    pub fn shard(&self) -> ShardId {
+        self.config.shard
+    }
+
+    /// The static configuration.
+    pub fn config(&self) -> &LedgerConfig {
+        &self.config
+    }
+
+    /// The replicated state (for snapshots).
+    pub fn state(&self) -> &LedgerState {
+        &self.state
+    }
+
+    /// An account of this shard.
+    pub fn account(&self, account: &AccountRef) -> Option<&Account> {
+        self.state.accounts.get(account)
+    }
+
+    /// Every account of this shard, in key order.
+    pub fn accounts(&self) -> impl Iterator<Item = (&AccountRef, &Account)> {
+        self.state.accounts.iter()
+    }
+
+    /// The payer-side record of a transfer.
+    pub fn outgoing(&self, id: &TransferId) -> Option<&OutgoingTransfer> {
+        self.state.outgoing.get(id)
+    }
+
+    /// The payee-side record of a transfer.
+    pub fn incoming(&self, id: &TransferId) -> Option<&IncomingTransfer> {
+        self.state.incoming.get(id)
+    }
+
+    /// The final answer for a transfer started on this shard, if it has one.
+    pub fn receipt(&self, id: &TransferId) -> Option<Receipt> {
+        let record = self.state.outgoing.get(id)?;
+        record.is_final().then(|| self.receipt_of(record))
+    }
+
+    /// Every payer-side record, in id order.
+    pub fn outgoing_records(&self) -> impl Iterator<Item = (&TransferId, &OutgoingTransfer)> {
+        self.state.outgoing.iter()
+    }
+
+    /// Every payee-side record, in id order.
+    pub fn incoming_records(&self) -> impl Iterator<Item = (&TransferId, &IncomingTransfer)> {
+        self.state.incoming.iter()
+    }
+
+    /// Transfers prepared here and not yet decided.
+    pub fn prepared(&self) -> impl Iterator<Item = &OutgoingTransfer> {
+        self.state
+            .prepared
+            .iter()
+            .filter_map(|id| self.state.outgoing.get(id))
+    }
+
+    /// Transfers accepted here and not yet settled.
+    pub fn accepted(&self) -> impl Iterator<Item = (&TransferId, &IncomingTransfer)> {
+        self.state
+            .accepted
+            .iter()
+            .filter_map(|id| self.state.incoming.get(id).map(|r| (id, r)))
+    }
+
+    /// Decisions not yet acknowledged by their payee shard.
+    pub fn outbox(&self) -> impl Iterator<Item = (&TransferId, ShardId, Decision)> {
+        self.state
+            .outbox
+            .iter()
+            .map(|(id, (shard, decision))| (id, *shard, *decision))
+    }
+
+    /// The undelivered decision for a transfer, if any.
+    pub fn pending_decision(&self, id: &TransferId) -> Option<(ShardId, Decision)> {
+        self.state.outbox.get(id).copied()
+    }
+
+    /// Confirmation texts not yet delivered, oldest first.
+    pub fn sms_outbox(&self) -> impl Iterator<Item = &SmsRecord> {
+        self.state.sms.iter()
+    }
+
+    /// The shard's clock: the greatest timestamp applied.
+    pub fn clock_ms(&self) -> u64 {
+        self.state.clock_ms
+    }
+
+    /// Number of entries applied since the shard was created.
+    pub fn entries_applied(&self) -> u64 {
+        self.state.entries_applied
+    }
+
+    fn sms_delivered(&mut self, up_to_seq: u64) -> Applied {
+        while self.state.sms.front().is_some_and(|r| r.seq <= up_to_seq) {
+            self.state.sms.pop_front();
+        }
+        Applied::Admin(crate::outcome::ResultCode::Success)
+    }
+}

@@ -1,0 +1,8 @@
+//! Ledger tests: every outcome code, tariff edges through the books, PIN lockout, idempotency,
+//! receipts and texts, reversals, cross-shard flows, and a property test against a model.
+
+mod cross_shard;
+mod model;
+mod outcomes;
+mod pins;
+mod tariffs_and_limits;

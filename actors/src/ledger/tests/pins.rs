@@ -1,0 +1,101 @@
+//! PIN lockout, unlock, reset and change, as replicated state.
+
+use crate::ledger::{Applied, Command};
+use crate::outcome::ResultCode;
+use crate::pin::{Pin, PinHasher, PIN_MAX_ATTEMPTS};
+use crate::roles::AccountKind;
+use crate::testkit::{ksh, Cluster};
+use crate::transfer::{PinVerdict, TransferKind};
+
+#[test]
+fn five_wrong_pins_lock_until_care_unlocks() {
+    let mut c = Cluster::new(1);
+    let alice = c.open(&c.customer_on(0, 1), AccountKind::Customer);
+    let bob = c.open(&c.customer_on(0, 2), AccountKind::Customer);
+    c.fund(&alice, ksh(1_000));
+    let attempt = |c: &mut Cluster, verdict| {
+        let mut r = c.request(TransferKind::SendMoney, &alice, &bob, ksh(10));
+        r.pin = verdict;
+        c.finish(r).result
+    };
+    for _ in 1..PIN_MAX_ATTEMPTS {
+        assert_eq!(attempt(&mut c, PinVerdict::Wrong), ResultCode::WrongPin);
+    }
+    assert_eq!(attempt(&mut c, PinVerdict::Wrong), ResultCode::PinLocked);
+    assert_eq!(attempt(&mut c, PinVerdict::Verified), ResultCode::PinLocked);
+    assert_eq!(c.balance(&bob), ksh(0));
+    assert_eq!(
+        c.apply(
+            0,
+            Command::UnlockPin {
+                account: alice.clone()
+            }
+        ),
+        Applied::Admin(ResultCode::Success)
+    );
+    assert_eq!(attempt(&mut c, PinVerdict::Verified), ResultCode::Success);
+    // A success resets the count: four more wrong tries do not lock.
+    for _ in 1..PIN_MAX_ATTEMPTS {
+        assert_eq!(attempt(&mut c, PinVerdict::Wrong), ResultCode::WrongPin);
+    }
+    assert_eq!(attempt(&mut c, PinVerdict::Verified), ResultCode::Success);
+}
+
+#[test]
+fn care_reset_and_own_change() {
+    let mut c = Cluster::new(1);
+    let alice = c.open(&c.customer_on(0, 1), AccountKind::Customer);
+    let hasher = PinHasher::fast_for_tests();
+    let start_pin = hasher.hash(&Pin::parse("4321").unwrap());
+    for _ in 0..PIN_MAX_ATTEMPTS {
+        c.apply(
+            0,
+            Command::ChangePin {
+                account: alice.clone(),
+                verdict: PinVerdict::Wrong,
+                new_hash: start_pin.clone(),
+            },
+        );
+    }
+    let state = c.ledgers[0].account(&alice).unwrap().pin.clone().unwrap();
+    assert!(state.locked);
+    let locked = c.apply(
+        0,
+        Command::ChangePin {
+            account: alice.clone(),
+            verdict: PinVerdict::Verified,
+            new_hash: start_pin.clone(),
+        },
+    );
+    assert_eq!(locked, Applied::Admin(ResultCode::PinLocked));
+    assert_eq!(
+        c.apply(
+            0,
+            Command::ResetPin {
+                account: alice.clone(),
+                new_hash: start_pin.clone()
+            }
+        ),
+        Applied::Admin(ResultCode::Success)
+    );
+    let state = c.ledgers[0].account(&alice).unwrap().pin.clone().unwrap();
+    assert!(!state.locked && state.failed_attempts == 0);
+    assert!(hasher.verify(&state.hash, &Pin::parse("4321").unwrap()));
+    let new_pin = hasher.hash(&Pin::parse("9999").unwrap());
+    let changed = c.apply(
+        0,
+        Command::ChangePin {
+            account: alice.clone(),
+            verdict: PinVerdict::Verified,
+            new_hash: new_pin,
+        },
+    );
+    assert_eq!(changed, Applied::Admin(ResultCode::Success));
+    let state = c.ledgers[0].account(&alice).unwrap().pin.clone().unwrap();
+    assert!(hasher.verify(&state.hash, &Pin::parse("9999").unwrap()));
+    let missing = crate::testkit::Cluster::new(1).customer_on(0, 9);
+    assert_eq!(
+        c.apply(0, Command::UnlockPin { account: missing }),
+        Applied::Admin(ResultCode::UnknownAccount)
+    );
+}

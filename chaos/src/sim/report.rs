@@ -1,0 +1,178 @@
+//! Running seeds and reporting them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tuma_actors::ledger::OutgoingState;
+use tuma_actors::outcome::ResultCode;
+use tuma_actors::tariff::Tariffs;
+
+use super::checker::Violation;
+use super::config::SimConfig;
+use super::world::World;
+
+/// What one seed did.
+#[derive(Clone, Debug, Default)]
+pub struct SeedReport {
+    pub seed: u64,
+    pub transfers: u64,
+    pub committed: u64,
+    /// Refused, aborted, or never recorded.
+    pub aborted: u64,
+    /// Aborted or refused because the deadline passed.
+    pub deadline_expired: u64,
+    /// Clients that never heard a final answer.
+    pub ambiguous: u64,
+    pub reversals: u64,
+    pub crashes: u64,
+    pub partitions: u64,
+    pub messages: u64,
+    pub dropped: u64,
+    pub entries: u64,
+    pub lost_entries: u64,
+    pub violations: Vec<Violation>,
+    /// The event trace, when tracing was on.
+    pub trace: Vec<String>,
+}
+
+impl SeedReport {
+    /// Trace lines about one transfer (for a failure report).
+    pub fn trace_of(&self, id: &str) -> Vec<&str> {
+        let tag = format!("[{id}]");
+        self.trace
+            .iter()
+            .filter(|l| l.contains(&tag))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// Runs one seed to the end and checks it.
+pub fn run_seed(cfg: &SimConfig, seed: u64, tariffs: Arc<Tariffs>) -> SeedReport {
+    let mut world = World::new(cfg, seed, tariffs);
+    world.run();
+    let mut report = SeedReport {
+        seed,
+        ..SeedReport::default()
+    };
+    for client in &world.clients {
+        report.transfers += 1;
+        if client.request.reverses.is_some() {
+            report.reversals += 1;
+        }
+        if client.answer.is_none() {
+            report.ambiguous += 1;
+        }
+        let state = world.payer_state(client);
+        match state {
+            Some(OutgoingState::Committed) => report.committed += 1,
+            Some(OutgoingState::Aborted(code) | OutgoingState::Refused(code)) => {
+                report.aborted += 1;
+                if code == ResultCode::DeadlinePassed {
+                    report.deadline_expired += 1;
+                }
+            }
+            _ => report.aborted += 1,
+        }
+    }
+    let stats = &world.stats;
+    report.crashes = stats.crashes;
+    report.partitions = stats.partitions;
+    report.messages = stats.messages;
+    report.dropped = stats.dropped;
+    report.entries = stats.entries;
+    report.lost_entries = stats.lost_entries;
+    report.violations = std::mem::take(&mut world.checker.violations);
+    report.trace = std::mem::take(&mut world.trace);
+    report
+}
+
+/// Totals over many seeds.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub seeds: u64,
+    pub transfers: u64,
+    pub committed: u64,
+    pub aborted: u64,
+    pub deadline_expired: u64,
+    pub ambiguous: u64,
+    pub reversals: u64,
+    pub crashes: u64,
+    pub partitions: u64,
+    pub messages: u64,
+    pub dropped: u64,
+    pub violations: u64,
+    /// Reports of the seeds that failed (at most a few kept).
+    pub failed: Vec<SeedReport>,
+}
+
+impl Summary {
+    fn add(&mut self, report: SeedReport) {
+        self.seeds += 1;
+        self.transfers += report.transfers;
+        self.committed += report.committed;
+        self.aborted += report.aborted;
+        self.deadline_expired += report.deadline_expired;
+        self.ambiguous += report.ambiguous;
+        self.reversals += report.reversals;
+        self.crashes += report.crashes;
+        self.partitions += report.partitions;
+        self.messages += report.messages;
+        self.dropped += report.dropped;
+        self.violations += report.violations.len() as u64;
+        if !report.violations.is_empty() && self.failed.len() < 5 {
+            self.failed.push(report);
+        }
+    }
+
+    /// The contract line operators' scripts read.
+    pub fn line(&self) -> String {
+        format!(
+            "seeds={} transfers={} committed={} aborted={} violations={}",
+            self.seeds, self.transfers, self.committed, self.aborted, self.violations
+        )
+    }
+
+    /// The detail line printed before it.
+    pub fn detail(&self) -> String {
+        format!(
+            "deadline_expired={} ambiguous={} reversals={} crashes={} partitions={} messages={} dropped={}",
+            self.deadline_expired, self.ambiguous, self.reversals, self.crashes, self.partitions, self.messages, self.dropped
+        )
+    }
+}
+
+/// Runs `seeds` on `threads` threads; `progress` is called after each seed. The summary does
+/// not depend on the thread count.
+pub fn run_seeds(
+    cfg: &SimConfig,
+    seeds: impl Iterator<Item = u64>,
+    threads: usize,
+    progress: &(dyn Fn(&SeedReport) + Sync),
+) -> Summary {
+    let tariffs = Arc::new(Tariffs::kenya_default());
+    let seeds: Vec<u64> = seeds.collect();
+    let next = AtomicUsize::new(0);
+    let reports = Mutex::new(Vec::with_capacity(seeds.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = seeds.get(i) else { break };
+                let report = run_seed(cfg, seed, tariffs.clone());
+                progress(&report);
+                reports
+                    .lock()
+                    .expect("no panics hold this lock")
+                    .push(report);
+            });
+        }
+    });
+    let mut reports = reports.into_inner().expect("threads joined");
+    reports.sort_by_key(|r| r.seed);
+    let mut summary = Summary::default();
+    for report in reports {
+        summary.add(report);
+    }
+    summary
+}
