@@ -132,6 +132,7 @@ impl Cluster {
             phone: account.msisdn().cloned(),
             store_number: None,
             pin_hash: Some(pin_hash()),
+            api_credentials: None,
         };
         let shard = self.shard_of(account);
         assert_eq!(

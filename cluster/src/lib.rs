@@ -1,5 +1,17 @@
 //! # tuma-cluster — the replicated core
 //!
-//! Multi-Raft over raft-rs, sled storage behind traits, the encrypted peer transport, the shard
-//! map and routing. Not built yet: the cluster issue (#3) builds it on the pure ledger and
-//! protocol of `tuma-actors`, which the simulator in `tuma-chaos` already exercises.
+//! | module | holds |
+//! |---|---|
+//! | [`engine`] | the per-node engine thread: multi-Raft Ready loop with group commit, replicas, account actors, routing |
+//! | [`storage`] | the `LogStore` trait, its sled implementation, and the in-memory Raft log |
+//! | [`transport`] | the authenticated, encrypted, batching peer transport |
+//! | [`placement`] | which nodes hold and should lead each shard |
+//! | [`wire`] | frames between nodes |
+//! | [`slog_bridge`] | raft-rs's slog records into `tracing` |
+
+pub mod engine;
+pub mod placement;
+pub mod slog_bridge;
+pub mod storage;
+pub mod transport;
+pub mod wire;

@@ -1,5 +1,10 @@
 //! `tuma`: the single binary. Parses the command line and hands off; no logic lives here.
 
+mod cluster_cmd;
+mod config;
+mod ctl_cmd;
+mod http;
+mod node_cmd;
 mod sim_cmd;
 
 use std::process::ExitCode;
@@ -16,13 +21,37 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run one cluster node.
+    Node(config::NodeArgs),
+    /// Start a local multi-node cluster.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster_cmd::ClusterCommand,
+    },
+    /// Operate a running cluster.
+    Ctl(ctl_cmd::CtlArgs),
     /// Run the deterministic simulator of the money core over many seeds.
     Sim(sim_cmd::SimArgs),
+}
+
+/// Logs to stderr; `TUMA_LOG` (or `RUST_LOG`) sets the filter (default `info`).
+pub fn init_tracing() {
+    let filter = std::env::var("TUMA_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Node(args) => node_cmd::run(args),
+        Command::Cluster { command } => cluster_cmd::run(command),
+        Command::Ctl(args) => ctl_cmd::run(args),
         Command::Sim(args) => sim_cmd::run(args),
     };
     match result {

@@ -45,6 +45,7 @@ impl ShardLedger {
                 balances: Balances::default(),
                 daily: DailyUsage::default(),
                 commission_earned: crate::money::Money::ZERO,
+                api_credentials: open.api_credentials.clone(),
             };
             self.state.accounts.insert(open.account.clone(), account);
             ResultCode::Success
@@ -61,29 +62,41 @@ impl ShardLedger {
         record.pin.as_mut().ok_or(ResultCode::NoPin)
     }
 
+    /// Counts a PIN verdict: a success clears the failure count, the fifth failure locks.
+    fn attempt(&mut self, account: &AccountRef, verdict: PinVerdict) -> ResultCode {
+        match self.pin_of(account) {
+            Err(code) => code,
+            Ok(pin) if pin.locked => ResultCode::PinLocked,
+            Ok(pin) if verdict == PinVerdict::Verified => {
+                pin.record_success();
+                ResultCode::Success
+            }
+            Ok(pin) => {
+                if pin.record_failure() {
+                    ResultCode::PinLocked
+                } else {
+                    ResultCode::WrongPin
+                }
+            }
+        }
+    }
+
+    pub(super) fn pin_attempt(&mut self, account: &AccountRef, verdict: PinVerdict) -> Applied {
+        Applied::Admin(self.attempt(account, verdict))
+    }
+
     pub(super) fn change_pin(
         &mut self,
         account: &AccountRef,
         verdict: PinVerdict,
         new_hash: &PinHash,
     ) -> Applied {
-        let code = match self.pin_of(account) {
-            Err(code) => code,
-            Ok(pin) if pin.locked => ResultCode::PinLocked,
-            Ok(pin) => match verdict {
-                PinVerdict::Verified => {
-                    pin.reset(new_hash.clone());
-                    ResultCode::Success
-                }
-                PinVerdict::Wrong | PinVerdict::NotRequired => {
-                    if pin.record_failure() {
-                        ResultCode::PinLocked
-                    } else {
-                        ResultCode::WrongPin
-                    }
-                }
-            },
-        };
+        let code = self.attempt(account, verdict);
+        if code.is_success() {
+            if let Ok(pin) = self.pin_of(account) {
+                pin.reset(new_hash.clone());
+            }
+        }
         Applied::Admin(code)
     }
 

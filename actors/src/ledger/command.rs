@@ -31,6 +31,17 @@ pub struct OpenAccount {
     pub store_number: Option<String>,
     /// Hashed at the edge: hashing is salted, so it cannot run in apply.
     pub pin_hash: Option<PinHash>,
+    /// Businesses: the API credentials their Daraja-style clients authenticate with.
+    pub api_credentials: Option<ApiCredentials>,
+}
+
+/// A business's API credentials. The secret is kept only as a SHA-256 digest (it is a random
+/// machine credential, not a human password, so a fast digest suffices).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiCredentials {
+    pub consumer_key: String,
+    pub consumer_secret_sha256: String,
+    pub passkey: String,
 }
 
 /// A payer shard's offer of a pending credit to the payee shard (DESIGN §4 step 2).
@@ -96,6 +107,11 @@ pub enum Command {
         account: AccountRef,
         verdict: PinVerdict,
         new_hash: PinHash,
+    },
+    /// A PIN entered for a read (balance, statement): counts toward lockout like a transfer's.
+    PinAttempt {
+        account: AccountRef,
+        verdict: PinVerdict,
     },
     /// Care unlocks a PIN locked after too many wrong tries.
     UnlockPin {

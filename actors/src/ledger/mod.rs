@@ -40,7 +40,8 @@ use crate::txn_id::TransactionId;
 
 pub use audit::{InvariantViolation, ShardAudit};
 pub use command::{
-    Applied, Command, CreditAnswer, CreditOffer, Decision, Entry, OpenAccount, Receipt,
+    ApiCredentials, Applied, Command, CreditAnswer, CreditOffer, Decision, Entry, OpenAccount,
+    Receipt,
 };
 pub use records::{
     Account, AccountStatus, Balances, DailyUsage, IncomingState, IncomingTransfer, OutgoingState,
@@ -189,6 +190,7 @@ impl ShardLedger {
                 verdict,
                 new_hash,
             } => self.change_pin(account, *verdict, new_hash),
+            Command::PinAttempt { account, verdict } => self.pin_attempt(account, *verdict),
             Command::UnlockPin { account } => self.unlock_pin(account),
             Command::ResetPin { account, new_hash } => self.reset_pin(account, new_hash),
             Command::SetStatus { account, status } => self.set_status(account, *status),

@@ -81,6 +81,8 @@ pub struct Account {
     pub daily: DailyUsage,
     /// Agents: commission earned, held in the shard's commissions account until paid out.
     pub commission_earned: Money,
+    /// Businesses: API credentials.
+    pub api_credentials: Option<super::command::ApiCredentials>,
 }
 
 impl Account {
@@ -97,6 +99,7 @@ impl Account {
             balances: Balances::default(),
             daily: DailyUsage::default(),
             commission_earned: Money::ZERO,
+            api_credentials: None,
         }
     }
 

@@ -76,6 +76,7 @@ impl Bank {
                 phone: account.msisdn().cloned(),
                 store_number: None,
                 pin_hash: Some(shared_pin_hash()),
+                api_credentials: None,
             });
         };
         for (i, c) in customers.iter().enumerate() {

@@ -125,6 +125,7 @@ fn refusals_for_state_time_and_load() {
         phone: None,
         store_number: None,
         pin_hash: None,
+        api_credentials: None,
     };
     c.apply(0, Command::OpenAccount(open.clone()));
     c.fund(&nopin, ksh(100));

@@ -42,6 +42,39 @@ fn five_wrong_pins_lock_until_care_unlocks() {
 }
 
 #[test]
+fn wrong_pins_on_reads_count_toward_lockout() {
+    let mut c = Cluster::new(1);
+    let alice = c.open(&c.customer_on(0, 1), AccountKind::Customer);
+    let attempt = |c: &mut Cluster, verdict| {
+        c.apply(
+            0,
+            Command::PinAttempt {
+                account: alice.clone(),
+                verdict,
+            },
+        )
+    };
+    assert_eq!(
+        attempt(&mut c, PinVerdict::Verified),
+        Applied::Admin(ResultCode::Success)
+    );
+    for _ in 1..PIN_MAX_ATTEMPTS {
+        assert_eq!(
+            attempt(&mut c, PinVerdict::Wrong),
+            Applied::Admin(ResultCode::WrongPin)
+        );
+    }
+    assert_eq!(
+        attempt(&mut c, PinVerdict::Wrong),
+        Applied::Admin(ResultCode::PinLocked)
+    );
+    assert_eq!(
+        attempt(&mut c, PinVerdict::Verified),
+        Applied::Admin(ResultCode::PinLocked)
+    );
+}
+
+#[test]
 fn care_reset_and_own_change() {
     let mut c = Cluster::new(1);
     let alice = c.open(&c.customer_on(0, 1), AccountKind::Customer);

@@ -1,0 +1,402 @@
+//! The engine: one thread per node that owns every shard replica on it — the raft-rs
+//! `RawNode`s, the ledgers, the protocol drivers and the account actors — and runs the Ready
+//! loop with group commit.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `request.rs` | client requests and replies, waiters, the engine's inputs |
+//! | `replica.rs` | one shard replica: proposing, applying committed entries, checkpoints |
+//! | `ready.rs` | the Ready loop over all replicas with one write batch and one fsync |
+//! | `clients.rs` | serving client requests: leaders answer, others forward |
+//! | `actors.rs` | account actors and their supervision |
+//! | `status.rs` | the node's view for `/admin/v1/cluster` and `tuma ctl status` |
+//!
+//! Loop order (see ARCHITECTURE.md): drain inputs → tick Raft and drivers → for every replica
+//! with a Ready: send leader messages, apply the snapshot, apply committed entries, stage
+//! entries and hard state → one durable write → send persisted messages → advance.
+
+mod actors;
+mod clients;
+mod ready;
+mod replica;
+mod request;
+mod status;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tuma_actors::protocol::DriverConfig;
+use tuma_actors::tariff::Tariffs;
+use tuma_actors::ShardMap;
+
+use crate::placement::Placement;
+use crate::storage::{ClusterIdentity, LogStore, StorageError};
+use crate::transport::{NodeId, Transport};
+use crate::wire::PeerFrame;
+
+pub use actors::AccountActors;
+pub use request::{ClientReply, ClientRequest, Input, StatementLine, Waiter};
+pub use status::{NodeStatus, ShardStatus};
+
+use replica::Replica;
+
+/// Engine settings; every queue and timer is bounded here and validated at start-up.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub node_id: NodeId,
+    pub shards: u32,
+    pub replicas: usize,
+    /// Peer address of every initial member (this node included).
+    pub members: BTreeMap<NodeId, SocketAddr>,
+    /// Raft tick.
+    pub tick_ms: u64,
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    pub driver: DriverConfig,
+    /// Checkpoint a shard's ledger after this many applied entries…
+    pub checkpoint_every_entries: u64,
+    /// …keeping this many entries before it in the log for slow followers.
+    pub log_keep_entries: u64,
+    /// Passivate an account actor idle this long.
+    pub actor_idle_ms: u64,
+    /// Bound of the engine's input queue (back-pressure to HTTP and peers).
+    pub input_queue_max: usize,
+    /// Give up on a request forwarded to another node after this long.
+    pub forward_timeout_ms: u64,
+    pub tariffs: Arc<Tariffs>,
+}
+
+impl EngineConfig {
+    /// Defaults for a node of a cluster.
+    pub fn new(
+        node_id: NodeId,
+        members: BTreeMap<NodeId, SocketAddr>,
+        shards: u32,
+        replicas: usize,
+    ) -> EngineConfig {
+        EngineConfig {
+            node_id,
+            shards,
+            replicas,
+            members,
+            tick_ms: 100,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            driver: DriverConfig::default(),
+            checkpoint_every_entries: 20_000,
+            log_keep_entries: 2_000,
+            actor_idle_ms: 120_000,
+            input_queue_max: 100_000,
+            forward_timeout_ms: 30_000,
+            tariffs: Arc::new(Tariffs::kenya_default()),
+        }
+    }
+
+    /// Refuses inconsistent settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.members.contains_key(&self.node_id) {
+            return Err(format!(
+                "node {} is not among the members {:?}",
+                self.node_id,
+                self.members.keys()
+            ));
+        }
+        if self.members.contains_key(&0) {
+            return Err("node ids start at 1".into());
+        }
+        if ShardMap::new(self.shards).is_none() {
+            return Err(format!(
+                "shards must be 1..={}",
+                tuma_actors::account::SHARD_COUNT_MAX
+            ));
+        }
+        if self.replicas == 0 || self.replicas > self.members.len() {
+            return Err(format!(
+                "replicas must be 1..={} (the number of members)",
+                self.members.len()
+            ));
+        }
+        if self.tick_ms == 0
+            || self.heartbeat_ticks == 0
+            || self.election_ticks <= self.heartbeat_ticks
+        {
+            return Err("need tick_ms > 0 and election_ticks > heartbeat_ticks > 0".into());
+        }
+        if self.checkpoint_every_entries == 0 || self.input_queue_max == 0 {
+            return Err("checkpoint interval and input queue must be positive".into());
+        }
+        self.driver.validate().map_err(|e| e.to_string())
+    }
+}
+
+/// The handle the rest of the node uses to talk to the engine thread.
+#[derive(Clone)]
+pub struct NodeHandle {
+    inputs: SyncSender<Input>,
+    map: ShardMap,
+    node_id: NodeId,
+}
+
+impl NodeHandle {
+    /// Asks the engine; `Unavailable` if its queue is full or it stopped.
+    pub async fn request(&self, request: ClientRequest, timeout: Duration) -> ClientReply {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        match self.inputs.try_send(Input::Client {
+            request,
+            waiter: Waiter::Local(tx),
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return ClientReply::Unavailable("node overloaded".into())
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return ClientReply::Unavailable("node stopping".into())
+            }
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => ClientReply::Unavailable("request dropped (leadership changed)".into()),
+            Err(_) => ClientReply::Unavailable("timed out".into()),
+        }
+    }
+
+    /// The node's status.
+    pub async fn status(&self) -> Option<NodeStatus> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inputs.try_send(Input::Status { reply: tx }).ok()?;
+        tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Feeds a peer frame in (from the transport's receive task).
+    pub fn peer(&self, from: NodeId, frame: PeerFrame) -> bool {
+        self.inputs.try_send(Input::Peer { from, frame }).is_ok()
+    }
+
+    /// Asks the engine to stop after flushing.
+    pub fn shutdown(&self) {
+        let _ = self.inputs.send(Input::Shutdown);
+    }
+
+    pub fn shard_map(&self) -> ShardMap {
+        self.map
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+}
+
+/// The engine thread's state.
+pub struct Engine {
+    config: EngineConfig,
+    map: ShardMap,
+    placement: Placement,
+    store: Box<dyn LogStore>,
+    transport: Transport<PeerFrame>,
+    runtime: tokio::runtime::Handle,
+    inputs_tx: SyncSender<Input>,
+    replicas: BTreeMap<u32, Replica>,
+    actors: AccountActors,
+    /// Requests this node forwarded to a leader: id → (waiter, sent at).
+    forwarded: HashMap<u64, (Waiter, Instant)>,
+    next_forward_id: u64,
+    next_proposal_tag: u64,
+    started: Instant,
+    stopping: bool,
+}
+
+/// Errors that stop a node from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+}
+
+impl Engine {
+    /// Opens every replica this node holds (recovering from the store) and starts the engine
+    /// thread. Returns the handle and the thread's join handle.
+    pub fn start(
+        config: EngineConfig,
+        store: Box<dyn LogStore>,
+        transport: Transport<PeerFrame>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<(NodeHandle, std::thread::JoinHandle<()>), EngineError> {
+        config.validate().map_err(EngineError::Config)?;
+        let map = ShardMap::new(config.shards).expect("validated");
+        let members: Vec<NodeId> = config.members.keys().copied().collect();
+        let placement =
+            Placement::new(members.clone(), config.replicas, config.shards).expect("validated");
+        let identity = ClusterIdentity {
+            node_id: config.node_id,
+            shards: config.shards,
+            replicas: config.replicas as u32,
+            members,
+        };
+        match store.identity()? {
+            None => store.set_identity(&identity)?,
+            Some(found) if found == identity => {}
+            Some(found) => {
+                return Err(EngineError::Config(format!(
+                    "the data directory belongs to node {} of a cluster with {} shards, {} replicas, members {:?}; \
+                     refusing to start it as node {} with {} shards, {} replicas, members {:?}",
+                    found.node_id, found.shards, found.replicas, found.members,
+                    identity.node_id, identity.shards, identity.replicas, identity.members
+                )))
+            }
+        }
+        let mut replicas = BTreeMap::new();
+        for shard in placement.shards_of(config.node_id) {
+            let durable = store.load_shard(shard)?;
+            let voters = placement.replicas_of(shard);
+            replicas.insert(shard, Replica::open(&config, map, shard, voters, durable)?);
+        }
+        let (inputs_tx, inputs_rx) = std::sync::mpsc::sync_channel(config.input_queue_max);
+        let handle = NodeHandle {
+            inputs: inputs_tx.clone(),
+            map,
+            node_id: config.node_id,
+        };
+        let engine = Engine {
+            actors: AccountActors::new(Duration::from_millis(config.actor_idle_ms)),
+            config,
+            map,
+            placement,
+            store,
+            transport,
+            runtime,
+            inputs_tx,
+            replicas,
+            forwarded: HashMap::new(),
+            next_forward_id: 1,
+            next_proposal_tag: 1,
+            started: Instant::now(),
+            stopping: false,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("tuma-engine-{}", engine.config.node_id))
+            .spawn(move || engine.run(inputs_rx))
+            .map_err(|e| EngineError::Config(format!("cannot start the engine thread: {e}")))?;
+        Ok((handle, thread))
+    }
+
+    fn run(mut self, inputs: Receiver<Input>) {
+        let tick = Duration::from_millis(self.config.tick_ms);
+        let driver_tick = Duration::from_millis(50);
+        let mut next_tick = Instant::now() + tick;
+        let mut next_driver_tick = Instant::now() + driver_tick;
+        let mut next_housekeeping = Instant::now() + Duration::from_secs(1);
+        let _span = tracing::info_span!("engine", node = self.config.node_id).entered();
+        loop {
+            let wait = next_tick
+                .min(next_driver_tick)
+                .saturating_duration_since(Instant::now());
+            match inputs.recv_timeout(wait) {
+                Ok(input) => self.handle_input(input),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => self.stopping = true,
+            }
+            for _ in 0..self.config.input_queue_max {
+                match inputs.try_recv() {
+                    Ok(input) => self.handle_input(input),
+                    Err(_) => break,
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                next_tick = now + tick;
+                for replica in self.replicas.values_mut() {
+                    replica.raw.tick();
+                }
+            }
+            if now >= next_driver_tick {
+                next_driver_tick = now + driver_tick;
+                self.drive_protocol();
+            }
+            if let Err(error) = self.process_readies() {
+                // A failed write to the log is fatal: never acknowledge what is not durable.
+                tracing::error!(%error, "storage write failed; stopping the node");
+                std::process::exit(70);
+            }
+            if now >= next_housekeeping {
+                next_housekeeping = now + Duration::from_secs(1);
+                self.housekeeping(now);
+            }
+            if self.stopping {
+                tracing::info!("engine stopped after a final flush");
+                self.transport.shutdown();
+                return;
+            }
+        }
+    }
+
+    fn handle_input(&mut self, input: Input) {
+        match input {
+            Input::Client { request, waiter } => self.serve(request, waiter),
+            Input::Peer { from, frame } => self.on_peer(from, frame),
+            Input::PinChecked {
+                request,
+                verdict,
+                waiter,
+            } => self.propose_transfer(request, verdict, waiter),
+            Input::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Input::Shutdown => self.stopping = true,
+        }
+    }
+
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        let passivated = self.actors.passivate_idle(now);
+        if passivated > 0 {
+            tracing::debug!(passivated, "passivated idle account actors");
+        }
+        let timeout = Duration::from_millis(self.config.forward_timeout_ms);
+        self.forwarded
+            .retain(|_, (_, at)| now.duration_since(*at) < timeout);
+        self.balance_leaders();
+        metrics::gauge!("tuma_actors_live").set(self.actors.live() as f64);
+        metrics::gauge!("tuma_storage_bytes").set(self.store.size_on_disk() as f64);
+    }
+
+    /// Hands leadership of a shard to its preferred replica once that replica is caught up,
+    /// so leaders spread evenly across nodes.
+    fn balance_leaders(&mut self) {
+        if self.started.elapsed() < Duration::from_secs(3) {
+            return;
+        }
+        for (shard, replica) in self.replicas.iter_mut() {
+            let preferred = self.placement.preferred_leader(*shard);
+            if replica.is_leader()
+                && preferred != self.config.node_id
+                && replica.caught_up(preferred)
+            {
+                replica.raw.transfer_leader(preferred);
+            }
+        }
+    }
+
+    fn send_frame(&self, to: NodeId, frame: PeerFrame) {
+        if to == self.config.node_id {
+            let _ = self.inputs_tx.try_send(Input::Peer { from: to, frame });
+        } else if self.transport.send(to, frame).is_err() {
+            metrics::counter!("tuma_engine_frames_dropped_total").increment(1);
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! What clients (the HTTP layer, other nodes) ask an engine, and what it answers. Both travel
+//! between nodes when a request is forwarded to a shard's leader, so both are serde types.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tuma_actors::account::AccountRef;
+use tuma_actors::ledger::{Account, Command, Receipt, ShardAudit};
+use tuma_actors::outcome::ResultCode;
+use tuma_actors::transfer::{TransferId, TransferRequest};
+
+use crate::transport::NodeId;
+
+/// A request for the leader of one shard.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ClientRequest {
+    /// Apply an admin command (open account, PIN reset…) and answer its result code.
+    Command { shard: u32, command: Command },
+    /// A transfer from a channel. The leader verifies `pin` (if the kind needs one) off its
+    /// thread, then proposes the transfer with the verdict.
+    Transfer {
+        request: TransferRequest,
+        pin: Option<String>,
+    },
+    /// Read an account on its leader.
+    Account { account: AccountRef },
+    /// Read a transfer's receipt on its payer shard.
+    TransferStatus { shard: u32, id: TransferId },
+    /// One shard's audit.
+    Audit { shard: u32 },
+    /// Recent transfers touching an account, newest first.
+    Statement { account: AccountRef, limit: usize },
+    /// Test-only fault hook: the next transfer from this account panics in its actor.
+    PlantPanic { account: AccountRef },
+}
+
+impl ClientRequest {
+    /// The shard whose leader must answer.
+    pub fn shard(&self, map: &tuma_actors::ShardMap) -> u32 {
+        match self {
+            ClientRequest::Command { shard, .. }
+            | ClientRequest::TransferStatus { shard, .. }
+            | ClientRequest::Audit { shard } => *shard,
+            ClientRequest::Transfer { request, .. } => map.shard_of(&request.from),
+            ClientRequest::Account { account }
+            | ClientRequest::Statement { account, .. }
+            | ClientRequest::PlantPanic { account } => map.shard_of(account),
+        }
+    }
+}
+
+/// One line of a statement.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StatementLine {
+    pub transfer: TransferId,
+    pub receipt: Option<String>,
+    pub kind: String,
+    pub counterparty: String,
+    /// Signed: negative when money left the account (fee included).
+    pub amount_cents: i64,
+    pub completed_ms: u64,
+}
+
+/// The answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ClientReply {
+    /// An admin command's result.
+    Done(ResultCode),
+    /// A transfer's final answer.
+    Receipt(Receipt),
+    /// Refused before it was recorded (overload, or a conflicting reuse of the id).
+    Refused(ResultCode),
+    /// The transfer exists and is not decided yet.
+    InProgress,
+    /// No transfer with that id on its payer shard.
+    UnknownTransfer,
+    Account(Option<Box<Account>>),
+    Audit(Box<ShardAudit>),
+    Statement(Vec<StatementLine>),
+    /// This node does not lead the shard; retry there (or anywhere, if unknown).
+    NotLeader {
+        shard: u32,
+        leader: Option<NodeId>,
+    },
+    /// The node cannot answer now (overloaded, shutting down, actor restarted); retry.
+    Unavailable(String),
+}
+
+/// Who is waiting for an answer.
+#[derive(Debug)]
+pub enum Waiter {
+    Local(oneshot::Sender<ClientReply>),
+    /// A request forwarded by another node, answered over the transport.
+    Remote {
+        node: NodeId,
+        id: u64,
+    },
+}
+
+/// Everything the engine thread consumes.
+#[derive(Debug)]
+pub enum Input {
+    Client {
+        request: ClientRequest,
+        waiter: Waiter,
+    },
+    Peer {
+        from: NodeId,
+        frame: crate::wire::PeerFrame,
+    },
+    /// A PIN verification finished on the blocking pool.
+    PinChecked {
+        request: TransferRequest,
+        verdict: tuma_actors::transfer::PinVerdict,
+        waiter: Waiter,
+    },
+    Status {
+        reply: oneshot::Sender<crate::engine::NodeStatus>,
+    },
+    Shutdown,
+}

@@ -1,0 +1,103 @@
+//! Durable storage behind a trait, so sled can be swapped.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `log.rs` | [`ShardLog`]: the in-memory log raft-rs reads (`raft::Storage`) |
+//! | `sled_store.rs` | [`SledStore`]: the default [`LogStore`] on sled 0.34, and the data-directory lock |
+//!
+//! One write batch per engine loop carries every shard's appended entries, hard states,
+//! checkpoints and compactions, and is made durable with one fsync: the group commit.
+
+mod log;
+mod sled_store;
+
+use raft::prelude::{ConfState, Entry, HardState, Snapshot};
+
+pub use log::ShardLog;
+pub use sled_store::SledStore;
+
+/// Storage failures. Every one is fatal to the node: a replica that cannot persist must stop.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt record {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("data directory {0} is in use by another process")]
+    Locked(String),
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// What a shard replica left on disk.
+#[derive(Debug, Default)]
+pub struct DurableShard {
+    pub hard_state: HardState,
+    pub conf_state: ConfState,
+    /// The newest checkpoint (ledger state + Raft metadata).
+    pub snapshot: Option<Snapshot>,
+    /// Log entries after the checkpoint, in index order.
+    pub entries: Vec<Entry>,
+}
+
+/// One operation of a write batch.
+#[derive(Debug)]
+pub enum WriteOp {
+    /// Entries appended at their indexes; keys from `entries.last + 1 ..= old_last` are removed.
+    Append {
+        shard: u32,
+        entries: Vec<Entry>,
+        old_last: u64,
+    },
+    HardState {
+        shard: u32,
+        state: HardState,
+    },
+    ConfState {
+        shard: u32,
+        state: ConfState,
+    },
+    /// A checkpoint; log keys `from ..= to` are deleted with it (compaction).
+    Checkpoint {
+        shard: u32,
+        snapshot: Snapshot,
+        compact_from: u64,
+        compact_to: u64,
+    },
+}
+
+/// Everything one engine loop persists, written atomically and fsynced once.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub ops: Vec<WriteOp>,
+}
+
+impl WriteBatch {
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Cluster-wide facts fixed at creation, kept with the data to refuse a mismatched restart.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterIdentity {
+    pub node_id: u64,
+    pub shards: u32,
+    pub replicas: u32,
+    pub members: Vec<u64>,
+}
+
+/// The durable log and state store of one node.
+pub trait LogStore: Send {
+    /// What a shard replica left, or `None` for a replica never started here.
+    fn load_shard(&self, shard: u32) -> Result<Option<DurableShard>, StorageError>;
+    /// Applies a batch atomically and makes it durable (one fsync).
+    fn write(&self, batch: WriteBatch) -> Result<(), StorageError>;
+    /// The identity recorded at creation, if any.
+    fn identity(&self) -> Result<Option<ClusterIdentity>, StorageError>;
+    fn set_identity(&self, identity: &ClusterIdentity) -> Result<(), StorageError>;
+    /// Bytes used on disk.
+    fn size_on_disk(&self) -> u64;
+}

@@ -1,0 +1,247 @@
+//! The default [`LogStore`] on sled 0.34.
+//!
+//! Keys: `l` + shard (u32 BE) + index (u64 BE) → a log entry; `h`/`c`/`s` + shard → hard state,
+//! conf state, checkpoint; `identity` → the cluster identity. Values are protobuf for Raft types
+//! and bincode for ours. The data directory carries a `LOCK` file held with an exclusive lock for
+//! the life of the process, so two nodes cannot open the same directory.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+
+use raft::prelude::{ConfState, Entry, HardState, Snapshot};
+
+use super::{ClusterIdentity, DurableShard, LogStore, StorageError, WriteBatch, WriteOp};
+
+/// sled plus the directory lock.
+pub struct SledStore {
+    db: sled::Db,
+    /// Held (locked) until the store is dropped.
+    _lock: File,
+}
+
+fn shard_key(tag: u8, shard: u32) -> [u8; 5] {
+    let mut key = [0u8; 5];
+    key[0] = tag;
+    key[1..].copy_from_slice(&shard.to_be_bytes());
+    key
+}
+
+fn entry_key(shard: u32, index: u64) -> [u8; 13] {
+    let mut key = [0u8; 13];
+    key[0] = b'l';
+    key[1..5].copy_from_slice(&shard.to_be_bytes());
+    key[5..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn decode<M: protobuf::Message>(key: &str, bytes: &[u8]) -> Result<M, StorageError> {
+    M::parse_from_bytes(bytes).map_err(|e| StorageError::Corrupt {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn encode<M: protobuf::Message>(message: &M) -> Vec<u8> {
+    message
+        .write_to_bytes()
+        .expect("encoding a raft message into memory cannot fail")
+}
+
+impl SledStore {
+    /// Opens (creating) the store in `dir`, taking the directory lock.
+    pub fn open(dir: &Path) -> Result<SledStore, StorageError> {
+        std::fs::create_dir_all(dir)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))?;
+        lock.try_lock()
+            .map_err(|_| StorageError::Locked(dir.display().to_string()))?;
+        let db = sled::Config::new()
+            .path(dir.join("sled"))
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        Ok(SledStore { db, _lock: lock })
+    }
+}
+
+impl LogStore for SledStore {
+    fn load_shard(&self, shard: u32) -> Result<Option<DurableShard>, StorageError> {
+        let hard = self.db.get(shard_key(b'h', shard))?;
+        let conf = self.db.get(shard_key(b'c', shard))?;
+        let snap = self.db.get(shard_key(b's', shard))?;
+        if hard.is_none() && conf.is_none() && snap.is_none() {
+            return Ok(None);
+        }
+        let mut durable = DurableShard::default();
+        if let Some(bytes) = hard {
+            durable.hard_state = decode::<HardState>("hard state", &bytes)?;
+        }
+        if let Some(bytes) = conf {
+            durable.conf_state = decode::<ConfState>("conf state", &bytes)?;
+        }
+        if let Some(bytes) = snap {
+            durable.snapshot = Some(decode::<Snapshot>("checkpoint", &bytes)?);
+        }
+        for item in self.db.scan_prefix(shard_key(b'l', shard)) {
+            let (_, value) = item?;
+            durable.entries.push(decode::<Entry>("log entry", &value)?);
+        }
+        Ok(Some(durable))
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut sled_batch = sled::Batch::default();
+        for op in batch.ops {
+            match op {
+                WriteOp::Append {
+                    shard,
+                    entries,
+                    old_last,
+                } => {
+                    let new_last = entries.last().map_or(0, |e| e.index);
+                    for entry in &entries {
+                        sled_batch.insert(&entry_key(shard, entry.index), encode(entry));
+                    }
+                    for stale in new_last + 1..=old_last {
+                        sled_batch.remove(&entry_key(shard, stale));
+                    }
+                }
+                WriteOp::HardState { shard, state } => {
+                    sled_batch.insert(&shard_key(b'h', shard), encode(&state))
+                }
+                WriteOp::ConfState { shard, state } => {
+                    sled_batch.insert(&shard_key(b'c', shard), encode(&state))
+                }
+                WriteOp::Checkpoint {
+                    shard,
+                    snapshot,
+                    compact_from,
+                    compact_to,
+                } => {
+                    sled_batch.insert(
+                        &shard_key(b'c', shard),
+                        encode(snapshot.get_metadata().get_conf_state()),
+                    );
+                    sled_batch.insert(&shard_key(b's', shard), encode(&snapshot));
+                    for index in compact_from..=compact_to {
+                        sled_batch.remove(&entry_key(shard, index));
+                    }
+                }
+            }
+        }
+        self.db.apply_batch(sled_batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn identity(&self) -> Result<Option<ClusterIdentity>, StorageError> {
+        let Some(bytes) = self.db.get(b"identity")? else {
+            return Ok(None);
+        };
+        let (identity, _) = bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
+            .map_err(|e| StorageError::Corrupt {
+                key: "identity".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(Some(identity))
+    }
+
+    fn set_identity(&self, identity: &ClusterIdentity) -> Result<(), StorageError> {
+        let bytes = bincode::serde::encode_to_vec(identity, bincode::config::standard())
+            .expect("encoding a plain struct cannot fail");
+        self.db.insert(b"identity", bytes)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        let mut e = Entry::default();
+        e.index = index;
+        e.term = term;
+        e.data = vec![index as u8; 3].into();
+        e
+    }
+
+    #[test]
+    fn appends_truncates_checkpoints_and_reloads() {
+        let dir = std::env::temp_dir().join(format!("tuma-sled-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let store = SledStore::open(&dir).unwrap();
+            assert!(
+                matches!(SledStore::open(&dir), Err(StorageError::Locked(_))),
+                "second open must fail"
+            );
+            assert!(store.load_shard(3).unwrap().is_none());
+            let mut hs = HardState::default();
+            hs.term = 2;
+            hs.commit = 4;
+            let mut batch = WriteBatch::default();
+            batch.ops.push(WriteOp::Append {
+                shard: 3,
+                entries: (1..=6).map(|i| entry(i, 1)).collect(),
+                old_last: 0,
+            });
+            batch.ops.push(WriteOp::HardState {
+                shard: 3,
+                state: hs.clone(),
+            });
+            store.write(batch).unwrap();
+            // A new leader overwrites the tail from index 5 with a shorter one.
+            let batch = WriteBatch {
+                ops: vec![WriteOp::Append {
+                    shard: 3,
+                    entries: vec![entry(5, 2)],
+                    old_last: 6,
+                }],
+            };
+            store.write(batch).unwrap();
+            let mut snapshot = Snapshot::default();
+            snapshot.mut_metadata().index = 3;
+            snapshot.mut_metadata().term = 1;
+            snapshot.data = b"ledger".to_vec().into();
+            let batch = WriteBatch {
+                ops: vec![WriteOp::Checkpoint {
+                    shard: 3,
+                    snapshot,
+                    compact_from: 1,
+                    compact_to: 3,
+                }],
+            };
+            store.write(batch).unwrap();
+        }
+        let store = SledStore::open(&dir).unwrap();
+        let shard = store.load_shard(3).unwrap().unwrap();
+        assert_eq!(shard.hard_state.term, 2);
+        assert_eq!(
+            shard
+                .entries
+                .iter()
+                .map(|e| (e.index, e.term))
+                .collect::<Vec<_>>(),
+            vec![(4, 1), (5, 2)]
+        );
+        assert_eq!(&shard.snapshot.unwrap().data[..], b"ledger");
+        let identity = ClusterIdentity {
+            node_id: 1,
+            shards: 8,
+            replicas: 3,
+            members: vec![1, 2, 3],
+        };
+        store.set_identity(&identity).unwrap();
+        assert_eq!(store.identity().unwrap(), Some(identity));
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,376 @@
+//! `tuma cluster up`: runs N `tuma node` children on loopback and keeps them until Ctrl-C or
+//! SIGTERM, which it passes on (each node then shuts down cleanly).
+//!
+//! The data directory holds `cluster.toml` (node count, ports, shards, replicas), the generated
+//! `cluster-secret` and `admin-token`, and one `node-<id>/` directory and `node-<id>.log` per
+//! node, so running the same command again brings the same cluster back with its money.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Most nodes `cluster up` starts on one machine.
+const NODES_MAX: u32 = 15;
+/// How long to wait for every shard to elect a leader.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Start (or restart) a local cluster.
+    Up(UpArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u32,
+    /// Directory for the cluster's data, secret, token and logs.
+    #[arg(long)]
+    data: PathBuf,
+    /// Admin bearer token (generated and printed if not given).
+    #[arg(long, env = "TUMA_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+    /// Cluster secret (generated and kept in the data directory if not given).
+    #[arg(long, env = "TUMA_CLUSTER_SECRET", hide_env_values = true)]
+    cluster_secret: Option<String>,
+    /// Shards (only when the cluster is created).
+    #[arg(long, default_value_t = 64)]
+    shards: u32,
+    /// Replicas per shard (only when the cluster is created; default min(3, nodes)).
+    #[arg(long)]
+    replicas: Option<u32>,
+    /// Register demo customers, an agent and a business with float, and print what to try.
+    #[arg(long)]
+    demo: bool,
+    /// Pass --pin-hash-memory-kib to the nodes (tests use a small value).
+    #[arg(long, hide = true)]
+    pin_hash_memory_kib: Option<u32>,
+    /// Pass --enable-test-hooks to the nodes.
+    #[arg(long, hide = true)]
+    enable_test_hooks: bool,
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Layout {
+    nodes: u32,
+    shards: u32,
+    replicas: u32,
+    peer_ports: Vec<u16>,
+    http_ports: Vec<u16>,
+}
+
+fn random_hex(bytes: usize) -> String {
+    use rand_core::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand_core::OsRng.fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn read_or_create(
+    path: &Path,
+    given: Option<String>,
+    make: impl FnOnce() -> String,
+) -> anyhow::Result<String> {
+    if let Some(value) = given {
+        std::fs::write(path, &value)?;
+        return Ok(value);
+    }
+    match std::fs::read_to_string(path) {
+        Ok(value) => Ok(value.trim().to_string()),
+        Err(_) => {
+            let value = make();
+            std::fs::write(path, &value)?;
+            Ok(value)
+        }
+    }
+}
+
+fn layout(args: &UpArgs) -> anyhow::Result<Layout> {
+    let path = args.data.join("cluster.toml");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let layout: Layout =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if layout.nodes != args.nodes {
+            bail!(
+                "{} holds a {}-node cluster; run with --nodes {}",
+                args.data.display(),
+                layout.nodes,
+                layout.nodes
+            );
+        }
+        return Ok(layout);
+    }
+    let replicas = args.replicas.unwrap_or(args.nodes.min(3));
+    let layout = Layout {
+        nodes: args.nodes,
+        shards: args.shards,
+        replicas,
+        peer_ports: (0..args.nodes)
+            .map(|_| free_port())
+            .collect::<Result<_, _>>()?,
+        http_ports: (0..args.nodes)
+            .map(|_| free_port())
+            .collect::<Result<_, _>>()?,
+    };
+    std::fs::write(&path, toml::to_string(&layout)?)?;
+    Ok(layout)
+}
+
+pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
+    let ClusterCommand::Up(args) = command;
+    if args.nodes == 0 || args.nodes > NODES_MAX {
+        bail!("--nodes must be 1..={NODES_MAX}");
+    }
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating {}", args.data.display()))?;
+    let layout = layout(&args)?;
+    let secret_path = args.data.join("cluster-secret");
+    read_or_create(&secret_path, args.cluster_secret.clone(), || random_hex(32))?;
+    let token_given = args.admin_token.is_some();
+    let token = read_or_create(
+        &args.data.join("admin-token"),
+        args.admin_token.clone(),
+        || random_hex(16),
+    )?;
+    let members: Vec<String> = (0..layout.nodes)
+        .map(|i| format!("{}=127.0.0.1:{}", i + 1, layout.peer_ports[i as usize]))
+        .collect();
+    let exe = std::env::current_exe().context("locating the tuma binary")?;
+    let mut children: Vec<Child> = Vec::new();
+    for i in 0..layout.nodes as usize {
+        let id = i + 1;
+        let log = std::fs::File::create(args.data.join(format!("node-{id}.log")))?;
+        let mut command = Command::new(&exe);
+        command
+            .arg("node")
+            .args(["--id", &id.to_string()])
+            .arg("--data")
+            .arg(args.data.join(format!("node-{id}")))
+            .args([
+                "--listen-peer",
+                &format!("127.0.0.1:{}", layout.peer_ports[i]),
+            ])
+            .args([
+                "--listen-http",
+                &format!("127.0.0.1:{}", layout.http_ports[i]),
+            ])
+            .args(["--members", &members.join(",")])
+            .arg("--cluster-secret-file")
+            .arg(&secret_path)
+            .args(["--admin-token", &token])
+            .args(["--shards", &layout.shards.to_string()])
+            .args(["--replicas", &layout.replicas.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if let Some(kib) = args.pin_hash_memory_kib {
+            command.args([
+                "--pin-hash-memory-kib",
+                &kib.to_string(),
+                "--pin-hash-iterations",
+                "1",
+            ]);
+        }
+        if args.enable_test_hooks {
+            command.arg("--enable-test-hooks");
+        }
+        let child = command.spawn().context("starting a node")?;
+        println!(
+            "node {id} http=http://127.0.0.1:{} peer=127.0.0.1:{} pid={}",
+            layout.http_ports[i],
+            layout.peer_ports[i],
+            child.id()
+        );
+        children.push(child);
+    }
+    if !token_given {
+        println!("admin token: {token}");
+    }
+    let urls: Vec<String> = layout
+        .http_ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(supervise(
+        &urls,
+        &token,
+        layout.shards,
+        args.demo,
+        &mut children,
+    ));
+    stop(&mut children);
+    outcome
+}
+
+async fn supervise(
+    urls: &[String],
+    token: &str,
+    shards: u32,
+    demo: bool,
+    children: &mut [Child],
+) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    wait_ready(&client, urls, token, shards, children).await?;
+    println!("cluster ready");
+    if demo {
+        crate::cluster_cmd::demo(&client, &urls[0], token).await?;
+    }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                for (i, child) in children.iter_mut().enumerate() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        eprintln!("node {} exited ({status}); see its log", i + 1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Polls every node until each shard has a leader.
+async fn wait_ready(
+    client: &reqwest::Client,
+    urls: &[String],
+    token: &str,
+    shards: u32,
+    children: &mut [Child],
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let mut led = std::collections::BTreeSet::new();
+        for url in urls {
+            let response = client
+                .get(format!("{url}/admin/v1/cluster"))
+                .bearer_auth(token)
+                .send()
+                .await;
+            if let Ok(body) = match response {
+                Ok(r) if r.status().is_success() => r.json::<Value>().await,
+                _ => continue,
+            } {
+                for shard in body["shards"].as_array().into_iter().flatten() {
+                    if shard["role"] == "leader" {
+                        led.insert(shard["shard"].as_u64().unwrap_or(u64::MAX));
+                    }
+                }
+            }
+        }
+        if led.len() as u32 >= shards {
+            return Ok(());
+        }
+        for (i, child) in children.iter_mut().enumerate() {
+            if let Ok(Some(status)) = child.try_wait() {
+                bail!(
+                    "node {} exited before the cluster was ready ({status}); see node-{}.log",
+                    i + 1,
+                    i + 1
+                );
+            }
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            bail!(
+                "only {} of {shards} shards have a leader after {READY_TIMEOUT:?}",
+                led.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn stop(children: &mut [Child]) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    for child in children.iter() {
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for child in children.iter_mut() {
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+/// Demo accounts: customers, an agent and a paybill, each funded; then what to try.
+async fn demo(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<()> {
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{url}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let customers = [
+        ("254700000001", "Amina Otieno"),
+        ("254700000002", "Brian Kamau"),
+        ("254700000003", "Cynthia Wanjiru"),
+    ];
+    for (msisdn, name) in customers {
+        let r = post(
+            "/admin/v1/customers",
+            json!({"msisdn": msisdn, "name": name, "id_number": "12345678", "pin": "1234"}),
+        )
+        .await?;
+        ensure_ok(r.status(), "registering a demo customer")?;
+    }
+    let r = post("/admin/v1/agents", json!({"agent_number": "500100", "store_number": "1", "name": "Kibanda Shop", "msisdn": "254700000009", "pin": "1234"})).await?;
+    ensure_ok(r.status(), "registering the demo agent")?;
+    let r = post("/admin/v1/businesses", json!({"shortcode": "888880", "kind": "paybill", "name": "Nairobi Water", "consumer_key": "demo-key", "consumer_secret": "demo-secret", "passkey": "demo-passkey"})).await?;
+    ensure_ok(r.status(), "registering the demo business")?;
+    for (i, (account, amount)) in [
+        ("254700000001", "20000.00"),
+        ("254700000002", "5000.00"),
+        ("agent:500100", "100000.00"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = post(
+            "/admin/v1/float",
+            json!({"request_id": format!("demo-float-{i}"), "account": account, "amount": amount}),
+        )
+        .await?;
+        ensure_ok(r.status(), "issuing demo float")?;
+    }
+    println!("demo: customers 254700000001 (Ksh20,000), 254700000002 (Ksh5,000), 254700000003; agent:500100 (float Ksh100,000); paybill business:888880. Every PIN is 1234.");
+    println!("try:  curl -s -X POST {url}/v1/transfers -H 'content-type: application/json' -d '{{\"request_id\":\"first-1\",\"kind\":\"send_money\",\"from\":\"254700000001\",\"to\":\"254700000002\",\"amount\":\"1000.00\",\"pin\":\"1234\"}}'");
+    println!("then: curl -s {url}/v1/accounts/254700000002/balance -H 'X-Tuma-Pin: 1234'");
+    Ok(())
+}
+
+fn ensure_ok(status: reqwest::StatusCode, what: &str) -> anyhow::Result<()> {
+    // 409: already registered or funded by an earlier run of the same demo.
+    if status.is_success() || status == reqwest::StatusCode::CONFLICT {
+        Ok(())
+    } else {
+        bail!("{what} failed: HTTP {status}")
+    }
+}

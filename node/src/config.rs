@@ -1,0 +1,310 @@
+//! `tuma node` configuration: flags, `TUMA_…` environment variables and an optional TOML file
+//! (kebab-case keys), in that order of precedence. See `tuma.example.toml`.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Deserialize;
+use tuma_actors::pin::PinHasher;
+
+/// Shortest cluster secret and admin token accepted.
+const SECRET_LEN_MIN: usize = 16;
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct NodeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "TUMA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// This node's id (1, 2, …), one of --members.
+    #[arg(long, env = "TUMA_ID")]
+    pub id: Option<u64>,
+    /// Data directory (locked while the node runs).
+    #[arg(long, env = "TUMA_DATA")]
+    pub data: Option<PathBuf>,
+    /// Address for peer traffic (defaults to this node's address in --members).
+    #[arg(long, env = "TUMA_LISTEN_PEER")]
+    pub listen_peer: Option<SocketAddr>,
+    /// Address for the HTTP API (default 127.0.0.1:8080).
+    #[arg(long, env = "TUMA_LISTEN_HTTP")]
+    pub listen_http: Option<SocketAddr>,
+    /// Initial members: `1=HOST:PORT,2=HOST:PORT,…` (peer addresses).
+    #[arg(long, env = "TUMA_MEMBERS")]
+    pub members: Option<String>,
+    /// The cluster secret (at least 16 characters); prefer --cluster-secret-file.
+    #[arg(long, env = "TUMA_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+    /// A file holding the cluster secret.
+    #[arg(long, env = "TUMA_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Bearer token for /admin/v1 (at least 16 characters).
+    #[arg(long, env = "TUMA_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Shards (fixed at cluster creation; default 64).
+    #[arg(long, env = "TUMA_SHARDS")]
+    pub shards: Option<u32>,
+    /// Replicas per shard (default 3, or the member count if smaller).
+    #[arg(long, env = "TUMA_REPLICAS")]
+    pub replicas: Option<usize>,
+    /// argon2id memory for new PIN hashes, KiB (default 19456).
+    #[arg(long, env = "TUMA_PIN_HASH_MEMORY_KIB")]
+    pub pin_hash_memory_kib: Option<u32>,
+    /// argon2id iterations for new PIN hashes (default 2).
+    #[arg(long, env = "TUMA_PIN_HASH_ITERATIONS")]
+    pub pin_hash_iterations: Option<u32>,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Enable test-only fault hooks (never in production).
+    #[arg(long, hide = true)]
+    pub enable_test_hooks: bool,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileConfig {
+    id: Option<u64>,
+    data: Option<PathBuf>,
+    listen_peer: Option<SocketAddr>,
+    listen_http: Option<SocketAddr>,
+    members: Option<String>,
+    cluster_secret: Option<String>,
+    cluster_secret_file: Option<PathBuf>,
+    admin_token: Option<String>,
+    shards: Option<u32>,
+    replicas: Option<usize>,
+    pin_hash_memory_kib: Option<u32>,
+    pin_hash_iterations: Option<u32>,
+}
+
+/// The resolved, validated configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub id: u64,
+    pub data: PathBuf,
+    pub listen_peer: SocketAddr,
+    pub listen_http: SocketAddr,
+    pub members: BTreeMap<u64, SocketAddr>,
+    pub secret: Vec<u8>,
+    pub admin_token: String,
+    pub shards: u32,
+    pub replicas: usize,
+    pub hasher: PinHasher,
+    pub test_hooks: bool,
+}
+
+/// Parses `1=HOST:PORT,2=HOST:PORT`.
+pub fn parse_members(text: &str) -> anyhow::Result<BTreeMap<u64, SocketAddr>> {
+    let mut members = BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, address) = part
+            .split_once('=')
+            .with_context(|| format!("member {part:?} is not ID=HOST:PORT"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .with_context(|| format!("member id {id:?} is not a number"))?;
+        if id == 0 {
+            bail!("member ids start at 1");
+        }
+        let address = address
+            .trim()
+            .to_socket_addrs()
+            .with_context(|| format!("member {id} address {address:?} is not HOST:PORT"))?
+            .next()
+            .with_context(|| format!("member {id} address {address:?} does not resolve"))?;
+        if members.insert(id, address).is_some() {
+            bail!("member {id} is listed twice");
+        }
+    }
+    if members.is_empty() {
+        bail!("--members is empty");
+    }
+    Ok(members)
+}
+
+impl NodeArgs {
+    /// Merges flags/environment over the file over defaults, and validates.
+    pub fn resolve(&self) -> anyhow::Result<NodeConfig> {
+        let file: FileConfig = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let id = self.id.or(file.id).context("--id is required")?;
+        let data = self
+            .data
+            .clone()
+            .or(file.data)
+            .context("--data is required")?;
+        let members_text = self
+            .members
+            .clone()
+            .or(file.members)
+            .context("--members is required")?;
+        let members = parse_members(&members_text)?;
+        let Some(own) = members.get(&id) else {
+            bail!("--id {id} is not among --members")
+        };
+        let listen_peer = self.listen_peer.or(file.listen_peer).unwrap_or(*own);
+        let listen_http = self
+            .listen_http
+            .or(file.listen_http)
+            .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("static"));
+        let secret = match (
+            self.cluster_secret.clone().or(file.cluster_secret),
+            self.cluster_secret_file
+                .clone()
+                .or(file.cluster_secret_file),
+        ) {
+            (Some(secret), _) => secret,
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => bail!("--cluster-secret or --cluster-secret-file is required"),
+        };
+        if secret.len() < SECRET_LEN_MIN {
+            bail!("the cluster secret must be at least {SECRET_LEN_MIN} characters");
+        }
+        let admin_token = self
+            .admin_token
+            .clone()
+            .or(file.admin_token)
+            .context("--admin-token is required")?;
+        if admin_token.len() < SECRET_LEN_MIN {
+            bail!("the admin token must be at least {SECRET_LEN_MIN} characters");
+        }
+        let shards = self.shards.or(file.shards).unwrap_or(64);
+        if tuma_actors::ShardMap::new(shards).is_none() {
+            bail!(
+                "--shards must be 1..={}",
+                tuma_actors::account::SHARD_COUNT_MAX
+            );
+        }
+        let replicas = self
+            .replicas
+            .or(file.replicas)
+            .unwrap_or_else(|| members.len().min(3));
+        if replicas == 0 || replicas > members.len() {
+            bail!(
+                "--replicas must be 1..={} (the number of members)",
+                members.len()
+            );
+        }
+        let memory = self
+            .pin_hash_memory_kib
+            .or(file.pin_hash_memory_kib)
+            .unwrap_or(19_456);
+        let iterations = self
+            .pin_hash_iterations
+            .or(file.pin_hash_iterations)
+            .unwrap_or(2);
+        let hasher = PinHasher::new(memory, iterations)
+            .map_err(|e| anyhow::anyhow!("PIN hash parameters: {e}"))?;
+        Ok(NodeConfig {
+            id,
+            data,
+            listen_peer,
+            listen_http,
+            members,
+            secret: secret.into_bytes(),
+            admin_token,
+            shards,
+            replicas,
+            hasher,
+            test_hooks: self.enable_test_hooks,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> NodeArgs {
+        NodeArgs {
+            id: Some(1),
+            data: Some("/tmp/x".into()),
+            members: Some("1=127.0.0.1:7001,2=127.0.0.1:7002".into()),
+            cluster_secret: Some("0123456789abcdef".into()),
+            admin_token: Some("token-token-token".into()),
+            ..NodeArgs::default()
+        }
+    }
+
+    #[test]
+    fn resolves_defaults_and_refuses_bad_values() {
+        let config = args().resolve().unwrap();
+        assert_eq!(config.listen_peer, "127.0.0.1:7001".parse().unwrap());
+        assert_eq!((config.shards, config.replicas), (64, 2));
+        for bad in [
+            NodeArgs {
+                id: Some(3),
+                ..args()
+            },
+            NodeArgs {
+                cluster_secret: Some("short".into()),
+                ..args()
+            },
+            NodeArgs {
+                members: Some("1=127.0.0.1:7001,1=127.0.0.1:7002".into()),
+                ..args()
+            },
+            NodeArgs {
+                members: Some("x=1".into()),
+                ..args()
+            },
+            NodeArgs {
+                replicas: Some(3),
+                ..args()
+            },
+            NodeArgs {
+                shards: Some(0),
+                ..args()
+            },
+            NodeArgs {
+                admin_token: None,
+                ..args()
+            },
+        ] {
+            assert!(bad.resolve().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_file_fills_what_flags_leave() {
+        let path = std::env::temp_dir().join(format!("tuma-config-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "shards = 8\nlisten-http = \"127.0.0.1:9999\"\nreplicas = 1\n",
+        )
+        .unwrap();
+        let config = NodeArgs {
+            config: Some(path.clone()),
+            replicas: Some(2),
+            ..args()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(config.shards, 8);
+        assert_eq!(config.replicas, 2, "flags win over the file");
+        assert_eq!(config.listen_http, "127.0.0.1:9999".parse().unwrap());
+        std::fs::write(&path, "shardz = 8\n").unwrap();
+        assert!(
+            NodeArgs {
+                config: Some(path.clone()),
+                ..args()
+            }
+            .resolve()
+            .is_err(),
+            "unknown keys are refused"
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+}

@@ -1,0 +1,50 @@
+//! Calling the engine: a request goes to whichever node leads its shard (the engine forwards),
+//! and is retried with the same idempotency key on leader change until its deadline.
+
+use std::time::{Duration, Instant};
+
+use tuma_cluster::engine::{ClientReply, ClientRequest, NodeHandle};
+
+/// First pause between retries; doubles up to `RETRY_PAUSE_MAX`.
+const RETRY_PAUSE_MIN: Duration = Duration::from_millis(20);
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(500);
+/// One attempt waits at most this long for an answer.
+const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct Calls {
+    pub handle: NodeHandle,
+}
+
+impl Calls {
+    pub fn new(handle: NodeHandle) -> Calls {
+        Calls { handle }
+    }
+
+    /// Asks until an answer other than "not leader"/"unavailable", or the deadline.
+    /// Returns the last answer and how many retries it took.
+    pub async fn call(&self, request: ClientRequest, deadline: Instant) -> (ClientReply, u32) {
+        let mut pause = RETRY_PAUSE_MIN;
+        let mut retries = 0;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let reply = self
+                .handle
+                .request(request.clone(), remaining.min(ATTEMPT_TIMEOUT_MAX))
+                .await;
+            let retryable = matches!(
+                reply,
+                ClientReply::NotLeader { .. } | ClientReply::Unavailable(_)
+            );
+            if !retryable || Instant::now() + pause >= deadline {
+                if retries > 0 {
+                    metrics::counter!("tuma_http_retries_total").increment(u64::from(retries));
+                }
+                return (reply, retries);
+            }
+            retries += 1;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RETRY_PAUSE_MAX);
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! JSON errors: `{"error": "...", "field": "..."}` with a status that says who must act.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use tuma_actors::outcome::ResultCode;
+
+/// A failed request.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub field: Option<&'static str>,
+    pub code: Option<ResultCode>,
+}
+
+impl ApiError {
+    /// Bad input, naming the field.
+    pub fn field(field: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            field: Some(field),
+            code: None,
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            field: None,
+            code: None,
+        }
+    }
+    pub fn unauthorized() -> ApiError {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            message: "missing or wrong bearer token".into(),
+            field: None,
+            code: None,
+        }
+    }
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: message.into(),
+            field: None,
+            code: None,
+        }
+    }
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+            field: None,
+            code: None,
+        }
+    }
+    /// A ledger refusal of an admin command.
+    pub fn from_code(code: ResultCode) -> ApiError {
+        let status = match code {
+            ResultCode::AccountExists | ResultCode::DuplicateRequest => StatusCode::CONFLICT,
+            ResultCode::UnknownAccount | ResultCode::UnknownPayee => StatusCode::NOT_FOUND,
+            ResultCode::WrongPin | ResultCode::PinLocked => StatusCode::UNAUTHORIZED,
+            ResultCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError {
+            status,
+            message: code.description().to_string(),
+            field: None,
+            code: Some(code),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let Some(field) = self.field {
+            body["field"] = json!(field);
+        }
+        if let Some(code) = self.code {
+            body["result_code"] = json!(code.code());
+            body["result"] = json!(code.name());
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> ApiError {
+        ApiError::bad_request(format!("malformed JSON: {}", rejection.body_text()))
+    }
+}

@@ -1,0 +1,77 @@
+//! The HTTP API every node serves (the app channel and the admin API).
+//!
+//! | file | holds |
+//! |---|---|
+//! | `error.rs` | the JSON error answer and how each failure maps to a status code |
+//! | `calls.rs` | calling the engine with retries on leader change until a deadline |
+//! | `admin.rs` | `/admin/v1/…`: registration, float, accounts, cluster, audit, care |
+//! | `app.rs` | `/v1/…`: transfers, balance, statement |
+//!
+//! Amounts are decimal strings with two places (`"500.00"`), parsed by `Money::parse`.
+
+mod admin;
+mod app;
+mod calls;
+mod error;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tuma_actors::pin::PinHasher;
+use tuma_cluster::engine::NodeHandle;
+
+pub use calls::Calls;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub calls: Calls,
+    pub admin_token: Arc<str>,
+    /// Hashes PINs at registration (argon2id; slow on purpose, run on the blocking pool).
+    pub hasher: PinHasher,
+    /// Enables `/admin/v1/test/…` fault hooks (tests only).
+    pub test_hooks: bool,
+    pub prometheus: Option<PrometheusHandle>,
+}
+
+impl ApiState {
+    pub fn new(
+        handle: NodeHandle,
+        admin_token: &str,
+        hasher: PinHasher,
+        test_hooks: bool,
+        prometheus: Option<PrometheusHandle>,
+    ) -> ApiState {
+        ApiState {
+            calls: Calls::new(handle),
+            admin_token: admin_token.into(),
+            hasher,
+            test_hooks,
+            prometheus,
+        }
+    }
+}
+
+/// The router with every endpoint.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/health", get(admin::health))
+        .route("/metrics", get(admin::metrics))
+        .route("/admin/v1/customers", post(admin::register_customer))
+        .route("/admin/v1/agents", post(admin::register_agent))
+        .route("/admin/v1/businesses", post(admin::register_business))
+        .route("/admin/v1/float", post(admin::issue_float))
+        .route("/admin/v1/accounts/:reference", get(admin::account))
+        .route("/admin/v1/pins/unlock", post(admin::unlock_pin))
+        .route("/admin/v1/pins/reset", post(admin::reset_pin))
+        .route("/admin/v1/cluster", get(admin::cluster))
+        .route("/admin/v1/audit", get(admin::audit))
+        .route("/admin/v1/test/panic", post(admin::plant_panic))
+        .route("/v1/transfers", post(app::create_transfer))
+        .route("/v1/transfers/:request_id", get(app::transfer_status))
+        .route("/v1/accounts/:msisdn/balance", get(app::balance))
+        .route("/v1/accounts/:msisdn/statement", get(app::statement))
+        .with_state(state)
+}

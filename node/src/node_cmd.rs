@@ -1,0 +1,115 @@
+//! `tuma node`: wires storage, transport, engine and the HTTP API, and shuts down cleanly on
+//! SIGTERM or Ctrl-C: stop accepting requests, let in-flight ones finish, let the engine apply
+//! and flush what it has, exit 0.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tuma_actors::tariff::Tariffs;
+use tuma_cluster::engine::{Engine, EngineConfig};
+use tuma_cluster::storage::SledStore;
+use tuma_cluster::transport::{Transport, TransportConfig};
+
+use crate::config::{NodeArgs, NodeConfig};
+use crate::http;
+
+pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    let config = args.resolve()?;
+    if args.check_config {
+        println!(
+            "config ok: node {} of {} members, {} shards × {} replicas, data {}, peer {}, http {}",
+            config.id,
+            config.members.len(),
+            config.shards,
+            config.replicas,
+            config.data.display(),
+            config.listen_peer,
+            config.listen_http
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: NodeConfig) -> anyhow::Result<()> {
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    let store = SledStore::open(&config.data)
+        .with_context(|| format!("opening {}", config.data.display()))?;
+    let (peer_tx, mut peer_rx) = tokio::sync::mpsc::channel(65_536);
+    let transport_config = TransportConfig::new(
+        config.id,
+        config.listen_peer,
+        config.members.clone(),
+        config.secret.clone(),
+    );
+    let transport = Transport::start(transport_config, peer_tx)
+        .await
+        .context("starting the peer transport")?;
+    let mut engine_config = EngineConfig::new(
+        config.id,
+        config.members.clone(),
+        config.shards,
+        config.replicas,
+    );
+    engine_config.tariffs = Arc::new(Tariffs::kenya_default());
+    let (handle, engine_thread) = Engine::start(
+        engine_config,
+        Box::new(store),
+        transport.clone(),
+        tokio::runtime::Handle::current(),
+    )?;
+    let peers = handle.clone();
+    tokio::spawn(async move {
+        while let Some((from, frame)) = peer_rx.recv().await {
+            if !peers.peer(from, frame) {
+                metrics::counter!("tuma_engine_inputs_dropped_total").increment(1);
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen_http)
+        .await
+        .with_context(|| format!("binding {}", config.listen_http))?;
+    tracing::info!(node = config.id, http = %listener.local_addr()?, peer = %transport.local_addr(), "node serving");
+    let state = http::ApiState::new(
+        handle.clone(),
+        &config.admin_token,
+        config.hasher.clone(),
+        config.test_hooks,
+        prometheus,
+    );
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server")?;
+    tracing::info!("HTTP stopped; stopping the engine");
+    handle.shutdown();
+    tokio::task::spawn_blocking(move || engine_thread.join())
+        .await
+        .ok();
+    tracing::info!("node stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
