@@ -1,16 +1,326 @@
-//! # tuma-tests — integration tests on the real binary
+//! # tuma-tests — integration tests on real processes
 //!
-//! The tests live in `tests/tests/`; each runs the `tuma` binary built by Cargo for this
-//! workspace (see `tuma_binary`).
+//! [`TestCluster`] starts `tuma node` processes on loopback (free ports, a temporary data
+//! directory, a fast PIN hash), and lets a test kill (-9), stop (SIGTERM) and restart them.
+//! The tests live in `tests/tests/`. They run the `tuma` binary Cargo built for this workspace
+//! (`cargo test --workspace` builds it; `cargo build -p tuma-node` does too).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-/// Path of the `tuma` binary Cargo built next to this test's executable.
+use serde_json::{json, Value};
+
+pub const TOKEN: &str = "integration-test-token";
+pub const PIN: &str = "1234";
+
+/// The `tuma` binary next to this test's executable.
 pub fn tuma_binary() -> PathBuf {
-    let mut path = std::env::current_exe().expect("test executable path");
-    path.pop();
-    if path.ends_with("deps") {
-        path.pop();
+    let mut dir = std::env::current_exe().expect("test executable path");
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
     }
-    path.join(format!("tuma{}", std::env::consts::EXE_SUFFIX))
+    let path = dir.join(format!("tuma{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p tuma-node` (or `cargo test --workspace`)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One node process.
+pub struct NodeProc {
+    pub id: usize,
+    pub url: String,
+    http_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+}
+
+/// A cluster of `tuma node` processes in a temporary directory, killed and removed on drop.
+pub struct TestCluster {
+    pub dir: PathBuf,
+    pub nodes: Vec<NodeProc>,
+    pub shards: u32,
+    secret: String,
+    pub client: reqwest::blocking::Client,
+}
+
+impl TestCluster {
+    /// Starts `n` nodes with `shards` shards (3 replicas, or n if fewer) and waits for leaders.
+    pub fn start(name: &str, n: usize, shards: u32) -> TestCluster {
+        TestCluster::start_with_secrets(name, n, shards, |_| None)
+    }
+
+    /// As `start`, but node `id` uses `secret(id)` instead of the cluster secret when given.
+    pub fn start_with_secrets(
+        name: &str,
+        n: usize,
+        shards: u32,
+        secret: impl Fn(usize) -> Option<String>,
+    ) -> TestCluster {
+        let dir = std::env::temp_dir().join(format!("tuma-it-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let nodes = (1..=n)
+            .map(|id| {
+                let http_port = free_port();
+                NodeProc {
+                    id,
+                    url: format!("http://127.0.0.1:{http_port}"),
+                    http_port,
+                    peer_port: free_port(),
+                    child: None,
+                }
+            })
+            .collect();
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let mut cluster = TestCluster {
+            dir,
+            nodes,
+            shards,
+            secret: "integration-cluster-secret".into(),
+            client,
+        };
+        for id in 1..=n {
+            cluster.spawn(id, secret(id).as_deref());
+        }
+        cluster.wait_ready(Duration::from_secs(60));
+        cluster
+    }
+
+    fn members(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("{}=127.0.0.1:{}", n.id, n.peer_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Starts node `id` (again), optionally with another cluster secret.
+    pub fn spawn(&mut self, id: usize, secret: Option<&str>) {
+        let members = self.members();
+        let replicas = self.nodes.len().min(3);
+        let node = &self.nodes[id - 1];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("node-{id}.log")))
+            .unwrap();
+        let child = Command::new(tuma_binary())
+            .arg("node")
+            .args(["--id", &id.to_string()])
+            .arg("--data")
+            .arg(self.dir.join(format!("node-{id}")))
+            .args(["--listen-peer", &format!("127.0.0.1:{}", node.peer_port)])
+            .args(["--listen-http", &format!("127.0.0.1:{}", node.http_port)])
+            .args(["--members", &members])
+            .args(["--cluster-secret", secret.unwrap_or(&self.secret)])
+            .args(["--admin-token", TOKEN])
+            .args(["--shards", &self.shards.to_string()])
+            .args(["--replicas", &replicas.to_string()])
+            .args([
+                "--pin-hash-memory-kib",
+                "64",
+                "--pin-hash-iterations",
+                "1",
+                "--enable-test-hooks",
+            ])
+            .env("TUMA_LOG", "info,raft=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting tuma node");
+        self.nodes[id - 1].child = Some(child);
+    }
+
+    /// `kill -9` node `id`.
+    pub fn kill9(&mut self, id: usize) {
+        if let Some(mut child) = self.nodes[id - 1].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM node `id` and return its exit code.
+    pub fn stop(&mut self, id: usize) -> Option<i32> {
+        use nix::sys::signal::{kill, Signal};
+        let mut child = self.nodes[id - 1].child.take()?;
+        let _ = kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self, id: usize) -> &str {
+        &self.nodes[id - 1].url
+    }
+
+    /// Node ids currently running.
+    pub fn running(&self) -> Vec<usize> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    pub fn get(&self, url: &str) -> Option<(u16, Value)> {
+        let response = self
+            .client
+            .get(url)
+            .bearer_auth(TOKEN)
+            .header("X-Tuma-Pin", PIN)
+            .send()
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().unwrap_or(Value::Null)))
+    }
+
+    pub fn post(&self, url: &str, body: &Value) -> Option<(u16, Value)> {
+        let response = self
+            .client
+            .post(url)
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().unwrap_or(Value::Null)))
+    }
+
+    /// Each running node's `/admin/v1/cluster`.
+    pub fn statuses(&self) -> Vec<(usize, Value)> {
+        self.running()
+            .into_iter()
+            .filter_map(|id| {
+                self.get(&format!("{}/admin/v1/cluster", self.url(id)))
+                    .filter(|(s, _)| *s == 200)
+                    .map(|(_, v)| (id, v))
+            })
+            .collect()
+    }
+
+    /// Shards led by each running node.
+    pub fn leaders(&self) -> Vec<(usize, Vec<u64>)> {
+        self.statuses()
+            .into_iter()
+            .map(|(id, status)| {
+                let led = status["shards"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s["role"] == "leader")
+                    .filter_map(|s| s["shard"].as_u64())
+                    .collect();
+                (id, led)
+            })
+            .collect()
+    }
+
+    /// Waits until every shard has a leader among the running nodes.
+    pub fn wait_ready(&self, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            let led: std::collections::BTreeSet<u64> =
+                self.leaders().into_iter().flat_map(|(_, s)| s).collect();
+            if led.len() as u32 == self.shards {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "only {} of {} shards have a leader; logs in {}",
+                led.len(),
+                self.shards,
+                self.dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Registers a customer through node 1 (or any running node).
+    pub fn register_customer(&self, msisdn: &str) {
+        let url = self.url(self.running()[0]);
+        let (status, body) = self
+            .post(&format!("{url}/admin/v1/customers"), &json!({"msisdn": msisdn, "name": format!("Customer {msisdn}"), "id_number": "12345678", "pin": PIN}))
+            .expect("registering");
+        assert_eq!(status, 201, "{body}");
+    }
+
+    pub fn fund(&self, account: &str, amount: &str, request_id: &str) {
+        let url = self.url(self.running()[0]);
+        let (status, body) = self
+            .post(
+                &format!("{url}/admin/v1/float"),
+                &json!({"request_id": request_id, "account": account, "amount": amount}),
+            )
+            .expect("funding");
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// The cluster-wide audit, once nothing is in flight (or the last one seen at the timeout).
+    pub fn quiet_audit(&self, timeout: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let url = self.url(self.running()[0]);
+            if let Some((200, audit)) = self.get(&format!("{url}/admin/v1/audit")) {
+                if audit["totals"]["transfers_in_flight"] == 0 || started.elapsed() > timeout {
+                    return audit;
+                }
+            }
+            assert!(
+                started.elapsed() < timeout + Duration::from_secs(30),
+                "audit never answered"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A send-money request body.
+pub fn send_money(request_id: &str, from: &str, to: &str, amount: &str) -> Value {
+    json!({"request_id": request_id, "kind": "send_money", "from": from, "to": to, "amount": amount, "pin": PIN, "deadline_ms": 8000})
 }

@@ -1,0 +1,255 @@
+//! The HTTP API on a real node: bad input is refused with a clear error and moves no money;
+//! wrong PINs lock; duplicates answer the same; a panicking actor is restarted and counted.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tuma_tests::{send_money, TestCluster, PIN, TOKEN};
+
+const ALICE: &str = "254711000001";
+const BOB: &str = "254711000002";
+
+fn balance(cluster: &TestCluster, who: &str) -> String {
+    let (_, body) = cluster
+        .get(&format!("{}/admin/v1/accounts/{who}", cluster.url(1)))
+        .unwrap();
+    body["balance"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_moves_no_money() {
+    let cluster = TestCluster::start("api-input", 1, 4);
+    cluster.register_customer(ALICE);
+    cluster.register_customer(BOB);
+    cluster.fund(ALICE, "1000.00", "fund-alice");
+    let url = format!("{}/v1/transfers", cluster.url(1));
+    let raw = cluster
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+    let body: Value = raw.json().unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("malformed JSON"),
+        "{body}"
+    );
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"request_id": "x1", "kind": "teleport", "from": ALICE, "to": BOB, "amount": "10.00", "pin": PIN}),
+            "kind",
+        ),
+        (
+            json!({"request_id": "x2", "kind": "send_money", "from": ALICE, "to": BOB, "amount": "-10.00", "pin": PIN}),
+            "amount",
+        ),
+        (
+            json!({"request_id": "x3", "kind": "send_money", "from": ALICE, "to": BOB, "amount": "10.001", "pin": PIN}),
+            "amount",
+        ),
+        (
+            json!({"request_id": "x4", "kind": "send_money", "from": ALICE, "to": BOB, "amount": "0", "pin": PIN}),
+            "amount",
+        ),
+        (
+            json!({"request_id": "x5", "kind": "send_money", "from": "0712", "to": BOB, "amount": "10.00", "pin": PIN}),
+            "from",
+        ),
+        (
+            json!({"request_id": "x6", "kind": "send_money", "from": ALICE, "to": "+1555123", "amount": "10.00", "pin": PIN}),
+            "to",
+        ),
+        (
+            json!({"request_id": "x7", "kind": "send_money", "from": ALICE, "to": BOB, "amount": "10.00", "pin": "12"}),
+            "pin",
+        ),
+        (
+            json!({"request_id": "has space", "kind": "send_money", "from": ALICE, "to": BOB, "amount": "10.00", "pin": PIN}),
+            "request_id",
+        ),
+        (
+            json!({"request_id": "x8", "kind": "send_money", "from": ALICE, "to": BOB, "amount": "10.00", "pin": PIN, "deadline_ms": 5}),
+            "deadline_ms",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = cluster.post(&url, &body).unwrap();
+        assert_eq!(status, 400, "{body} → {answer}");
+        assert_eq!(answer["field"], field, "{body} → {answer}");
+    }
+    let (status, answer) = cluster
+        .post(&url, &json!({"request_id": "x9", "kind": "send_money"}))
+        .unwrap();
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"].as_str().unwrap().contains("missing field"),
+        "{answer}"
+    );
+    // Admin: wrong token, duplicates, malformed registration.
+    let wrong = cluster
+        .client
+        .post(format!("{}/admin/v1/customers", cluster.url(1)))
+        .bearer_auth("wrong-token-wrong")
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let dup = json!({"msisdn": ALICE, "name": "Again", "id_number": "1", "pin": PIN});
+    assert_eq!(
+        cluster
+            .post(&format!("{}/admin/v1/customers", cluster.url(1)), &dup)
+            .unwrap()
+            .0,
+        409
+    );
+    let bad = json!({"msisdn": "07123", "name": "X", "id_number": "1", "pin": PIN});
+    let (status, answer) = cluster
+        .post(&format!("{}/admin/v1/customers", cluster.url(1)), &bad)
+        .unwrap();
+    assert_eq!((status, answer["field"].as_str()), (400, Some("msisdn")));
+    assert_eq!(balance(&cluster, ALICE), "1000.00");
+    assert_eq!(balance(&cluster, BOB), "0.00");
+}
+
+#[test]
+fn wrong_pins_fail_then_lock_and_duplicates_answer_the_same() {
+    let cluster = TestCluster::start("api-pin", 1, 4);
+    cluster.register_customer(ALICE);
+    cluster.register_customer(BOB);
+    cluster.fund(ALICE, "1000.00", "fund-alice");
+    let url = format!("{}/v1/transfers", cluster.url(1));
+    let ok = send_money("dup-1", ALICE, BOB, "100.00");
+    let (s1, first) = cluster.post(&url, &ok).unwrap();
+    let (s2, second) = cluster.post(&url, &ok).unwrap();
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(first["status"], "confirmed");
+    assert_eq!(first["transaction_id"], second["transaction_id"]);
+    assert_eq!(first["fee"], "0.00");
+    assert_eq!(balance(&cluster, BOB), "100.00", "a duplicate moved money");
+    for attempt in 1..=5 {
+        let mut body = send_money(&format!("wrong-{attempt}"), ALICE, BOB, "10.00");
+        body["pin"] = json!("9999");
+        let (status, answer) = cluster.post(&url, &body).unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(answer["status"], "failed");
+        assert_eq!(
+            answer["result"],
+            if attempt < 5 {
+                "wrong_pin"
+            } else {
+                "pin_locked"
+            },
+            "attempt {attempt}"
+        );
+    }
+    let (_, locked) = cluster
+        .post(&url, &send_money("after-lock", ALICE, BOB, "10.00"))
+        .unwrap();
+    assert_eq!(locked["result"], "pin_locked");
+    assert_eq!(balance(&cluster, BOB), "100.00");
+    let (status, _) = cluster
+        .post(
+            &format!("{}/admin/v1/pins/unlock", cluster.url(1)),
+            &json!({"account": ALICE}),
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    let (_, answer) = cluster
+        .post(&url, &send_money("after-unlock", ALICE, BOB, "10.00"))
+        .unwrap();
+    assert_eq!(answer["status"], "confirmed");
+    let (status, answer) = cluster
+        .get(&format!("{}/v1/accounts/{BOB}/balance", cluster.url(1)))
+        .unwrap();
+    assert_eq!((status, answer["balance"].as_str()), (200, Some("110.00")));
+}
+
+#[test]
+fn a_panicking_actor_is_restarted_and_the_node_keeps_serving() {
+    let cluster = TestCluster::start("api-panic", 1, 4);
+    cluster.register_customer(ALICE);
+    cluster.register_customer(BOB);
+    cluster.fund(ALICE, "1000.00", "fund-alice");
+    let node = cluster.url(1).to_string();
+    let restarts = || {
+        cluster.get(&format!("{node}/admin/v1/cluster")).unwrap().1["actor_restarts"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(restarts(), 0);
+    let (status, _) = cluster
+        .post(
+            &format!("{node}/admin/v1/test/panic"),
+            &json!({"account": ALICE}),
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    // The first attempt dies with the actor; the HTTP layer retries with the same request id
+    // and the rebuilt actor serves it.
+    let (status, answer) = cluster
+        .post(
+            &format!("{node}/v1/transfers"),
+            &send_money("after-panic", ALICE, BOB, "50.00"),
+        )
+        .unwrap();
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("confirmed")),
+        "{answer}"
+    );
+    assert!(answer["retries"].as_u64().unwrap() >= 1, "{answer}");
+    assert_eq!(restarts(), 1);
+    let metrics = cluster
+        .client
+        .get(format!("{node}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("tuma_actor_restarts_total") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    assert_eq!(cluster.get(&format!("{node}/health")).unwrap().0, 200);
+    assert_eq!(balance(&cluster, BOB), "50.00");
+    std::thread::sleep(Duration::from_millis(10));
+    let _ = TOKEN;
+}
+
+#[test]
+fn a_node_with_the_wrong_secret_cannot_join_or_inject() {
+    let cluster = TestCluster::start_with_secrets("wrong-secret", 3, 4, |id| {
+        (id == 3).then(|| "a-different-cluster-secret".to_string())
+    });
+    cluster.register_customer(ALICE);
+    cluster.register_customer(BOB);
+    cluster.fund(ALICE, "500.00", "fund-alice");
+    let (status, answer) = cluster
+        .post(
+            &format!("{}/v1/transfers", cluster.url(1)),
+            &send_money("t1", ALICE, BOB, "100.00"),
+        )
+        .unwrap();
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("confirmed"))
+    );
+    // Node 3 never heard a leader nor applied an entry: its messages were refused and so were ours.
+    let (_, status3) = cluster
+        .get(&format!("{}/admin/v1/cluster", cluster.url(3)))
+        .unwrap();
+    for shard in status3["shards"].as_array().unwrap() {
+        assert_eq!(shard["applied_index"], 0, "{shard}");
+        assert_ne!(shard["role"], "leader", "{shard}");
+    }
+    let log = std::fs::read_to_string(cluster.log_dir().join("node-1.log")).unwrap();
+    assert!(
+        log.contains("peer authentication failed"),
+        "node 1 should log refusing node 3"
+    );
+    assert_eq!(balance(&cluster, BOB), "100.00");
+}
