@@ -54,6 +54,12 @@ pub struct NodeArgs {
     /// argon2id iterations for new PIN hashes (default 2).
     #[arg(long, env = "TUMA_PIN_HASH_ITERATIONS")]
     pub pin_hash_iterations: Option<u32>,
+    /// Checkpoint a shard's ledger (and compact its log) after this many entries (default 20000).
+    #[arg(long, env = "TUMA_CHECKPOINT_EVERY_ENTRIES")]
+    pub checkpoint_every_entries: Option<u64>,
+    /// Log entries kept behind a checkpoint for slow followers (default 2000).
+    #[arg(long, env = "TUMA_LOG_KEEP_ENTRIES")]
+    pub log_keep_entries: Option<u64>,
     /// Validate the configuration and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -77,6 +83,8 @@ struct FileConfig {
     replicas: Option<usize>,
     pin_hash_memory_kib: Option<u32>,
     pin_hash_iterations: Option<u32>,
+    checkpoint_every_entries: Option<u64>,
+    log_keep_entries: Option<u64>,
 }
 
 /// The resolved, validated configuration.
@@ -93,6 +101,8 @@ pub struct NodeConfig {
     pub replicas: usize,
     pub hasher: PinHasher,
     pub test_hooks: bool,
+    pub checkpoint_every_entries: u64,
+    pub log_keep_entries: u64,
 }
 
 /// Parses `1=HOST:PORT,2=HOST:PORT`.
@@ -207,6 +217,17 @@ impl NodeArgs {
             .unwrap_or(2);
         let hasher = PinHasher::new(memory, iterations)
             .map_err(|e| anyhow::anyhow!("PIN hash parameters: {e}"))?;
+        let checkpoint_every_entries = self
+            .checkpoint_every_entries
+            .or(file.checkpoint_every_entries)
+            .unwrap_or(20_000);
+        let log_keep_entries = self
+            .log_keep_entries
+            .or(file.log_keep_entries)
+            .unwrap_or(2_000);
+        if checkpoint_every_entries == 0 {
+            bail!("--checkpoint-every-entries must be positive");
+        }
         Ok(NodeConfig {
             id,
             data,
@@ -219,6 +240,8 @@ impl NodeArgs {
             replicas,
             hasher,
             test_hooks: self.enable_test_hooks,
+            checkpoint_every_entries,
+            log_keep_entries,
         })
     }
 }

@@ -61,6 +61,8 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         config.replicas,
     );
     engine_config.tariffs = Arc::new(Tariffs::kenya_default());
+    engine_config.checkpoint_every_entries = config.checkpoint_every_entries;
+    engine_config.log_keep_entries = config.log_keep_entries;
     let (handle, engine_thread) = Engine::start(
         engine_config,
         Box::new(store),

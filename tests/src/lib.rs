@@ -53,6 +53,8 @@ pub struct TestCluster {
     pub nodes: Vec<NodeProc>,
     pub shards: u32,
     secret: String,
+    /// Extra flags for every node.
+    pub extra_args: Vec<String>,
     pub client: reqwest::blocking::Client,
 }
 
@@ -93,6 +95,7 @@ impl TestCluster {
             nodes,
             shards,
             secret: "integration-cluster-secret".into(),
+            extra_args: extra_args(),
             client,
         };
         for id in 1..=n {
@@ -139,6 +142,7 @@ impl TestCluster {
                 "1",
                 "--enable-test-hooks",
             ])
+            .args(&self.extra_args)
             .env("TUMA_LOG", "info,raft=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -243,10 +247,27 @@ impl TestCluster {
             .collect()
     }
 
+    /// Panics with the log's tail if a node process exited.
+    fn check_alive(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(Ok(Some(status))) = node.child.as_mut().map(|c| c.try_wait()) {
+                let log = std::fs::read_to_string(self.dir.join(format!("node-{}.log", node.id)))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                panic!(
+                    "node {} exited ({status}):\n{}",
+                    node.id,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
+    }
+
     /// Waits until every shard has a leader among the running nodes.
-    pub fn wait_ready(&self, timeout: Duration) {
+    pub fn wait_ready(&mut self, timeout: Duration) {
         let started = Instant::now();
         loop {
+            self.check_alive();
             let led: std::collections::BTreeSet<u64> =
                 self.leaders().into_iter().flat_map(|(_, s)| s).collect();
             if led.len() as u32 == self.shards {
@@ -318,6 +339,19 @@ impl Drop for TestCluster {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+thread_local! {
+    static EXTRA_ARGS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn extra_args() -> Vec<String> {
+    EXTRA_ARGS.with(|a| a.borrow().clone())
+}
+
+/// Extra `tuma node` flags for clusters this test thread starts next.
+pub fn with_node_flags(flags: &[&str]) {
+    EXTRA_ARGS.with(|a| *a.borrow_mut() = flags.iter().map(|f| f.to_string()).collect());
 }
 
 /// A send-money request body.

@@ -66,8 +66,10 @@ impl Replica {
         let fresh = durable.is_none();
         let (log, ledger, applied) = match durable {
             None => {
-                let mut conf = ConfState::default();
-                conf.voters = voters;
+                let conf = ConfState {
+                    voters,
+                    ..Default::default()
+                };
                 (
                     ShardLog::restore(HardState::default(), conf, None, Vec::new()),
                     ShardLedger::new(ledger_config),
@@ -232,6 +234,12 @@ impl Replica {
         self.log.apply_snapshot(snapshot);
         self.applied = snapshot.get_metadata().index;
         self.checkpoint_index = self.applied;
+        tracing::info!(
+            shard = self.shard,
+            index = self.applied,
+            "installed a snapshot from the leader"
+        );
+        metrics::counter!("tuma_raft_snapshots_installed_total").increment(1);
         Ok(WriteOp::Checkpoint {
             shard: self.shard,
             snapshot: snapshot.clone(),

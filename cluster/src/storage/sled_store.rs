@@ -166,11 +166,12 @@ mod tests {
     use super::*;
 
     fn entry(index: u64, term: u64) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e.data = vec![index as u8; 3].into();
-        e
+        Entry {
+            index,
+            term,
+            data: vec![index as u8; 3].into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -184,9 +185,11 @@ mod tests {
                 "second open must fail"
             );
             assert!(store.load_shard(3).unwrap().is_none());
-            let mut hs = HardState::default();
-            hs.term = 2;
-            hs.commit = 4;
+            let hs = HardState {
+                term: 2,
+                commit: 4,
+                ..Default::default()
+            };
             let mut batch = WriteBatch::default();
             batch.ops.push(WriteOp::Append {
                 shard: 3,

@@ -23,8 +23,8 @@
 //! - Traffic flows one way per connection (connector → acceptor), so one key with a counter nonce
 //!   is never used for two different plaintexts under the same nonce.
 //! - The reply's node id and the ack are plaintext and unauthenticated: they only help the
-//!   connector notice a misconfigured address and back off when it is refused; forging them gains an
-//!   attacker nothing it could not get by simply not answering.
+//!   connector notice a misconfigured address and back off when it is refused; forging them gains
+//!   an attacker nothing it could not get by simply not answering.
 
 use std::io;
 

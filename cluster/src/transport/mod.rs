@@ -2,7 +2,8 @@
 //!
 //! Carries messages (Raft traffic, the money protocol) between the nodes of a cluster over tokio
 //! TCP, in length-delimited frames, each an encrypted and authenticated batch of serde messages
-//! encoded with bincode 2. The wire format and the handshake are in [`frame`] and [`crypto`].
+//! encoded with bincode 2. The wire format and the handshake are described in `frame.rs` and
+//! `crypto.rs`.
 //!
 //! ## Connections
 //! Each node opens one outbound connection to every peer, from a writer task per peer, and only

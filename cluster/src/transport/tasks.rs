@@ -134,9 +134,10 @@ async fn pump<M: Serialize>(
                 written?;
             }
             read = read_half.read(&mut probe) => {
+                use io::ErrorKind::{InvalidData, UnexpectedEof};
                 return Err(match read {
-                    Ok(0) => io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection"),
-                    Ok(_) => io::Error::new(io::ErrorKind::InvalidData, "unexpected bytes from peer"),
+                    Ok(0) => io::Error::new(UnexpectedEof, "peer closed the connection"),
+                    Ok(_) => io::Error::new(InvalidData, "unexpected bytes from peer"),
                     Err(e) => e,
                 });
             }
