@@ -217,30 +217,33 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
     outcome
 }
 
-async fn supervise(
-    urls: &[String],
-    token: &str,
-    shards: u32,
-    demo: bool,
-    children: &mut [Child],
-) -> anyhow::Result<ExitCode> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
-    wait_ready(&client, urls, token, shards, children).await?;
-    println!("cluster ready");
-    if demo {
-        crate::cluster_cmd::demo(&client, &urls[0], token).await?;
-    }
+async fn supervise(urls: &[String], token: &str, shards: u32, demo: bool, children: &mut [Child]) -> anyhow::Result<ExitCode> {
+    // Listen for the stop signals first, so a signal during start-up still stops the nodes.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let start = async {
+        wait_ready(&client, urls, token, shards, children).await?;
+        println!("cluster ready");
+        if demo {
+            crate::cluster_cmd::demo(&client, &urls[0], token).await?;
+        }
+        Ok::<(), anyhow::Error>(())
+    };
+    tokio::select! {
+        result = start => result?,
+        _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
+    }
+    let mut reported = vec![false; children.len()];
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
             _ = terminate.recv() => return Ok(ExitCode::SUCCESS),
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
                 for (i, child) in children.iter_mut().enumerate() {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        eprintln!("node {} exited ({status}); see its log", i + 1);
+                    if let (false, Ok(Some(status))) = (reported[i], child.try_wait()) {
+                        reported[i] = true;
+                        eprintln!("node {} exited ({status}); see node-{}.log", i + 1, i + 1);
                     }
                 }
             }

@@ -71,3 +71,24 @@ fn bad_arguments_are_refused_with_a_message() {
         assert!(stderr.contains("error"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../tuma.example.toml");
+    let dir = std::env::temp_dir().join(format!("tuma-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "an-example-cluster-secret").unwrap();
+    let output = tuma()
+        .args(["node", "--config", example, "--check-config", "--admin-token", "example-admin-token"])
+        .arg("--cluster-secret-file")
+        .arg(&secret)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.starts_with("config ok: node 1 of 3 members, 64 shards × 3 replicas"), "{stdout}");
+    let bad = tuma().args(["node", "--config", example, "--check-config", "--admin-token", "short"]).output().unwrap();
+    assert!(!bad.status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

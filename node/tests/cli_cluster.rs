@@ -1,0 +1,85 @@
+//! `tuma cluster up` from the outside: the contract lines, the demo, a first transfer, a clean
+//! stop on SIGTERM, and a restart on the same data directory that keeps the money.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+struct Up {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+fn cluster_up(data: &std::path::Path) -> Up {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tuma"))
+        .args(["cluster", "up", "--nodes", "3", "--shards", "8", "--demo", "--pin-hash-memory-kib", "64"])
+        .arg("--data")
+        .arg(data)
+        .env("TUMA_ADMIN_TOKEN", "cluster-up-test-token")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    Up { child, lines }
+}
+
+impl Up {
+    /// Lines up to and including the first one containing `marker`.
+    fn read_until(&self, marker: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let line = self.lines.recv_timeout(Duration::from_secs(90)).unwrap_or_else(|_| panic!("no {marker:?} after {seen:?}"));
+            let done = line.contains(marker);
+            seen.push(line);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    fn terminate(mut self) -> i32 {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+}
+
+#[test]
+fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
+    let data = std::env::temp_dir().join(format!("tuma-cluster-up-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let up = cluster_up(&data);
+    let lines = up.read_until("cluster ready");
+    let nodes: Vec<&String> = lines.iter().filter(|l| l.starts_with("node ")).collect();
+    assert_eq!(nodes.len(), 3, "{lines:?}");
+    for (i, line) in nodes.iter().enumerate() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields[0..2], ["node", &(i + 1).to_string()], "{line}");
+        assert!(fields[2].starts_with("http=http://127.0.0.1:") && fields[3].starts_with("peer=127.0.0.1:") && fields[4].starts_with("pid="), "{line}");
+    }
+    let url = nodes[1].split(' ').nth(2).unwrap().trim_start_matches("http=").to_string();
+    up.read_until("then: curl");
+    let client = reqwest::blocking::Client::new();
+    let transfer = json!({"request_id": "first-1", "kind": "send_money", "from": "254700000001", "to": "254700000002", "amount": "1000.00", "pin": "1234"});
+    let answer: Value = client.post(format!("{url}/v1/transfers")).json(&transfer).send().unwrap().json().unwrap();
+    assert_eq!(answer["status"], "confirmed", "{answer}");
+    assert_eq!(answer["balance"], "18987.00", "{answer}");
+    assert_eq!(up.terminate(), 0, "cluster up should stop its nodes cleanly");
+    // The same data directory brings the same cluster back, money included.
+    let up = cluster_up(&data);
+    let lines = up.read_until("cluster ready");
+    let url = lines.iter().find(|l| l.starts_with("node 1 ")).unwrap().split(' ').nth(2).unwrap().trim_start_matches("http=").to_string();
+    let balance: Value = client.get(format!("{url}/v1/accounts/254700000002/balance")).header("X-Tuma-Pin", "1234").send().unwrap().json().unwrap();
+    assert_eq!(balance["balance"], "6000.00", "{balance}");
+    assert_eq!(up.terminate(), 0);
+    std::fs::remove_dir_all(&data).unwrap();
+}
