@@ -217,10 +217,18 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
     outcome
 }
 
-async fn supervise(urls: &[String], token: &str, shards: u32, demo: bool, children: &mut [Child]) -> anyhow::Result<ExitCode> {
+async fn supervise(
+    urls: &[String],
+    token: &str,
+    shards: u32,
+    demo: bool,
+    children: &mut [Child],
+) -> anyhow::Result<ExitCode> {
     // Listen for the stop signals first, so a signal during start-up still stops the nodes.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
     let start = async {
         wait_ready(&client, urls, token, shards, children).await?;
         println!("cluster ready");

@@ -15,7 +15,17 @@ struct Up {
 
 fn cluster_up(data: &std::path::Path) -> Up {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tuma"))
-        .args(["cluster", "up", "--nodes", "3", "--shards", "8", "--demo", "--pin-hash-memory-kib", "64"])
+        .args([
+            "cluster",
+            "up",
+            "--nodes",
+            "3",
+            "--shards",
+            "8",
+            "--demo",
+            "--pin-hash-memory-kib",
+            "64",
+        ])
         .arg("--data")
         .arg(data)
         .env("TUMA_ADMIN_TOKEN", "cluster-up-test-token")
@@ -38,7 +48,10 @@ impl Up {
     fn read_until(&self, marker: &str) -> Vec<String> {
         let mut seen = Vec::new();
         loop {
-            let line = self.lines.recv_timeout(Duration::from_secs(90)).unwrap_or_else(|_| panic!("no {marker:?} after {seen:?}"));
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(90))
+                .unwrap_or_else(|_| panic!("no {marker:?} after {seen:?}"));
             let done = line.contains(marker);
             seen.push(line);
             if done {
@@ -48,7 +61,10 @@ impl Up {
     }
 
     fn terminate(mut self) -> i32 {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         self.child.wait().unwrap().code().unwrap_or(-1)
     }
 }
@@ -64,21 +80,55 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
     for (i, line) in nodes.iter().enumerate() {
         let fields: Vec<&str> = line.split(' ').collect();
         assert_eq!(fields[0..2], ["node", &(i + 1).to_string()], "{line}");
-        assert!(fields[2].starts_with("http=http://127.0.0.1:") && fields[3].starts_with("peer=127.0.0.1:") && fields[4].starts_with("pid="), "{line}");
+        assert!(
+            fields[2].starts_with("http=http://127.0.0.1:")
+                && fields[3].starts_with("peer=127.0.0.1:")
+                && fields[4].starts_with("pid="),
+            "{line}"
+        );
     }
-    let url = nodes[1].split(' ').nth(2).unwrap().trim_start_matches("http=").to_string();
+    let url = nodes[1]
+        .split(' ')
+        .nth(2)
+        .unwrap()
+        .trim_start_matches("http=")
+        .to_string();
     up.read_until("then: curl");
     let client = reqwest::blocking::Client::new();
     let transfer = json!({"request_id": "first-1", "kind": "send_money", "from": "254700000001", "to": "254700000002", "amount": "1000.00", "pin": "1234"});
-    let answer: Value = client.post(format!("{url}/v1/transfers")).json(&transfer).send().unwrap().json().unwrap();
+    let answer: Value = client
+        .post(format!("{url}/v1/transfers"))
+        .json(&transfer)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(answer["status"], "confirmed", "{answer}");
     assert_eq!(answer["balance"], "18987.00", "{answer}");
-    assert_eq!(up.terminate(), 0, "cluster up should stop its nodes cleanly");
+    assert_eq!(
+        up.terminate(),
+        0,
+        "cluster up should stop its nodes cleanly"
+    );
     // The same data directory brings the same cluster back, money included.
     let up = cluster_up(&data);
     let lines = up.read_until("cluster ready");
-    let url = lines.iter().find(|l| l.starts_with("node 1 ")).unwrap().split(' ').nth(2).unwrap().trim_start_matches("http=").to_string();
-    let balance: Value = client.get(format!("{url}/v1/accounts/254700000002/balance")).header("X-Tuma-Pin", "1234").send().unwrap().json().unwrap();
+    let url = lines
+        .iter()
+        .find(|l| l.starts_with("node 1 "))
+        .unwrap()
+        .split(' ')
+        .nth(2)
+        .unwrap()
+        .trim_start_matches("http=")
+        .to_string();
+    let balance: Value = client
+        .get(format!("{url}/v1/accounts/254700000002/balance"))
+        .header("X-Tuma-Pin", "1234")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(balance["balance"], "6000.00", "{balance}");
     assert_eq!(up.terminate(), 0);
     std::fs::remove_dir_all(&data).unwrap();

@@ -80,15 +80,39 @@ fn the_example_config_is_valid() {
     let secret = dir.join("secret");
     std::fs::write(&secret, "an-example-cluster-secret").unwrap();
     let output = tuma()
-        .args(["node", "--config", example, "--check-config", "--admin-token", "example-admin-token"])
+        .args([
+            "node",
+            "--config",
+            example,
+            "--check-config",
+            "--admin-token",
+            "example-admin-token",
+        ])
         .arg("--cluster-secret-file")
         .arg(&secret)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.starts_with("config ok: node 1 of 3 members, 64 shards × 3 replicas"), "{stdout}");
-    let bad = tuma().args(["node", "--config", example, "--check-config", "--admin-token", "short"]).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("config ok: node 1 of 3 members, 64 shards × 3 replicas"),
+        "{stdout}"
+    );
+    let bad = tuma()
+        .args([
+            "node",
+            "--config",
+            example,
+            "--check-config",
+            "--admin-token",
+            "short",
+        ])
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     std::fs::remove_dir_all(&dir).unwrap();
 }
