@@ -3,7 +3,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`sim`] | `tuma sim`: a deterministic simulator of many shards over a faulty network, with a checker |
-//!
-//! The harness against real processes (`tuma chaos`) is built on the cluster (issue 4).
+//! | [`harness`] | `tuma chaos`: real faults against real `tuma node` processes, and the bank checker |
 
+pub mod harness;
 pub mod sim;

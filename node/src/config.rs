@@ -66,6 +66,12 @@ pub struct NodeArgs {
     /// Enable test-only fault hooks (never in production).
     #[arg(long, hide = true)]
     pub enable_test_hooks: bool,
+    /// Skew this node's clock by this many ms (chaos tests).
+    #[arg(long, hide = true, allow_hyphen_values = true)]
+    pub clock_offset_ms: Option<i64>,
+    /// Plant a fault for checker tests: `ack-before-decide` (chaos tests only).
+    #[arg(long, hide = true)]
+    pub plant_fault: Option<String>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -103,6 +109,8 @@ pub struct NodeConfig {
     pub test_hooks: bool,
     pub checkpoint_every_entries: u64,
     pub log_keep_entries: u64,
+    pub clock_offset_ms: i64,
+    pub planted_fault: Option<tuma_cluster::engine::EngineFault>,
 }
 
 /// Parses `1=HOST:PORT,2=HOST:PORT`.
@@ -242,6 +250,14 @@ impl NodeArgs {
             test_hooks: self.enable_test_hooks,
             checkpoint_every_entries,
             log_keep_entries,
+            clock_offset_ms: self.clock_offset_ms.unwrap_or(0),
+            planted_fault: match self.plant_fault.as_deref() {
+                None => None,
+                Some("ack-before-decide") => {
+                    Some(tuma_cluster::engine::EngineFault::AckBeforeDecide)
+                }
+                Some(other) => bail!("unknown planted fault {other:?}"),
+            },
         })
     }
 }

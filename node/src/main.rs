@@ -1,5 +1,6 @@
 //! `tuma`: the single binary. Parses the command line and hands off; no logic lives here.
 
+mod chaos_cmd;
 mod cluster_cmd;
 mod config;
 mod ctl_cmd;
@@ -22,7 +23,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run one cluster node.
-    Node(config::NodeArgs),
+    Node(Box<config::NodeArgs>),
     /// Start a local multi-node cluster.
     Cluster {
         #[command(subcommand)]
@@ -30,6 +31,8 @@ enum Command {
     },
     /// Operate a running cluster.
     Ctl(ctl_cmd::CtlArgs),
+    /// Break a real local cluster on a seeded schedule and check the bank.
+    Chaos(chaos_cmd::ChaosArgs),
     /// Run the deterministic simulator of the money core over many seeds.
     Sim(sim_cmd::SimArgs),
 }
@@ -49,9 +52,10 @@ pub fn init_tracing() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Node(args) => node_cmd::run(args),
+        Command::Node(args) => node_cmd::run(*args),
         Command::Cluster { command } => cluster_cmd::run(command),
         Command::Ctl(args) => ctl_cmd::run(args),
+        Command::Chaos(args) => chaos_cmd::run(args),
         Command::Sim(args) => sim_cmd::run(args),
     };
     match result {

@@ -63,6 +63,8 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
     engine_config.tariffs = Arc::new(Tariffs::kenya_default());
     engine_config.checkpoint_every_entries = config.checkpoint_every_entries;
     engine_config.log_keep_entries = config.log_keep_entries;
+    engine_config.clock_offset_ms = config.clock_offset_ms;
+    engine_config.planted_fault = config.planted_fault;
     let (handle, engine_thread) = Engine::start(
         engine_config,
         Box::new(store),

@@ -13,7 +13,10 @@ fn leaders_spread_evenly_across_nodes() {
         if counts.len() == 3 && counts.iter().all(|&c| c == 3) {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "leaders never balanced: {counts:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "leaders never balanced: {counts:?}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }

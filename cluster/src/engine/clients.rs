@@ -36,7 +36,7 @@ impl Engine {
             }
             return;
         }
-        let now_ms = Self::now_ms();
+        let now_ms = self.now_ms();
         let replica = self.replicas.get_mut(&shard).expect("leading");
         let reply = match request {
             ClientRequest::Command { command, .. } => {
@@ -175,7 +175,7 @@ impl Engine {
         waiter: Waiter,
     ) {
         let shard = self.map.shard_of(&request.from);
-        let now_ms = Self::now_ms();
+        let now_ms = self.now_ms();
         let Some(replica) = self.replicas.get_mut(&shard).filter(|r| r.is_leader()) else {
             let leader = self.replicas.get(&shard).and_then(|r| r.leader());
             return self.reply(waiter, ClientReply::NotLeader { shard, leader });

@@ -67,6 +67,17 @@ pub struct EngineConfig {
     /// Give up on a request forwarded to another node after this long.
     pub forward_timeout_ms: u64,
     pub tariffs: Arc<Tariffs>,
+    /// Added to this node's clock (chaos tests skew clocks with it; 0 in production).
+    pub clock_offset_ms: i64,
+    /// A fault planted for chaos-checker tests; `None` in production.
+    pub planted_fault: Option<EngineFault>,
+}
+
+/// Faults a chaos test can plant in a node to prove the checker catches them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EngineFault {
+    /// Tell the client "confirmed" as soon as the payer's funds are held, before the decision.
+    AckBeforeDecide,
 }
 
 impl EngineConfig {
@@ -92,6 +103,8 @@ impl EngineConfig {
             input_queue_max: 100_000,
             forward_timeout_ms: 30_000,
             tariffs: Arc::new(Tariffs::kenya_default()),
+            clock_offset_ms: 0,
+            planted_fault: None,
         }
     }
 
@@ -355,11 +368,13 @@ impl Engine {
         }
     }
 
-    fn now_ms() -> u64 {
-        std::time::SystemTime::now()
+    /// The leader clock stamped on proposals (wall clock plus the configured skew).
+    fn now_ms(&self) -> u64 {
+        let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        (wall + self.config.clock_offset_ms).max(0) as u64
     }
 
     fn housekeeping(&mut self, now: Instant) {

@@ -35,7 +35,7 @@ impl Engine {
     /// One pass over every replica with a Ready: one write batch, one fsync, then the sends
     /// and applies raft-rs allows only after persistence.
     pub(super) fn process_readies(&mut self) -> Result<(), StorageError> {
-        let now_ms = Self::now_ms();
+        let now_ms = self.now_ms();
         let mut batch = WriteBatch::default();
         let mut pending = Vec::new();
         let mut output = ApplyOutput::default();
@@ -193,7 +193,7 @@ impl Engine {
 
     /// Hands a protocol message to a local leader's driver; returns messages it sends on.
     fn deliver_local(&mut self, envelope: Envelope) -> Vec<Envelope> {
-        let now_ms = Self::now_ms();
+        let now_ms = self.now_ms();
         let Some(replica) = self.replicas.get_mut(&envelope.to) else {
             return Vec::new();
         };
@@ -209,7 +209,7 @@ impl Engine {
 
     /// Ticks every leading replica's driver: resends, sweeps, inquiries.
     pub(super) fn drive_protocol(&mut self) {
-        let now_ms = Self::now_ms();
+        let now_ms = self.now_ms();
         let mut envelopes = Vec::new();
         for replica in self.replicas.values_mut() {
             let Some(driver) = replica.driver.as_mut() else {

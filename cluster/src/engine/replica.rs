@@ -46,6 +46,7 @@ pub(super) struct Replica {
     pub applied: u64,
     pub checkpoint_index: u64,
     was_leader: bool,
+    planted_fault: Option<super::EngineFault>,
     /// True when the replica has no durable state yet (its conf state must be written).
     pub fresh: bool,
 }
@@ -125,6 +126,7 @@ impl Replica {
             applied,
             checkpoint_index: applied,
             was_leader: false,
+            planted_fault: config.planted_fault,
             fresh,
         })
     }
@@ -206,6 +208,22 @@ impl Replica {
                     {
                         out.replies
                             .push((waiter, ClientReply::Receipt(receipt.clone())));
+                    }
+                }
+                Applied::TransferPrepared(offer)
+                    if self.planted_fault == Some(super::EngineFault::AckBeforeDecide) =>
+                {
+                    let premature = tuma_actors::ledger::Receipt {
+                        id: offer.id.clone(),
+                        result: tuma_actors::ResultCode::Success,
+                        txn_id: Some(offer.txn_id),
+                        fee: tuma_actors::money::Money::ZERO,
+                        balance: tuma_actors::money::Money::ZERO,
+                        payee_name: None,
+                    };
+                    for waiter in self.transfer_waiters.remove(&offer.id).unwrap_or_default() {
+                        out.replies
+                            .push((waiter, ClientReply::Receipt(premature.clone())));
                     }
                 }
                 Applied::TransferRefused { id, result } => {

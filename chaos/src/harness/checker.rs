@@ -1,0 +1,238 @@
+//! The bank checker: audits during the run, and after healing and quiescence every client
+//! answer against the cluster's records and every balance against the confirmed transfers.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::cluster::{ChaosCluster, ADMIN_TOKEN};
+use super::workload::{parse_cents, Bank, Op, Outcome};
+
+/// One audit read during the run.
+#[derive(Clone, Debug)]
+pub struct AuditSample {
+    pub at_ms: u64,
+    /// `None` when no node could answer (partitions, kills).
+    pub balance_sum_cents: Option<i64>,
+    pub in_flight: Option<u64>,
+}
+
+/// Reads the audit from any node; checks the books of every shard it reports.
+pub async fn audit(cluster: &ChaosCluster, start: usize) -> Option<Value> {
+    for i in 0..cluster.size() {
+        let id = 1 + (start + i) % cluster.size();
+        if !cluster.is_up(id) {
+            continue;
+        }
+        let request = cluster
+            .client
+            .get(format!("{}/admin/v1/audit", cluster.url(id)))
+            .bearer_auth(ADMIN_TOKEN)
+            .timeout(Duration::from_secs(3));
+        if let Ok(response) = request.send().await {
+            if response.status().is_success() {
+                return response.json().await.ok();
+            }
+        }
+    }
+    None
+}
+
+/// Reads the audit every second in the background, so a paused node never stalls the fault loop.
+pub struct Auditor {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<(Vec<AuditSample>, Vec<String>)>,
+}
+
+impl Auditor {
+    pub fn start(urls: Vec<String>, epoch: Instant) -> Auditor {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .expect("http client");
+            let (mut samples, mut violations) = (Vec::new(), Vec::new());
+            let mut round = 0usize;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                round += 1;
+                let mut answer: Option<Value> = None;
+                for i in 0..urls.len() {
+                    let url = &urls[(round + i) % urls.len()];
+                    if let Ok(r) = client
+                        .get(format!("{url}/admin/v1/audit"))
+                        .bearer_auth(ADMIN_TOKEN)
+                        .send()
+                        .await
+                    {
+                        if r.status().is_success() {
+                            answer = r.json().await.ok();
+                            break;
+                        }
+                    }
+                }
+                if let Some(audit) = &answer {
+                    violations.extend(audit_violations(audit));
+                }
+                samples.push(AuditSample {
+                    at_ms: epoch.elapsed().as_millis() as u64,
+                    balance_sum_cents: answer
+                        .as_ref()
+                        .map(|a| parse_cents(a["totals"]["balance_sum"].as_str().unwrap_or("0"))),
+                    in_flight: answer
+                        .as_ref()
+                        .and_then(|a| a["totals"]["transfers_in_flight"].as_u64()),
+                });
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            (samples, violations)
+        });
+        Auditor { stop, task }
+    }
+
+    pub async fn finish(self) -> (Vec<AuditSample>, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// Violations in one audit: books that do not balance anywhere.
+pub fn audit_violations(audit: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    if audit["totals"]["balance_sum"] != "0.00" {
+        found.push(format!(
+            "Σ balances (issuer included) is {} — money created or destroyed",
+            audit["totals"]["balance_sum"]
+        ));
+    }
+    for shard in audit["shards"].as_array().into_iter().flatten() {
+        let t = &shard["totals"];
+        if t["debits_pending"] != t["credits_pending"] || t["debits_posted"] != t["credits_posted"]
+        {
+            found.push(format!(
+                "shard {} books do not balance: {t}",
+                shard["shard"]
+            ));
+        }
+    }
+    found
+}
+
+/// The final verdict on every operation and every balance.
+pub async fn final_checks(cluster: &ChaosCluster, bank: &Bank, ops: &[Op]) -> Vec<String> {
+    let mut violations = Vec::new();
+    let started = Instant::now();
+    let quiet = loop {
+        match audit(cluster, 0).await {
+            Some(a) if a["totals"]["transfers_in_flight"] == 0 => break Some(a),
+            _ if started.elapsed() > Duration::from_secs(60) => break None,
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    let Some(quiet) = quiet else {
+        violations.push(
+            "transfers still unresolved 60 s after healing (past deadline plus grace)".to_string(),
+        );
+        return violations;
+    };
+    violations.extend(audit_violations(&quiet));
+    if quiet["totals"]["clearing_sum"] != "0.00" {
+        violations.push(format!(
+            "Σ clearing is {} at quiescence",
+            quiet["totals"]["clearing_sum"]
+        ));
+    }
+    let mut balances: BTreeMap<String, i64> = bank.funded().into_iter().collect();
+    for (n, op) in ops.iter().enumerate() {
+        let url = cluster.url(1 + n % cluster.size());
+        let answer = loop {
+            let request = cluster
+                .client
+                .get(format!("{url}/v1/transfers/{}?from={}", op.id, op.from));
+            match request.send().await {
+                Ok(r) if r.status() == 404 => break None,
+                Ok(r) if r.status() == 200 => break r.json::<Value>().await.ok(),
+                _ if started.elapsed() > Duration::from_secs(300) => {
+                    violations.push(format!("transfer {}: status unreadable", op.id));
+                    break None;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let status = answer
+            .as_ref()
+            .and_then(|a| a["status"].as_str())
+            .unwrap_or("absent");
+        let committed_fee = match (&op.outcome, status) {
+            (Outcome::Confirmed { txn, fee_cents }, "confirmed") => {
+                if answer.as_ref().and_then(|a| a["transaction_id"].as_str()) != Some(txn.as_str())
+                {
+                    violations.push(format!(
+                        "transfer {}: confirmed as {txn}, now recorded as {:?}",
+                        op.id, answer
+                    ));
+                }
+                Some(*fee_cents)
+            }
+            (Outcome::Confirmed { txn, .. }, other) => {
+                violations.push(format!(
+                    "transfer {} ({} {} → {}): confirmed to the client as {txn} but is {other}",
+                    op.id, op.kind, op.from, op.to
+                ));
+                None
+            }
+            (Outcome::Failed(result), "confirmed") => {
+                violations.push(format!(
+                    "transfer {} ({}): told failed ({result}) but committed",
+                    op.id, op.kind
+                ));
+                None
+            }
+            (_, "pending") => {
+                violations.push(format!(
+                    "transfer {}: still pending after quiescence",
+                    op.id
+                ));
+                None
+            }
+            (Outcome::Ambiguous, "confirmed") => answer
+                .as_ref()
+                .map(|a| parse_cents(a["fee"].as_str().unwrap_or("0"))),
+            _ => None,
+        };
+        if let Some(fee) = committed_fee {
+            apply_effect(&mut balances, op, fee);
+        }
+    }
+    for (account, expected) in &balances {
+        let url = cluster.url(1);
+        let request = cluster
+            .client
+            .get(format!("{url}/admin/v1/accounts/{account}"))
+            .bearer_auth(ADMIN_TOKEN);
+        let actual = match request.send().await {
+            Ok(r) if r.status().is_success() => r
+                .json::<Value>()
+                .await
+                .ok()
+                .map(|a| parse_cents(a["balance"].as_str().unwrap_or("0"))),
+            _ => None,
+        };
+        match actual {
+            Some(actual) if actual == *expected => {}
+            Some(actual) => violations.push(format!("account {account}: balance {actual} cents, but its confirmed transfers add up to {expected}")),
+            None => violations.push(format!("account {account}: unreadable")),
+        }
+    }
+    violations
+}
+
+/// What a committed operation does to the balances the checker tracks.
+fn apply_effect(balances: &mut BTreeMap<String, i64>, op: &Op, fee: i64) {
+    *balances.entry(op.from.clone()).or_default() -= op.amount_cents + fee;
+    if op.kind != "buy_airtime" {
+        *balances.entry(op.to.clone()).or_default() += op.amount_cents;
+    }
+}

@@ -1,0 +1,276 @@
+//! The cluster under test: real `tuma node` processes on loopback, each reaching its peers
+//! through the harness's link proxies, started, killed, paused and restarted on command.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use super::proxy::LinkProxy;
+use super::HarnessError;
+
+pub const ADMIN_TOKEN: &str = "chaos-harness-admin-token";
+const SECRET: &str = "chaos-harness-cluster-secret";
+
+struct Node {
+    http_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+    paused: bool,
+    clock_offset_ms: i64,
+}
+
+pub struct ChaosCluster {
+    binary: PathBuf,
+    pub dir: PathBuf,
+    nodes: Vec<Node>,
+    /// (from, to) → the proxy `from` uses to reach `to`.
+    links: BTreeMap<(usize, usize), LinkProxy>,
+    shards: u32,
+    plant_fault: Option<String>,
+    pub client: reqwest::Client,
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+impl ChaosCluster {
+    pub async fn start(
+        binary: PathBuf,
+        dir: PathBuf,
+        n: usize,
+        shards: u32,
+        plant_fault: Option<String>,
+    ) -> Result<ChaosCluster, HarnessError> {
+        std::fs::create_dir_all(&dir)?;
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            nodes.push(Node {
+                http_port: free_port()?,
+                peer_port: free_port()?,
+                child: None,
+                paused: false,
+                clock_offset_ms: 0,
+            });
+        }
+        let mut links = BTreeMap::new();
+        for from in 1..=n {
+            for to in (1..=n).filter(|t| *t != from) {
+                let target: SocketAddr = format!("127.0.0.1:{}", nodes[to - 1].peer_port)
+                    .parse()
+                    .expect("loopback address");
+                links.insert((from, to), LinkProxy::start(target).await?);
+            }
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| HarnessError::Http(e.to_string()))?;
+        let mut cluster = ChaosCluster {
+            binary,
+            dir,
+            nodes,
+            links,
+            shards,
+            plant_fault,
+            client,
+        };
+        for id in 1..=n {
+            cluster.spawn(id)?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn size(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn url(&self, id: usize) -> String {
+        format!("http://127.0.0.1:{}", self.nodes[id - 1].http_port)
+    }
+
+    fn members_for(&self, id: usize) -> String {
+        (1..=self.nodes.len())
+            .map(|j| {
+                let port = if j == id {
+                    self.nodes[j - 1].peer_port
+                } else {
+                    self.links[&(id, j)].port
+                };
+                format!("{j}=127.0.0.1:{port}")
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn spawn(&mut self, id: usize) -> std::io::Result<()> {
+        let node = &self.nodes[id - 1];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("node-{id}.log")))?;
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("node")
+            .args(["--id", &id.to_string()])
+            .arg("--data")
+            .arg(self.dir.join(format!("node-{id}")))
+            .args(["--listen-peer", &format!("127.0.0.1:{}", node.peer_port)])
+            .args(["--listen-http", &format!("127.0.0.1:{}", node.http_port)])
+            .args(["--members", &self.members_for(id)])
+            .args(["--cluster-secret", SECRET, "--admin-token", ADMIN_TOKEN])
+            .args([
+                "--shards",
+                &self.shards.to_string(),
+                "--replicas",
+                &self.nodes.len().min(3).to_string(),
+            ])
+            .args(["--pin-hash-memory-kib", "64", "--pin-hash-iterations", "1"])
+            .args(["--clock-offset-ms", &node.clock_offset_ms.to_string()])
+            .env("TUMA_LOG", "info,raft=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if let Some(fault) = &self.plant_fault {
+            command.args(["--plant-fault", fault]);
+        }
+        let child = command.spawn()?;
+        let node = &mut self.nodes[id - 1];
+        node.child = Some(child);
+        node.paused = false;
+        Ok(())
+    }
+
+    pub fn is_up(&self, id: usize) -> bool {
+        self.nodes[id - 1].child.is_some()
+    }
+
+    pub fn kill9(&mut self, id: usize) {
+        if let Some(mut child) = self.nodes[id - 1].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.nodes[id - 1].paused = false;
+    }
+
+    /// SIGTERM and wait (a clean stop), killing after 20 s.
+    pub fn stop(&mut self, id: usize) {
+        self.resume(id);
+        let Some(mut child) = self.nodes[id - 1].child.take() else {
+            return;
+        };
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    pub fn pause(&mut self, id: usize) {
+        if let Some(child) = &self.nodes[id - 1].child {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGSTOP);
+            self.nodes[id - 1].paused = true;
+        }
+    }
+
+    pub fn resume(&mut self, id: usize) {
+        let node = &mut self.nodes[id - 1];
+        if let (Some(child), true) = (&node.child, node.paused) {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+        }
+        node.paused = false;
+    }
+
+    pub fn set_clock_offset(&mut self, id: usize, offset_ms: i64) {
+        self.nodes[id - 1].clock_offset_ms = offset_ms;
+    }
+
+    /// Cuts `from → to` (one direction).
+    pub fn cut(&self, from: usize, to: usize) {
+        if let Some(link) = self.links.get(&(from, to)) {
+            link.set_cut(true);
+        }
+    }
+
+    /// Delay and loss on every link.
+    pub fn degrade(&self, delay_ms: u64, loss_per_mille: u32) {
+        for link in self.links.values() {
+            link.set_delay(delay_ms);
+            link.set_loss(loss_per_mille);
+        }
+    }
+
+    /// Every link clean, every node running and unpaused.
+    pub fn heal(&mut self) -> std::io::Result<()> {
+        for link in self.links.values() {
+            link.heal();
+        }
+        for id in 1..=self.nodes.len() {
+            self.resume(id);
+            if !self.is_up(id) {
+                self.spawn(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every shard has a leader.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            let mut led = BTreeSet::new();
+            for id in 1..=self.nodes.len() {
+                if let Ok(r) = self
+                    .client
+                    .get(format!("{}/admin/v1/cluster", self.url(id)))
+                    .bearer_auth(ADMIN_TOKEN)
+                    .send()
+                    .await
+                {
+                    if let Ok(body) = r.json::<Value>().await {
+                        for s in body["shards"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|s| s["role"] == "leader")
+                        {
+                            led.insert(s["shard"].as_u64().unwrap_or(u64::MAX));
+                        }
+                    }
+                }
+            }
+            if led.len() as u32 >= self.shards {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    }
+
+    /// Kills every process (used on drop and on Ctrl-C).
+    pub fn kill_all(&mut self) {
+        for id in 1..=self.nodes.len() {
+            self.resume(id);
+            self.kill9(id);
+        }
+    }
+}
+
+impl Drop for ChaosCluster {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}

@@ -1,0 +1,215 @@
+//! `tuma chaos`: real faults against real nodes, and a bank checker.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `cluster.rs` | the cluster under test: `tuma node` processes, start/kill/pause/restart |
+//! | `proxy.rs` | per-direction link proxies: partitions (one-way too), delay, loss |
+//! | `workload.rs` | the bank: accounts, float, concurrent clients of every transfer kind |
+//! | `faults.rs` | the seeded fault schedule and what each fault does |
+//! | `checker.rs` | audits during the run; the final verdict on every answer and balance |
+//! | `report.rs` | the SVG report |
+//!
+//! Peer traffic goes through the harness's link proxies, so partitions and network faults need
+//! neither root nor kernel modules (this machine's kernel has no `tc netem`). Clients talk to the
+//! nodes directly, as gateways would.
+
+mod checker;
+mod cluster;
+mod faults;
+mod proxy;
+mod report;
+mod workload;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use faults::FaultKind;
+
+/// Why a run could not be carried out (as opposed to finding violations).
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("HTTP client: {0}")]
+    Http(String),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// One run's settings.
+#[derive(Clone, Debug)]
+pub struct ChaosConfig {
+    pub binary: PathBuf,
+    pub nodes: usize,
+    pub shards: u32,
+    pub duration: Duration,
+    pub seed: u64,
+    pub faults: Vec<FaultKind>,
+    pub clients: usize,
+    /// Where nodes keep data and logs (removed after a clean run).
+    pub dir: PathBuf,
+    pub report: Option<PathBuf>,
+    /// Passed to every node as `--plant-fault` (checker tests only).
+    pub plant_fault: Option<String>,
+}
+
+/// What a run found.
+#[derive(Debug, Default)]
+pub struct ChaosOutcome {
+    pub ops: usize,
+    pub confirmed: usize,
+    pub failed: usize,
+    pub ambiguous: usize,
+    pub faults: usize,
+    pub violations: Vec<String>,
+    pub timeline: Vec<String>,
+}
+
+impl ChaosOutcome {
+    /// The contract line.
+    pub fn line(&self) -> String {
+        format!(
+            "ops={} confirmed={} failed={} ambiguous={} faults={} violations={}",
+            self.ops,
+            self.confirmed,
+            self.failed,
+            self.ambiguous,
+            self.faults,
+            self.violations.len()
+        )
+    }
+}
+
+/// Runs the whole experiment. `say` receives timeline lines as they happen.
+pub async fn run(
+    config: ChaosConfig,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<ChaosOutcome, HarnessError> {
+    let epoch = Instant::now();
+    let stamp = |epoch: Instant| format!("[{:>6.1}s]", epoch.elapsed().as_secs_f64());
+    let mut cluster = cluster::ChaosCluster::start(
+        config.binary.clone(),
+        config.dir.clone(),
+        config.nodes,
+        config.shards,
+        config.plant_fault.clone(),
+    )
+    .await?;
+    if !cluster.wait_ready(Duration::from_secs(60)).await {
+        return Err(HarnessError::Setup(format!(
+            "the cluster never elected leaders; logs in {}",
+            config.dir.display()
+        )));
+    }
+    let urls: Vec<String> = (1..=config.nodes).map(|id| cluster.url(id)).collect();
+    let bank = workload::Bank::new();
+    if !workload::set_up(&cluster.client, &urls, &bank).await {
+        return Err(HarnessError::Setup(
+            "registering and funding the bank failed".into(),
+        ));
+    }
+    say(&format!(
+        "{} cluster of {} nodes ready, bank funded; {} clients start",
+        stamp(epoch),
+        config.nodes,
+        config.clients
+    ));
+    let run_epoch = Instant::now();
+    let urls_for_audit = urls.clone();
+    let clients =
+        workload::Clients::start(config.clients, config.seed, urls, bank.clone(), run_epoch);
+    let duration_ms = config.duration.as_millis() as u64;
+    let plan = faults::schedule(config.seed, &config.faults, duration_ms);
+    let mut outcome = ChaosOutcome::default();
+    let mut events = Vec::new();
+    let auditor = checker::Auditor::start(urls_for_audit, run_epoch);
+    let mut next_fault = 0;
+    let mut active: Option<(faults::Planned, String, u64)> = None;
+    while (run_epoch.elapsed().as_millis() as u64) < duration_ms {
+        let now = run_epoch.elapsed().as_millis() as u64;
+        if let Some((fault, description, started)) = &active {
+            if now >= started + fault.hold_ms {
+                cluster.heal()?;
+                say(&format!("{} healed: {description}", stamp(epoch)));
+                events.push(faults::FaultEvent {
+                    start_ms: *started,
+                    end_ms: now,
+                    kind: fault.kind,
+                    description: description.clone(),
+                });
+                active = None;
+            }
+        } else if let Some(fault) = plan.get(next_fault).filter(|f| now >= f.at_ms) {
+            next_fault += 1;
+            let description = faults::apply(&mut cluster, fault).await;
+            say(&format!(
+                "{} {}: {description}",
+                stamp(epoch),
+                fault.kind.name()
+            ));
+            outcome.faults += 1;
+            active = Some((fault.clone(), description, now));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Some((fault, description, started)) = active.take() {
+        events.push(faults::FaultEvent {
+            start_ms: started,
+            end_ms: run_epoch.elapsed().as_millis() as u64,
+            kind: fault.kind,
+            description,
+        });
+    }
+    let ops = clients.finish().await;
+    let (audits, audit_violations) = auditor.finish().await;
+    for violation in audit_violations {
+        say(&format!("VIOLATION during the run: {violation}"));
+        outcome.violations.push(violation);
+    }
+    cluster.heal()?;
+    say(&format!(
+        "{} workload stopped; every fault healed; waiting for leaders and quiescence",
+        stamp(epoch)
+    ));
+    if !cluster.wait_ready(Duration::from_secs(60)).await {
+        outcome
+            .violations
+            .push("the cluster did not recover within 60 s of healing".to_string());
+    } else {
+        outcome
+            .violations
+            .extend(checker::final_checks(&cluster, &bank, &ops).await);
+    }
+    outcome.ops = ops.len();
+    outcome.confirmed = ops
+        .iter()
+        .filter(|o| matches!(o.outcome, workload::Outcome::Confirmed { .. }))
+        .count();
+    outcome.failed = ops
+        .iter()
+        .filter(|o| matches!(o.outcome, workload::Outcome::Failed(_)))
+        .count();
+    outcome.ambiguous = ops
+        .iter()
+        .filter(|o| o.outcome == workload::Outcome::Ambiguous)
+        .count();
+    outcome.timeline = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{:>6.1}s–{:>6.1}s {}",
+                e.start_ms as f64 / 1000.0,
+                e.end_ms as f64 / 1000.0,
+                e.description
+            )
+        })
+        .collect();
+    if let Some(path) = &config.report {
+        std::fs::write(
+            path,
+            report::svg(&ops, &audits, &events, duration_ms, &outcome.line()),
+        )?;
+    }
+    cluster.kill_all();
+    Ok(outcome)
+}

@@ -1,0 +1,300 @@
+//! The bank workload: accounts funded from float, and concurrent clients sending every kind of
+//! transfer through random nodes (as telco gateways do), retrying ambiguous outcomes with the
+//! same idempotency key.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::cluster::ADMIN_TOKEN;
+use crate::sim::SimRng;
+
+pub const CUSTOMERS: usize = 12;
+pub const CUSTOMER_FLOAT_CENTS: i64 = 50_000 * 100;
+pub const AGENT_FLOAT_CENTS: i64 = 200_000 * 100;
+/// How long a client waits for a decision (the transfer's deadline), ms.
+const DEADLINE_MS: u64 = 4_000;
+/// Attempts with the same idempotency key before calling an outcome ambiguous.
+const ATTEMPTS_MAX: usize = 4;
+
+/// The accounts the workload uses.
+#[derive(Clone, Debug)]
+pub struct Bank {
+    pub customers: Vec<String>,
+    pub agents: Vec<String>,
+    pub paybill: String,
+    pub till: String,
+    /// Never registered: transfers to it fail on the payee's shard after the payer's hold.
+    pub stranger: String,
+}
+
+impl Bank {
+    pub fn new() -> Bank {
+        Bank {
+            customers: (0..CUSTOMERS)
+                .map(|i| format!("2547300000{i:02}"))
+                .collect(),
+            agents: vec!["agent:600101".into(), "agent:600102".into()],
+            paybill: "business:888001".into(),
+            till: "business:777001".into(),
+            stranger: "254739999999".into(),
+        }
+    }
+
+    /// Every account that holds money, with its initial float in cents.
+    pub fn funded(&self) -> Vec<(String, i64)> {
+        let mut all: Vec<(String, i64)> = self
+            .customers
+            .iter()
+            .map(|c| (c.clone(), CUSTOMER_FLOAT_CENTS))
+            .collect();
+        all.extend(self.agents.iter().map(|a| (a.clone(), AGENT_FLOAT_CENTS)));
+        all.push((self.paybill.clone(), 0));
+        all.push((self.till.clone(), 0));
+        all
+    }
+}
+
+impl Default for Bank {
+    fn default() -> Bank {
+        Bank::new()
+    }
+}
+
+/// What a client learned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Confirmed { txn: String, fee_cents: i64 },
+    Failed(String),
+    Ambiguous,
+}
+
+/// One client operation.
+#[derive(Clone, Debug)]
+pub struct Op {
+    pub id: String,
+    pub kind: &'static str,
+    pub from: String,
+    pub to: String,
+    pub amount_cents: i64,
+    pub started_ms: u64,
+    pub latency_ms: u64,
+    pub outcome: Outcome,
+}
+
+fn cents(text: &str) -> i64 {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, "0"));
+    let sign = if whole.starts_with('-') { -1 } else { 1 };
+    let whole: i64 = whole.trim_start_matches('-').parse().unwrap_or(0);
+    let frac: i64 = format!("{frac:0<2}")[..2].parse().unwrap_or(0);
+    sign * (whole * 100 + frac)
+}
+
+pub fn parse_cents(text: &str) -> i64 {
+    cents(text)
+}
+
+async fn admin(client: &reqwest::Client, url: &str, path: &str, body: Value) -> bool {
+    match client
+        .post(format!("{url}{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+    {
+        Ok(r) => r.status().is_success() || r.status() == 409,
+        Err(_) => false,
+    }
+}
+
+/// Registers and funds the bank through any node, retrying until it is done.
+pub async fn set_up(client: &reqwest::Client, urls: &[String], bank: &Bank) -> bool {
+    let mut steps: Vec<(&str, Value)> = Vec::new();
+    for c in &bank.customers {
+        steps.push((
+            "/admin/v1/customers",
+            json!({"msisdn": c, "name": format!("Customer {c}"), "id_number": "1", "pin": "1234"}),
+        ));
+    }
+    for (i, a) in bank.agents.iter().enumerate() {
+        steps.push(("/admin/v1/agents", json!({"agent_number": a.trim_start_matches("agent:"), "store_number": "1", "name": format!("Agent {i}"), "msisdn": format!("25474000000{i}"), "pin": "1234"})));
+    }
+    for (b, kind) in [(&bank.paybill, "paybill"), (&bank.till, "till")] {
+        steps.push(("/admin/v1/businesses", json!({"shortcode": b.trim_start_matches("business:"), "kind": kind, "name": format!("Biz {kind}"), "consumer_key": "k", "consumer_secret": "s", "passkey": "p"})));
+    }
+    for (i, (account, amount)) in bank
+        .funded()
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (_, a))| *a > 0)
+    {
+        steps.push(("/admin/v1/float", json!({"request_id": format!("chaos-float-{i}"), "account": account, "amount": format!("{}.{:02}", amount / 100, amount % 100)})));
+    }
+    for (n, (path, body)) in steps.into_iter().enumerate() {
+        let started = Instant::now();
+        while !admin(client, &urls[n % urls.len()], path, body.clone()).await {
+            if started.elapsed() > Duration::from_secs(60) {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    true
+}
+
+/// Draws one operation.
+fn draw(rng: &mut SimRng, bank: &Bank) -> (&'static str, String, String, i64) {
+    let customer = |rng: &mut SimRng| bank.customers[rng.below(CUSTOMERS as u64) as usize].clone();
+    let agent =
+        |rng: &mut SimRng| bank.agents[rng.below(bank.agents.len() as u64) as usize].clone();
+    let amount = (rng.range(1, 1_500) * 100) as i64;
+    match rng.below(100) {
+        0..=39 => ("send_money", customer(rng), customer(rng), amount),
+        40..=49 => ("cash_in", agent(rng), customer(rng), amount),
+        50..=64 => ("cash_out", customer(rng), agent(rng), amount.max(5_000)),
+        65..=74 => ("pay_bill", customer(rng), bank.paybill.clone(), amount),
+        75..=84 => ("buy_goods", customer(rng), bank.till.clone(), amount),
+        85..=94 => (
+            "buy_airtime",
+            customer(rng),
+            customer(rng),
+            amount.min(100_000),
+        ),
+        _ => ("send_money", customer(rng), bank.stranger.clone(), amount),
+    }
+}
+
+/// Shared state of the running clients.
+pub struct Clients {
+    pub stop: Arc<AtomicBool>,
+    pub ops: Arc<Mutex<Vec<Op>>>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Clients {
+    /// Starts `count` clients; each draws from its own seeded generator.
+    pub fn start(
+        count: usize,
+        seed: u64,
+        urls: Vec<String>,
+        bank: Bank,
+        epoch: Instant,
+    ) -> Clients {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ops: Arc<Mutex<Vec<Op>>> = Arc::default();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(DEADLINE_MS + 4_000))
+            .build()
+            .expect("http client");
+        let handles = (0..count)
+            .map(|c| {
+                let (stop, ops, urls, bank, client) = (
+                    stop.clone(),
+                    ops.clone(),
+                    urls.clone(),
+                    bank.clone(),
+                    client.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut rng = SimRng::new(seed.wrapping_mul(1_000).wrapping_add(c as u64));
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let (kind, from, to, amount_cents) = draw(&mut rng, &bank);
+                        if from == to && kind != "buy_airtime" {
+                            continue;
+                        }
+                        let id = format!("c{c}-{n}");
+                        let started = Instant::now();
+                        let outcome = send(
+                            &client,
+                            &urls,
+                            &mut rng,
+                            &id,
+                            kind,
+                            &from,
+                            &to,
+                            amount_cents,
+                        )
+                        .await;
+                        let op = Op {
+                            id,
+                            kind,
+                            from,
+                            to,
+                            amount_cents,
+                            started_ms: started.duration_since(epoch).as_millis() as u64,
+                            latency_ms: started.elapsed().as_millis() as u64,
+                            outcome,
+                        };
+                        ops.lock().expect("no panics hold this lock").push(op);
+                    }
+                })
+            })
+            .collect();
+        Clients { stop, ops, handles }
+    }
+
+    /// Stops the clients and returns every operation.
+    pub async fn finish(self) -> Vec<Op> {
+        self.stop.store(true, Ordering::Relaxed);
+        for handle in self.handles {
+            let _ = handle.await;
+        }
+        let ops = self.ops.lock().expect("no panics hold this lock").clone();
+        ops
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    client: &reqwest::Client,
+    urls: &[String],
+    rng: &mut SimRng,
+    id: &str,
+    kind: &str,
+    from: &str,
+    to: &str,
+    amount_cents: i64,
+) -> Outcome {
+    let mut body = json!({
+        "request_id": id, "kind": kind, "from": from, "to": to,
+        "amount": format!("{}.{:02}", amount_cents / 100, amount_cents % 100),
+        "pin": "1234", "deadline_ms": DEADLINE_MS,
+    });
+    if kind == "pay_bill" {
+        body["account_reference"] = json!("ACC-1");
+    }
+    for _ in 0..ATTEMPTS_MAX {
+        let url = &urls[rng.below(urls.len() as u64) as usize];
+        let Ok(response) = client
+            .post(format!("{url}/v1/transfers"))
+            .json(&body)
+            .send()
+            .await
+        else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        if response.status() != 200 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let Ok(answer) = response.json::<Value>().await else {
+            continue;
+        };
+        return match answer["status"].as_str() {
+            Some("confirmed") => Outcome::Confirmed {
+                txn: answer["transaction_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                fee_cents: cents(answer["fee"].as_str().unwrap_or("0")),
+            },
+            _ => Outcome::Failed(answer["result"].as_str().unwrap_or("unknown").to_string()),
+        };
+    }
+    Outcome::Ambiguous
+}
