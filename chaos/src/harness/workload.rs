@@ -17,7 +17,9 @@ pub const AGENT_FLOAT_CENTS: i64 = 200_000 * 100;
 /// How long a client waits for a decision (the transfer's deadline), ms.
 const DEADLINE_MS: u64 = 4_000;
 /// Attempts with the same idempotency key before calling an outcome ambiguous.
-const ATTEMPTS_MAX: usize = 4;
+const ATTEMPTS_MAX: usize = 6;
+/// One attempt's HTTP timeout: a paused node must not hold a client for the whole deadline.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2_500);
 
 /// The accounts the workload uses.
 #[derive(Clone, Debug)]

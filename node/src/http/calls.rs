@@ -8,8 +8,9 @@ use tuma_cluster::engine::{ClientReply, ClientRequest, NodeHandle};
 /// First pause between retries; doubles up to `RETRY_PAUSE_MAX`.
 const RETRY_PAUSE_MIN: Duration = Duration::from_millis(20);
 const RETRY_PAUSE_MAX: Duration = Duration::from_millis(500);
-/// One attempt waits at most this long for an answer.
-const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(5);
+/// One attempt waits at most this long for an answer; a retry with the same idempotency key is
+/// safe and finds a leader that changed or a forward that was lost.
+const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Calls {
