@@ -150,6 +150,12 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     for line in &outcome.timeline {
         println!("  {line}");
     }
+    let failures: Vec<String> = outcome
+        .failed_by_result
+        .iter()
+        .map(|(r, n)| format!("{r}={n}"))
+        .collect();
+    println!("failed answers by result: {}", failures.join(" "));
     println!("report: {}", args.report.display());
     if outcome.violations.is_empty() {
         if !args.keep_data {

@@ -63,6 +63,8 @@ pub struct ChaosOutcome {
     pub faults: usize,
     pub violations: Vec<String>,
     pub timeline: Vec<String>,
+    /// Failed answers by result name.
+    pub failed_by_result: std::collections::BTreeMap<String, usize>,
 }
 
 impl ChaosOutcome {
@@ -189,6 +191,11 @@ pub async fn run(
         .iter()
         .filter(|o| matches!(o.outcome, workload::Outcome::Failed(_)))
         .count();
+    for op in &ops {
+        if let workload::Outcome::Failed(result) = &op.outcome {
+            *outcome.failed_by_result.entry(result.clone()).or_default() += 1;
+        }
+    }
     outcome.ambiguous = ops
         .iter()
         .filter(|o| o.outcome == workload::Outcome::Ambiguous)

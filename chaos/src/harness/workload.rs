@@ -151,7 +151,12 @@ fn draw(rng: &mut SimRng, bank: &Bank) -> (&'static str, String, String, i64) {
     let customer = |rng: &mut SimRng| bank.customers[rng.below(CUSTOMERS as u64) as usize].clone();
     let agent =
         |rng: &mut SimRng| bank.agents[rng.below(bank.agents.len() as u64) as usize].clone();
-    let amount = (rng.range(1, 1_500) * 100) as i64;
+    // Mostly everyday amounts, a few large ones; enough to hit limits and empty wallets sometimes.
+    let amount = (if rng.chance(50) {
+        rng.range(500, 20_000)
+    } else {
+        rng.range(1, 300)
+    } * 100) as i64;
     match rng.below(100) {
         0..=39 => ("send_money", customer(rng), customer(rng), amount),
         40..=49 => ("cash_in", agent(rng), customer(rng), amount),
@@ -187,7 +192,7 @@ impl Clients {
         let stop = Arc::new(AtomicBool::new(false));
         let ops: Arc<Mutex<Vec<Op>>> = Arc::default();
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(DEADLINE_MS + 4_000))
+            .timeout(ATTEMPT_TIMEOUT)
             .build()
             .expect("http client");
         let handles = (0..count)
