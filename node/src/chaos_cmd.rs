@@ -156,6 +156,10 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         .map(|(r, n)| format!("{r}={n}"))
         .collect();
     println!("failed answers by result: {}", failures.join(" "));
+    println!(
+        "balance reads answered during the run: {}",
+        outcome.balance_reads
+    );
     println!("report: {}", args.report.display());
     if outcome.violations.is_empty() {
         if !args.keep_data {

@@ -72,10 +72,15 @@ fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// Distinct free loopback ports (all held until every one is chosen, so none repeats).
+fn free_ports(count: u32) -> anyhow::Result<Vec<u16>> {
+    let held = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(held
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()?)
 }
 
 fn read_or_create(
@@ -113,16 +118,13 @@ fn layout(args: &UpArgs) -> anyhow::Result<Layout> {
         return Ok(layout);
     }
     let replicas = args.replicas.unwrap_or(args.nodes.min(3));
+    let ports = free_ports(2 * args.nodes)?;
     let layout = Layout {
         nodes: args.nodes,
         shards: args.shards,
         replicas,
-        peer_ports: (0..args.nodes)
-            .map(|_| free_port())
-            .collect::<Result<_, _>>()?,
-        http_ports: (0..args.nodes)
-            .map(|_| free_port())
-            .collect::<Result<_, _>>()?,
+        peer_ports: ports[..args.nodes as usize].to_vec(),
+        http_ports: ports[args.nodes as usize..].to_vec(),
     };
     std::fs::write(&path, toml::to_string(&layout)?)?;
     Ok(layout)

@@ -30,12 +30,14 @@ pub fn tuma_binary() -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Distinct free loopback ports (all held until every one is chosen, so none repeats).
+fn free_ports(count: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 /// One node process.
@@ -74,14 +76,15 @@ impl TestCluster {
         let dir = std::env::temp_dir().join(format!("tuma-it-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        let ports = free_ports(2 * n);
         let nodes = (1..=n)
             .map(|id| {
-                let http_port = free_port();
+                let http_port = ports[2 * (id - 1)];
                 NodeProc {
                     id,
                     url: format!("http://127.0.0.1:{http_port}"),
                     http_port,
-                    peer_port: free_port(),
+                    peer_port: ports[2 * id - 1],
                     child: None,
                 }
             })

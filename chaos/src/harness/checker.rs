@@ -221,6 +221,7 @@ pub async fn final_checks(cluster: &ChaosCluster, bank: &Bank, ops: &[Op]) -> Ve
             _ => None,
         };
         match actual {
+            Some(actual) if actual < 0 => violations.push(format!("account {account}: negative balance {actual} cents")),
             Some(actual) if actual == *expected => {}
             Some(actual) => violations.push(format!("account {account}: balance {actual} cents, but its confirmed transfers add up to {expected}")),
             None => violations.push(format!("account {account}: unreadable")),

@@ -36,10 +36,11 @@ pub struct ChaosCluster {
     pub client: reqwest::Client,
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// Reserves a loopback port: the listener is held until the node is about to bind it, so the
+/// proxies' own ephemeral ports cannot collide with it.
+fn reserve_port() -> std::io::Result<(u16, std::net::TcpListener)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok((listener.local_addr()?.port(), listener))
 }
 
 impl ChaosCluster {
@@ -52,10 +53,14 @@ impl ChaosCluster {
     ) -> Result<ChaosCluster, HarnessError> {
         std::fs::create_dir_all(&dir)?;
         let mut nodes = Vec::new();
+        let mut reserved = Vec::new();
         for _ in 0..n {
+            let (http_port, http) = reserve_port()?;
+            let (peer_port, peer) = reserve_port()?;
+            reserved.extend([http, peer]);
             nodes.push(Node {
-                http_port: free_port()?,
-                peer_port: free_port()?,
+                http_port,
+                peer_port,
                 child: None,
                 paused: false,
                 clock_offset_ms: 0,
@@ -70,6 +75,7 @@ impl ChaosCluster {
                 links.insert((from, to), LinkProxy::start(target).await?);
             }
         }
+        drop(reserved);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()

@@ -63,6 +63,8 @@ pub struct ChaosOutcome {
     pub faults: usize,
     pub violations: Vec<String>,
     pub timeline: Vec<String>,
+    /// Balance reads answered during the run.
+    pub balance_reads: u64,
     /// Failed answers by result name.
     pub failed_by_result: std::collections::BTreeMap<String, usize>,
 }
@@ -105,10 +107,11 @@ pub async fn run(
     }
     let urls: Vec<String> = (1..=config.nodes).map(|id| cluster.url(id)).collect();
     let bank = workload::Bank::new();
-    if !workload::set_up(&cluster.client, &urls, &bank).await {
-        return Err(HarnessError::Setup(
-            "registering and funding the bank failed".into(),
-        ));
+    if let Err(error) = workload::set_up(&cluster.client, &urls, &bank).await {
+        return Err(HarnessError::Setup(format!(
+            "registering and funding the bank failed: {error}; logs in {}",
+            config.dir.display()
+        )));
     }
     say(&format!(
         "{} cluster of {} nodes ready, bank funded; {} clients start",
@@ -162,7 +165,13 @@ pub async fn run(
             description,
         });
     }
-    let ops = clients.finish().await;
+    let (ops, reads) = clients.finish().await;
+    outcome.balance_reads = reads.answered;
+    for negative in reads.negative {
+        outcome
+            .violations
+            .push(format!("negative balance: {negative}"));
+    }
     let (audits, audit_violations) = auditor.finish().await;
     for violation in audit_violations {
         say(&format!("VIOLATION during the run: {violation}"));

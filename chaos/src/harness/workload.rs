@@ -98,7 +98,7 @@ pub fn parse_cents(text: &str) -> i64 {
     cents(text)
 }
 
-async fn admin(client: &reqwest::Client, url: &str, path: &str, body: Value) -> bool {
+async fn admin(client: &reqwest::Client, url: &str, path: &str, body: Value) -> Result<(), String> {
     match client
         .post(format!("{url}{path}"))
         .bearer_auth(ADMIN_TOKEN)
@@ -106,13 +106,18 @@ async fn admin(client: &reqwest::Client, url: &str, path: &str, body: Value) -> 
         .send()
         .await
     {
-        Ok(r) => r.status().is_success() || r.status() == 409,
-        Err(_) => false,
+        Ok(r) if r.status().is_success() || r.status() == 409 => Ok(()),
+        Ok(r) => Err(format!(
+            "{path} {body}: HTTP {} {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        )),
+        Err(e) => Err(format!("{path} {body}: {e}")),
     }
 }
 
 /// Registers and funds the bank through any node, retrying until it is done.
-pub async fn set_up(client: &reqwest::Client, urls: &[String], bank: &Bank) -> bool {
+pub async fn set_up(client: &reqwest::Client, urls: &[String], bank: &Bank) -> Result<(), String> {
     let mut steps: Vec<(&str, Value)> = Vec::new();
     for c in &bank.customers {
         steps.push((
@@ -136,14 +141,23 @@ pub async fn set_up(client: &reqwest::Client, urls: &[String], bank: &Bank) -> b
     }
     for (n, (path, body)) in steps.into_iter().enumerate() {
         let started = Instant::now();
-        while !admin(client, &urls[n % urls.len()], path, body.clone()).await {
+        let mut attempt = 0;
+        while let Err(error) = admin(
+            client,
+            &urls[(n + attempt) % urls.len()],
+            path,
+            body.clone(),
+        )
+        .await
+        {
+            attempt += 1;
             if started.elapsed() > Duration::from_secs(60) {
-                return false;
+                return Err(error);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    true
+    Ok(())
 }
 
 /// Draws one operation.
@@ -173,10 +187,18 @@ fn draw(rng: &mut SimRng, bank: &Bank) -> (&'static str, String, String, i64) {
     }
 }
 
+/// Balance reads made during the run, and any that showed a negative balance.
+#[derive(Debug, Default)]
+pub struct Reads {
+    pub answered: u64,
+    pub negative: Vec<String>,
+}
+
 /// Shared state of the running clients.
 pub struct Clients {
     pub stop: Arc<AtomicBool>,
     pub ops: Arc<Mutex<Vec<Op>>>,
+    pub reads: Arc<Mutex<Reads>>,
     handles: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -191,15 +213,17 @@ impl Clients {
     ) -> Clients {
         let stop = Arc::new(AtomicBool::new(false));
         let ops: Arc<Mutex<Vec<Op>>> = Arc::default();
+        let reads: Arc<Mutex<Reads>> = Arc::default();
         let client = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
             .build()
             .expect("http client");
         let handles = (0..count)
             .map(|c| {
-                let (stop, ops, urls, bank, client) = (
+                let (stop, ops, reads, urls, bank, client) = (
                     stop.clone(),
                     ops.clone(),
+                    reads.clone(),
                     urls.clone(),
                     bank.clone(),
                     client.clone(),
@@ -209,6 +233,12 @@ impl Clients {
                     let mut n = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         n += 1;
+                        if rng.chance(50) {
+                            let who = bank.customers[rng.below(CUSTOMERS as u64) as usize].clone();
+                            let url = &urls[rng.below(urls.len() as u64) as usize];
+                            read_balance(&client, url, &who, &reads).await;
+                            continue;
+                        }
                         let (kind, from, to, amount_cents) = draw(&mut rng, &bank);
                         if from == to && kind != "buy_airtime" {
                             continue;
@@ -241,17 +271,47 @@ impl Clients {
                 })
             })
             .collect();
-        Clients { stop, ops, handles }
+        Clients {
+            stop,
+            ops,
+            reads,
+            handles,
+        }
     }
 
-    /// Stops the clients and returns every operation.
-    pub async fn finish(self) -> Vec<Op> {
+    /// Stops the clients and returns every operation and the balance reads.
+    pub async fn finish(self) -> (Vec<Op>, Reads) {
         self.stop.store(true, Ordering::Relaxed);
         for handle in self.handles {
             let _ = handle.await;
         }
         let ops = self.ops.lock().expect("no panics hold this lock").clone();
-        ops
+        let reads = std::mem::take(&mut *self.reads.lock().expect("no panics hold this lock"));
+        (ops, reads)
+    }
+}
+
+/// A customer's balance read through the app channel (PIN in the header).
+async fn read_balance(client: &reqwest::Client, url: &str, who: &str, reads: &Mutex<Reads>) {
+    let request = client
+        .get(format!("{url}/v1/accounts/{who}/balance"))
+        .header("X-Tuma-Pin", "1234");
+    let Ok(response) = request.send().await else {
+        return;
+    };
+    if !response.status().is_success() {
+        return;
+    }
+    let Ok(body) = response.json::<Value>().await else {
+        return;
+    };
+    let balance = cents(body["balance"].as_str().unwrap_or("0"));
+    let mut reads = reads.lock().expect("no panics hold this lock");
+    reads.answered += 1;
+    if balance < 0 {
+        reads
+            .negative
+            .push(format!("{who} read with balance {balance} cents"));
     }
 }
 
