@@ -38,6 +38,10 @@ pub struct ChaosArgs {
     /// Keep the nodes' data and logs after a clean run (they are always kept after a failure).
     #[arg(long)]
     keep_data: bool,
+    /// Where nodes run: `auto` (own network namespaces when possible and no `net` fault is
+    /// requested, else loopback with link proxies), `netns`, or `proxy`.
+    #[arg(long, default_value = "auto")]
+    network: String,
     /// Plant a fault in every node (checker tests): `ack-before-decide`.
     #[arg(long, hide = true)]
     plant_fault: Option<String>,
@@ -97,9 +101,15 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         dir: dir.clone(),
         report: Some(args.report.clone()),
         plant_fault: args.plant_fault.clone(),
+        network: match args.network.as_str() {
+            "auto" => harness::NetworkChoice::Auto,
+            "netns" => harness::NetworkChoice::Namespaces,
+            "proxy" => harness::NetworkChoice::Proxies,
+            other => bail!("--network must be auto, netns or proxy, not {other:?}"),
+        },
     };
     println!(
-        "tuma chaos: {} nodes, {} s, seed {}, faults {}; partitions and network faults act on peer links through the harness's proxies",
+        "tuma chaos: {} nodes, {} s, seed {}, faults {}",
         args.nodes,
         args.duration.as_secs(),
         args.seed,

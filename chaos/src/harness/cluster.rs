@@ -1,5 +1,7 @@
-//! The cluster under test: real `tuma node` processes on loopback, each reaching its peers
-//! through the harness's link proxies, started, killed, paused and restarted on command.
+//! The cluster under test: real `tuma node` processes, started, killed, paused and restarted on
+//! command. Each node runs either in its own network namespace (partitions are blackhole routes)
+//! or on loopback reaching its peers through the harness's link proxies (partitions, delay and
+//! loss act on the proxies). See [`Network`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -11,8 +13,17 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+use super::netns::{self, Netns};
 use super::proxy::LinkProxy;
 use super::HarnessError;
+
+/// How nodes are connected, and so how network faults are made.
+pub enum Network {
+    /// (from, to) → the proxy `from` uses to reach `to`.
+    Proxies(BTreeMap<(usize, usize), LinkProxy>),
+    /// One namespace per node on a bridge.
+    Namespaces(Netns),
+}
 
 pub const ADMIN_TOKEN: &str = "chaos-harness-admin-token";
 const SECRET: &str = "chaos-harness-cluster-secret";
@@ -29,8 +40,7 @@ pub struct ChaosCluster {
     binary: PathBuf,
     pub dir: PathBuf,
     nodes: Vec<Node>,
-    /// (from, to) → the proxy `from` uses to reach `to`.
-    links: BTreeMap<(usize, usize), LinkProxy>,
+    network: Network,
     shards: u32,
     plant_fault: Option<String>,
     pub client: reqwest::Client,
@@ -50,6 +60,7 @@ impl ChaosCluster {
         n: usize,
         shards: u32,
         plant_fault: Option<String>,
+        namespaces: bool,
     ) -> Result<ChaosCluster, HarnessError> {
         std::fs::create_dir_all(&dir)?;
         let mut nodes = Vec::new();
@@ -66,15 +77,20 @@ impl ChaosCluster {
                 clock_offset_ms: 0,
             });
         }
-        let mut links = BTreeMap::new();
-        for from in 1..=n {
-            for to in (1..=n).filter(|t| *t != from) {
-                let target: SocketAddr = format!("127.0.0.1:{}", nodes[to - 1].peer_port)
-                    .parse()
-                    .expect("loopback address");
-                links.insert((from, to), LinkProxy::start(target).await?);
+        let network = if namespaces {
+            Network::Namespaces(Netns::create(n).map_err(HarnessError::Setup)?)
+        } else {
+            let mut links = BTreeMap::new();
+            for from in 1..=n {
+                for to in (1..=n).filter(|t| *t != from) {
+                    let target: SocketAddr = format!("127.0.0.1:{}", nodes[to - 1].peer_port)
+                        .parse()
+                        .expect("loopback address");
+                    links.insert((from, to), LinkProxy::start(target).await?);
+                }
             }
-        }
+            Network::Proxies(links)
+        };
         drop(reserved);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -84,7 +100,7 @@ impl ChaosCluster {
             binary,
             dir,
             nodes,
-            links,
+            network,
             shards,
             plant_fault,
             client,
@@ -100,18 +116,41 @@ impl ChaosCluster {
     }
 
     pub fn url(&self, id: usize) -> String {
-        format!("http://127.0.0.1:{}", self.nodes[id - 1].http_port)
+        match &self.network {
+            Network::Namespaces(ns) => format!("http://{}:{}", ns.node_ip(id), netns::HTTP_PORT),
+            Network::Proxies(_) => format!("http://127.0.0.1:{}", self.nodes[id - 1].http_port),
+        }
+    }
+
+    /// `(peer listen address, http listen address)` of node `id`.
+    fn listen(&self, id: usize) -> (String, String) {
+        match &self.network {
+            Network::Namespaces(ns) => (
+                format!("{}:{}", ns.node_ip(id), netns::PEER_PORT),
+                format!("{}:{}", ns.node_ip(id), netns::HTTP_PORT),
+            ),
+            Network::Proxies(_) => {
+                let node = &self.nodes[id - 1];
+                (
+                    format!("127.0.0.1:{}", node.peer_port),
+                    format!("127.0.0.1:{}", node.http_port),
+                )
+            }
+        }
     }
 
     fn members_for(&self, id: usize) -> String {
         (1..=self.nodes.len())
-            .map(|j| {
-                let port = if j == id {
-                    self.nodes[j - 1].peer_port
-                } else {
-                    self.links[&(id, j)].port
-                };
-                format!("{j}=127.0.0.1:{port}")
+            .map(|j| match &self.network {
+                Network::Namespaces(ns) => format!("{j}={}:{}", ns.node_ip(j), netns::PEER_PORT),
+                Network::Proxies(links) => {
+                    let port = if j == id {
+                        self.nodes[j - 1].peer_port
+                    } else {
+                        links[&(id, j)].port
+                    };
+                    format!("{j}=127.0.0.1:{port}")
+                }
             })
             .collect::<Vec<_>>()
             .join(",")
@@ -123,14 +162,24 @@ impl ChaosCluster {
             .create(true)
             .append(true)
             .open(self.dir.join(format!("node-{id}.log")))?;
-        let mut command = Command::new(&self.binary);
+        let (listen_peer, listen_http) = self.listen(id);
+        let mut command = match &self.network {
+            Network::Namespaces(ns) => {
+                // `ip netns exec` switches namespace and execs the node: the pid is the node's.
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns.namespace(id)])
+                    .arg(&self.binary);
+                c
+            }
+            Network::Proxies(_) => Command::new(&self.binary),
+        };
         command
             .arg("node")
             .args(["--id", &id.to_string()])
             .arg("--data")
             .arg(self.dir.join(format!("node-{id}")))
-            .args(["--listen-peer", &format!("127.0.0.1:{}", node.peer_port)])
-            .args(["--listen-http", &format!("127.0.0.1:{}", node.http_port)])
+            .args(["--listen-peer", &listen_peer])
+            .args(["--listen-http", &listen_http])
             .args(["--members", &self.members_for(id)])
             .args(["--cluster-secret", SECRET, "--admin-token", ADMIN_TOKEN])
             .args([
@@ -206,23 +255,34 @@ impl ChaosCluster {
 
     /// Cuts `from → to` (one direction).
     pub fn cut(&self, from: usize, to: usize) {
-        if let Some(link) = self.links.get(&(from, to)) {
-            link.set_cut(true);
+        match &self.network {
+            Network::Namespaces(ns) => ns.cut(from, to),
+            Network::Proxies(links) => {
+                if let Some(link) = links.get(&(from, to)) {
+                    link.set_cut(true);
+                }
+            }
         }
     }
 
-    /// Delay and loss on every link.
-    pub fn degrade(&self, delay_ms: u64, loss_per_mille: u32) {
-        for link in self.links.values() {
+    /// Delay and loss on every link (proxies only; returns false in namespaces, where this
+    /// kernel offers no `tc netem`).
+    pub fn degrade(&self, delay_ms: u64, loss_per_mille: u32) -> bool {
+        let Network::Proxies(links) = &self.network else {
+            return false;
+        };
+        for link in links.values() {
             link.set_delay(delay_ms);
             link.set_loss(loss_per_mille);
         }
+        true
     }
 
     /// Every link clean, every node running and unpaused.
     pub fn heal(&mut self) -> std::io::Result<()> {
-        for link in self.links.values() {
-            link.heal();
+        match &self.network {
+            Network::Namespaces(ns) => ns.heal(),
+            Network::Proxies(links) => links.values().for_each(LinkProxy::heal),
         }
         for id in 1..=self.nodes.len() {
             self.resume(id);

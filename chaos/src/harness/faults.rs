@@ -137,8 +137,11 @@ pub async fn apply(cluster: &mut ChaosCluster, fault: &Planned) -> String {
         FaultKind::Net => {
             let delay = rng.range(20, 150);
             let loss = rng.range(5, 50) as u32;
-            cluster.degrade(delay, loss);
-            format!("every link: +{delay} ms, {loss}‰ of segments break the connection")
+            if cluster.degrade(delay, loss) {
+                format!("every link: +{delay} ms, {loss}‰ of segments break the connection")
+            } else {
+                "net fault skipped: no tc netem in namespaces".to_string()
+            }
         }
         FaultKind::Clock => {
             let offset = rng.range(200, 3_000) as i64 * if rng.chance(500) { 1 } else { -1 };

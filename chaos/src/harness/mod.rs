@@ -16,6 +16,7 @@
 mod checker;
 mod cluster;
 mod faults;
+mod netns;
 mod proxy;
 mod report;
 mod workload;
@@ -51,6 +52,7 @@ pub struct ChaosConfig {
     pub report: Option<PathBuf>,
     /// Passed to every node as `--plant-fault` (checker tests only).
     pub plant_fault: Option<String>,
+    pub network: NetworkChoice,
 }
 
 /// What a run found.
@@ -84,6 +86,44 @@ impl ChaosOutcome {
     }
 }
 
+/// Where the nodes run, chosen by `--network`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NetworkChoice {
+    /// Namespaces when they can be made and no requested fault needs the proxies; else proxies.
+    Auto,
+    Namespaces,
+    Proxies,
+}
+
+/// Decides between namespaces and proxies, and says why in plain words.
+fn choose_network(config: &ChaosConfig, say: &(dyn Fn(&str) + Sync)) -> Result<bool, HarnessError> {
+    let wants_net = config.faults.contains(&FaultKind::Net);
+    if config.network == NetworkChoice::Proxies {
+        say("network: loopback with link proxies (--network proxy)");
+        return Ok(false);
+    }
+    let (available, netem) = netns::probe();
+    match (config.network, available, wants_net) {
+        (NetworkChoice::Namespaces, Err(e), _) => Err(HarnessError::Setup(format!("network namespaces are unavailable: {e}"))),
+        (NetworkChoice::Namespaces, Ok(()), true) => Err(HarnessError::Setup(
+            "net faults run through link proxies (tc netem is not used); drop `net` or use --network proxy".into(),
+        )),
+        (_, Ok(()), false) => {
+            say("network: each node in its own network namespace on a bridge; partitions are blackhole routes");
+            Ok(true)
+        }
+        (_, Ok(()), true) => {
+            let why = if netem { "the harness applies them through link proxies" } else { "this kernel has no tc netem" };
+            say(&format!("network: net faults requested and {why}, so nodes run on loopback with link proxies; partitions act on the proxies"));
+            Ok(false)
+        }
+        (_, Err(e), _) => {
+            say(&format!("network: namespaces unavailable ({e}); nodes run on loopback with link proxies; partitions act on the proxies"));
+            Ok(false)
+        }
+    }
+}
+
 /// Runs the whole experiment. `say` receives timeline lines as they happen.
 pub async fn run(
     config: ChaosConfig,
@@ -91,12 +131,14 @@ pub async fn run(
 ) -> Result<ChaosOutcome, HarnessError> {
     let epoch = Instant::now();
     let stamp = |epoch: Instant| format!("[{:>6.1}s]", epoch.elapsed().as_secs_f64());
+    let namespaces = choose_network(&config, say)?;
     let mut cluster = cluster::ChaosCluster::start(
         config.binary.clone(),
         config.dir.clone(),
         config.nodes,
         config.shards,
         config.plant_fault.clone(),
+        namespaces,
     )
     .await?;
     if !cluster.wait_ready(Duration::from_secs(60)).await {
