@@ -122,13 +122,21 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
         .unwrap()
         .trim_start_matches("http=")
         .to_string();
-    let balance: Value = client
-        .get(format!("{url}/v1/accounts/254700000002/balance"))
-        .header("X-Tuma-Pin", "1234")
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    // The credit settles on the payee's shard after the payer's decision (resent after restart).
+    let started = std::time::Instant::now();
+    let balance = loop {
+        let balance: Value = client
+            .get(format!("{url}/v1/accounts/254700000002/balance"))
+            .header("X-Tuma-Pin", "1234")
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if balance["balance"] == "6000.00" || started.elapsed() > Duration::from_secs(15) {
+            break balance;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(balance["balance"], "6000.00", "{balance}");
     assert_eq!(up.terminate(), 0);
     std::fs::remove_dir_all(&data).unwrap();

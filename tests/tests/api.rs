@@ -9,11 +9,19 @@ use tuma_tests::{send_money, TestCluster, PIN, TOKEN};
 const ALICE: &str = "254711000001";
 const BOB: &str = "254711000002";
 
+/// The account's posted balance once nothing is pending to it: a transfer is confirmed when its
+/// payer's shard decides, and the payee's shard settles the credit a moment later.
 fn balance(cluster: &TestCluster, who: &str) -> String {
-    let (_, body) = cluster
-        .get(&format!("{}/admin/v1/accounts/{who}", cluster.url(1)))
-        .unwrap();
-    body["balance"].as_str().unwrap().to_string()
+    let started = std::time::Instant::now();
+    loop {
+        let (_, body) = cluster
+            .get(&format!("{}/admin/v1/accounts/{who}", cluster.url(1)))
+            .unwrap();
+        if body["pending_in"] == "0.00" || started.elapsed() > Duration::from_secs(10) {
+            return body["balance"].as_str().unwrap().to_string();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -160,6 +168,7 @@ fn wrong_pins_fail_then_lock_and_duplicates_answer_the_same() {
         .post(&url, &send_money("after-unlock", ALICE, BOB, "10.00"))
         .unwrap();
     assert_eq!(answer["status"], "confirmed");
+    assert_eq!(balance(&cluster, BOB), "110.00");
     let (status, answer) = cluster
         .get(&format!("{}/v1/accounts/{BOB}/balance", cluster.url(1)))
         .unwrap();
