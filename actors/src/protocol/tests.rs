@@ -1,7 +1,7 @@
 //! Driver tests: what a leader sends and proposes for each event, and its pacing.
 
 use crate::ledger::{Command, Decision};
-use crate::money::Money;
+
 use crate::roles::AccountKind;
 use crate::testkit::{ksh, Cluster};
 use crate::transfer::{TransferId, TransferKind};
@@ -133,7 +133,6 @@ fn a_commit_for_a_transfer_never_accepted_is_a_protocol_violation() {
     };
     let error = c.ledgers[1].try_apply(&entry).unwrap_err();
     assert!(error.message.contains("never accepted"), "{error}");
-    let _ = Money::ZERO;
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use crate::account::AccountRef;
-use crate::ledger::{Applied, Receipt};
+use crate::ledger::Receipt;
 use crate::money::Money;
 use crate::outcome::ResultCode;
 use crate::roles::AccountKind;
@@ -110,7 +110,6 @@ proptest! {
                 prop_assert_eq!(c.balance(account).cents(), *cents, "{}", account);
             }
             c.ledgers[0].audit().map_err(|v| TestCaseError::fail(v.to_string()))?;
-            let _ = Applied::Unchanged;
         }
     }
 }
