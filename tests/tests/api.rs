@@ -135,6 +135,23 @@ fn wrong_pins_fail_then_lock_and_duplicates_answer_the_same() {
     assert_eq!(first["status"], "confirmed");
     assert_eq!(first["transaction_id"], second["transaction_id"]);
     assert_eq!(first["fee"], "0.00");
+    // The confirmations leave through the node's SMS sink (its log, until a gateway is connected).
+    let txn = first["transaction_id"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    loop {
+        let log = std::fs::read_to_string(cluster.log_dir().join("node-1.log")).unwrap();
+        if log.contains(&format!(
+            "{txn} Confirmed. Ksh100.00 sent to CUSTOMER 254711000002"
+        )) && log.contains(&format!("{txn} Confirmed. You have received Ksh100.00"))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "confirmation texts for {txn} never left the outbox"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(balance(&cluster, BOB), "100.00", "a duplicate moved money");
     for attempt in 1..=5 {
         let mut body = send_money(&format!("wrong-{attempt}"), ALICE, BOB, "10.00");

@@ -43,6 +43,9 @@ pub use status::{NodeStatus, ShardStatus};
 
 use replica::Replica;
 
+/// Most SMS records one housekeeping pass delivers per shard.
+const SMS_PER_PASS_MAX: usize = 1_000;
+
 /// Engine settings; every queue and timer is bounded here and validated at start-up.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -386,8 +389,39 @@ impl Engine {
         self.forwarded
             .retain(|_, (_, at)| now.duration_since(*at) < timeout);
         self.balance_leaders();
+        self.deliver_sms();
         metrics::gauge!("tuma_actors_live").set(self.actors.live() as f64);
         metrics::gauge!("tuma_storage_bytes").set(self.store.size_on_disk() as f64);
+    }
+
+    /// Drains each led shard's SMS outbox. Until an SMS gateway is connected the sink is the
+    /// node log (target `tuma::sms`); delivery is then recorded through the log, which keeps the
+    /// replicated outbox bounded.
+    fn deliver_sms(&mut self) {
+        let now_ms = self.now_ms();
+        for replica in self.replicas.values_mut().filter(|r| r.is_leader()) {
+            let mut last = None;
+            let mut sent = 0u64;
+            for record in replica
+                .ledger
+                .sms_outbox()
+                .filter(|r| r.seq >= replica.sms_sent_up_to)
+                .take(SMS_PER_PASS_MAX)
+            {
+                tracing::info!(target: "tuma::sms", to = %record.to, seq = record.seq, "{}", record.text);
+                last = Some(record.seq);
+                sent += 1;
+            }
+            if let Some(up_to_seq) = last {
+                replica.sms_sent_up_to = up_to_seq + 1;
+                metrics::counter!("tuma_sms_delivered_total").increment(sent);
+                let _ = replica.propose(
+                    tuma_actors::ledger::Command::SmsDelivered { up_to_seq },
+                    None,
+                    now_ms,
+                );
+            }
+        }
     }
 
     /// Hands leadership of a shard to its preferred replica once that replica is caught up,

@@ -45,6 +45,8 @@ pub(super) struct Replica {
     pub tagged: HashMap<u64, Waiter>,
     pub applied: u64,
     pub checkpoint_index: u64,
+    /// SMS records this leader already handed to the sink (volatile; a new leader may resend).
+    pub sms_sent_up_to: u64,
     was_leader: bool,
     planted_fault: Option<super::EngineFault>,
     /// True when the replica has no durable state yet (its conf state must be written).
@@ -125,6 +127,7 @@ impl Replica {
             tagged: HashMap::new(),
             applied,
             checkpoint_index: applied,
+            sms_sent_up_to: 0,
             was_leader: false,
             planted_fault: config.planted_fault,
             fresh,
