@@ -1,3 +1,17 @@
-//! # tuma-bench — load generation and baselines
+//! # tuma-bench — how fast, measured
 //!
-//! Not built yet: the benchmark issue (#5) builds `tuma bench` here once the cluster serves.
+//! | module | holds |
+//! |---|---|
+//! | [`load`] | accounts, the workloads (`transfers`, `skewed`, `day`), closed- and open-loop clients |
+//! | [`measure`] | latency histograms, per-second series, node CPU and peak memory from `/proc` |
+//! | [`output`] | the JSON result, the markdown table, the SVG plots, the summary line |
+//!
+//! `tuma bench` drives the same HTTP API real channels use, against its own local cluster
+//! (started on loopback with production settings) or a running one (`--target`).
+
+pub mod load;
+pub mod measure;
+pub mod output;
+
+pub use load::{run, BenchConfig, BenchError, Workload};
+pub use measure::BenchResult;

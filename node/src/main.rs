@@ -1,5 +1,6 @@
 //! `tuma`: the single binary. Parses the command line and hands off; no logic lives here.
 
+mod bench_cmd;
 mod chaos_cmd;
 mod cluster_cmd;
 mod config;
@@ -31,6 +32,8 @@ enum Command {
     },
     /// Operate a running cluster.
     Ctl(ctl_cmd::CtlArgs),
+    /// Measure throughput and latency through the HTTP API.
+    Bench(bench_cmd::BenchArgs),
     /// Break a real local cluster on a seeded schedule and check the bank.
     Chaos(chaos_cmd::ChaosArgs),
     /// Run the deterministic simulator of the money core over many seeds.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node_cmd::run(*args),
         Command::Cluster { command } => cluster_cmd::run(command),
         Command::Ctl(args) => ctl_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
         Command::Chaos(args) => chaos_cmd::run(args),
         Command::Sim(args) => sim_cmd::run(args),
     };

@@ -23,6 +23,26 @@ pub enum Network {
     Proxies(BTreeMap<(usize, usize), LinkProxy>),
     /// One namespace per node on a bridge.
     Namespaces(Netns),
+    /// Loopback, peers connected directly (benchmarks: no fault injection, no proxy overhead).
+    Direct,
+}
+
+/// Which [`Network`] to build.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NetworkMode {
+    Namespaces,
+    Proxies,
+    Direct,
+}
+
+/// How the nodes are started.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    pub network: NetworkMode,
+    /// Passed as `--plant-fault` (checker tests only).
+    pub plant_fault: Option<String>,
+    /// A small argon2 cost for PIN hashes (tests); `false` keeps the production default.
+    pub fast_pin_hash: bool,
 }
 
 pub const ADMIN_TOKEN: &str = "chaos-harness-admin-token";
@@ -42,7 +62,7 @@ pub struct ChaosCluster {
     nodes: Vec<Node>,
     network: Network,
     shards: u32,
-    plant_fault: Option<String>,
+    options: NodeOptions,
     pub client: reqwest::Client,
 }
 
@@ -59,8 +79,7 @@ impl ChaosCluster {
         dir: PathBuf,
         n: usize,
         shards: u32,
-        plant_fault: Option<String>,
-        namespaces: bool,
+        options: NodeOptions,
     ) -> Result<ChaosCluster, HarnessError> {
         std::fs::create_dir_all(&dir)?;
         let mut nodes = Vec::new();
@@ -77,8 +96,10 @@ impl ChaosCluster {
                 clock_offset_ms: 0,
             });
         }
-        let network = if namespaces {
+        let network = if options.network == NetworkMode::Namespaces {
             Network::Namespaces(Netns::create(n).map_err(HarnessError::Setup)?)
+        } else if options.network == NetworkMode::Direct {
+            Network::Direct
         } else {
             let mut links = BTreeMap::new();
             for from in 1..=n {
@@ -102,7 +123,7 @@ impl ChaosCluster {
             nodes,
             network,
             shards,
-            plant_fault,
+            options,
             client,
         };
         for id in 1..=n {
@@ -118,7 +139,9 @@ impl ChaosCluster {
     pub fn url(&self, id: usize) -> String {
         match &self.network {
             Network::Namespaces(ns) => format!("http://{}:{}", ns.node_ip(id), netns::HTTP_PORT),
-            Network::Proxies(_) => format!("http://127.0.0.1:{}", self.nodes[id - 1].http_port),
+            Network::Proxies(_) | Network::Direct => {
+                format!("http://127.0.0.1:{}", self.nodes[id - 1].http_port)
+            }
         }
     }
 
@@ -129,7 +152,7 @@ impl ChaosCluster {
                 format!("{}:{}", ns.node_ip(id), netns::PEER_PORT),
                 format!("{}:{}", ns.node_ip(id), netns::HTTP_PORT),
             ),
-            Network::Proxies(_) => {
+            Network::Proxies(_) | Network::Direct => {
                 let node = &self.nodes[id - 1];
                 (
                     format!("127.0.0.1:{}", node.peer_port),
@@ -151,6 +174,7 @@ impl ChaosCluster {
                     };
                     format!("{j}=127.0.0.1:{port}")
                 }
+                Network::Direct => format!("{j}=127.0.0.1:{}", self.nodes[j - 1].peer_port),
             })
             .collect::<Vec<_>>()
             .join(",")
@@ -171,7 +195,7 @@ impl ChaosCluster {
                     .arg(&self.binary);
                 c
             }
-            Network::Proxies(_) => Command::new(&self.binary),
+            Network::Proxies(_) | Network::Direct => Command::new(&self.binary),
         };
         command
             .arg("node")
@@ -188,20 +212,27 @@ impl ChaosCluster {
                 "--replicas",
                 &self.nodes.len().min(3).to_string(),
             ])
-            .args(["--pin-hash-memory-kib", "64", "--pin-hash-iterations", "1"])
             .args(["--clock-offset-ms", &node.clock_offset_ms.to_string()])
             .env("TUMA_LOG", "info,raft=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        if let Some(fault) = &self.plant_fault {
+        if let Some(fault) = &self.options.plant_fault {
             command.args(["--plant-fault", fault]);
+        }
+        if self.options.fast_pin_hash {
+            command.args(["--pin-hash-memory-kib", "64", "--pin-hash-iterations", "1"]);
         }
         let child = command.spawn()?;
         let node = &mut self.nodes[id - 1];
         node.child = Some(child);
         node.paused = false;
         Ok(())
+    }
+
+    /// The process id of node `id`, while it runs.
+    pub fn pid(&self, id: usize) -> Option<u32> {
+        self.nodes[id - 1].child.as_ref().map(Child::id)
     }
 
     pub fn is_up(&self, id: usize) -> bool {
@@ -262,6 +293,7 @@ impl ChaosCluster {
                     link.set_cut(true);
                 }
             }
+            Network::Direct => {}
         }
     }
 
@@ -283,6 +315,7 @@ impl ChaosCluster {
         match &self.network {
             Network::Namespaces(ns) => ns.heal(),
             Network::Proxies(links) => links.values().for_each(LinkProxy::heal),
+            Network::Direct => {}
         }
         for id in 1..=self.nodes.len() {
             self.resume(id);

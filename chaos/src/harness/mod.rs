@@ -24,6 +24,7 @@ mod workload;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use cluster::{ChaosCluster as LocalCluster, NetworkMode, NodeOptions, ADMIN_TOKEN};
 pub use faults::FaultKind;
 
 /// Why a run could not be carried out (as opposed to finding violations).
@@ -137,8 +138,15 @@ pub async fn run(
         config.dir.clone(),
         config.nodes,
         config.shards,
-        config.plant_fault.clone(),
-        namespaces,
+        cluster::NodeOptions {
+            network: if namespaces {
+                cluster::NetworkMode::Namespaces
+            } else {
+                cluster::NetworkMode::Proxies
+            },
+            plant_fault: config.plant_fault.clone(),
+            fast_pin_hash: true,
+        },
     )
     .await?;
     if !cluster.wait_ready(Duration::from_secs(60)).await {

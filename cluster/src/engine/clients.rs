@@ -4,10 +4,11 @@
 use std::time::Instant;
 
 use tuma_actors::ledger::{IncomingState, OutgoingState};
-use tuma_actors::pin::{Pin, PinHasher};
+use tuma_actors::pin::Pin;
 use tuma_actors::roles::transfer_rule;
 use tuma_actors::transfer::{PinVerdict, TransferRequest};
 
+use super::pins::PinJob;
 use super::request::{ClientReply, ClientRequest, Input, StatementLine, Waiter};
 use super::Engine;
 
@@ -91,7 +92,7 @@ impl Engine {
     fn transfer(&mut self, request: TransferRequest, pin: Option<String>, waiter: Waiter) {
         let shard = self.map.shard_of(&request.from);
         let inputs = self.inputs_tx.clone();
-        let runtime = self.runtime.clone();
+        let verifier = &self.pin_verifier;
         let Some(replica) = self.replicas.get_mut(&shard) else {
             return;
         };
@@ -123,20 +124,19 @@ impl Engine {
                 hash,
             ) {
                 (true, Some(pin), Some(hash)) => {
-                    // argon2 is slow on purpose: verify on the blocking pool, propose when done.
-                    runtime.spawn_blocking(move || {
-                        let verdict = if PinHasher::owasp().verify(&hash, &pin) {
-                            PinVerdict::Verified
-                        } else {
-                            PinVerdict::Wrong
-                        };
-                        let _ = inputs.try_send(Input::PinChecked {
-                            request,
-                            verdict,
-                            waiter,
-                        });
-                    });
-                    None
+                    // argon2 is slow on purpose: verify on the bounded worker pool, propose when done.
+                    match verifier.submit(PinJob {
+                        hash,
+                        pin,
+                        request,
+                        waiter,
+                    }) {
+                        Ok(()) => None,
+                        Err(job) => Some((
+                            job.waiter,
+                            ClientReply::Unavailable("PIN verification queue is full".into()),
+                        )),
+                    }
                 }
                 (true, _, _) => {
                     let _ = inputs.try_send(Input::PinChecked {

@@ -17,6 +17,7 @@
 
 mod actors;
 mod clients;
+mod pins;
 mod ready;
 mod replica;
 mod request;
@@ -42,6 +43,9 @@ pub use request::{ClientReply, ClientRequest, Input, StatementLine, Waiter};
 pub use status::{NodeStatus, ShardStatus};
 
 use replica::Replica;
+
+/// Most PIN verifications waiting for a worker before transfers are answered "unavailable".
+const PIN_QUEUE_MAX: usize = 4_096;
 
 /// Most SMS records one housekeeping pass delivers per shard.
 const SMS_PER_PASS_MAX: usize = 1_000;
@@ -215,8 +219,8 @@ pub struct Engine {
     placement: Placement,
     store: Box<dyn LogStore>,
     transport: Transport<PeerFrame>,
-    runtime: tokio::runtime::Handle,
     inputs_tx: SyncSender<Input>,
+    pin_verifier: pins::PinVerifier,
     replicas: BTreeMap<u32, Replica>,
     actors: AccountActors,
     /// Requests this node forwarded to a leader: id → (waiter, sent at).
@@ -245,7 +249,6 @@ impl Engine {
         config: EngineConfig,
         store: Box<dyn LogStore>,
         transport: Transport<PeerFrame>,
-        runtime: tokio::runtime::Handle,
     ) -> Result<(NodeHandle, std::thread::JoinHandle<()>), EngineError> {
         config.validate().map_err(EngineError::Config)?;
         let map = ShardMap::new(config.shards).expect("validated");
@@ -289,7 +292,11 @@ impl Engine {
             placement,
             store,
             transport,
-            runtime,
+            pin_verifier: pins::PinVerifier::start(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+                PIN_QUEUE_MAX,
+                inputs_tx.clone(),
+            ),
             inputs_tx,
             replicas,
             forwarded: HashMap::new(),

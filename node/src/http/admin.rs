@@ -74,9 +74,10 @@ pub fn pin_field(value: &str) -> Result<Pin, ApiError> {
 
 async fn hash_pin(state: &ApiState, pin: Pin) -> Result<tuma_actors::pin::PinHash, ApiError> {
     let hasher = state.hasher.clone();
-    tokio::task::spawn_blocking(move || hasher.hash(&pin))
+    state
+        .pin_work(move || hasher.hash(&pin))
         .await
-        .map_err(|_| ApiError::unavailable("PIN hashing failed"))
+        .ok_or_else(|| ApiError::unavailable("PIN hashing failed"))
 }
 
 async fn admin_command(

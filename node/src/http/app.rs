@@ -261,7 +261,8 @@ async fn check_pin(
     };
     let verdict = match hash {
         Some(hash) => {
-            let ok = tokio::task::spawn_blocking(move || PinHasher::owasp().verify(&hash, &pin))
+            let ok = state
+                .pin_work(move || PinHasher::owasp().verify(&hash, &pin))
                 .await
                 .unwrap_or(false);
             if ok {

@@ -34,6 +34,8 @@ pub struct ApiState {
     /// Enables `/admin/v1/test/…` fault hooks (tests only).
     pub test_hooks: bool,
     pub prometheus: Option<PrometheusHandle>,
+    /// Bounds concurrent argon2 work (19 MiB each by default) to the number of cores.
+    pin_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
@@ -44,13 +46,24 @@ impl ApiState {
         test_hooks: bool,
         prometheus: Option<PrometheusHandle>,
     ) -> ApiState {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         ApiState {
             calls: Calls::new(handle),
             admin_token: admin_token.into(),
             hasher,
             test_hooks,
             prometheus,
+            pin_permits: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
+    }
+
+    /// Runs slow PIN work (hash or verify) on the blocking pool, at most one job per core.
+    pub async fn pin_work<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let _permit = self.pin_permits.acquire().await.ok()?;
+        tokio::task::spawn_blocking(work).await.ok()
     }
 }
 

@@ -1,0 +1,333 @@
+//! The load: accounts, workloads, and the clients that drive them.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tuma_chaos::harness::{LocalCluster, NetworkMode, NodeOptions, ADMIN_TOKEN};
+use tuma_chaos::sim::SimRng;
+
+use crate::measure::{process_usage, BenchResult, NodeUsage, Recorder, TICKS_PER_SECOND};
+
+/// What the clients send.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Cross-shard send-money between uniformly chosen customers.
+    Transfers,
+    /// Zipf-like: most transfers touch a few hot accounts (a big paybill, a busy agent).
+    Skewed,
+    /// A day's mix: send money, cash-in, cash-out, pay bill, buy goods, airtime, balance checks.
+    Day,
+}
+
+impl Workload {
+    pub fn parse(name: &str) -> Option<Workload> {
+        match name {
+            "transfers" => Some(Workload::Transfers),
+            "skewed" => Some(Workload::Skewed),
+            "day" => Some(Workload::Day),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Transfers => "transfers",
+            Workload::Skewed => "skewed",
+            Workload::Day => "day",
+        }
+    }
+}
+
+/// One run's settings.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    pub binary: PathBuf,
+    pub dir: PathBuf,
+    /// Existing nodes to drive instead of starting a cluster.
+    pub target: Option<Vec<String>>,
+    pub nodes: usize,
+    pub shards: u32,
+    pub workload: Workload,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub accounts: usize,
+    pub seed: u64,
+    /// Closed loop: this many clients, each waiting for its answer.
+    pub clients: usize,
+    /// Open loop: requests started per second (overrides `clients`' pacing).
+    pub rate: Option<u64>,
+    /// Start nodes with a cheap PIN hash (measures everything but argon2).
+    pub fast_pin_hash: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Setup(String),
+}
+
+const HOT_PAYBILL: &str = "business:400200";
+const HOT_AGENT: &str = "agent:700100";
+/// Most requests in flight in open-loop mode.
+const OPEN_LOOP_IN_FLIGHT_MAX: usize = 10_000;
+
+fn customer(i: usize) -> String {
+    format!("25475{i:07}")
+}
+
+async fn admin(client: &reqwest::Client, url: &str, path: &str, body: Value) -> Result<(), String> {
+    for _ in 0..50 {
+        match client
+            .post(format!("{url}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() || r.status() == 409 => return Ok(()),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    Err(format!("{path} {body} kept failing"))
+}
+
+async fn set_up(client: &reqwest::Client, urls: &[String], accounts: usize) -> Result<(), String> {
+    let url = &urls[0];
+    admin(client, url, "/admin/v1/businesses", json!({"shortcode": "400200", "kind": "paybill", "name": "Big Utility", "consumer_key": "k", "consumer_secret": "s", "passkey": "p"})).await?;
+    admin(client, url, "/admin/v1/agents", json!({"agent_number": "700100", "store_number": "1", "name": "Busy Agent", "msisdn": "254700700100", "pin": "1234"})).await?;
+    admin(
+        client,
+        url,
+        "/admin/v1/float",
+        json!({"request_id": "bench-agent-float", "account": HOT_AGENT, "amount": "10000000.00"}),
+    )
+    .await?;
+    let tasks: Vec<_> = (0..accounts)
+        .map(|i| {
+            let (client, url) = (client.clone(), urls[i % urls.len()].clone());
+            tokio::spawn(async move {
+                let who = customer(i);
+                admin(&client, &url, "/admin/v1/customers", json!({"msisdn": who, "name": format!("Bench {i}"), "id_number": "1", "pin": "1234"})).await?;
+                admin(&client, &url, "/admin/v1/float", json!({"request_id": format!("bench-float-{i}"), "account": who, "amount": "400000.00"})).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+/// One request of the workload: (path, body) — a transfer, or a balance check (GET, body null).
+fn draw(workload: Workload, rng: &mut SimRng, accounts: usize, id: &str) -> (String, Value) {
+    let pick = |rng: &mut SimRng| customer(rng.below(accounts as u64) as usize);
+    let transfer = |kind: &str, from: String, to: String, amount: &str| {
+        let mut body = json!({"request_id": id, "kind": kind, "from": from, "to": to, "amount": amount, "pin": "1234", "deadline_ms": 10_000});
+        if kind == "pay_bill" {
+            body["account_reference"] = json!("BENCH");
+        }
+        ("/v1/transfers".to_string(), body)
+    };
+    match workload {
+        Workload::Transfers => transfer("send_money", pick(rng), pick(rng), "10.00"),
+        Workload::Skewed => match rng.below(10) {
+            0..=4 => transfer("pay_bill", pick(rng), HOT_PAYBILL.into(), "10.00"),
+            5..=7 => transfer("cash_in", HOT_AGENT.into(), pick(rng), "100.00"),
+            _ => transfer("send_money", pick(rng), pick(rng), "10.00"),
+        },
+        Workload::Day => match rng.below(100) {
+            0..=34 => transfer("send_money", pick(rng), pick(rng), "250.00"),
+            35..=44 => transfer("cash_in", HOT_AGENT.into(), pick(rng), "500.00"),
+            45..=54 => transfer("cash_out", pick(rng), HOT_AGENT.into(), "500.00"),
+            55..=64 => transfer("pay_bill", pick(rng), HOT_PAYBILL.into(), "120.00"),
+            65..=74 => transfer("buy_airtime", pick(rng), pick(rng), "50.00"),
+            75..=84 => transfer("pay_bill", pick(rng), HOT_PAYBILL.into(), "75.00"),
+            _ => (format!("/v1/accounts/{}/balance", pick(rng)), Value::Null),
+        },
+    }
+}
+
+/// Sends one request; returns Ok(None) when confirmed/answered, Ok(Some(result)) when failed.
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    path: &str,
+    body: &Value,
+) -> Result<Option<String>, ()> {
+    let response = if body.is_null() {
+        client
+            .get(format!("{url}{path}"))
+            .header("X-Tuma-Pin", "1234")
+            .send()
+            .await
+    } else {
+        client.post(format!("{url}{path}")).json(body).send().await
+    };
+    let response = response.map_err(|_| ())?;
+    let status = response.status();
+    let answer: Value = response.json().await.map_err(|_| ())?;
+    match (status.as_u16(), answer["status"].as_str()) {
+        (200, Some("confirmed")) | (200, None) => Ok(None),
+        (200, _) => Ok(Some(
+            answer["result"].as_str().unwrap_or("failed").to_string(),
+        )),
+        _ => Err(()),
+    }
+}
+
+/// Runs the benchmark end to end.
+pub async fn run(
+    config: BenchConfig,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<BenchResult, BenchError> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(1024)
+        .build()
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let mut cluster = None;
+    let urls = match &config.target {
+        Some(urls) => urls.clone(),
+        None => {
+            let options = NodeOptions {
+                network: NetworkMode::Direct,
+                plant_fault: None,
+                fast_pin_hash: config.fast_pin_hash,
+            };
+            let local = LocalCluster::start(
+                config.binary.clone(),
+                config.dir.clone(),
+                config.nodes,
+                config.shards,
+                options,
+            )
+            .await
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+            if !local.wait_ready(Duration::from_secs(60)).await {
+                return Err(BenchError::Setup(
+                    "the local cluster never elected leaders".into(),
+                ));
+            }
+            let urls = (1..=config.nodes).map(|id| local.url(id)).collect();
+            cluster = Some(local);
+            urls
+        }
+    };
+    set_up(&client, &urls, config.accounts)
+        .await
+        .map_err(BenchError::Setup)?;
+    let seconds = config.duration.as_secs() as usize;
+    let recorder = Arc::new(Mutex::new(Recorder::new(seconds)));
+    let start = Instant::now() + config.warmup;
+    let end = start + config.duration;
+    let usage_before: Vec<Option<(u64, f64)>> = match &cluster {
+        Some(c) => (1..=config.nodes)
+            .map(|id| c.pid(id).and_then(process_usage))
+            .collect(),
+        None => Vec::new(),
+    };
+    let one = |n: u64, rng: &mut SimRng| {
+        let id = format!("bench-{}-{n}", config.seed);
+        let (path, body) = draw(config.workload, rng, config.accounts, &id);
+        let url = urls[(n % urls.len() as u64) as usize].clone();
+        let (client, recorder) = (client.clone(), recorder.clone());
+        async move {
+            let sent = Instant::now();
+            let outcome = send(&client, &url, &path, &body).await;
+            if sent < start || sent >= end {
+                return;
+            }
+            let second = sent.duration_since(start).as_secs() as usize;
+            let mut r = recorder.lock().expect("no panics hold this lock");
+            match outcome {
+                Ok(None) => r.confirmed(second, sent.elapsed().as_micros() as u64),
+                Ok(Some(result)) => r.failed(second, &result),
+                Err(()) => r.errors += 1,
+            }
+        }
+    };
+    match config.rate {
+        None => {
+            let handles: Vec<_> = (0..config.clients)
+                .map(|c| {
+                    let mut rng =
+                        SimRng::new(config.seed.wrapping_mul(7919).wrapping_add(c as u64));
+                    let mut n = c as u64;
+                    let one = &one;
+                    let clients = config.clients as u64;
+                    async move {
+                        while Instant::now() < end {
+                            one(n, &mut rng).await;
+                            n += clients;
+                        }
+                    }
+                })
+                .collect();
+            let watcher = async {
+                while Instant::now() < end {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    progress(Instant::now().saturating_duration_since(start).as_secs());
+                }
+            };
+            tokio::join!(futures::future::join_all(handles), watcher);
+        }
+        Some(rate) => {
+            let mut rng = SimRng::new(config.seed);
+            let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+            let mut next = Instant::now();
+            let mut n = 0u64;
+            let in_flight = Arc::new(tokio::sync::Semaphore::new(OPEN_LOOP_IN_FLIGHT_MAX));
+            let mut tasks = tokio::task::JoinSet::new();
+            while Instant::now() < end {
+                next += interval;
+                tokio::time::sleep_until(next.into()).await;
+                n += 1;
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    recorder.lock().expect("no panics hold this lock").errors += 1;
+                    continue;
+                };
+                let job = one(n, &mut rng);
+                tasks.spawn(async move {
+                    job.await;
+                    drop(permit);
+                });
+                if n.is_multiple_of(rate.max(1)) {
+                    progress(Instant::now().saturating_duration_since(start).as_secs());
+                }
+            }
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+    let node_usage = match &cluster {
+        Some(c) => (1..=config.nodes)
+            .filter_map(|id| {
+                let (ticks_before, _) = usage_before.get(id - 1).copied().flatten()?;
+                let (ticks_after, peak) = c.pid(id).and_then(process_usage)?;
+                let wall = (config.duration + config.warmup).as_secs_f64();
+                Some(NodeUsage {
+                    node: id,
+                    cpu_cores: (ticks_after - ticks_before) as f64 / TICKS_PER_SECOND / wall,
+                    peak_rss_mib: peak,
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let recorder = Arc::try_unwrap(recorder)
+        .ok()
+        .expect("every client finished")
+        .into_inner()
+        .expect("no panics hold this lock");
+    let result = recorder.finish(
+        config.workload.name(),
+        config.nodes,
+        config.clients,
+        config.duration.as_secs_f64(),
+        node_usage,
+    );
+    if let Some(mut c) = cluster {
+        c.kill_all();
+    }
+    Ok(result)
+}

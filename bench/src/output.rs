@@ -1,0 +1,160 @@
+//! Results as JSON, a markdown table, SVG plots, and the summary line.
+
+use std::fmt::Write;
+
+use crate::measure::BenchResult;
+
+/// The contract line. The PostgreSQL baseline is not built yet, so its fields say `n/a`.
+pub fn summary_line(result: &BenchResult) -> String {
+    format!(
+        "workload={} tuma_tps={:.0} p50_ms={:.1} p99_ms={:.1} postgres_tps=n/a ratio=n/a",
+        result.workload, result.tps, result.p50_ms, result.p99_ms
+    )
+}
+
+/// A markdown table of the figures.
+pub fn markdown(result: &BenchResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "| workload | nodes | clients | confirmed/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | failed | errors |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
+        result.workload,
+        result.nodes,
+        result.clients,
+        result.tps,
+        result.p50_ms,
+        result.p90_ms,
+        result.p99_ms,
+        result.p999_ms,
+        result.max_ms,
+        result.failed,
+        result.errors
+    );
+    if !result.node_usage.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n| node | CPU (cores) | peak RSS MiB |\n|---|---|---|"
+        );
+        for n in &result.node_usage {
+            let _ = writeln!(
+                out,
+                "| {} | {:.2} | {:.0} |",
+                n.node, n.cpu_cores, n.peak_rss_mib
+            );
+        }
+    }
+    out
+}
+
+/// A line: label, colour, points.
+type Line<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
+
+fn chart(out: &mut String, y0: f64, title: &str, x_max: f64, x_label: &str, series: &[Line]) {
+    let (left, width, height) = (60.0, 880.0, 180.0);
+    let y_max = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.1))
+        .fold(1e-9_f64, f64::max)
+        * 1.1;
+    let _ = write!(
+        out,
+        r##"<text x="{left}" y="{}" font-size="13" font-weight="bold">{title}</text><rect x="{left}" y="{y0}" width="{width}" height="{height}" fill="none" stroke="#999"/>"##,
+        y0 - 6.0
+    );
+    for t in 0..=4 {
+        let v = y_max * f64::from(t) / 4.0;
+        let y = y0 + height - height * f64::from(t) / 4.0;
+        let _ = write!(
+            out,
+            r##"<text x="{}" y="{}" font-size="10" text-anchor="end">{v:.1}</text>"##,
+            left - 4.0,
+            y + 3.0
+        );
+    }
+    let _ = write!(
+        out,
+        r##"<text x="{}" y="{}" font-size="10" text-anchor="end">{x_label} (max {x_max:.1})</text>"##,
+        left + width,
+        y0 + height + 14.0
+    );
+    for (i, (label, color, points)) in series.iter().enumerate() {
+        let path: Vec<String> = points
+            .iter()
+            .map(|(x, y)| {
+                format!(
+                    "{:.1},{:.1}",
+                    left + width * x / x_max.max(1e-9),
+                    y0 + height - height * y / y_max
+                )
+            })
+            .collect();
+        let _ = write!(
+            out,
+            r##"<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{}"/><text x="{}" y="{}" font-size="11" fill="{color}">{label}</text>"##,
+            path.join(" "),
+            left + width - 140.0,
+            y0 + 14.0 + 13.0 * i as f64
+        );
+    }
+}
+
+/// Throughput and latency over time, and the latency CDF.
+pub fn svg(result: &BenchResult) -> String {
+    let mut out = String::from(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="960" height="760" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>"##,
+    );
+    let _ = write!(
+        out,
+        r##"<text x="60" y="20" font-size="14">tuma bench — {}</text>"##,
+        summary_line(result)
+    );
+    let secs = result.seconds.len() as f64;
+    let tps: Vec<(f64, f64)> = result
+        .seconds
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as f64 + 0.5, s.confirmed as f64))
+        .collect();
+    let p50: Vec<(f64, f64)> = result
+        .seconds
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as f64 + 0.5, s.p50_ms))
+        .collect();
+    let p99: Vec<(f64, f64)> = result
+        .seconds
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i as f64 + 0.5, s.p99_ms))
+        .collect();
+    chart(
+        &mut out,
+        50.0,
+        "confirmed transfers per second",
+        secs,
+        "seconds",
+        &[("confirmed/s", "#2a9d2a", tps)],
+    );
+    chart(
+        &mut out,
+        290.0,
+        "latency over time (ms)",
+        secs,
+        "seconds",
+        &[("p50", "#1f77b4", p50), ("p99", "#9467bd", p99)],
+    );
+    let cdf: Vec<(f64, f64)> = result.cdf.iter().map(|(ms, q)| (*ms, *q)).collect();
+    let x_max = cdf.last().map_or(1.0, |p| p.0);
+    chart(
+        &mut out,
+        530.0,
+        "latency CDF (fraction of confirmed transfers)",
+        x_max,
+        "ms",
+        &[("CDF", "#d33", cdf)],
+    );
+    out.push_str("</svg>\n");
+    out
+}
