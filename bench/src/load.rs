@@ -122,6 +122,13 @@ async fn set_up(client: &reqwest::Client, urls: &[String], accounts: usize) -> R
 /// One request of the workload: (path, body) — a transfer, or a balance check (GET, body null).
 fn draw(workload: Workload, rng: &mut SimRng, accounts: usize, id: &str) -> (String, Value) {
     let pick = |rng: &mut SimRng| customer(rng.below(accounts as u64) as usize);
+    // Two different customers (a transfer to oneself is refused, and would measure nothing).
+    let pair = |rng: &mut SimRng| {
+        let from = rng.below(accounts as u64) as usize;
+        let to = (from + 1 + rng.below(accounts.saturating_sub(1).max(1) as u64) as usize)
+            % accounts.max(1);
+        (customer(from), customer(to))
+    };
     let transfer = |kind: &str, from: String, to: String, amount: &str| {
         let mut body = json!({"request_id": id, "kind": kind, "from": from, "to": to, "amount": amount, "pin": "1234", "deadline_ms": 10_000});
         if kind == "pay_bill" {
@@ -130,14 +137,23 @@ fn draw(workload: Workload, rng: &mut SimRng, accounts: usize, id: &str) -> (Str
         ("/v1/transfers".to_string(), body)
     };
     match workload {
-        Workload::Transfers => transfer("send_money", pick(rng), pick(rng), "10.00"),
+        Workload::Transfers => {
+            let (from, to) = pair(rng);
+            transfer("send_money", from, to, "10.00")
+        }
         Workload::Skewed => match rng.below(10) {
             0..=4 => transfer("pay_bill", pick(rng), HOT_PAYBILL.into(), "10.00"),
             5..=7 => transfer("cash_in", HOT_AGENT.into(), pick(rng), "100.00"),
-            _ => transfer("send_money", pick(rng), pick(rng), "10.00"),
+            _ => {
+                let (from, to) = pair(rng);
+                transfer("send_money", from, to, "10.00")
+            }
         },
         Workload::Day => match rng.below(100) {
-            0..=34 => transfer("send_money", pick(rng), pick(rng), "250.00"),
+            0..=34 => {
+                let (from, to) = pair(rng);
+                transfer("send_money", from, to, "250.00")
+            }
             35..=44 => transfer("cash_in", HOT_AGENT.into(), pick(rng), "500.00"),
             45..=54 => transfer("cash_out", pick(rng), HOT_AGENT.into(), "500.00"),
             55..=64 => transfer("pay_bill", pick(rng), HOT_PAYBILL.into(), "120.00"),

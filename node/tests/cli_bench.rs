@@ -7,24 +7,74 @@ use std::process::Command;
 fn a_short_bench_reports_its_contract_line_and_files() {
     let out = std::env::temp_dir().join(format!("tuma-bench-test-{}", std::process::id()));
     let output = Command::new(env!("CARGO_BIN_EXE_tuma"))
-        .args(["bench", "--nodes", "3", "--shards", "8", "--duration", "4s", "--warmup", "1s", "--accounts", "20", "--clients", "8", "--fast-pin-hash"])
+        .args([
+            "bench",
+            "--nodes",
+            "3",
+            "--shards",
+            "8",
+            "--duration",
+            "4s",
+            "--warmup",
+            "1s",
+            "--accounts",
+            "20",
+            "--clients",
+            "8",
+            "--fast-pin-hash",
+        ])
         .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let last = stdout.lines().last().unwrap();
-    let keys: Vec<&str> = last.split(' ').map(|kv| kv.split('=').next().unwrap()).collect();
-    assert_eq!(keys, ["workload", "tuma_tps", "p50_ms", "p99_ms", "postgres_tps", "ratio"], "{last}");
-    let tps: f64 = last.split(' ').nth(1).unwrap().trim_start_matches("tuma_tps=").parse().unwrap();
+    let keys: Vec<&str> = last
+        .split(' ')
+        .map(|kv| kv.split('=').next().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "workload",
+            "tuma_tps",
+            "p50_ms",
+            "p99_ms",
+            "postgres_tps",
+            "ratio"
+        ],
+        "{last}"
+    );
+    let tps: f64 = last
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .trim_start_matches("tuma_tps=")
+        .parse()
+        .unwrap();
     assert!(tps > 0.0, "{last}");
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
     assert!(json["confirmed"].as_u64().unwrap() > 0);
     assert_eq!(json["node_usage"].as_array().unwrap().len(), 3);
-    assert!(std::fs::read_to_string(out.join("plots.svg")).unwrap().contains("polyline"));
-    assert!(std::fs::read_to_string(out.join("result.md")).unwrap().starts_with("| workload |"));
-    let refused = Command::new(env!("CARGO_BIN_EXE_tuma")).args(["bench", "--baseline", "postgres"]).output().unwrap();
-    assert!(!refused.status.success(), "an unbuilt baseline must not pretend to run");
+    assert!(std::fs::read_to_string(out.join("plots.svg"))
+        .unwrap()
+        .contains("polyline"));
+    assert!(std::fs::read_to_string(out.join("result.md"))
+        .unwrap()
+        .starts_with("| workload |"));
+    let refused = Command::new(env!("CARGO_BIN_EXE_tuma"))
+        .args(["bench", "--baseline", "postgres"])
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "an unbuilt baseline must not pretend to run"
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
