@@ -5,6 +5,7 @@
 //! | [`load`] | accounts, the workloads (`transfers`, `skewed`, `day`), closed- and open-loop clients |
 //! | [`measure`] | latency histograms, per-second series, node CPU and peak memory from `/proc` |
 //! | [`output`] | the JSON result, the markdown table, the SVG plots, the summary line |
+//! | [`postgres`] | the PostgreSQL baseline: the same workload as a stored procedure with row locks |
 //!
 //! `tuma bench` drives the same HTTP API real channels use, against its own local cluster
 //! (started on loopback with production settings) or a running one (`--target`).
@@ -12,6 +13,7 @@
 pub mod load;
 pub mod measure;
 pub mod output;
+pub mod postgres;
 
 pub use load::{run, BenchConfig, BenchError, Workload};
 pub use measure::BenchResult;

@@ -4,16 +4,23 @@ use std::fmt::Write;
 
 use crate::measure::BenchResult;
 
-/// The contract line. The PostgreSQL baseline is not built yet, so its fields say `n/a`.
-pub fn summary_line(result: &BenchResult) -> String {
+/// The contract line; without a baseline its fields say `n/a`.
+pub fn summary_line(result: &BenchResult, postgres: Option<&BenchResult>) -> String {
+    let (pg, ratio) = match postgres {
+        Some(pg) => (
+            format!("{:.0}", pg.tps),
+            format!("{:.2}", result.tps / pg.tps.max(1e-9)),
+        ),
+        None => ("n/a".to_string(), "n/a".to_string()),
+    };
     format!(
-        "workload={} tuma_tps={:.0} p50_ms={:.1} p99_ms={:.1} postgres_tps=n/a ratio=n/a",
+        "workload={} tuma_tps={:.0} p50_ms={:.1} p99_ms={:.1} postgres_tps={pg} ratio={ratio}",
         result.workload, result.tps, result.p50_ms, result.p99_ms
     )
 }
 
-/// A markdown table of the figures.
-pub fn markdown(result: &BenchResult) -> String {
+/// A markdown table of the figures (the baseline's row too, when run).
+pub fn markdown(result: &BenchResult, postgres: Option<&BenchResult>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "| workload | nodes | clients | confirmed/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | failed | errors |");
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
@@ -32,6 +39,22 @@ pub fn markdown(result: &BenchResult) -> String {
         result.failed,
         result.errors
     );
+    if let Some(pg) = postgres {
+        let _ = writeln!(
+            out,
+            "| {} | 1 | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
+            pg.workload,
+            pg.clients,
+            pg.tps,
+            pg.p50_ms,
+            pg.p90_ms,
+            pg.p99_ms,
+            pg.p999_ms,
+            pg.max_ms,
+            pg.failed,
+            pg.errors
+        );
+    }
     if !result.node_usage.is_empty() {
         let _ = writeln!(
             out,
@@ -108,7 +131,7 @@ pub fn svg(result: &BenchResult) -> String {
     let _ = write!(
         out,
         r##"<text x="60" y="20" font-size="14">tuma bench — {}</text>"##,
-        summary_line(result)
+        summary_line(result, None)
     );
     let secs = result.seconds.len() as f64;
     let tps: Vec<(f64, f64)> = result

@@ -9,6 +9,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tuma_bench::{output, BenchConfig, Workload};
 
+/// The script that installs and runs the throwaway PostgreSQL (also in `scripts/`).
+const POSTGRES_SCRIPT: &str = include_str!("../../scripts/postgres-baseline.sh");
+
 /// Accounts registered through the admin API (bulk import is not built yet).
 const ACCOUNTS_MAX: usize = 100_000;
 
@@ -66,11 +69,14 @@ fn seconds(flag: &str, text: &str) -> anyhow::Result<Duration> {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    if let Some(baseline) = &args.baseline {
-        bail!("--baseline {baseline}: the PostgreSQL baseline is not built yet (the benchmark issue is open); run without it");
-    }
     let workload =
         Workload::parse(&args.workload).context("--workload must be transfers, skewed or day")?;
+    let baseline = match args.baseline.as_deref() {
+        None => false,
+        Some("postgres") if workload == Workload::Transfers => true,
+        Some("postgres") => bail!("the PostgreSQL baseline implements the transfers workload only"),
+        Some(other) => bail!("--baseline {other:?}: the only baseline is postgres"),
+    };
     let duration = seconds("duration", &args.duration)?;
     if duration.is_zero() {
         bail!("--duration must be positive");
@@ -109,18 +115,41 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let (accounts, clients, seed, warmup) =
+        (config.accounts, config.clients, config.seed, config.warmup);
     let result = runtime.block_on(tuma_bench::run(config, &|s| bar.set_position(s)));
     bar.finish_and_clear();
-    let _ = std::fs::remove_dir_all(&dir);
     let result = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let postgres = if baseline {
+        println!("tuma measured; now the PostgreSQL baseline with the same workload and clients");
+        let script = dir.join("postgres-baseline.sh");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(&script, POSTGRES_SCRIPT)?;
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        let pg = tuma_bench::postgres::Postgres::start(&script, &dir.join("postgres"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let measured = runtime.block_on(tuma_bench::postgres::run(
+            &pg, accounts, clients, seed, warmup, duration,
+        ));
+        drop(pg);
+        Some(measured.map_err(|e| anyhow::anyhow!("{e}"))?)
+    } else {
+        None
+    };
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(
         args.out.join("result.json"),
-        serde_json::to_string_pretty(&result)?,
+        serde_json::to_string_pretty(
+            &serde_json::json!({ "tuma": &result, "postgres": &postgres }),
+        )?,
     )?;
-    std::fs::write(args.out.join("result.md"), output::markdown(&result))?;
+    std::fs::write(
+        args.out.join("result.md"),
+        output::markdown(&result, postgres.as_ref()),
+    )?;
     std::fs::write(args.out.join("plots.svg"), output::svg(&result))?;
-    print!("{}", output::markdown(&result));
+    print!("{}", output::markdown(&result, postgres.as_ref()));
     if !result.failed_by_result.is_empty() {
         let failures: Vec<String> = result
             .failed_by_result
@@ -133,6 +162,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "results: {}/result.json, result.md, plots.svg",
         args.out.display()
     );
-    println!("{}", output::summary_line(&result));
+    println!("{}", output::summary_line(&result, postgres.as_ref()));
     Ok(ExitCode::SUCCESS)
 }
