@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tuma_actors::pin::{Pin, PinHasher};
 use tuma_chaos::harness::{LocalCluster, NetworkMode, NodeOptions, ADMIN_TOKEN};
 use tuma_chaos::sim::SimRng;
 
@@ -67,6 +68,10 @@ pub enum BenchError {
     Setup(String),
 }
 
+/// Accounts funded (and so used by the workload); the rest are registered only.
+const FUNDED_MAX: usize = 2_000;
+/// Rows per bulk registration request.
+const IMPORT_BATCH: usize = 5_000;
 const HOT_PAYBILL: &str = "business:400200";
 const HOT_AGENT: &str = "agent:700100";
 /// Most requests in flight in open-loop mode.
@@ -92,7 +97,12 @@ async fn admin(client: &reqwest::Client, url: &str, path: &str, body: Value) -> 
     Err(format!("{path} {body} kept failing"))
 }
 
-async fn set_up(client: &reqwest::Client, urls: &[String], accounts: usize) -> Result<(), String> {
+async fn set_up(
+    client: &reqwest::Client,
+    urls: &[String],
+    accounts: usize,
+    fast_pin_hash: bool,
+) -> Result<f64, String> {
     let url = &urls[0];
     admin(client, url, "/admin/v1/businesses", json!({"shortcode": "400200", "kind": "paybill", "name": "Big Utility", "consumer_key": "k", "consumer_secret": "s", "passkey": "p"})).await?;
     admin(client, url, "/admin/v1/agents", json!({"agent_number": "700100", "store_number": "1", "name": "Busy Agent", "msisdn": "254700700100", "pin": "1234"})).await?;
@@ -103,20 +113,50 @@ async fn set_up(client: &reqwest::Client, urls: &[String], accounts: usize) -> R
         json!({"request_id": "bench-agent-float", "account": HOT_AGENT, "amount": "10000000.00"}),
     )
     .await?;
-    let tasks: Vec<_> = (0..accounts)
+    // Every account is registered in bulk with one PIN hash computed here; the first `FUNDED_MAX`
+    // are funded and trade (funding a million accounts one float at a time would dominate a run).
+    let hasher = if fast_pin_hash {
+        PinHasher::new(64, 1).map_err(|e| e.to_string())?
+    } else {
+        PinHasher::owasp()
+    };
+    let hash = hasher.hash(&Pin::parse("1234").map_err(|e| e.to_string())?);
+    let started = Instant::now();
+    let rows: Vec<Value> = (0..accounts)
+        .map(|i| json!({"msisdn": customer(i), "name": format!("Bench {i}"), "id_number": "1", "pin_hash": hash.as_str()}))
+        .collect();
+    let mut imports = tokio::task::JoinSet::new();
+    for (n, chunk) in rows.chunks(IMPORT_BATCH).enumerate() {
+        let (client, url, body) = (
+            client.clone(),
+            urls[n % urls.len()].clone(),
+            json!({"customers": chunk}),
+        );
+        imports.spawn(async move { admin(&client, &url, "/admin/v1/customers/bulk", body).await });
+        if imports.len() >= 4 {
+            imports
+                .join_next()
+                .await
+                .expect("non-empty")
+                .map_err(|e| e.to_string())??;
+        }
+    }
+    while let Some(done) = imports.join_next().await {
+        done.map_err(|e| e.to_string())??;
+    }
+    let import_rate = accounts as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    let tasks: Vec<_> = (0..accounts.min(FUNDED_MAX))
         .map(|i| {
             let (client, url) = (client.clone(), urls[i % urls.len()].clone());
             tokio::spawn(async move {
-                let who = customer(i);
-                admin(&client, &url, "/admin/v1/customers", json!({"msisdn": who, "name": format!("Bench {i}"), "id_number": "1", "pin": "1234"})).await?;
-                admin(&client, &url, "/admin/v1/float", json!({"request_id": format!("bench-float-{i}"), "account": who, "amount": "400000.00"})).await
+                admin(&client, &url, "/admin/v1/float", json!({"request_id": format!("bench-float-{i}"), "account": customer(i), "amount": "400000.00"})).await
             })
         })
         .collect();
     for task in tasks {
         task.await.map_err(|e| e.to_string())??;
     }
-    Ok(())
+    Ok(import_rate)
 }
 
 /// One request of the workload: (path, body) — a transfer, or a balance check (GET, body null).
@@ -230,9 +270,10 @@ pub async fn run(
             urls
         }
     };
-    set_up(&client, &urls, config.accounts)
+    let import_rate = set_up(&client, &urls, config.accounts, config.fast_pin_hash)
         .await
         .map_err(BenchError::Setup)?;
+    let trading = config.accounts.min(FUNDED_MAX);
     let seconds = config.duration.as_secs() as usize;
     let recorder = Arc::new(Mutex::new(Recorder::new(seconds)));
     let start = Instant::now() + config.warmup;
@@ -245,7 +286,7 @@ pub async fn run(
     };
     let one = |n: u64, rng: &mut SimRng| {
         let id = format!("bench-{}-{n}", config.seed);
-        let (path, body) = draw(config.workload, rng, config.accounts, &id);
+        let (path, body) = draw(config.workload, rng, trading, &id);
         let url = urls[(n % urls.len() as u64) as usize].clone();
         let (client, recorder) = (client.clone(), recorder.clone());
         async move {
@@ -342,6 +383,11 @@ pub async fn run(
         config.duration.as_secs_f64(),
         node_usage,
     );
+    let result = BenchResult {
+        accounts: config.accounts,
+        import_rows_per_s: import_rate,
+        ..result
+    };
     if let Some(mut c) = cluster {
         c.kill_all();
     }

@@ -47,6 +47,9 @@ pub struct BenchResult {
     /// (latency ms, fraction of confirmed transfers at or below it).
     pub cdf: Vec<(f64, f64)>,
     pub node_usage: Vec<NodeUsage>,
+    /// Customers registered (in bulk) before the run, and the import rate.
+    pub accounts: usize,
+    pub import_rows_per_s: f64,
 }
 
 /// Collects samples during the measured window.
@@ -126,6 +129,8 @@ impl Recorder {
                 .collect(),
             cdf: cdf.collect(),
             node_usage,
+            accounts: 0,
+            import_rows_per_s: 0.0,
         }
     }
 }

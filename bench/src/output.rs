@@ -55,6 +55,13 @@ pub fn markdown(result: &BenchResult, postgres: Option<&BenchResult>) -> String 
             pg.errors
         );
     }
+    if result.accounts > 0 {
+        let _ = writeln!(
+            out,
+            "\n{} customers registered in bulk at {:.0} rows/s before the run.",
+            result.accounts, result.import_rows_per_s
+        );
+    }
     if !result.node_usage.is_empty() {
         let _ = writeln!(
             out,

@@ -12,8 +12,8 @@ use tuma_bench::{output, BenchConfig, Workload};
 /// The script that installs and runs the throwaway PostgreSQL (also in `scripts/`).
 const POSTGRES_SCRIPT: &str = include_str!("../../scripts/postgres-baseline.sh");
 
-/// Accounts registered through the admin API (bulk import is not built yet).
-const ACCOUNTS_MAX: usize = 100_000;
+/// Most customers registered (in bulk) before a run.
+const ACCOUNTS_MAX: usize = 5_000_000;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -32,7 +32,7 @@ pub struct BenchArgs {
     /// Unmeasured warm-up before it, in seconds.
     #[arg(long, default_value = "5s")]
     warmup: String,
-    /// Customers registered and funded before the run.
+    /// Customers registered (in bulk) before the run; the first 2000 are funded and trade.
     #[arg(long, default_value_t = 1_000)]
     accounts: usize,
     #[arg(long, default_value_t = 1)]

@@ -23,12 +23,38 @@ pub struct CtlArgs {
 enum CtlCommand {
     /// Nodes, shards, leaders and replication lag as a table.
     Status,
+    /// Register customers in bulk from a CSV file: `msisdn,name,id_number[,pin_hash]` per line
+    /// (no commas inside fields except in the last, an argon2id PHC string; `#` lines skipped).
+    Import {
+        #[arg(long)]
+        csv: std::path::PathBuf,
+        /// Rows per request (at most 10000).
+        #[arg(long, default_value_t = 5_000)]
+        batch: usize,
+        /// Requests in flight.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+    },
 }
 
 pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if let CtlCommand::Import {
+        csv,
+        batch,
+        parallel,
+    } = &args.command
+    {
+        return runtime.block_on(import(
+            &args.node,
+            &args.admin_token,
+            csv,
+            *batch,
+            *parallel,
+        ));
+    }
     let body: Value = runtime.block_on(async {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -47,8 +73,8 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
         }
         Ok::<Value, anyhow::Error>(response.json().await?)
     })?;
-    match args.command {
-        CtlCommand::Status => print!("{}", status_table(&body)),
+    if let CtlCommand::Status = args.command {
+        print!("{}", status_table(&body));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -90,4 +116,101 @@ fn status_table(body: &Value) -> String {
         ));
     }
     out
+}
+
+/// One CSV line as a bulk row.
+fn csv_row(line: &str) -> Option<serde_json::Value> {
+    let mut fields = line.splitn(4, ',').map(str::trim);
+    let (msisdn, name, id_number) = (fields.next()?, fields.next()?, fields.next()?);
+    let mut row = serde_json::json!({"msisdn": msisdn, "name": name, "id_number": id_number});
+    if let Some(hash) = fields.next().filter(|h| !h.is_empty()) {
+        row["pin_hash"] = serde_json::json!(hash);
+    }
+    Some(row)
+}
+
+/// `tuma ctl import`: bulk registration with a progress bar and the rate achieved.
+async fn import(
+    node: &str,
+    token: &str,
+    csv: &std::path::Path,
+    batch: usize,
+    parallel: usize,
+) -> anyhow::Result<ExitCode> {
+    if !(1..=10_000).contains(&batch) || !(1..=64).contains(&parallel) {
+        bail!("--batch must be 1..=10000 and --parallel 1..=64");
+    }
+    let text =
+        std::fs::read_to_string(csv).with_context(|| format!("reading {}", csv.display()))?;
+    let mut rows = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        rows.push(csv_row(line).with_context(|| {
+            format!("line {}: expected msisdn,name,id_number[,pin_hash]", n + 1)
+        })?);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let bar = indicatif::ProgressBar::new(rows.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} customers {per_sec} eta {eta}",
+        )
+        .expect("static template"),
+    );
+    let started = std::time::Instant::now();
+    let url = format!("{}/admin/v1/customers/bulk", node.trim_end_matches('/'));
+    let (mut created, mut existing, mut failures) = (0u64, 0u64, Vec::new());
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut chunks = rows.chunks(batch).map(|c| c.to_vec());
+    loop {
+        while in_flight.len() < parallel {
+            let Some(chunk) = chunks.next() else { break };
+            let (client, url, token) = (client.clone(), url.clone(), token.to_string());
+            in_flight.spawn(async move {
+                let n = chunk.len() as u64;
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({"customers": chunk}))
+                    .send()
+                    .await;
+                let body = match response {
+                    Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
+                    _ => None,
+                };
+                (n, body)
+            });
+        }
+        let Some(done) = in_flight.join_next().await else {
+            break;
+        };
+        let (n, body) = done?;
+        match body {
+            Some(body) => {
+                created += body["created"].as_u64().unwrap_or(0);
+                existing += body["existing"].as_u64().unwrap_or(0);
+                failures.extend(body["failed"].as_array().cloned().unwrap_or_default());
+            }
+            None => {
+                failures.push(serde_json::json!({"error": format!("a request of {n} rows failed")}))
+            }
+        }
+        bar.inc(n);
+    }
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    println!("imported {} rows in {seconds:.1} s ({:.0} rows/s): created={created} existing={existing} failed={}", rows.len(), rows.len() as f64 / seconds.max(1e-9), failures.len());
+    for failure in failures.iter().take(10) {
+        println!("  failed: {failure}");
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

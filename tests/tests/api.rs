@@ -277,3 +277,62 @@ fn a_node_with_the_wrong_secret_cannot_join_or_inject() {
     );
     assert_eq!(balance(&cluster, BOB), "100.00");
 }
+
+#[test]
+fn bulk_registration_reports_each_row() {
+    let cluster = TestCluster::start("api-bulk", 1, 4);
+    cluster.register_customer(ALICE);
+    let rows = json!({"customers": [
+        {"msisdn": "254722000001", "name": "Bulk One", "id_number": "1", "pin": PIN},
+        {"msisdn": ALICE, "name": "Already Here", "id_number": "2"},
+        {"msisdn": "07123", "name": "Bad Number", "id_number": "3"},
+        {"msisdn": "254722000002", "name": "Bulk Two", "id_number": "4"},
+    ]});
+    let (status, answer) = cluster
+        .post(
+            &format!("{}/admin/v1/customers/bulk", cluster.url(1)),
+            &rows,
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["created"].as_u64(), answer["existing"].as_u64()),
+        (Some(2), Some(1)),
+        "{answer}"
+    );
+    let failed = answer["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["row"], 2);
+    assert!(
+        failed[0]["error"].as_str().unwrap().contains("msisdn"),
+        "{answer}"
+    );
+    // The imported customer with a PIN can transact once funded; the one without cannot.
+    cluster.fund("254722000001", "100.00", "fund-bulk-1");
+    let (_, ok) = cluster
+        .post(
+            &format!("{}/v1/transfers", cluster.url(1)),
+            &send_money("bulk-t1", "254722000001", ALICE, "10.00"),
+        )
+        .unwrap();
+    assert_eq!(ok["status"], "confirmed", "{ok}");
+    cluster.fund("254722000002", "100.00", "fund-bulk-2");
+    let (_, no_pin) = cluster
+        .post(
+            &format!("{}/v1/transfers", cluster.url(1)),
+            &send_money("bulk-t2", "254722000002", ALICE, "10.00"),
+        )
+        .unwrap();
+    assert_eq!(no_pin["result"], "no_pin", "{no_pin}");
+    let empty = json!({"customers": []});
+    assert_eq!(
+        cluster
+            .post(
+                &format!("{}/admin/v1/customers/bulk", cluster.url(1)),
+                &empty
+            )
+            .unwrap()
+            .0,
+        400
+    );
+}

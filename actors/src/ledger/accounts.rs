@@ -24,7 +24,7 @@ fn kind_fits(account: &AccountRef, kind: AccountKind) -> bool {
 }
 
 impl ShardLedger {
-    pub(super) fn open_account(&mut self, open: &OpenAccount) -> Applied {
+    pub(super) fn open_account(&mut self, open: &OpenAccount) -> ResultCode {
         let here = self.config.shard_map.shard_of(&open.account) == self.config.shard;
         let code = if !kind_fits(&open.account, open.kind) || !here {
             ResultCode::NotPermitted
@@ -50,7 +50,7 @@ impl ShardLedger {
             self.state.accounts.insert(open.account.clone(), account);
             ResultCode::Success
         };
-        Applied::Admin(code)
+        code
     }
 
     fn pin_of(&mut self, account: &AccountRef) -> Result<&mut PinState, ResultCode> {

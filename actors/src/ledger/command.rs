@@ -82,6 +82,8 @@ pub enum Decision {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     OpenAccount(OpenAccount),
+    /// Bulk registration: many accounts of this shard in one entry (imports).
+    OpenAccounts(Vec<OpenAccount>),
     /// A same-shard transfer, or the Prepare of a cross-shard one.
     Transfer(TransferRequest),
     /// Payee side: Accept or Reject an offer.
@@ -149,6 +151,8 @@ pub struct Receipt {
 pub enum Applied {
     /// Account opened, PIN changed, status set…: the code says how it went.
     Admin(ResultCode),
+    /// One code per account of a bulk registration, in order.
+    AdminMany(Vec<ResultCode>),
     /// A transfer is final on its payer shard; answer the client.
     TransferFinished(Receipt),
     /// Funds held for a cross-shard transfer: send the offer.

@@ -175,7 +175,10 @@ impl ShardLedger {
         self.protocol_error = None;
         let now = self.state.clock_ms;
         let applied = match &entry.command {
-            Command::OpenAccount(open) => self.open_account(open),
+            Command::OpenAccount(open) => Applied::Admin(self.open_account(open)),
+            Command::OpenAccounts(opens) => {
+                Applied::AdminMany(opens.iter().map(|open| self.open_account(open)).collect())
+            }
             Command::Transfer(request) => self.transfer(request, now),
             Command::ReceiveCredit(offer) => self.receive_credit(offer, now),
             Command::Decide { id, answer } => self.decide(id, answer.as_ref(), now),

@@ -122,6 +122,7 @@ impl ShardDriver {
                     .push(self.envelope(*payer_shard, PeerMessage::DecisionAck { id: id.clone() }));
             }
             Applied::Admin(_)
+            | Applied::AdminMany(_)
             | Applied::TransferInProgress { .. }
             | Applied::TransferRefused { .. }
             | Applied::Unchanged => {}

@@ -335,6 +335,7 @@ impl Replica {
 fn reply_for_command(applied: &Applied) -> ClientReply {
     match applied {
         Applied::Admin(code) => ClientReply::Done(*code),
+        Applied::AdminMany(codes) => ClientReply::DoneMany(codes.clone()),
         Applied::TransferFinished(receipt) => ClientReply::Receipt(receipt.clone()),
         Applied::TransferRefused { result, .. } => ClientReply::Refused(*result),
         _ => ClientReply::Done(tuma_actors::ResultCode::Success),

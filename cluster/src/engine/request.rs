@@ -65,6 +65,8 @@ pub struct StatementLine {
 pub enum ClientReply {
     /// An admin command's result.
     Done(ResultCode),
+    /// A bulk command's results, one per item.
+    DoneMany(Vec<ResultCode>),
     /// A transfer's final answer.
     Receipt(Receipt),
     /// Refused before it was recorded (overload, or a conflicting reuse of the id).

@@ -27,7 +27,7 @@ const ADMIN_DEADLINE: Duration = Duration::from_secs(15);
 const NAME_LEN_MAX: usize = 100;
 const CREDENTIAL_LEN_MAX: usize = 256;
 
-fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

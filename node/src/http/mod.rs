@@ -6,11 +6,13 @@
 //! | `calls.rs` | calling the engine with retries on leader change until a deadline |
 //! | `admin.rs` | `/admin/v1/…`: registration, float, accounts, cluster, audit, care |
 //! | `app.rs` | `/v1/…`: transfers, balance, statement |
+//! | `bulk.rs` | `/admin/v1/customers/bulk`: bulk registration for imports |
 //!
 //! Amounts are decimal strings with two places (`"500.00"`), parsed by `Money::parse`.
 
 mod admin;
 mod app;
+mod bulk;
 mod calls;
 mod error;
 
@@ -73,6 +75,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/health", get(admin::health))
         .route("/metrics", get(admin::metrics))
         .route("/admin/v1/customers", post(admin::register_customer))
+        .route("/admin/v1/customers/bulk", post(bulk::register_customers))
         .route("/admin/v1/agents", post(admin::register_agent))
         .route("/admin/v1/businesses", post(admin::register_business))
         .route("/admin/v1/float", post(admin::issue_float))

@@ -214,3 +214,39 @@ fn duplicates_get_the_same_answer_and_move_money_once() {
     assert_eq!(a, b, "a recorded refusal stays the answer for its id");
     assert_eq!(b.result, ResultCode::InsufficientFunds);
 }
+
+#[test]
+fn bulk_registration_answers_per_account() {
+    let mut c = Cluster::new(2);
+    let here = c.customer_on(0, 1);
+    let there = c.customer_on(1, 2);
+    c.open(&here, AccountKind::Customer);
+    let open = |account: &AccountRef| OpenAccount {
+        account: account.clone(),
+        kind: AccountKind::Customer,
+        name: "Bulk".into(),
+        id_number: None,
+        phone: None,
+        store_number: None,
+        pin_hash: None,
+        api_credentials: None,
+    };
+    let fresh = c.customer_on(0, 3);
+    let applied = c.apply(
+        0,
+        Command::OpenAccounts(vec![open(&fresh), open(&here), open(&there)]),
+    );
+    assert_eq!(
+        applied,
+        Applied::AdminMany(vec![
+            ResultCode::Success,
+            ResultCode::AccountExists,
+            ResultCode::NotPermitted
+        ])
+    );
+    assert!(c.ledgers[0].account(&fresh).is_some());
+    assert!(
+        c.ledgers[0].account(&there).is_none(),
+        "an account of another shard is never opened here"
+    );
+}

@@ -1,0 +1,142 @@
+//! `POST /admin/v1/customers/bulk`: registering customers in bulk, as an operator migrating an
+//! existing customer base would. Rows are validated, grouped by shard, and each group becomes one
+//! log entry on its shard's leader, all shards in parallel.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tuma_actors::account::AccountRef;
+use tuma_actors::ledger::{Command, OpenAccount};
+use tuma_actors::msisdn::Msisdn;
+use tuma_actors::outcome::ResultCode;
+use tuma_actors::pin::PinHash;
+use tuma_actors::roles::AccountKind;
+use tuma_cluster::engine::{ClientReply, ClientRequest};
+
+use super::admin::{authorize, pin_field, text_field};
+use super::error::ApiError;
+use super::ApiState;
+
+/// Most rows per request (one request's entries stay small enough to replicate quickly).
+pub const BULK_ROWS_MAX: usize = 10_000;
+const BULK_DEADLINE: Duration = Duration::from_secs(60);
+
+#[derive(Deserialize)]
+pub struct BulkIn {
+    customers: Vec<BulkRow>,
+}
+
+/// One customer. `pin_hash` (an argon2id PHC string from the system being migrated) is preferred
+/// for imports; `pin` is hashed here (slow); with neither, care must set a start PIN before the
+/// customer can transact.
+#[derive(Deserialize)]
+pub struct BulkRow {
+    msisdn: String,
+    name: String,
+    id_number: String,
+    pin: Option<String>,
+    pin_hash: Option<String>,
+}
+
+async fn row_to_open(state: &ApiState, row: BulkRow) -> Result<OpenAccount, String> {
+    let msisdn = Msisdn::parse(&row.msisdn).map_err(|e| format!("msisdn: {e}"))?;
+    let name = text_field("name", &row.name, 100).map_err(|e| e.message)?;
+    let id_number = text_field("id_number", &row.id_number, 20).map_err(|e| e.message)?;
+    let pin_hash = match (row.pin_hash, row.pin) {
+        (Some(phc), _) => Some(PinHash::from_phc(phc).map_err(|e| format!("pin_hash: {e}"))?),
+        (None, Some(pin)) => {
+            let pin = pin_field(&pin).map_err(|e| e.message)?;
+            let hasher = state.hasher.clone();
+            Some(
+                state
+                    .pin_work(move || hasher.hash(&pin))
+                    .await
+                    .ok_or("PIN hashing failed")?,
+            )
+        }
+        (None, None) => None,
+    };
+    Ok(OpenAccount {
+        account: AccountRef::Customer(msisdn.clone()),
+        kind: AccountKind::Customer,
+        name,
+        id_number: Some(id_number),
+        phone: Some(msisdn),
+        store_number: None,
+        pin_hash,
+        api_credentials: None,
+    })
+}
+
+pub async fn register_customers(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Json<BulkIn>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers)?;
+    let Json(body) = body?;
+    if body.customers.is_empty() || body.customers.len() > BULK_ROWS_MAX {
+        return Err(ApiError::field(
+            "customers",
+            format!("customers must hold 1 to {BULK_ROWS_MAX} rows"),
+        ));
+    }
+    let map = state.calls.handle.shard_map();
+    let mut failed: Vec<Value> = Vec::new();
+    let mut by_shard: BTreeMap<u32, Vec<(usize, OpenAccount)>> = BTreeMap::new();
+    for (row_number, row) in body.customers.into_iter().enumerate() {
+        match row_to_open(&state, row).await {
+            Ok(open) => by_shard
+                .entry(map.shard_of(&open.account))
+                .or_default()
+                .push((row_number, open)),
+            Err(error) => failed.push(json!({"row": row_number, "error": error})),
+        }
+    }
+    let deadline = Instant::now() + BULK_DEADLINE;
+    let calls = by_shard.into_iter().map(|(shard, rows)| {
+        let calls = state.calls.clone();
+        async move {
+            let (numbers, opens): (Vec<usize>, Vec<OpenAccount>) = rows.into_iter().unzip();
+            let (reply, _) = calls
+                .call(
+                    ClientRequest::Command {
+                        shard,
+                        command: Command::OpenAccounts(opens),
+                    },
+                    deadline,
+                )
+                .await;
+            (numbers, reply)
+        }
+    });
+    let (mut created, mut existing) = (0usize, 0usize);
+    for (numbers, reply) in futures::future::join_all(calls).await {
+        match reply {
+            ClientReply::DoneMany(codes) if codes.len() == numbers.len() => {
+                for (row, code) in numbers.into_iter().zip(codes) {
+                    match code {
+                        ResultCode::Success => created += 1,
+                        ResultCode::AccountExists => existing += 1,
+                        other => failed.push(json!({"row": row, "error": other.description(), "result": other.name()})),
+                    }
+                }
+            }
+            other => {
+                for row in numbers {
+                    failed.push(json!({"row": row, "error": format!("not registered: {other:?}")}));
+                }
+            }
+        }
+    }
+    Ok(Json(
+        json!({ "created": created, "existing": existing, "failed": failed }),
+    ))
+}
