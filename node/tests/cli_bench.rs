@@ -60,21 +60,31 @@ fn a_short_bench_reports_its_contract_line_and_files() {
     assert!(tps > 0.0, "{last}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
-    assert!(json["confirmed"].as_u64().unwrap() > 0);
-    assert_eq!(json["node_usage"].as_array().unwrap().len(), 3);
+    assert!(json["tuma"]["confirmed"].as_u64().unwrap() > 0);
+    assert_eq!(json["tuma"]["node_usage"].as_array().unwrap().len(), 3);
     assert!(std::fs::read_to_string(out.join("plots.svg"))
         .unwrap()
         .contains("polyline"));
     assert!(std::fs::read_to_string(out.join("result.md"))
         .unwrap()
         .starts_with("| workload |"));
-    let refused = Command::new(env!("CARGO_BIN_EXE_tuma"))
-        .args(["bench", "--baseline", "postgres"])
-        .output()
-        .unwrap();
-    assert!(
-        !refused.status.success(),
-        "an unbuilt baseline must not pretend to run"
-    );
+    for bad in [
+        &["bench", "--baseline", "oracle"][..],
+        &["bench", "--baseline", "postgres", "--workload", "day"],
+        &["bench", "--accounts", "0"],
+    ] {
+        let refused = Command::new(env!("CARGO_BIN_EXE_tuma"))
+            .args(bad)
+            .output()
+            .unwrap();
+        assert!(
+            !refused.status.success(),
+            "{bad:?} should be refused before any cluster starts"
+        );
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("error"),
+            "{bad:?}"
+        );
+    }
     std::fs::remove_dir_all(&out).unwrap();
 }
