@@ -84,66 +84,66 @@ impl ShardLedger {
             .get(&request.from)
             .map(|a| a.name.clone())
             .unwrap_or_default();
-        self.notify_payee(
-            &record.ledger_payee,
-            &payer_name,
-            &display_number(&request.from),
-            record,
-            now,
-        );
+        let facts = PayeeFacts {
+            payee: &record.ledger_payee,
+            txn_id: record.txn_id.expect("a committed transfer has a receipt"),
+            kind: request.kind,
+            amount: request.amount,
+            payer_name: &payer_name,
+            payer: &request.from,
+            account_reference: request.account_reference.as_deref(),
+            reverses: request.reverses,
+        };
+        self.notify_payee(&facts, now);
     }
 
     /// The payee's text when a cross-shard credit settles here.
     pub(super) fn notify_remote_payee(&mut self, offer: &CreditOffer, now: u64) {
-        let Some((phone, _, balance, _)) = self.recipient(&offer.to, now) else {
-            return;
-        };
-        let number = display_number(&offer.from);
-        let confirmation = Confirmation {
+        let facts = PayeeFacts {
+            payee: &offer.to,
             txn_id: offer.txn_id,
-            when: CivilTime::from_unix_ms(now),
             kind: offer.kind,
             amount: offer.amount,
-            fee: Money::ZERO,
-            balance,
-            daily_remaining: None,
-            counterparty_name: &offer.payer_name,
-            counterparty_number: &number,
+            payer_name: &offer.payer_name,
+            payer: &offer.from,
             account_reference: offer.account_reference.as_deref(),
             reverses: offer.reverses,
         };
-        if let Some(text) = payee_text(&confirmation) {
-            self.push_sms(phone, text);
-        }
+        self.notify_payee(&facts, now);
     }
 
-    fn notify_payee(
-        &mut self,
-        payee: &AccountRef,
-        payer_name: &str,
-        payer_number: &str,
-        record: &OutgoingTransfer,
-        now: u64,
-    ) {
-        let Some((phone, _, balance, _)) = self.recipient(payee, now) else {
+    fn notify_payee(&mut self, facts: &PayeeFacts, now: u64) {
+        let Some((phone, _, balance, _)) = self.recipient(facts.payee, now) else {
             return;
         };
-        let request = &record.request;
+        let number = display_number(facts.payer);
         let confirmation = Confirmation {
-            txn_id: record.txn_id.expect("a committed transfer has a receipt"),
+            txn_id: facts.txn_id,
             when: CivilTime::from_unix_ms(now),
-            kind: request.kind,
-            amount: request.amount,
+            kind: facts.kind,
+            amount: facts.amount,
             fee: Money::ZERO,
             balance,
             daily_remaining: None,
-            counterparty_name: payer_name,
-            counterparty_number: payer_number,
-            account_reference: request.account_reference.as_deref(),
-            reverses: request.reverses,
+            counterparty_name: facts.payer_name,
+            counterparty_number: &number,
+            account_reference: facts.account_reference,
+            reverses: facts.reverses,
         };
         if let Some(text) = payee_text(&confirmation) {
             self.push_sms(phone, text);
         }
     }
+}
+
+/// What a payee's confirmation says, wherever the transfer came from.
+struct PayeeFacts<'a> {
+    payee: &'a AccountRef,
+    txn_id: crate::txn_id::TransactionId,
+    kind: crate::transfer::TransferKind,
+    amount: Money,
+    payer_name: &'a str,
+    payer: &'a AccountRef,
+    account_reference: Option<&'a str>,
+    reverses: Option<crate::txn_id::TransactionId>,
 }
