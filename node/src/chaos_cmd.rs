@@ -165,6 +165,12 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(r, n)| format!("{r}={n}"))
         .collect();
+    let kinds: Vec<String> = outcome
+        .ops_by_kind
+        .iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    println!("operations by kind: {}", kinds.join(" "));
     println!("failed answers by result: {}", failures.join(" "));
     println!(
         "balance reads answered during the run: {}",

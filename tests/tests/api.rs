@@ -336,3 +336,59 @@ fn bulk_registration_reports_each_row() {
         400
     );
 }
+
+#[test]
+fn care_reverses_a_confirmed_transfer_once() {
+    let cluster = TestCluster::start("api-reversal", 1, 4);
+    cluster.register_customer(ALICE);
+    cluster.register_customer(BOB);
+    cluster.fund(ALICE, "1000.00", "fund-alice");
+    let node = cluster.url(1).to_string();
+    let (_, sent) = cluster
+        .post(
+            &format!("{node}/v1/transfers"),
+            &send_money("to-reverse", ALICE, BOB, "500.00"),
+        )
+        .unwrap();
+    assert_eq!(sent["status"], "confirmed", "{sent}");
+    let txn = sent["transaction_id"].as_str().unwrap().to_string();
+    assert_eq!(balance(&cluster, BOB), "500.00");
+    let (status, reversed) = cluster
+        .post(
+            &format!("{node}/admin/v1/reversals"),
+            &json!({"request_id": "rev-1", "transaction_id": txn}),
+        )
+        .unwrap();
+    assert_eq!(
+        (status, reversed["status"].as_str()),
+        (200, Some("confirmed")),
+        "{reversed}"
+    );
+    assert_eq!(balance(&cluster, BOB), "0.00");
+    assert_eq!(
+        balance(&cluster, ALICE),
+        "993.00",
+        "the original fee (7.00) is not refunded"
+    );
+    let (status, again) = cluster
+        .post(
+            &format!("{node}/admin/v1/reversals"),
+            &json!({"request_id": "rev-2", "transaction_id": txn}),
+        )
+        .unwrap();
+    assert_eq!(
+        (status, again["result"].as_str()),
+        (200, Some("not_reversible")),
+        "{again}"
+    );
+    let (status, bad) = cluster
+        .post(
+            &format!("{node}/admin/v1/reversals"),
+            &json!({"request_id": "rev-3", "transaction_id": "nope"}),
+        )
+        .unwrap();
+    assert_eq!(
+        (status, bad["field"].as_str()),
+        (400, Some("transaction_id"))
+    );
+}

@@ -238,6 +238,14 @@ impl ShardLedger {
         self.state.incoming.get(id)
     }
 
+    /// The payer-side record of the transfer with this receipt, if it started here.
+    pub fn outgoing_by_receipt(&self, txn_id: &TransactionId) -> Option<&OutgoingTransfer> {
+        self.state
+            .by_txn_id
+            .get(txn_id)
+            .and_then(|id| self.state.outgoing.get(id))
+    }
+
     /// The final answer for a transfer started on this shard, if it has one.
     pub fn receipt(&self, id: &TransferId) -> Option<Receipt> {
         let record = self.state.outgoing.get(id)?;

@@ -68,6 +68,8 @@ pub struct ChaosOutcome {
     pub timeline: Vec<String>,
     /// Balance reads answered during the run.
     pub balance_reads: u64,
+    /// Operations by kind.
+    pub ops_by_kind: std::collections::BTreeMap<String, usize>,
     /// Failed answers by result name.
     pub failed_by_result: std::collections::BTreeMap<String, usize>,
 }
@@ -251,6 +253,7 @@ pub async fn run(
         .filter(|o| matches!(o.outcome, workload::Outcome::Failed(_)))
         .count();
     for op in &ops {
+        *outcome.ops_by_kind.entry(op.kind.to_string()).or_default() += 1;
         if let workload::Outcome::Failed(result) = &op.outcome {
             *outcome.failed_by_result.entry(result.clone()).or_default() += 1;
         }

@@ -266,7 +266,33 @@ impl Clients {
                             latency_ms: started.elapsed().as_millis() as u64,
                             outcome,
                         };
+                        // Sometimes care reverses a confirmed transfer: a new transfer back.
+                        let reversal = match &op.outcome {
+                            Outcome::Confirmed { txn, .. }
+                                if op.kind == "send_money" && rng.chance(50) =>
+                            {
+                                Some(txn.clone())
+                            }
+                            _ => None,
+                        };
+                        let (payer, payee) = (op.to.clone(), op.from.clone());
                         ops.lock().expect("no panics hold this lock").push(op);
+                        if let Some(txn) = reversal {
+                            let id = format!("c{c}-{n}-rev");
+                            let started = Instant::now();
+                            let outcome = reverse(&client, &urls, &mut rng, &id, &txn).await;
+                            let op = Op {
+                                id,
+                                kind: "reversal",
+                                from: payer,
+                                to: payee,
+                                amount_cents,
+                                started_ms: started.duration_since(epoch).as_millis() as u64,
+                                latency_ms: started.elapsed().as_millis() as u64,
+                                outcome,
+                            };
+                            ops.lock().expect("no panics hold this lock").push(op);
+                        }
                     }
                 })
             })
@@ -288,6 +314,51 @@ impl Clients {
         let ops = self.ops.lock().expect("no panics hold this lock").clone();
         let reads = std::mem::take(&mut *self.reads.lock().expect("no panics hold this lock"));
         (ops, reads)
+    }
+}
+
+/// Care reverses a confirmed transfer by its receipt, retrying with the same request id.
+async fn reverse(
+    client: &reqwest::Client,
+    urls: &[String],
+    rng: &mut SimRng,
+    id: &str,
+    txn: &str,
+) -> Outcome {
+    let body = json!({"request_id": id, "transaction_id": txn});
+    for _ in 0..ATTEMPTS_MAX {
+        let url = &urls[rng.below(urls.len() as u64) as usize];
+        let request = client
+            .post(format!("{url}/admin/v1/reversals"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body);
+        let Ok(response) = request.send().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        if response.status() != 200 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let Ok(answer) = response.json::<Value>().await else {
+            continue;
+        };
+        return outcome_of(&answer);
+    }
+    Outcome::Ambiguous
+}
+
+/// The client's reading of a transfer answer.
+fn outcome_of(answer: &Value) -> Outcome {
+    match answer["status"].as_str() {
+        Some("confirmed") => Outcome::Confirmed {
+            txn: answer["transaction_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            fee_cents: cents(answer["fee"].as_str().unwrap_or("0")),
+        },
+        _ => Outcome::Failed(answer["result"].as_str().unwrap_or("unknown").to_string()),
     }
 }
 
@@ -352,16 +423,7 @@ async fn send(
         let Ok(answer) = response.json::<Value>().await else {
             continue;
         };
-        return match answer["status"].as_str() {
-            Some("confirmed") => Outcome::Confirmed {
-                txn: answer["transaction_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                fee_cents: cents(answer["fee"].as_str().unwrap_or("0")),
-            },
-            _ => Outcome::Failed(answer["result"].as_str().unwrap_or("unknown").to_string()),
-        };
+        return outcome_of(&answer);
     }
     Outcome::Ambiguous
 }

@@ -65,6 +65,13 @@ impl Engine {
                 }
                 Some(_) => ClientReply::InProgress,
             },
+            ClientRequest::TransferByReceipt { txn_id, .. } => ClientReply::Transfer(
+                replica
+                    .ledger
+                    .outgoing_by_receipt(&txn_id)
+                    .cloned()
+                    .map(Box::new),
+            ),
             ClientRequest::Audit { .. } => match replica.ledger.audit() {
                 Ok(audit) => ClientReply::Audit(Box::new(audit)),
                 Err(violation) => ClientReply::Unavailable(format!("audit failed: {violation}")),

@@ -27,6 +27,11 @@ pub enum ClientRequest {
     TransferStatus { shard: u32, id: TransferId },
     /// One shard's audit.
     Audit { shard: u32 },
+    /// The payer-side record of a transfer by its receipt (care looks up what to reverse).
+    TransferByReceipt {
+        shard: u32,
+        txn_id: tuma_actors::txn_id::TransactionId,
+    },
     /// Recent transfers touching an account, newest first.
     Statement { account: AccountRef, limit: usize },
     /// Test-only fault hook: the next transfer from this account panics in its actor.
@@ -39,7 +44,8 @@ impl ClientRequest {
         match self {
             ClientRequest::Command { shard, .. }
             | ClientRequest::TransferStatus { shard, .. }
-            | ClientRequest::Audit { shard } => *shard,
+            | ClientRequest::Audit { shard }
+            | ClientRequest::TransferByReceipt { shard, .. } => *shard,
             ClientRequest::Transfer { request, .. } => map.shard_of(&request.from),
             ClientRequest::Account { account }
             | ClientRequest::Statement { account, .. }
@@ -76,6 +82,7 @@ pub enum ClientReply {
     /// No transfer with that id on its payer shard.
     UnknownTransfer,
     Account(Option<Box<Account>>),
+    Transfer(Option<Box<tuma_actors::ledger::OutgoingTransfer>>),
     Audit(Box<ShardAudit>),
     Statement(Vec<StatementLine>),
     /// This node does not lead the shard; retry there (or anywhere, if unknown).

@@ -7,6 +7,7 @@
 //! | `admin.rs` | `/admin/v1/…`: registration, float, accounts, cluster, audit, care |
 //! | `app.rs` | `/v1/…`: transfers, balance, statement |
 //! | `bulk.rs` | `/admin/v1/customers/bulk`: bulk registration for imports |
+//! | `care.rs` | `/admin/v1/reversals`: care reverses a confirmed transfer |
 //!
 //! Amounts are decimal strings with two places (`"500.00"`), parsed by `Money::parse`.
 
@@ -14,6 +15,7 @@ mod admin;
 mod app;
 mod bulk;
 mod calls;
+mod care;
 mod error;
 
 use std::sync::Arc;
@@ -80,6 +82,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/v1/businesses", post(admin::register_business))
         .route("/admin/v1/float", post(admin::issue_float))
         .route("/admin/v1/accounts/:reference", get(admin::account))
+        .route("/admin/v1/reversals", post(care::reverse))
         .route("/admin/v1/pins/unlock", post(admin::unlock_pin))
         .route("/admin/v1/pins/reset", post(admin::reset_pin))
         .route("/admin/v1/cluster", get(admin::cluster))
