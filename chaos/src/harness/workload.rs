@@ -326,24 +326,34 @@ async fn reverse(
     txn: &str,
 ) -> Outcome {
     let body = json!({"request_id": id, "transaction_id": txn});
+    post_until_answered(client, urls, rng, "/admin/v1/reversals", &body).await
+}
+
+/// Posts through random nodes until one answers 200 (the same idempotency key each time), or
+/// gives up and calls the outcome ambiguous.
+async fn post_until_answered(
+    client: &reqwest::Client,
+    urls: &[String],
+    rng: &mut SimRng,
+    path: &str,
+    body: &Value,
+) -> Outcome {
     for _ in 0..ATTEMPTS_MAX {
         let url = &urls[rng.below(urls.len() as u64) as usize];
         let request = client
-            .post(format!("{url}/admin/v1/reversals"))
+            .post(format!("{url}{path}"))
             .bearer_auth(ADMIN_TOKEN)
-            .json(&body);
-        let Ok(response) = request.send().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
+            .json(body);
+        let response = match request.send().await {
+            Ok(r) if r.status() == 200 => r,
+            _ => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
-        if response.status() != 200 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
+        if let Ok(answer) = response.json::<Value>().await {
+            return outcome_of(&answer);
         }
-        let Ok(answer) = response.json::<Value>().await else {
-            continue;
-        };
-        return outcome_of(&answer);
     }
     Outcome::Ambiguous
 }
@@ -405,25 +415,5 @@ async fn send(
     if kind == "pay_bill" {
         body["account_reference"] = json!("ACC-1");
     }
-    for _ in 0..ATTEMPTS_MAX {
-        let url = &urls[rng.below(urls.len() as u64) as usize];
-        let Ok(response) = client
-            .post(format!("{url}/v1/transfers"))
-            .json(&body)
-            .send()
-            .await
-        else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        if response.status() != 200 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        let Ok(answer) = response.json::<Value>().await else {
-            continue;
-        };
-        return outcome_of(&answer);
-    }
-    Outcome::Ambiguous
+    post_until_answered(client, urls, rng, "/v1/transfers", &body).await
 }
