@@ -105,6 +105,45 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
         .unwrap();
     assert_eq!(answer["status"], "confirmed", "{answer}");
     assert_eq!(answer["balance"], "18987.00", "{answer}");
+    // The operator's table: one row per shard, every shard with a leader.
+    let status = Command::new(env!("CARGO_BIN_EXE_tuma"))
+        .args([
+            "ctl",
+            "--node",
+            &url,
+            "--admin-token",
+            "cluster-up-test-token",
+            "status",
+        ])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{table}");
+    assert!(
+        table.lines().nth(1).unwrap().contains("shard") && table.contains("follower lag"),
+        "{table}"
+    );
+    let rows: Vec<&str> = table.lines().skip(2).collect();
+    assert_eq!(rows.len(), 8, "{table}");
+    assert!(
+        rows.iter().all(|r| r
+            .split_whitespace()
+            .nth(2)
+            .is_some_and(|leader| leader != "-")),
+        "{table}"
+    );
+    let wrong = Command::new(env!("CARGO_BIN_EXE_tuma"))
+        .args([
+            "ctl",
+            "--node",
+            &url,
+            "--admin-token",
+            "not-the-token",
+            "status",
+        ])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success(), "a wrong token is refused");
     assert_eq!(
         up.terminate(),
         0,
