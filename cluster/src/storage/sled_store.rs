@@ -12,6 +12,9 @@ use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 
 use super::{ClusterIdentity, DurableShard, LogStore, StorageError, WriteBatch, WriteOp};
 
+/// Tries to open sled while a just-dropped store releases its lock (20 ms apart: 2 s).
+const SLED_OPEN_ATTEMPTS_MAX: u32 = 100;
+
 /// sled plus the directory lock.
 pub struct SledStore {
     db: sled::Db,
@@ -58,10 +61,23 @@ impl SledStore {
             .open(dir.join("LOCK"))?;
         lock.try_lock()
             .map_err(|_| StorageError::Locked(dir.display().to_string()))?;
-        let db = sled::Config::new()
-            .path(dir.join("sled"))
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        // Holding LOCK, nobody else can be using the directory; sled's own file lock can still be
+        // held for a moment by the background threads of a store this process just dropped, so
+        // an I/O error from opening is retried briefly before it is reported.
+        let mut attempts = 0;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(dir.join("sled"))
+                .mode(sled::Mode::HighThroughput)
+                .open();
+            match opened {
+                Err(sled::Error::Io(_)) if attempts < SLED_OPEN_ATTEMPTS_MAX => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         Ok(SledStore { db, _lock: lock })
     }
 }
