@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use tuma_actors::protocol::Envelope;
 
 use crate::engine::{ClientReply, ClientRequest};
+use crate::membership::MetaCommand;
 
 /// One message on the peer transport.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -25,4 +26,7 @@ pub enum PeerFrame {
         id: u64,
         reply: ClientReply,
     },
+    /// A cluster change for the meta group's leader, sent without waiting for an answer (a
+    /// shard leader reporting a finished move; it reports again if this one is lost).
+    MetaProposal(MetaCommand),
 }

@@ -30,9 +30,20 @@ pub struct NodeArgs {
     /// Address for the HTTP API (default 127.0.0.1:8080).
     #[arg(long, env = "TUMA_LISTEN_HTTP")]
     pub listen_http: Option<SocketAddr>,
-    /// Initial members: `1=HOST:PORT,2=HOST:PORT,…` (peer addresses).
+    /// Initial members: `1=HOST:PORT,2=HOST:PORT,…` (peer addresses). Not with --join.
     #[arg(long, env = "TUMA_MEMBERS")]
     pub members: Option<String>,
+    /// Join a running cluster through any member's HTTP URL (e.g. `http://10.0.0.1:8080`);
+    /// the cluster records the node, picks an id if --id is not given, and moves replicas to
+    /// it. On later starts the data directory already knows the cluster and this is ignored.
+    #[arg(long, env = "TUMA_JOIN")]
+    pub join: Option<String>,
+    /// Peer address other members use to reach this node (default --listen-peer).
+    #[arg(long, env = "TUMA_ADVERTISE_PEER")]
+    pub advertise_peer: Option<SocketAddr>,
+    /// Most shard replica moves the rebalancer runs at once (default 4).
+    #[arg(long, env = "TUMA_REBALANCE_MOVES_MAX")]
+    pub rebalance_moves_max: Option<usize>,
     /// The cluster secret (at least 16 characters); prefer --cluster-secret-file.
     #[arg(long, env = "TUMA_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
@@ -82,6 +93,9 @@ struct FileConfig {
     listen_peer: Option<SocketAddr>,
     listen_http: Option<SocketAddr>,
     members: Option<String>,
+    join: Option<String>,
+    advertise_peer: Option<SocketAddr>,
+    rebalance_moves_max: Option<usize>,
     cluster_secret: Option<String>,
     cluster_secret_file: Option<PathBuf>,
     admin_token: Option<String>,
@@ -96,11 +110,17 @@ struct FileConfig {
 /// The resolved, validated configuration.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
+    /// This node's id; `0` when joining without --id (the cluster assigns one).
     pub id: u64,
     pub data: PathBuf,
     pub listen_peer: SocketAddr,
     pub listen_http: SocketAddr,
+    /// The initial members (empty when joining).
     pub members: BTreeMap<u64, SocketAddr>,
+    /// The member URL to join through, for a node that is not an initial member.
+    pub join: Option<String>,
+    pub advertise_peer: SocketAddr,
+    pub rebalance_moves_max: usize,
     pub secret: Vec<u8>,
     pub admin_token: String,
     pub shards: u32,
@@ -154,22 +174,51 @@ impl NodeArgs {
             }
             None => FileConfig::default(),
         };
-        let id = self.id.or(file.id).context("--id is required")?;
         let data = self
             .data
             .clone()
             .or(file.data)
             .context("--data is required")?;
-        let members_text = self
-            .members
-            .clone()
-            .or(file.members)
-            .context("--members is required")?;
-        let members = parse_members(&members_text)?;
-        let Some(own) = members.get(&id) else {
-            bail!("--id {id} is not among --members")
+        let join = self.join.clone().or(file.join);
+        let members_text = self.members.clone().or(file.members);
+        let (id, members, listen_peer) = match (&join, members_text) {
+            (Some(_), Some(_)) => bail!("--join and --members exclude each other: an initial member lists the members, a new node joins"),
+            (None, None) => bail!("--members is required (or --join to add this node to a running cluster)"),
+            (Some(url), None) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    bail!("--join {url:?} is not an http:// URL of a member");
+                }
+                let listen_peer = self
+                    .listen_peer
+                    .or(file.listen_peer)
+                    .context("--listen-peer is required with --join")?;
+                let id = self.id.or(file.id).unwrap_or(0);
+                (id, BTreeMap::new(), listen_peer)
+            }
+            (None, Some(text)) => {
+                let id = self.id.or(file.id).context("--id is required")?;
+                let members = parse_members(&text)?;
+                let Some(own) = members.get(&id) else {
+                    bail!("--id {id} is not among --members")
+                };
+                let listen_peer = self.listen_peer.or(file.listen_peer).unwrap_or(*own);
+                (id, members, listen_peer)
+            }
         };
-        let listen_peer = self.listen_peer.or(file.listen_peer).unwrap_or(*own);
+        let advertise_peer = self
+            .advertise_peer
+            .or(file.advertise_peer)
+            .unwrap_or(listen_peer);
+        if advertise_peer.ip().is_unspecified() {
+            bail!("peer address {advertise_peer} cannot be reached by others; set --advertise-peer");
+        }
+        let rebalance_moves_max = self
+            .rebalance_moves_max
+            .or(file.rebalance_moves_max)
+            .unwrap_or(4);
+        if !(1..=64).contains(&rebalance_moves_max) {
+            bail!("--rebalance-moves-max must be 1..=64");
+        }
         let listen_http = self
             .listen_http
             .or(file.listen_http)
@@ -208,8 +257,8 @@ impl NodeArgs {
         let replicas = self
             .replicas
             .or(file.replicas)
-            .unwrap_or_else(|| members.len().min(3));
-        if replicas == 0 || replicas > members.len() {
+            .unwrap_or_else(|| members.len().clamp(1, 3));
+        if replicas == 0 || (join.is_none() && replicas > members.len()) {
             bail!(
                 "--replicas must be 1..={} (the number of members)",
                 members.len()
@@ -242,6 +291,9 @@ impl NodeArgs {
             listen_peer,
             listen_http,
             members,
+            join,
+            advertise_peer,
+            rebalance_moves_max,
             secret: secret.into_bytes(),
             admin_token,
             shards,

@@ -21,8 +21,13 @@ pub struct CtlArgs {
 
 #[derive(Subcommand, Debug)]
 enum CtlCommand {
-    /// Nodes, shards, leaders and replication lag as a table.
+    /// Members, moves under way, and this node's shards, leaders and replication lag.
     Status,
+    /// Cluster membership: list members, remove (drain) one.
+    Members {
+        #[command(subcommand)]
+        command: MembersCommand,
+    },
     /// Register customers in bulk from a CSV file: `msisdn,name,id_number[,pin_hash]` per line
     /// (no commas inside fields except in the last, an argon2id PHC string; `#` lines skipped).
     Import {
@@ -34,6 +39,18 @@ enum CtlCommand {
         /// Requests in flight.
         #[arg(long, default_value_t = 4)]
         parallel: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MembersCommand {
+    /// Every member with its state, replicas and preferred leaderships; moves under way.
+    List,
+    /// Drain a node: its leaderships and replicas move to other members, then it is marked
+    /// removed (a dead node's shards are re-replicated from the surviving replicas).
+    Remove {
+        /// The node's id.
+        id: u64,
     },
 }
 
@@ -55,6 +72,12 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
             *parallel,
         ));
     }
+    if let CtlCommand::Members {
+        command: MembersCommand::Remove { id },
+    } = &args.command
+    {
+        return runtime.block_on(remove_member(&args.node, &args.admin_token, *id));
+    }
     let body: Value = runtime.block_on(async {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -73,10 +96,71 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
         }
         Ok::<Value, anyhow::Error>(response.json().await?)
     })?;
-    if let CtlCommand::Status = args.command {
-        print!("{}", status_table(&body));
+    match args.command {
+        CtlCommand::Status => {
+            print!("{}", members_table(&body["cluster"]));
+            print!("{}", status_table(&body));
+        }
+        CtlCommand::Members { .. } => print!("{}", members_table(&body["cluster"])),
+        CtlCommand::Import { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn remove_member(node: &str, token: &str, id: u64) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()?;
+    let response = client
+        .delete(format!("{}/admin/v1/members/{id}", node.trim_end_matches('/')))
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("reaching {node}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        eprintln!(
+            "node {id} not removed: {}",
+            body["error"].as_str().unwrap_or(status.as_str())
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    println!(
+        "node {id} is draining: its leaderships and replicas move to other members; \
+         `tuma ctl --node {node} members list` shows the progress"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Renders the cluster state (members and moves) as a table.
+fn members_table(cluster: &Value) -> String {
+    let mut out = format!(
+        "{:>4}  {:<8} {:>8} {:>8}  {}\n",
+        "id", "state", "replicas", "leads", "peer address"
+    );
+    for m in cluster["members"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{:>4}  {:<8} {:>8} {:>8}  {}\n",
+            m["id"].to_string(),
+            m["state"].as_str().unwrap_or("?"),
+            m["replicas"].to_string(),
+            m["preferred_leader_of"].to_string(),
+            m["peer_addr"].as_str().unwrap_or("?"),
+        ));
+    }
+    let moves = cluster["moves"].as_array().map_or(0, Vec::len);
+    out.push_str(&format!(
+        "moves under way: {moves}; moves done: {}; meta leader: {}\n",
+        cluster["moves_done"], cluster["meta_leader"]
+    ));
+    for m in cluster["moves"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  shard {:>4}: {} -> {}\n",
+            m["shard"], m["from"], m["to"]
+        ));
+    }
+    out
 }
 
 /// Renders `/admin/v1/cluster` as a table.

@@ -6,6 +6,7 @@ mod cluster_cmd;
 mod config;
 mod ctl_cmd;
 mod http;
+mod join;
 mod node_cmd;
 mod sim_cmd;
 

@@ -1,6 +1,7 @@
-//! `tuma node`: wires storage, transport, engine and the HTTP API, and shuts down cleanly on
-//! SIGTERM or Ctrl-C: stop accepting requests, let in-flight ones finish, let the engine apply
-//! and flush what it has, exit 0.
+//! `tuma node`: wires storage, transport, engine and the HTTP API (joining a running cluster
+//! first with `--join`), and shuts down cleanly on SIGTERM or Ctrl-C: hand leaderships to other
+//! nodes, stop accepting requests, let in-flight ones finish, let the engine apply and flush
+//! what it has, exit 0.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,11 +9,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use tuma_actors::tariff::Tariffs;
 use tuma_cluster::engine::{Engine, EngineConfig};
-use tuma_cluster::storage::SledStore;
+use tuma_cluster::storage::{LogStore, SledStore};
 use tuma_cluster::transport::{Transport, TransportConfig};
 
 use crate::config::{NodeArgs, NodeConfig};
-use crate::http;
+use crate::{http, join};
+
+/// How long a stopping node waits for other nodes to take over its leaderships.
+const LEAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let config = args.resolve()?;
@@ -38,12 +42,16 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: NodeConfig) -> anyhow::Result<()> {
+async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
     let store = SledStore::open(&config.data)
         .with_context(|| format!("opening {}", config.data.display()))?;
+    if let Some(url) = config.join.clone() {
+        let known = store.identity()?;
+        join::join(&url, &mut config, known).await?;
+    }
     let (peer_tx, mut peer_rx) = tokio::sync::mpsc::channel(65_536);
     let transport_config = TransportConfig::new(
         config.id,
@@ -60,6 +68,8 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         config.shards,
         config.replicas,
     );
+    engine_config.bootstrap = config.join.is_none();
+    engine_config.plan_limits.moves_max = config.rebalance_moves_max;
     engine_config.tariffs = Arc::new(Tariffs::kenya_default());
     engine_config.checkpoint_every_entries = config.checkpoint_every_entries;
     engine_config.log_keep_entries = config.log_keep_entries;
@@ -85,8 +95,17 @@ async fn serve(config: NodeConfig) -> anyhow::Result<()> {
         config.test_hooks,
         prometheus,
     );
+    let leaving = handle.clone();
+    let stop = async move {
+        shutdown_signal().await;
+        // Hand every leadership to another node first, so a restart fails no request.
+        match leaving.leave(LEAVE_TIMEOUT).await {
+            Some(0) => tracing::info!("no leaderships left on this node"),
+            still => tracing::warn!(?still, "stopping while still leading (no caught-up voter took over in time)"),
+        }
+    };
     axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stop)
         .await
         .context("HTTP server")?;
     tracing::info!("HTTP stopped; stopping the engine");

@@ -18,13 +18,13 @@ const STATEMENT_LINES_MAX: usize = 100;
 impl Engine {
     /// Answers or forwards a request.
     pub(super) fn serve(&mut self, request: ClientRequest, waiter: Waiter) {
+        if let ClientRequest::Meta { command } = request {
+            return self.serve_meta(command, waiter);
+        }
         let shard = request.shard(&self.map);
-        let (leading, leader) = match self.replicas.get(&shard) {
-            Some(replica) => (replica.is_leader(), replica.leader()),
-            None => (false, None),
-        };
+        let leading = self.replicas.get(&shard).is_some_and(|r| r.is_leader());
         if !leading {
-            let hint = leader.filter(|l| *l != self.config.node_id);
+            let hint = self.leader_guess(shard);
             match (hint, &waiter) {
                 (Some(leader), Waiter::Local(_)) => self.forward(leader, request, waiter),
                 _ => self.reply(
@@ -83,11 +83,14 @@ impl Engine {
                 self.actors.plant_panic(account);
                 ClientReply::Done(tuma_actors::ResultCode::Success)
             }
+            ClientRequest::Meta { .. } => {
+                ClientReply::Unavailable("cluster changes go to the meta group".into())
+            }
         };
         self.reply(waiter, reply);
     }
 
-    fn forward(&mut self, leader: u64, request: ClientRequest, waiter: Waiter) {
+    pub(super) fn forward(&mut self, leader: u64, request: ClientRequest, waiter: Waiter) {
         let id = self.next_forward_id;
         self.next_forward_id += 1;
         self.forwarded.insert(id, (waiter, Instant::now()));

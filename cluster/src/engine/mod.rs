@@ -5,8 +5,11 @@
 //! | file | holds |
 //! |---|---|
 //! | `request.rs` | client requests and replies, waiters, the engine's inputs |
+//! | `group.rs` | one Raft group without its state machine: conf changes, base and later checkpoints |
 //! | `replica.rs` | one shard replica: proposing, applying committed entries, checkpoints |
-//! | `ready.rs` | the Ready loop over all replicas with one write batch and one fsync |
+//! | `meta_group.rs` | the meta group: the cluster state (members, placement, moves) |
+//! | `membership.rs` | following the cluster state, the rebalancer, conf-change steps, leaving |
+//! | `ready.rs` | the Ready loop over all groups with one write batch and one fsync |
 //! | `clients.rs` | serving client requests: leaders answer, others forward |
 //! | `actors.rs` | account actors and their supervision |
 //! | `status.rs` | the node's view for `/admin/v1/cluster` and `tuma ctl status` |
@@ -17,6 +20,9 @@
 
 mod actors;
 mod clients;
+mod group;
+mod membership;
+mod meta_group;
 mod pins;
 mod ready;
 mod replica;
@@ -33,8 +39,9 @@ use tuma_actors::protocol::DriverConfig;
 use tuma_actors::tariff::Tariffs;
 use tuma_actors::ShardMap;
 
+use crate::membership::{ClusterMeta, PlanLimits, META_GROUP};
 use crate::placement::Placement;
-use crate::storage::{ClusterIdentity, LogStore, StorageError};
+use crate::storage::{ClusterIdentity, LogStore, StorageError, WriteBatch};
 use crate::transport::{NodeId, Transport};
 use crate::wire::PeerFrame;
 
@@ -42,10 +49,16 @@ pub use actors::AccountActors;
 pub use request::{ClientReply, ClientRequest, Input, StatementLine, Waiter};
 pub use status::{NodeStatus, ShardStatus};
 
+use group::GroupStart;
+use membership::Leaving;
+use meta_group::MetaGroup;
 use replica::Replica;
 
 /// Most PIN verifications waiting for a worker before transfers are answered "unavailable".
 const PIN_QUEUE_MAX: usize = 4_096;
+
+/// How often the membership pass runs (rebalancer, configuration steps, leaving).
+const MEMBERSHIP_PASS_MS: u64 = 250;
 
 /// Most SMS records one housekeeping pass delivers per shard.
 const SMS_PER_PASS_MAX: usize = 1_000;
@@ -56,8 +69,14 @@ pub struct EngineConfig {
     pub node_id: NodeId,
     pub shards: u32,
     pub replicas: usize,
-    /// Peer address of every initial member (this node included).
+    /// Peer address of every member known at start (this node included): the initial members
+    /// of a new cluster, or the members a joining node was told of.
     pub members: BTreeMap<NodeId, SocketAddr>,
+    /// True for an initial member (it bootstraps the cluster state with the others); false
+    /// for a node that joined a running cluster (it waits for the leaders' snapshots).
+    pub bootstrap: bool,
+    /// Bounds of the rebalancer.
+    pub plan_limits: PlanLimits,
     /// Raft tick.
     pub tick_ms: u64,
     pub election_ticks: usize,
@@ -100,6 +119,8 @@ impl EngineConfig {
             shards,
             replicas,
             members,
+            bootstrap: true,
+            plan_limits: PlanLimits::default(),
             tick_ms: 100,
             election_ticks: 10,
             heartbeat_ticks: 2,
@@ -117,6 +138,13 @@ impl EngineConfig {
 
     /// Refuses inconsistent settings.
     pub fn validate(&self) -> Result<(), String> {
+        if self.node_id == 0 {
+            return Err("node ids start at 1".into());
+        }
+        if !self.bootstrap {
+            // A joining node learns the members from the cluster state.
+            return self.validate_timers();
+        }
         if !self.members.contains_key(&self.node_id) {
             return Err(format!(
                 "node {} is not among the members {:?}",
@@ -139,11 +167,21 @@ impl EngineConfig {
                 self.members.len()
             ));
         }
+        self.validate_timers()
+    }
+
+    fn validate_timers(&self) -> Result<(), String> {
+        if ShardMap::new(self.shards).is_none() || self.replicas == 0 {
+            return Err("shards and replicas must be positive".into());
+        }
         if self.tick_ms == 0
             || self.heartbeat_ticks == 0
             || self.election_ticks <= self.heartbeat_ticks
         {
             return Err("need tick_ms > 0 and election_ticks > heartbeat_ticks > 0".into());
+        }
+        if self.plan_limits.moves_max == 0 {
+            return Err("the rebalancer needs at least one move at a time".into());
         }
         if self.checkpoint_every_entries == 0 || self.input_queue_max == 0 {
             return Err("checkpoint interval and input queue must be positive".into());
@@ -193,6 +231,23 @@ impl NodeHandle {
             .ok()
     }
 
+    /// Hands every leadership on this node to other nodes (before a stop); answers how many
+    /// it still leads when done or when `within` is up.
+    pub async fn leave(&self, within: Duration) -> Option<usize> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let deadline = Instant::now() + within;
+        self.inputs
+            .try_send(Input::Leave {
+                deadline,
+                reply: tx,
+            })
+            .ok()?;
+        tokio::time::timeout(within + Duration::from_secs(1), rx)
+            .await
+            .ok()?
+            .ok()
+    }
+
     /// Feeds a peer frame in (from the transport's receive task).
     pub fn peer(&self, from: NodeId, frame: PeerFrame) -> bool {
         self.inputs.try_send(Input::Peer { from, frame }).is_ok()
@@ -216,7 +271,8 @@ impl NodeHandle {
 pub struct Engine {
     config: EngineConfig,
     map: ShardMap,
-    placement: Placement,
+    /// The meta group and the cluster state it keeps.
+    meta: MetaGroup,
     store: Box<dyn LogStore>,
     transport: Transport<PeerFrame>,
     inputs_tx: SyncSender<Input>,
@@ -227,6 +283,14 @@ pub struct Engine {
     forwarded: HashMap<u64, (Waiter, Instant)>,
     next_forward_id: u64,
     next_proposal_tag: u64,
+    /// Leaders other nodes named for shards this node does not lead.
+    leader_hints: HashMap<u32, NodeId>,
+    /// Set while handing leaderships away before a stop.
+    leaving: Option<Leaving>,
+    /// The rebalancer plans again once the meta group applied its previous proposals.
+    rebalance_after_index: u64,
+    /// This node was removed from the cluster.
+    removed: bool,
     started: Instant,
     stopping: bool,
 }
@@ -252,32 +316,60 @@ impl Engine {
     ) -> Result<(NodeHandle, std::thread::JoinHandle<()>), EngineError> {
         config.validate().map_err(EngineError::Config)?;
         let map = ShardMap::new(config.shards).expect("validated");
-        let members: Vec<NodeId> = config.members.keys().copied().collect();
-        let placement =
-            Placement::new(members.clone(), config.replicas, config.shards).expect("validated");
-        let identity = ClusterIdentity {
-            node_id: config.node_id,
-            shards: config.shards,
-            replicas: config.replicas as u32,
-            members,
+        check_identity(&config, store.as_ref())?;
+        let groups = store.groups()?;
+        let fresh = groups.is_empty();
+        let mut writes = Vec::new();
+        let meta_start = if groups.contains(&META_GROUP) {
+            match store.load_shard(META_GROUP)? {
+                Some(durable) => GroupStart::Durable(durable),
+                None => GroupStart::Uninitialized,
+            }
+        } else if fresh && config.bootstrap {
+            let initial = ClusterMeta::initial(&config.members, config.shards, config.replicas)
+                .expect("validated");
+            GroupStart::Bootstrap {
+                voters: config.members.keys().copied().collect(),
+                data: meta_group::meta_data(&initial),
+            }
+        } else {
+            GroupStart::Uninitialized
         };
-        match store.identity()? {
-            None => store.set_identity(&identity)?,
-            Some(found) if found == identity => {}
-            Some(found) => {
-                return Err(EngineError::Config(format!(
-                    "the data directory belongs to node {} of a cluster with {} shards, {} replicas, members {:?}; \
-                     refusing to start it as node {} with {} shards, {} replicas, members {:?}",
-                    found.node_id, found.shards, found.replicas, found.members,
-                    identity.node_id, identity.shards, identity.replicas, identity.members
-                )))
+        let (meta, meta_writes) = MetaGroup::open(&config, meta_start)?;
+        writes.extend(meta_writes);
+        let mut replicas = BTreeMap::new();
+        if fresh && config.bootstrap {
+            let members: Vec<NodeId> = config.members.keys().copied().collect();
+            let placement =
+                Placement::new(members, config.replicas, config.shards).expect("validated");
+            for shard in placement.shards_of(config.node_id) {
+                let start = GroupStart::Bootstrap {
+                    voters: placement.replicas_of(shard),
+                    data: replica::empty_ledger_data(&config, map, shard),
+                };
+                let (replica, shard_writes) = Replica::open(&config, map, shard, start)?;
+                writes.extend(shard_writes);
+                replicas.insert(shard, replica);
             }
         }
-        let mut replicas = BTreeMap::new();
-        for shard in placement.shards_of(config.node_id) {
-            let durable = store.load_shard(shard)?;
-            let voters = placement.replicas_of(shard);
-            replicas.insert(shard, Replica::open(&config, map, shard, voters, durable)?);
+        for &shard in groups.iter().filter(|g| **g != META_GROUP) {
+            if shard >= config.shards {
+                return Err(EngineError::Config(format!(
+                    "the data directory holds shard {shard} of a cluster with more shards"
+                )));
+            }
+            let start = match store.load_shard(shard)? {
+                Some(durable) => GroupStart::Durable(durable),
+                None => GroupStart::Uninitialized,
+            };
+            let (replica, _) = Replica::open(&config, map, shard, start)?;
+            replicas.insert(shard, replica);
+        }
+        if !writes.is_empty() {
+            store.write(WriteBatch { ops: writes })?;
+        }
+        for (&id, &addr) in &config.members {
+            transport.add_peer(id, addr);
         }
         let (inputs_tx, inputs_rx) = std::sync::mpsc::sync_channel(config.input_queue_max);
         let handle = NodeHandle {
@@ -289,7 +381,7 @@ impl Engine {
             actors: AccountActors::new(Duration::from_millis(config.actor_idle_ms)),
             config,
             map,
-            placement,
+            meta,
             store,
             transport,
             pin_verifier: pins::PinVerifier::start(
@@ -302,9 +394,15 @@ impl Engine {
             forwarded: HashMap::new(),
             next_forward_id: 1,
             next_proposal_tag: 1,
+            leader_hints: HashMap::new(),
+            leaving: None,
+            rebalance_after_index: 0,
+            removed: false,
             started: Instant::now(),
             stopping: false,
         };
+        let mut engine = engine;
+        engine.on_meta_changed();
         let thread = std::thread::Builder::new()
             .name(format!("tuma-engine-{}", engine.config.node_id))
             .spawn(move || engine.run(inputs_rx))
@@ -318,10 +416,13 @@ impl Engine {
         let mut next_tick = Instant::now() + tick;
         let mut next_driver_tick = Instant::now() + driver_tick;
         let mut next_housekeeping = Instant::now() + Duration::from_secs(1);
+        let membership_every = Duration::from_millis(MEMBERSHIP_PASS_MS);
+        let mut next_membership = Instant::now() + membership_every;
         let _span = tracing::info_span!("engine", node = self.config.node_id).entered();
         loop {
             let wait = next_tick
                 .min(next_driver_tick)
+                .min(next_membership)
                 .saturating_duration_since(Instant::now());
             match inputs.recv_timeout(wait) {
                 Ok(input) => self.handle_input(input),
@@ -337,9 +438,11 @@ impl Engine {
             let now = Instant::now();
             if now >= next_tick {
                 next_tick = now + tick;
-                for replica in self.replicas.values_mut() {
-                    replica.raw.tick();
-                }
+                self.tick_groups();
+            }
+            if now >= next_membership {
+                next_membership = now + membership_every;
+                self.membership_pass();
             }
             if now >= next_driver_tick {
                 next_driver_tick = now + driver_tick;
@@ -374,7 +477,30 @@ impl Engine {
             Input::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Input::Leave { deadline, reply } => {
+                tracing::info!("stopping: handing leaderships to other nodes");
+                self.leaving = Some(Leaving {
+                    deadline,
+                    reply: Some(reply),
+                });
+            }
             Input::Shutdown => self.stopping = true,
+        }
+    }
+
+    /// Ticks every group; a stopping node ticks only what it still leads, so its followers
+    /// never start an election.
+    fn tick_groups(&mut self) {
+        let leaving = self.leaving.is_some();
+        let groups = self
+            .replicas
+            .values_mut()
+            .map(|r| &mut r.group)
+            .chain(std::iter::once(&mut self.meta.group));
+        for group in groups {
+            if !leaving || group.is_leader() {
+                group.raw.tick();
+            }
         }
     }
 
@@ -397,6 +523,7 @@ impl Engine {
             .retain(|_, (_, at)| now.duration_since(*at) < timeout);
         self.balance_leaders();
         self.deliver_sms();
+        self.membership_metrics();
         metrics::gauge!("tuma_actors_live").set(self.actors.live() as f64);
         metrics::gauge!("tuma_storage_bytes").set(self.store.size_on_disk() as f64);
     }
@@ -431,19 +558,25 @@ impl Engine {
         }
     }
 
-    /// Hands leadership of a shard to its preferred replica once that replica is caught up,
-    /// so leaders spread evenly across nodes.
+    /// Hands leadership of a shard to its preferred replica (first of the replica set it is
+    /// heading to) once that replica is a caught-up voter, so leaders spread evenly.
     fn balance_leaders(&mut self) {
-        if self.started.elapsed() < Duration::from_secs(3) {
+        if self.started.elapsed() < Duration::from_secs(3) || self.leaving.is_some() {
             return;
         }
+        let Some(meta) = self.meta.meta.as_ref() else {
+            return;
+        };
         for (shard, replica) in self.replicas.iter_mut() {
-            let preferred = self.placement.preferred_leader(*shard);
+            let Some(&preferred) = meta.desired(*shard).first() else {
+                continue;
+            };
             if replica.is_leader()
                 && preferred != self.config.node_id
-                && replica.caught_up(preferred)
+                && replica.group.is_voter(preferred)
+                && replica.group.caught_up(preferred)
             {
-                replica.raw.transfer_leader(preferred);
+                replica.group.raw.transfer_leader(preferred);
             }
         }
     }
@@ -455,4 +588,34 @@ impl Engine {
             metrics::counter!("tuma_engine_frames_dropped_total").increment(1);
         }
     }
+}
+
+/// Refuses a data directory that belongs to another node or another cluster shape.
+fn check_identity(config: &EngineConfig, store: &dyn LogStore) -> Result<(), EngineError> {
+    let identity = ClusterIdentity {
+        node_id: config.node_id,
+        shards: config.shards,
+        replicas: config.replicas as u32,
+        members: if config.bootstrap {
+            config.members.keys().copied().collect()
+        } else {
+            Vec::new()
+        },
+    };
+    let Some(found) = store.identity()? else {
+        return Ok(store.set_identity(&identity)?);
+    };
+    let same_node = found.node_id == identity.node_id
+        && found.shards == identity.shards
+        && found.replicas == identity.replicas;
+    // A joined node's members come from the cluster state, not from its flags.
+    if same_node && (!config.bootstrap || found.members.is_empty() || found == identity) {
+        return Ok(());
+    }
+    Err(EngineError::Config(format!(
+        "the data directory belongs to node {} of a cluster with {} shards, {} replicas, members {:?}; \
+         refusing to start it as node {} with {} shards, {} replicas, members {:?}",
+        found.node_id, found.shards, found.replicas, found.members,
+        identity.node_id, identity.shards, identity.replicas, identity.members
+    )))
 }

@@ -3,17 +3,126 @@
 use std::collections::VecDeque;
 
 use protobuf::Message as _;
-use raft::prelude::Message;
+use raft::prelude::{Entry, Message, Snapshot};
 use tuma_actors::protocol::Envelope;
 
-use super::replica::ApplyOutput;
-use super::{ClientReply, Engine, Waiter};
+use super::group::RaftGroup;
+use super::meta_group::MetaGroup;
+use super::replica::{ApplyOutput, Replica};
+use super::{ClientReply, Engine, EngineError, Waiter};
+use crate::membership::META_GROUP;
 use crate::storage::{StorageError, WriteBatch, WriteOp};
 use crate::transport::NodeId;
 use crate::wire::PeerFrame;
 
 /// Most protocol messages delivered locally in one pass (bounds a pass's work).
 const LOCAL_DELIVERIES_MAX: usize = 100_000;
+
+/// The meta group checkpoints at least this often (its state is small).
+const META_CHECKPOINT_EVERY: u64 = 1_000;
+
+/// A Raft group with a state machine, as the Ready loop sees it.
+pub(super) trait Machine {
+    fn group(&mut self) -> &mut RaftGroup;
+    /// Replaces the state machine with a leader's snapshot.
+    fn install(&mut self, snapshot: &Snapshot) -> Result<WriteOp, EngineError>;
+    fn apply(&mut self, entries: Vec<Entry>, now_ms: u64) -> ApplyOutput;
+}
+
+impl Machine for Replica {
+    fn group(&mut self) -> &mut RaftGroup {
+        &mut self.group
+    }
+    fn install(&mut self, snapshot: &Snapshot) -> Result<WriteOp, EngineError> {
+        self.install_snapshot(snapshot)
+    }
+    fn apply(&mut self, entries: Vec<Entry>, now_ms: u64) -> ApplyOutput {
+        self.apply_entries(entries, now_ms)
+    }
+}
+
+impl Machine for MetaGroup {
+    fn group(&mut self) -> &mut RaftGroup {
+        &mut self.group
+    }
+    fn install(&mut self, snapshot: &Snapshot) -> Result<WriteOp, EngineError> {
+        self.install_snapshot(snapshot)
+    }
+    fn apply(&mut self, entries: Vec<Entry>, _now_ms: u64) -> ApplyOutput {
+        self.apply_entries(entries)
+    }
+}
+
+/// The first half of a group's Ready: the snapshot and committed entries apply, new entries and
+/// the hard state join the batch. The staged Ready carries the messages a leader may send
+/// before its own write is durable (the caller sends them at once).
+fn stage<M: Machine>(
+    machine: &mut M,
+    batch: &mut WriteBatch,
+    output: &mut ApplyOutput,
+    now_ms: u64,
+) -> Result<Option<StagedReady>, StorageError> {
+    if !machine.group().raw.has_ready() {
+        return Ok(None);
+    }
+    let mut ready = machine.group().raw.ready();
+    let early = ready.take_messages();
+    if !ready.snapshot().is_empty() {
+        let snapshot = ready.snapshot().clone();
+        let op = machine
+            .install(&snapshot)
+            .map_err(|error| StorageError::Mismatch(error.to_string()))?;
+        batch.ops.push(op);
+        output.meta_changed = true;
+    }
+    output.extend(machine.apply(ready.take_committed_entries(), now_ms));
+    let group = machine.group();
+    if !ready.entries().is_empty() {
+        let old_last = group.log.append(ready.entries());
+        batch.ops.push(WriteOp::Append {
+            shard: group.id,
+            entries: ready.entries().clone(),
+            old_last,
+        });
+    }
+    if let Some(hard_state) = ready.hs() {
+        group.log.set_hard_state(hard_state.clone());
+        batch.ops.push(WriteOp::HardState {
+            shard: group.id,
+            state: hard_state.clone(),
+        });
+    }
+    Ok(Some(StagedReady { ready, early }))
+}
+
+/// A Ready staged for the batch, with the messages raft-rs lets a leader send before it is
+/// durable.
+pub(super) struct StagedReady {
+    ready: raft::Ready,
+    pub early: Vec<Message>,
+}
+
+/// The second half, after the batch is durable: advance, apply what became committed, and
+/// return every message to send.
+fn complete<M: Machine>(
+    machine: &mut M,
+    staged: StagedReady,
+    output: &mut ApplyOutput,
+    now_ms: u64,
+) -> Vec<Message> {
+    let StagedReady { mut ready, .. } = staged;
+    let mut sends = ready.take_persisted_messages();
+    let group = machine.group();
+    let mut light = group.raw.advance(ready);
+    if let Some(commit) = light.commit_index() {
+        group.log.set_commit(commit);
+    }
+    sends.extend(light.take_messages());
+    let committed = light.take_committed_entries();
+    output.extend(machine.apply(committed, now_ms));
+    machine.group().raw.advance_apply();
+    sends
+}
 
 impl Engine {
     fn send_raft(&self, shard: u32, messages: Vec<Message>) {
@@ -32,76 +141,45 @@ impl Engine {
         }
     }
 
-    /// One pass over every replica with a Ready: one write batch, one fsync, then the sends
-    /// and applies raft-rs allows only after persistence.
+    /// One pass over every group with a Ready (the meta group and each shard replica): one
+    /// write batch, one fsync, then the sends and applies raft-rs allows only after persistence.
     pub(super) fn process_readies(&mut self) -> Result<(), StorageError> {
         let now_ms = self.now_ms();
         let mut batch = WriteBatch::default();
-        let mut pending = Vec::new();
         let mut output = ApplyOutput::default();
+        let mut meta_ready = stage(&mut self.meta, &mut batch, &mut output, now_ms)?;
+        if let Some(staged) = meta_ready.as_mut() {
+            self.send_raft(META_GROUP, std::mem::take(&mut staged.early));
+        }
+        let mut pending = Vec::new();
         let shards: Vec<u32> = self.replicas.keys().copied().collect();
         for shard in &shards {
             let replica = self.replicas.get_mut(shard).expect("listed");
-            if !replica.raw.has_ready() {
-                continue;
-            }
-            let mut ready = replica.raw.ready();
-            let messages = ready.take_messages();
-            if !ready.snapshot().is_empty() {
-                let snapshot = ready.snapshot().clone();
-                match replica.install_snapshot(&snapshot) {
-                    Ok(op) => batch.ops.push(op),
-                    Err(error) => return Err(StorageError::Mismatch(error.to_string())),
-                }
-            }
-            output.extend(replica.apply_entries(ready.take_committed_entries(), now_ms));
-            if !ready.entries().is_empty() {
-                let old_last = replica.log.append(ready.entries());
-                batch.ops.push(WriteOp::Append {
-                    shard: *shard,
-                    entries: ready.entries().clone(),
-                    old_last,
-                });
-            }
-            if let Some(hard_state) = ready.hs() {
-                replica.log.set_hard_state(hard_state.clone());
-                batch.ops.push(WriteOp::HardState {
-                    shard: *shard,
-                    state: hard_state.clone(),
-                });
-            }
-            self.send_raft(*shard, messages);
-            pending.push((*shard, ready));
-        }
-        for shard in &shards {
-            let replica = self.replicas.get_mut(shard).expect("listed");
-            if replica.fresh {
-                replica.fresh = false;
-                batch.ops.push(WriteOp::ConfState {
-                    shard: *shard,
-                    state: replica.log.conf_state(),
-                });
+            if let Some(mut staged) = stage(replica, &mut batch, &mut output, now_ms)? {
+                let early = std::mem::take(&mut staged.early);
+                self.send_raft(*shard, early);
+                pending.push((*shard, staged));
             }
         }
         if !batch.is_empty() {
             self.store.write(batch)?;
             metrics::counter!("tuma_storage_fsyncs_total").increment(1);
         }
-        for (shard, mut ready) in pending {
-            let persisted = ready.take_persisted_messages();
-            self.send_raft(shard, persisted);
-            let replica = self.replicas.get_mut(&shard).expect("listed");
-            let mut light = replica.raw.advance(ready);
-            if let Some(commit) = light.commit_index() {
-                replica.log.set_commit(commit);
-            }
-            let messages = light.take_messages();
-            output.extend(replica.apply_entries(light.take_committed_entries(), now_ms));
-            replica.raw.advance_apply();
-            self.send_raft(shard, messages);
+        if let Some(ready) = meta_ready {
+            let sends = complete(&mut self.meta, ready, &mut output, now_ms);
+            self.send_raft(META_GROUP, sends);
         }
+        for (shard, ready) in pending {
+            let replica = self.replicas.get_mut(&shard).expect("listed");
+            let sends = complete(replica, ready, &mut output, now_ms);
+            self.send_raft(shard, sends);
+        }
+        output.replies.extend(self.meta.on_role_change());
         self.notice_role_changes(&mut output);
         self.checkpoint()?;
+        if output.meta_changed {
+            self.on_meta_changed();
+        }
         self.finish(output);
         Ok(())
     }
@@ -125,6 +203,13 @@ impl Engine {
 
     fn checkpoint(&mut self) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
+        let (every, keep) = (
+            self.config.checkpoint_every_entries,
+            self.config.log_keep_entries,
+        );
+        if let Some(op) = self.meta.maybe_checkpoint(every.min(META_CHECKPOINT_EVERY), keep) {
+            batch.ops.push(op);
+        }
         for replica in self.replicas.values_mut() {
             if let Some(op) = replica.maybe_checkpoint(
                 self.config.checkpoint_every_entries,
@@ -176,11 +261,10 @@ impl Engine {
                 .get(&to)
                 .and_then(|r| r.leader())
                 .filter(|l| *l != self.config.node_id);
-            let targets: Vec<NodeId> = match leader {
+            let targets: Vec<NodeId> = match leader.or_else(|| self.leader_hints.get(&to).copied()) {
                 Some(leader) => vec![leader],
                 None => self
-                    .placement
-                    .replicas_of(to)
+                    .shard_holders(to)
                     .into_iter()
                     .filter(|n| *n != self.config.node_id)
                     .collect(),
@@ -226,19 +310,7 @@ impl Engine {
 
     pub(super) fn on_peer(&mut self, from: NodeId, frame: PeerFrame) {
         match frame {
-            PeerFrame::Raft { shard, message } => {
-                let Some(replica) = self.replicas.get_mut(&shard) else {
-                    return;
-                };
-                match Message::parse_from_bytes(&message) {
-                    Ok(message) => {
-                        if let Err(error) = replica.raw.step(message) {
-                            tracing::debug!(shard, %error, "raft step refused a message");
-                        }
-                    }
-                    Err(error) => tracing::warn!(from, shard, %error, "undecodable raft message"),
-                }
-            }
+            PeerFrame::Raft { shard, message } => self.step_raft(from, shard, &message),
             PeerFrame::Protocol(envelope) => {
                 if self
                     .replicas
@@ -253,8 +325,20 @@ impl Engine {
                 self.serve(request, Waiter::Remote { node: from, id })
             }
             PeerFrame::ForwardReply { id, reply } => {
+                if let ClientReply::NotLeader {
+                    shard,
+                    leader: Some(leader),
+                } = &reply
+                {
+                    self.leader_hints.insert(*shard, *leader);
+                }
                 if let Some((waiter, _)) = self.forwarded.remove(&id) {
                     self.reply(waiter, reply);
+                }
+            }
+            PeerFrame::MetaProposal(command) => {
+                if self.meta.group.is_leader() {
+                    self.propose_meta(command);
                 }
             }
         }

@@ -3,17 +3,16 @@
 
 use std::collections::HashMap;
 
-use raft::prelude::{ConfState, Entry, EntryType, HardState, Snapshot};
-use raft::{RawNode, StateRole};
+use raft::prelude::{Entry, Snapshot};
 use tuma_actors::ledger::{self, Applied, Command, LedgerConfig, LedgerState, ShardLedger};
 use tuma_actors::protocol::{Envelope, ShardDriver};
 use tuma_actors::transfer::TransferId;
 use tuma_actors::ShardMap;
 
 use super::request::{ClientReply, Waiter};
+use super::group::{GroupStart, RaftGroup};
 use super::{EngineConfig, EngineError};
-use crate::slog_bridge::shard_logger;
-use crate::storage::{DurableShard, ShardLog, WriteOp};
+use crate::storage::WriteOp;
 use crate::transport::NodeId;
 
 /// What applying committed entries asks the engine to do.
@@ -21,20 +20,22 @@ use crate::transport::NodeId;
 pub(super) struct ApplyOutput {
     pub replies: Vec<(Waiter, ClientReply)>,
     pub envelopes: Vec<Envelope>,
+    /// The cluster state (or the meta group's configuration) changed.
+    pub meta_changed: bool,
 }
 
 impl ApplyOutput {
     pub fn extend(&mut self, other: ApplyOutput) {
         self.replies.extend(other.replies);
         self.envelopes.extend(other.envelopes);
+        self.meta_changed |= other.meta_changed;
     }
 }
 
 pub(super) struct Replica {
     pub shard: u32,
     node_id: NodeId,
-    pub raw: RawNode<ShardLog>,
-    pub log: ShardLog,
+    pub group: RaftGroup,
     pub ledger: ShardLedger,
     /// Present only while this replica leads.
     pub driver: Option<ShardDriver>,
@@ -43,115 +44,58 @@ pub(super) struct Replica {
     pub transfer_waiters: HashMap<TransferId, Vec<Waiter>>,
     /// Callers waiting for an admin command, by proposal tag.
     pub tagged: HashMap<u64, Waiter>,
-    pub applied: u64,
-    pub checkpoint_index: u64,
     /// SMS records this leader already handed to the sink (volatile; a new leader may resend).
     pub sms_sent_up_to: u64,
-    was_leader: bool,
     planted_fault: Option<super::EngineFault>,
-    /// True when the replica has no durable state yet (its conf state must be written).
-    pub fresh: bool,
 }
 
 fn bincode_config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// An empty ledger's checkpoint data (what a new cluster's shards start from).
+pub(super) fn empty_ledger_data(config: &EngineConfig, map: ShardMap, shard: u32) -> Vec<u8> {
+    let ledger = ShardLedger::new(LedgerConfig::new(shard, map, config.tariffs.clone()));
+    bincode::serde::encode_to_vec(ledger.state(), bincode_config())
+        .expect("encoding the ledger into memory cannot fail")
+}
+
 impl Replica {
+    /// Opens a shard replica; returns it and the writes that make a bootstrap durable.
     pub fn open(
         config: &EngineConfig,
         map: ShardMap,
         shard: u32,
-        voters: Vec<NodeId>,
-        durable: Option<DurableShard>,
-    ) -> Result<Replica, EngineError> {
+        start: GroupStart,
+    ) -> Result<(Replica, Vec<WriteOp>), EngineError> {
         let ledger_config = LedgerConfig::new(shard, map, config.tariffs.clone());
-        let fresh = durable.is_none();
-        let (log, ledger, applied) = match durable {
-            None => {
-                let conf = ConfState {
-                    voters,
-                    ..Default::default()
-                };
-                (
-                    ShardLog::restore(HardState::default(), conf, None, Vec::new()),
-                    ShardLedger::new(ledger_config),
-                    0,
-                )
-            }
-            Some(durable) => {
-                let (ledger, applied) = match &durable.snapshot {
-                    Some(snapshot) => (
-                        restore_ledger(ledger_config, snapshot)?,
-                        snapshot.get_metadata().index,
-                    ),
-                    None => (ShardLedger::new(ledger_config), 0),
-                };
-                let mut conf = durable.conf_state;
-                if conf.voters.is_empty() {
-                    conf.voters = voters;
-                }
-                (
-                    ShardLog::restore(durable.hard_state, conf, durable.snapshot, durable.entries),
-                    ledger,
-                    applied,
-                )
-            }
+        let (group, snapshot, writes) = RaftGroup::open(config, shard, start)?;
+        let ledger = match &snapshot {
+            Some(snapshot) => restore_ledger(ledger_config, snapshot)?,
+            None => ShardLedger::new(ledger_config),
         };
-        let raft_config = raft::Config {
-            id: config.node_id,
-            election_tick: config.election_ticks,
-            heartbeat_tick: config.heartbeat_ticks,
-            applied,
-            pre_vote: true,
-            check_quorum: true,
-            max_size_per_msg: 1 << 20,
-            max_inflight_msgs: 256,
-            ..Default::default()
-        };
-        raft_config.validate()?;
-        let raw = RawNode::new(
-            &raft_config,
-            log.clone(),
-            &shard_logger(config.node_id, shard),
-        )?;
-        Ok(Replica {
+        let replica = Replica {
             shard,
             node_id: config.node_id,
-            raw,
-            log,
+            group,
             ledger,
             driver: None,
             driver_config: config.driver.clone(),
             transfer_waiters: HashMap::new(),
             tagged: HashMap::new(),
-            applied,
-            checkpoint_index: applied,
             sms_sent_up_to: 0,
-            was_leader: false,
             planted_fault: config.planted_fault,
-            fresh,
-        })
+        };
+        Ok((replica, writes))
     }
 
     pub fn is_leader(&self) -> bool {
-        self.raw.raft.state == StateRole::Leader
+        self.group.is_leader()
     }
 
     /// The leader this replica knows of, if any.
     pub fn leader(&self) -> Option<NodeId> {
-        let id = self.raw.raft.leader_id;
-        (id != 0).then_some(id)
-    }
-
-    /// Has `node` replicated everything this leader holds?
-    pub fn caught_up(&self, node: NodeId) -> bool {
-        let last = self.raw.raft.raft_log.last_index();
-        self.raw
-            .raft
-            .prs()
-            .get(node)
-            .is_some_and(|p| p.matched == last)
+        self.group.leader()
     }
 
     /// Proposes a ledger command stamped with this leader's clock. `tag` lets the proposer find
@@ -171,7 +115,7 @@ impl Replica {
         let context = tag
             .map(|t| [self.node_id.to_be_bytes(), t.to_be_bytes()].concat())
             .unwrap_or_default();
-        self.raw.propose(context, data)
+        self.group.raw.propose(context, data)
     }
 
     fn tag_of(&self, entry: &Entry) -> Option<u64> {
@@ -186,8 +130,8 @@ impl Replica {
     pub fn apply_entries(&mut self, entries: Vec<Entry>, now_ms: u64) -> ApplyOutput {
         let mut out = ApplyOutput::default();
         for entry in entries {
-            self.applied = entry.index;
-            if entry.data.is_empty() || entry.get_entry_type() != EntryType::EntryNormal {
+            self.group.applied = entry.index;
+            if self.group.apply_conf_entry(&entry) || entry.data.is_empty() {
                 continue;
             }
             let decoded: Result<(ledger::Entry, usize), _> =
@@ -251,65 +195,26 @@ impl Replica {
     pub fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<WriteOp, EngineError> {
         let config = self.ledger.config().clone();
         self.ledger = restore_ledger(config, snapshot)?;
-        let (first, last) = self.log.bounds();
-        self.log.apply_snapshot(snapshot);
-        self.applied = snapshot.get_metadata().index;
-        self.checkpoint_index = self.applied;
-        tracing::info!(
-            shard = self.shard,
-            index = self.applied,
-            "installed a snapshot from the leader"
-        );
-        metrics::counter!("tuma_raft_snapshots_installed_total").increment(1);
-        Ok(WriteOp::Checkpoint {
-            shard: self.shard,
-            snapshot: snapshot.clone(),
-            compact_from: first,
-            compact_to: last.max(first),
-        })
+        Ok(self.group.install_snapshot(snapshot))
     }
 
-    /// A checkpoint of the ledger at the applied index, compacting the log behind it, once
-    /// enough entries have applied since the last one.
+    /// A checkpoint of the ledger when one is due (see [`RaftGroup::maybe_checkpoint`]).
     pub fn maybe_checkpoint(&mut self, every: u64, keep: u64) -> Option<WriteOp> {
-        if self.applied < self.checkpoint_index + every {
-            return None;
-        }
-        let term = self.log.term_of(self.applied)?;
-        let data = bincode::serde::encode_to_vec(self.ledger.state(), bincode_config())
-            .expect("encoding the ledger into memory cannot fail");
-        let mut snapshot = Snapshot::default();
-        snapshot.mut_metadata().index = self.applied;
-        snapshot.mut_metadata().term = term;
-        snapshot
-            .mut_metadata()
-            .set_conf_state(self.log.conf_state());
-        snapshot.data = data.into();
-        let (first, _) = self.log.bounds();
-        let compact_to = self.applied.saturating_sub(keep);
-        self.log.checkpoint(snapshot.clone(), compact_to);
-        self.checkpoint_index = self.applied;
-        metrics::counter!("tuma_raft_checkpoints_total").increment(1);
-        Some(WriteOp::Checkpoint {
-            shard: self.shard,
-            snapshot,
-            compact_from: first,
-            compact_to: compact_to.max(first.saturating_sub(1)),
+        let ledger = &self.ledger;
+        self.group.maybe_checkpoint(every, keep, || {
+            bincode::serde::encode_to_vec(ledger.state(), bincode_config())
+                .expect("encoding the ledger into memory cannot fail")
         })
     }
 
     /// Notices leadership changes: a new leader starts a driver; a deposed one drops it and
     /// tells every waiting caller to retry at the new leader. Returns the waiters to answer.
     pub fn on_role_change(&mut self) -> Option<Vec<(Waiter, ClientReply)>> {
-        let leading = self.is_leader();
-        if leading == self.was_leader {
-            return None;
-        }
-        self.was_leader = leading;
+        let leading = self.group.role_changed()?;
         if leading {
             tracing::info!(
                 shard = self.shard,
-                term = self.raw.raft.term,
+                term = self.group.raw.raft.term,
                 "became leader"
             );
             self.driver = Some(ShardDriver::new(self.shard, self.driver_config.clone()));

@@ -8,6 +8,7 @@ use tuma_actors::ledger::{Account, Command, Receipt, ShardAudit};
 use tuma_actors::outcome::ResultCode;
 use tuma_actors::transfer::{TransferId, TransferRequest};
 
+use crate::membership::{MetaCommand, MetaOutcome, META_GROUP};
 use crate::transport::NodeId;
 
 /// A request for the leader of one shard.
@@ -36,6 +37,8 @@ pub enum ClientRequest {
     Statement { account: AccountRef, limit: usize },
     /// Test-only fault hook: the next transfer from this account panics in its actor.
     PlantPanic { account: AccountRef },
+    /// A change to the cluster (join, drain), for the meta group's leader.
+    Meta { command: MetaCommand },
 }
 
 impl ClientRequest {
@@ -50,6 +53,7 @@ impl ClientRequest {
             ClientRequest::Account { account }
             | ClientRequest::Statement { account, .. }
             | ClientRequest::PlantPanic { account } => map.shard_of(account),
+            ClientRequest::Meta { .. } => META_GROUP,
         }
     }
 }
@@ -85,6 +89,8 @@ pub enum ClientReply {
     Transfer(Option<Box<tuma_actors::ledger::OutgoingTransfer>>),
     Audit(Box<ShardAudit>),
     Statement(Vec<StatementLine>),
+    /// A cluster change's outcome.
+    Meta(MetaOutcome),
     /// This node does not lead the shard; retry there (or anywhere, if unknown).
     NotLeader {
         shard: u32,
@@ -124,6 +130,12 @@ pub enum Input {
     },
     Status {
         reply: oneshot::Sender<crate::engine::NodeStatus>,
+    },
+    /// Hand every leadership to other nodes before stopping; answers how many this node
+    /// still leads when done or out of time.
+    Leave {
+        deadline: std::time::Instant,
+        reply: oneshot::Sender<usize>,
     },
     Shutdown,
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Engine;
+use crate::membership::{ClusterMeta, MemberState};
 use crate::transport::NodeId;
 
 /// One replica as this node sees it.
@@ -18,6 +19,9 @@ pub struct ShardStatus {
     pub applied_index: u64,
     pub last_index: u64,
     pub voters: Vec<NodeId>,
+    /// Replicas receiving the shard's data before they vote.
+    #[serde(default)]
+    pub learners: Vec<NodeId>,
     /// For a leader: entries each follower is behind.
     pub follower_lag: BTreeMap<NodeId, u64>,
 }
@@ -26,7 +30,17 @@ pub struct ShardStatus {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeStatus {
     pub node_id: NodeId,
+    /// Live members (not removed), from the cluster state.
     pub members: Vec<NodeId>,
+    /// The cluster state as this node last applied it (`None` on a node still joining).
+    #[serde(default)]
+    pub cluster: Option<ClusterMeta>,
+    /// The meta group's leader as this node knows it.
+    #[serde(default)]
+    pub meta_leader: Option<NodeId>,
+    /// This node is handing its leaderships away before a stop.
+    #[serde(default)]
+    pub leaving: bool,
     pub shards: Vec<ShardStatus>,
     pub leading: usize,
     pub actors_live: usize,
@@ -40,7 +54,7 @@ impl Engine {
             .replicas
             .values()
             .map(|r| {
-                let raft = &r.raw.raft;
+                let raft = &r.group.raw.raft;
                 let last = raft.raft_log.last_index();
                 let follower_lag = if r.is_leader() {
                     raft.prs()
@@ -57,21 +71,56 @@ impl Engine {
                     leader: r.leader(),
                     term: raft.term,
                     commit_index: raft.raft_log.committed,
-                    applied_index: r.applied,
+                    applied_index: r.group.applied,
                     last_index: last,
-                    voters: r.log.conf_state().voters.clone(),
+                    voters: r.group.log.conf_state().voters.clone(),
+                    learners: r.group.log.conf_state().learners.clone(),
                     follower_lag,
                 }
             })
             .collect();
         NodeStatus {
             node_id: self.config.node_id,
-            members: self.placement.members().to_vec(),
+            members: self
+                .meta
+                .meta
+                .as_ref()
+                .map(|m| m.live_members())
+                .unwrap_or_default(),
+            cluster: self.meta.meta.clone(),
+            meta_leader: self.meta.group.leader(),
+            leaving: self.leaving.is_some(),
             leading: shards.iter().filter(|s| s.role == "leader").count(),
             shards,
             actors_live: self.actors.live(),
             actor_restarts: self.actors.restarts(),
             storage_bytes: self.store.size_on_disk(),
         }
+    }
+}
+
+impl Engine {
+    /// Gauges of the cluster state and this node's share of it.
+    pub(super) fn membership_metrics(&self) {
+        let me = self.config.node_id;
+        let leading = self.replicas.values().filter(|r| r.is_leader()).count();
+        metrics::gauge!("tuma_replicas_local").set(self.replicas.len() as f64);
+        metrics::gauge!("tuma_leaders_local").set(leading as f64);
+        metrics::gauge!("tuma_meta_leader").set(f64::from(u8::from(self.meta.group.is_leader())));
+        let Some(meta) = self.meta.meta.as_ref() else {
+            return;
+        };
+        for (state, label) in [
+            (MemberState::Active, "active"),
+            (MemberState::Draining, "draining"),
+            (MemberState::Removed, "removed"),
+        ] {
+            metrics::gauge!("tuma_cluster_members", "state" => label)
+                .set(meta.members_in(state).len() as f64);
+        }
+        metrics::gauge!("tuma_rebalance_moves_in_flight").set(meta.moves.len() as f64);
+        metrics::gauge!("tuma_rebalance_moves_done").set(meta.moves_done as f64);
+        let placed = meta.placement.iter().filter(|p| p.contains(&me)).count();
+        metrics::gauge!("tuma_replicas_placed").set(placed as f64);
     }
 }

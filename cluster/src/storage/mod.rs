@@ -66,6 +66,10 @@ pub enum WriteOp {
         compact_from: u64,
         compact_to: u64,
     },
+    /// Everything of a group (a replica moved away from this node).
+    Destroy {
+        shard: u32,
+    },
 }
 
 /// Everything one engine loop persists, written atomically and fsynced once.
@@ -86,6 +90,8 @@ pub struct ClusterIdentity {
     pub node_id: u64,
     pub shards: u32,
     pub replicas: u32,
+    /// The initial members of the cluster this node was created with; empty for a node that
+    /// joined later.
     pub members: Vec<u64>,
 }
 
@@ -93,6 +99,8 @@ pub struct ClusterIdentity {
 pub trait LogStore: Send {
     /// What a shard replica left, or `None` for a replica never started here.
     fn load_shard(&self, shard: u32) -> Result<Option<DurableShard>, StorageError>;
+    /// Every group (shard replica or the meta group) with durable state here.
+    fn groups(&self) -> Result<Vec<u32>, StorageError>;
     /// Applies a batch atomically and makes it durable (one fsync).
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError>;
     /// The identity recorded at creation, if any.

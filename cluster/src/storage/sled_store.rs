@@ -145,11 +145,33 @@ impl LogStore for SledStore {
                         sled_batch.remove(&entry_key(shard, index));
                     }
                 }
+                WriteOp::Destroy { shard } => {
+                    for tag in [b'h', b'c', b's'] {
+                        sled_batch.remove(&shard_key(tag, shard));
+                    }
+                    for item in self.db.scan_prefix(shard_key(b'l', shard)) {
+                        let (key, _) = item?;
+                        sled_batch.remove(key);
+                    }
+                }
             }
         }
         self.db.apply_batch(sled_batch)?;
         self.db.flush()?;
         Ok(())
+    }
+
+    fn groups(&self) -> Result<Vec<u32>, StorageError> {
+        let mut groups = std::collections::BTreeSet::new();
+        for tag in [b'h', b'c', b's'] {
+            for item in self.db.scan_prefix([tag]) {
+                let (key, _) = item?;
+                if let Ok(id) = <[u8; 4]>::try_from(&key[1..]) {
+                    groups.insert(u32::from_be_bytes(id));
+                }
+            }
+        }
+        Ok(groups.into_iter().collect())
     }
 
     fn identity(&self) -> Result<Option<ClusterIdentity>, StorageError> {

@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -245,14 +245,27 @@ pub struct Transport<M> {
 
 struct Inner<M> {
     shared: Arc<Shared>,
-    queues: HashMap<NodeId, mpsc::Sender<M>>,
-    connected: HashMap<NodeId, Arc<AtomicBool>>,
+    /// Outbound links, one per peer; members join and leave at run time.
+    links: RwLock<HashMap<NodeId, PeerLink<M>>>,
+    /// Where writer tasks of peers added later are spawned.
+    runtime: tokio::runtime::Handle,
     local_addr: SocketAddr,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     closed: AtomicBool,
 }
 
+/// One peer's outbound queue and connection flag.
+struct PeerLink<M> {
+    addr: SocketAddr,
+    queue: mpsc::Sender<M>,
+    up: Arc<AtomicBool>,
+}
+
 impl<M> Inner<M> {
+    fn links(&self) -> std::sync::RwLockReadGuard<'_, HashMap<NodeId, PeerLink<M>>> {
+        self.links.read().unwrap_or_else(|poison| poison.into_inner())
+    }
+
     fn stop(&self) {
         self.closed.store(true, Ordering::Release);
         let mut tasks = self
@@ -317,36 +330,64 @@ impl<M: Serialize + DeserializeOwned + Send + Sync + 'static> Transport<M> {
             config,
             counters: Counters::default(),
         });
-        let mut queues = HashMap::new();
-        let mut connected = HashMap::new();
-        let mut tasks = Vec::new();
-        for (&peer, &addr) in &shared.config.peers {
-            if peer == node {
-                continue;
-            }
-            let (tx, rx) = mpsc::channel(shared.config.queue_max);
-            let up = Arc::new(AtomicBool::new(false));
-            let span = tracing::info_span!("peer_out", node, peer, %addr);
-            let writer = tasks::run_writer(shared.clone(), peer, addr, rx, up.clone());
-            tasks.push(tokio::spawn(writer.instrument(span)));
-            queues.insert(peer, tx);
-            connected.insert(peer, up);
-        }
+        let peers = shared.config.peers.clone();
         let span = tracing::info_span!("peer_accept", node, %local_addr);
         let acceptor = tasks::run_acceptor(shared.clone(), listener, inbound);
-        tasks.push(tokio::spawn(acceptor.instrument(span)));
-        tracing::info!(node, %local_addr, peers = queues.len(), "peer transport started");
         let inner = Inner {
             shared,
-            queues,
-            connected,
+            links: RwLock::new(HashMap::new()),
+            runtime: tokio::runtime::Handle::current(),
             local_addr,
-            tasks: Mutex::new(tasks),
+            tasks: Mutex::new(vec![tokio::spawn(acceptor.instrument(span))]),
             closed: AtomicBool::new(false),
         };
-        Ok(Transport {
+        let transport = Transport {
             inner: Arc::new(inner),
-        })
+        };
+        for (peer, addr) in peers {
+            transport.add_peer(peer, addr);
+        }
+        tracing::info!(node, %local_addr, peers = transport.inner.links().len(), "peer transport started");
+        Ok(transport)
+    }
+
+    /// Starts (or re-points) the outbound link to `peer`; a no-op for this node itself and for
+    /// a peer already linked at `addr`. Callable from any thread.
+    pub fn add_peer(&self, peer: NodeId, addr: SocketAddr) {
+        let node = self.node_id();
+        if peer == node || peer == 0 {
+            return;
+        }
+        let mut links = self
+            .inner
+            .links
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if links.get(&peer).is_some_and(|l| l.addr == addr) {
+            return;
+        }
+        let shared = self.inner.shared.clone();
+        let (queue, rx) = mpsc::channel(shared.config.queue_max);
+        let up = Arc::new(AtomicBool::new(false));
+        let span = tracing::info_span!("peer_out", node, peer, %addr);
+        let writer = tasks::run_writer(shared, peer, addr, rx, up.clone());
+        let task = self.inner.runtime.spawn(writer.instrument(span));
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .push(task);
+        // Replacing a link drops its queue, which ends the old writer.
+        links.insert(peer, PeerLink { addr, queue, up });
+    }
+
+    /// Drops the outbound link to a peer that left the cluster.
+    pub fn remove_peer(&self, peer: NodeId) {
+        self.inner
+            .links
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .remove(&peer);
     }
 
     /// Queues a message for a peer without blocking. A full queue refuses the message
@@ -356,8 +397,9 @@ impl<M: Serialize + DeserializeOwned + Send + Sync + 'static> Transport<M> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(SendError::Closed);
         }
-        let queue = self.inner.queues.get(&to).ok_or(SendError::UnknownPeer)?;
-        queue.try_send(message).map_err(|e| match e {
+        let links = self.inner.links();
+        let link = links.get(&to).ok_or(SendError::UnknownPeer)?;
+        link.queue.try_send(message).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
                 metrics::counter!(METRIC_DROPPED).increment(1);
                 SendError::QueueFull
@@ -381,9 +423,9 @@ impl<M> Transport<M> {
     /// Whether the outbound connection to `peer` is currently up and authenticated.
     pub fn is_connected(&self, peer: NodeId) -> bool {
         self.inner
-            .connected
+            .links()
             .get(&peer)
-            .is_some_and(|up| up.load(Ordering::Acquire))
+            .is_some_and(|link| link.up.load(Ordering::Acquire))
     }
 
     /// Stops all tasks and closes all connections and the listener; later sends fail with

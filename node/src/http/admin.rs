@@ -398,7 +398,9 @@ pub async fn cluster(
         "actors_live": status.actors_live,
         "actor_restarts": status.actor_restarts,
         "storage_bytes": status.storage_bytes,
+        "leaving": status.leaving,
         "shards": status.shards,
+        "cluster": super::members::cluster_json(&status),
     })))
 }
 

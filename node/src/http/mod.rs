@@ -17,10 +17,11 @@ mod bulk;
 mod calls;
 mod care;
 mod error;
+mod members;
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tuma_actors::pin::PinHasher;
@@ -86,6 +87,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/v1/pins/unlock", post(admin::unlock_pin))
         .route("/admin/v1/pins/reset", post(admin::reset_pin))
         .route("/admin/v1/cluster", get(admin::cluster))
+        .route(
+            "/admin/v1/members",
+            get(members::list).post(members::join),
+        )
+        .route("/admin/v1/members/:id", delete(members::remove))
         .route("/admin/v1/audit", get(admin::audit))
         .route("/admin/v1/test/panic", post(admin::plant_panic))
         .route("/v1/transfers", post(app::create_transfer))

@@ -1,0 +1,284 @@
+//! One Raft group on this node — a shard replica or the meta group — without its state
+//! machine: the raft-rs `RawNode`, its in-memory log, applied/checkpoint indexes, configuration
+//! changes, and the checkpoints that let a new replica start from a snapshot.
+//!
+//! Every group starts from a base checkpoint at [`BASE_INDEX`] (never from an empty log), so a
+//! replica added later can only catch up by snapshot — which carries the configuration it needs
+//! (raft-rs refuses a snapshot whose configuration does not name the receiver).
+
+use protobuf::Message as _;
+use raft::prelude::{
+    ConfChange, ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState,
+    Entry, EntryType, HardState, Snapshot,
+};
+use raft::{RawNode, StateRole};
+
+use super::{EngineConfig, EngineError};
+use crate::membership::GroupView;
+use crate::slog_bridge::shard_logger;
+use crate::storage::{DurableShard, ShardLog, WriteOp};
+use crate::transport::NodeId;
+
+/// Index and term of every group's base checkpoint.
+pub const BASE_INDEX: u64 = 5;
+
+/// How a group comes to life on this node.
+pub enum GroupStart {
+    /// A member of a new cluster: a base checkpoint holding `data` and these voters.
+    Bootstrap { voters: Vec<NodeId>, data: Vec<u8> },
+    /// Whatever this node persisted before.
+    Durable(DurableShard),
+    /// A replica being added: empty until the leader's snapshot arrives.
+    Uninitialized,
+}
+
+pub struct RaftGroup {
+    pub id: u32,
+    pub raw: RawNode<ShardLog>,
+    pub log: ShardLog,
+    pub applied: u64,
+    pub checkpoint_index: u64,
+    /// A configuration change applied since the last checkpoint: checkpoint now, so the
+    /// snapshot a new replica receives names it.
+    pub force_checkpoint: bool,
+    was_leader: bool,
+}
+
+impl RaftGroup {
+    /// Opens the group; returns it, the snapshot its state machine restores from (if any), and
+    /// the writes that make a bootstrap durable.
+    pub fn open(
+        config: &EngineConfig,
+        id: u32,
+        start: GroupStart,
+    ) -> Result<(RaftGroup, Option<Snapshot>, Vec<WriteOp>), EngineError> {
+        let mut writes = Vec::new();
+        let (log, snapshot) = match start {
+            GroupStart::Bootstrap { voters, data } => {
+                let mut snapshot = Snapshot::default();
+                snapshot.mut_metadata().index = BASE_INDEX;
+                snapshot.mut_metadata().term = BASE_INDEX;
+                snapshot.mut_metadata().set_conf_state(ConfState {
+                    voters,
+                    ..Default::default()
+                });
+                snapshot.data = data.into();
+                let hard_state = HardState {
+                    term: BASE_INDEX,
+                    commit: BASE_INDEX,
+                    ..Default::default()
+                };
+                let conf = snapshot.get_metadata().get_conf_state().clone();
+                writes.push(WriteOp::Checkpoint {
+                    shard: id,
+                    snapshot: snapshot.clone(),
+                    compact_from: 1,
+                    compact_to: 0,
+                });
+                writes.push(WriteOp::HardState {
+                    shard: id,
+                    state: hard_state.clone(),
+                });
+                let log =
+                    ShardLog::restore(hard_state, conf, Some(snapshot.clone()), Vec::new());
+                (log, Some(snapshot))
+            }
+            GroupStart::Durable(durable) => {
+                let snapshot = durable.snapshot.clone();
+                let log = ShardLog::restore(
+                    durable.hard_state,
+                    durable.conf_state,
+                    durable.snapshot,
+                    durable.entries,
+                );
+                (log, snapshot)
+            }
+            GroupStart::Uninitialized => (ShardLog::default(), None),
+        };
+        let applied = snapshot.as_ref().map_or(0, |s| s.get_metadata().index);
+        let raft_config = raft::Config {
+            id: config.node_id,
+            election_tick: config.election_ticks,
+            heartbeat_tick: config.heartbeat_ticks,
+            applied,
+            pre_vote: true,
+            check_quorum: true,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            ..Default::default()
+        };
+        raft_config.validate()?;
+        let raw = RawNode::new(&raft_config, log.clone(), &shard_logger(config.node_id, id))?;
+        let group = RaftGroup {
+            id,
+            raw,
+            log,
+            applied,
+            checkpoint_index: applied,
+            force_checkpoint: false,
+            was_leader: false,
+        };
+        Ok((group, snapshot, writes))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    /// The leader this replica knows of, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        let id = self.raw.raft.leader_id;
+        (id != 0).then_some(id)
+    }
+
+    pub fn is_voter(&self, node: NodeId) -> bool {
+        self.log.conf_state().voters.contains(&node)
+    }
+
+    /// Has `node` replicated everything this leader holds?
+    pub fn caught_up(&self, node: NodeId) -> bool {
+        let last = self.raw.raft.raft_log.last_index();
+        self.raw
+            .raft
+            .prs()
+            .get(node)
+            .is_some_and(|p| p.matched == last)
+    }
+
+    /// Notices a change of role; `Some(leading)` when it changed.
+    pub fn role_changed(&mut self) -> Option<bool> {
+        let leading = self.is_leader();
+        (leading != self.was_leader).then(|| {
+            self.was_leader = leading;
+            leading
+        })
+    }
+
+    /// This leader's view of its configuration, for the reconciler.
+    pub fn view(&self) -> GroupView {
+        let conf = self.log.conf_state();
+        let raft = &self.raw.raft;
+        GroupView {
+            me: raft.id,
+            voters: conf.voters.clone(),
+            learners: conf.learners.clone(),
+            joint: !conf.voters_outgoing.is_empty(),
+            change_pending: raft.has_pending_conf(),
+            last_index: raft.raft_log.last_index(),
+            matched: raft.prs().iter().map(|(id, p)| (*id, p.matched)).collect(),
+        }
+    }
+
+    /// Proposes a configuration change: simple for one change, joint (left automatically)
+    /// for more.
+    pub fn propose_conf_change(
+        &mut self,
+        changes: Vec<(NodeId, ConfChangeType)>,
+    ) -> Result<(), raft::Error> {
+        let mut cc = ConfChangeV2::default();
+        cc.set_transition(ConfChangeTransition::Auto);
+        let singles: Vec<ConfChangeSingle> = changes
+            .into_iter()
+            .map(|(node, ty)| {
+                let mut single = ConfChangeSingle {
+                    node_id: node,
+                    ..Default::default()
+                };
+                single.set_change_type(ty);
+                single
+            })
+            .collect();
+        cc.set_changes(singles.into());
+        self.raw.propose_conf_change(Vec::new(), cc)
+    }
+
+    /// Applies a committed configuration-change entry; `false` for other entries.
+    pub fn apply_conf_entry(&mut self, entry: &Entry) -> bool {
+        let change = match entry.get_entry_type() {
+            EntryType::EntryNormal => return false,
+            EntryType::EntryConfChange => ConfChange::parse_from_bytes(&entry.data).map(|v1| {
+                let mut single = ConfChangeSingle {
+                    node_id: v1.node_id,
+                    ..Default::default()
+                };
+                single.set_change_type(v1.get_change_type());
+                let mut v2 = ConfChangeV2::default();
+                v2.mut_changes().push(single);
+                v2
+            }),
+            EntryType::EntryConfChangeV2 => ConfChangeV2::parse_from_bytes(&entry.data),
+        };
+        let Ok(change) = change else {
+            panic!(
+                "group {} entry {} holds an undecodable configuration change",
+                self.id, entry.index
+            );
+        };
+        match self.raw.apply_conf_change(&change) {
+            Ok(conf) => {
+                tracing::info!(group = self.id, index = entry.index, voters = ?conf.voters, learners = ?conf.learners, outgoing = ?conf.voters_outgoing, "configuration changed");
+                self.log.set_conf_state(conf);
+                self.force_checkpoint = true;
+                metrics::counter!("tuma_raft_conf_changes_total").increment(1);
+            }
+            // Every replica applies the same entries, so a refused change is refused everywhere.
+            Err(error) => tracing::warn!(group = self.id, %error, "configuration change refused"),
+        }
+        true
+    }
+
+    /// Installs a leader's snapshot into the log; returns the write that records it.
+    pub fn install_snapshot(&mut self, snapshot: &Snapshot) -> WriteOp {
+        let (first, last) = self.log.bounds();
+        self.log.apply_snapshot(snapshot);
+        self.applied = snapshot.get_metadata().index;
+        self.checkpoint_index = self.applied;
+        tracing::info!(
+            group = self.id,
+            index = self.applied,
+            "installed a snapshot from the leader"
+        );
+        metrics::counter!("tuma_raft_snapshots_installed_total").increment(1);
+        WriteOp::Checkpoint {
+            shard: self.id,
+            snapshot: snapshot.clone(),
+            compact_from: first,
+            compact_to: last.max(first),
+        }
+    }
+
+    /// A checkpoint of the state machine (`data`) at the applied index, compacting the log
+    /// behind it, once `every` entries applied since the last one or a configuration changed.
+    pub fn maybe_checkpoint(
+        &mut self,
+        every: u64,
+        keep: u64,
+        data: impl FnOnce() -> Vec<u8>,
+    ) -> Option<WriteOp> {
+        let due = self.applied >= self.checkpoint_index + every
+            || (self.force_checkpoint && self.applied > self.checkpoint_index);
+        if !due {
+            return None;
+        }
+        let term = self.log.term_of(self.applied)?;
+        self.force_checkpoint = false;
+        let mut snapshot = Snapshot::default();
+        snapshot.mut_metadata().index = self.applied;
+        snapshot.mut_metadata().term = term;
+        snapshot
+            .mut_metadata()
+            .set_conf_state(self.log.conf_state());
+        snapshot.data = data().into();
+        let (first, _) = self.log.bounds();
+        let compact_to = self.applied.saturating_sub(keep);
+        self.log.checkpoint(snapshot.clone(), compact_to);
+        self.checkpoint_index = self.applied;
+        metrics::counter!("tuma_raft_checkpoints_total").increment(1);
+        Some(WriteOp::Checkpoint {
+            shard: self.id,
+            snapshot,
+            compact_from: first,
+            compact_to: compact_to.max(first.saturating_sub(1)),
+        })
+    }
+}
