@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod steady_load;
+
 pub const TOKEN: &str = "integration-test-token";
 pub const PIN: &str = "1234";
 
@@ -46,6 +48,8 @@ pub struct NodeProc {
     pub url: String,
     http_port: u16,
     peer_port: u16,
+    /// Added to a running cluster with `--join` (not an initial member).
+    joined: bool,
     child: Option<Child>,
 }
 
@@ -85,6 +89,7 @@ impl TestCluster {
                     url: format!("http://127.0.0.1:{http_port}"),
                     http_port,
                     peer_port: ports[2 * id - 1],
+                    joined: false,
                     child: None,
                 }
             })
@@ -111,6 +116,7 @@ impl TestCluster {
     fn members(&self) -> String {
         self.nodes
             .iter()
+            .filter(|n| !n.joined)
             .map(|n| format!("{}=127.0.0.1:{}", n.id, n.peer_port))
             .collect::<Vec<_>>()
             .join(",")
@@ -119,8 +125,24 @@ impl TestCluster {
     /// Starts node `id` (again), optionally with another cluster secret.
     pub fn spawn(&mut self, id: usize, secret: Option<&str>) {
         let members = self.members();
-        let replicas = self.nodes.len().min(3);
+        let replicas = self.nodes.iter().filter(|n| !n.joined).count().min(3);
         let node = &self.nodes[id - 1];
+        let mut shape: Vec<String> = vec![
+            "--members".into(),
+            members,
+            "--shards".into(),
+            self.shards.to_string(),
+            "--replicas".into(),
+            replicas.to_string(),
+        ];
+        if node.joined {
+            let through = self
+                .nodes
+                .iter()
+                .find(|n| n.id != id && n.child.is_some())
+                .expect("a running member to join through");
+            shape = vec!["--join".into(), through.url.clone()];
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -133,11 +155,9 @@ impl TestCluster {
             .arg(self.dir.join(format!("node-{id}")))
             .args(["--listen-peer", &format!("127.0.0.1:{}", node.peer_port)])
             .args(["--listen-http", &format!("127.0.0.1:{}", node.http_port)])
-            .args(["--members", &members])
+            .args(&shape)
             .args(["--cluster-secret", secret.unwrap_or(&self.secret)])
             .args(["--admin-token", TOKEN])
-            .args(["--shards", &self.shards.to_string()])
-            .args(["--replicas", &replicas.to_string()])
             .args([
                 "--pin-hash-memory-kib",
                 "64",
@@ -153,6 +173,62 @@ impl TestCluster {
             .spawn()
             .expect("starting tuma node");
         self.nodes[id - 1].child = Some(child);
+    }
+
+    /// Starts a new node that joins the running cluster (`tuma node --join`); returns its id.
+    pub fn add_node(&mut self) -> usize {
+        let ports = free_ports(2);
+        let id = self.nodes.len() + 1;
+        self.nodes.push(NodeProc {
+            id,
+            url: format!("http://127.0.0.1:{}", ports[0]),
+            http_port: ports[0],
+            peer_port: ports[1],
+            joined: true,
+            child: None,
+        });
+        self.spawn(id, None);
+        id
+    }
+
+    /// `DELETE /admin/v1/members/{id}` through a running node.
+    pub fn remove_member(&self, id: usize) -> (u16, Value) {
+        let url = self.url(self.running()[0]);
+        let response = self
+            .client
+            .delete(format!("{url}/admin/v1/members/{id}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .expect("removing a member");
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
+    /// The cluster state (`GET /admin/v1/members`) as the first running node sees it.
+    pub fn cluster_state(&self) -> Value {
+        let url = self.url(self.running()[0]);
+        match self.get(&format!("{url}/admin/v1/members")) {
+            Some((200, state)) => state,
+            _ => Value::Null,
+        }
+    }
+
+    /// Polls `done` every 200 ms until it holds; panics naming `what` after `timeout`.
+    pub fn wait_for(&mut self, what: &str, timeout: Duration, mut done: impl FnMut(&Self) -> bool) {
+        let started = Instant::now();
+        loop {
+            self.check_alive();
+            if done(self) {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "timed out waiting for {what}; cluster state {}; logs in {}",
+                self.cluster_state(),
+                self.dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// `kill -9` node `id`.
