@@ -181,7 +181,7 @@ impl NodeArgs {
             .context("--data is required")?;
         let join = self.join.clone().or(file.join);
         let members_text = self.members.clone().or(file.members);
-        let (id, members, listen_peer) = match (&join, members_text) {
+        let (id, members, listen_peer, own_peer) = match (&join, members_text) {
             (Some(_), Some(_)) => bail!("--join and --members exclude each other: an initial member lists the members, a new node joins"),
             (None, None) => bail!("--members is required (or --join to add this node to a running cluster)"),
             (Some(url), None) => {
@@ -193,7 +193,7 @@ impl NodeArgs {
                     .or(file.listen_peer)
                     .context("--listen-peer is required with --join")?;
                 let id = self.id.or(file.id).unwrap_or(0);
-                (id, BTreeMap::new(), listen_peer)
+                (id, BTreeMap::new(), listen_peer, listen_peer)
             }
             (None, Some(text)) => {
                 let id = self.id.or(file.id).context("--id is required")?;
@@ -202,15 +202,18 @@ impl NodeArgs {
                     bail!("--id {id} is not among --members")
                 };
                 let listen_peer = self.listen_peer.or(file.listen_peer).unwrap_or(*own);
-                (id, members, listen_peer)
+                let own = *own;
+                (id, members, listen_peer, own)
             }
         };
         let advertise_peer = self
             .advertise_peer
             .or(file.advertise_peer)
-            .unwrap_or(listen_peer);
+            .unwrap_or(own_peer);
         if advertise_peer.ip().is_unspecified() {
-            bail!("peer address {advertise_peer} cannot be reached by others; set --advertise-peer");
+            bail!(
+                "peer address {advertise_peer} cannot be reached by others; set --advertise-peer"
+            );
         }
         let rebalance_moves_max = self
             .rebalance_moves_max
@@ -365,6 +368,61 @@ mod tests {
             },
         ] {
             assert!(bad.resolve().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_joining_node_needs_a_url_and_a_peer_address_and_no_members() {
+        let joining = NodeArgs {
+            id: None,
+            members: None,
+            join: Some("http://127.0.0.1:8080".into()),
+            listen_peer: Some("127.0.0.1:7004".parse().unwrap()),
+            ..args()
+        };
+        let config = joining.resolve().unwrap();
+        assert_eq!(config.id, 0, "the cluster picks the id");
+        assert!(config.members.is_empty());
+        assert_eq!(config.advertise_peer, "127.0.0.1:7004".parse().unwrap());
+        for (bad, why) in [
+            (
+                NodeArgs {
+                    members: args().members,
+                    ..joining.clone()
+                },
+                "exclude",
+            ),
+            (
+                NodeArgs {
+                    listen_peer: None,
+                    ..joining.clone()
+                },
+                "--listen-peer",
+            ),
+            (
+                NodeArgs {
+                    join: Some("10.0.0.1:8080".into()),
+                    ..joining.clone()
+                },
+                "URL",
+            ),
+            (
+                NodeArgs {
+                    listen_peer: Some("0.0.0.0:7004".parse().unwrap()),
+                    ..joining.clone()
+                },
+                "--advertise-peer",
+            ),
+            (
+                NodeArgs {
+                    rebalance_moves_max: Some(0),
+                    ..joining.clone()
+                },
+                "rebalance",
+            ),
+        ] {
+            let error = bad.resolve().unwrap_err().to_string();
+            assert!(error.contains(why), "{why}: {error}");
         }
     }
 

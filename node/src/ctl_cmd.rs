@@ -112,7 +112,10 @@ async fn remove_member(node: &str, token: &str, id: u64) -> anyhow::Result<ExitC
         .timeout(Duration::from_secs(20))
         .build()?;
     let response = client
-        .delete(format!("{}/admin/v1/members/{id}", node.trim_end_matches('/')))
+        .delete(format!(
+            "{}/admin/v1/members/{id}",
+            node.trim_end_matches('/')
+        ))
         .bearer_auth(token)
         .send()
         .await

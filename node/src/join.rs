@@ -55,7 +55,10 @@ pub async fn join(
                     || known.shards != joined.shards
                     || known.replicas as usize != joined.replicas
                 {
-                    bail!("the cluster at {url} is not the one {} belongs to", config.data.display());
+                    bail!(
+                        "the cluster at {url} is not the one {} belongs to",
+                        config.data.display()
+                    );
                 }
             }
             tracing::info!(node = joined.node_id, %url, members = joined.members.len(), "joined the cluster");

@@ -101,7 +101,10 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
         // Hand every leadership to another node first, so a restart fails no request.
         match leaving.leave(LEAVE_TIMEOUT).await {
             Some(0) => tracing::info!("no leaderships left on this node"),
-            still => tracing::warn!(?still, "stopping while still leading (no caught-up voter took over in time)"),
+            still => tracing::warn!(
+                ?still,
+                "stopping while still leading (no caught-up voter took over in time)"
+            ),
         }
     };
     axum::serve(listener, http::router(state))

@@ -119,11 +119,14 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
         .unwrap();
     let table = String::from_utf8_lossy(&status.stdout);
     assert!(status.status.success(), "{table}");
-    assert!(
-        table.lines().nth(1).unwrap().contains("shard") && table.contains("follower lag"),
-        "{table}"
-    );
-    let rows: Vec<&str> = table.lines().skip(2).collect();
+    // The members first (every node active, nothing moving), then this node's shards.
+    assert_eq!(table.matches(" active ").count(), 3, "{table}");
+    assert!(table.contains("moves under way: 0"), "{table}");
+    let header = table
+        .lines()
+        .position(|l| l.contains("shard") && l.contains("follower lag"))
+        .unwrap_or_else(|| panic!("no shard table: {table}"));
+    let rows: Vec<&str> = table.lines().skip(header + 1).collect();
     assert_eq!(rows.len(), 8, "{table}");
     assert!(
         rows.iter().all(|r| r

@@ -55,7 +55,12 @@ pub fn customers(cluster: &TestCluster, count: usize, funding: &str) -> Vec<Stri
 
 impl SteadyLoad {
     /// `threads` clients sending `amount` between random pairs of `people`.
-    pub fn start(urls: Vec<String>, people: Vec<String>, threads: usize, amount: &str) -> SteadyLoad {
+    pub fn start(
+        urls: Vec<String>,
+        people: Vec<String>,
+        threads: usize,
+        amount: &str,
+    ) -> SteadyLoad {
         let stop = Arc::new(AtomicBool::new(false));
         let urls = Arc::new(Mutex::new(urls));
         let tally = Arc::new(Tally::default());
@@ -140,7 +145,11 @@ fn client(
                     match (status, json["status"].as_str()) {
                         (200, Some("confirmed")) => Ok(json),
                         (200, _) | (400..=499, _) => {
-                            tally.failed.lock().unwrap().push(format!("{id}: HTTP {status} {json}"));
+                            tally
+                                .failed
+                                .lock()
+                                .unwrap()
+                                .push(format!("{id}: HTTP {status} {json}"));
                             break;
                         }
                         _ => Err(format!("HTTP {status} {json}")),
@@ -152,12 +161,23 @@ fn client(
                 Ok(json) => {
                     let server_retries = json["retries"].as_u64().unwrap_or(0);
                     tally.retries.fetch_add(server_retries, Ordering::Relaxed);
-                    let receipt = json["transaction_id"].as_str().unwrap_or_default().to_string();
-                    tally.confirmed.lock().unwrap().push((id, from.clone(), receipt));
+                    let receipt = json["transaction_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    tally
+                        .confirmed
+                        .lock()
+                        .unwrap()
+                        .push((id, from.clone(), receipt));
                     break;
                 }
                 Err(why) if Instant::now() >= give_up => {
-                    tally.failed.lock().unwrap().push(format!("{id}: gave up after {why}"));
+                    tally
+                        .failed
+                        .lock()
+                        .unwrap()
+                        .push(format!("{id}: gave up after {why}"));
                     break;
                 }
                 Err(_) => {
@@ -177,6 +197,10 @@ pub fn assert_confirmed_present(cluster: &TestCluster, url: &str, confirmed: &[C
             .expect("transfer status");
         assert_eq!(status, 200, "confirmed transfer {id} is missing: {body}");
         assert_eq!(body["status"], "confirmed", "{id}: {body}");
-        assert_eq!(body["transaction_id"].as_str(), Some(receipt.as_str()), "{id}");
+        assert_eq!(
+            body["transaction_id"].as_str(),
+            Some(receipt.as_str()),
+            "{id}"
+        );
     }
 }

@@ -63,7 +63,9 @@ fn leader_voters(cluster: &TestCluster) -> Vec<(u64, BTreeSet<u64>)> {
 fn shards_held(cluster: &TestCluster, id: usize) -> usize {
     cluster
         .get(&format!("{}/admin/v1/cluster", cluster.url(id)))
-        .map_or(usize::MAX, |(_, s)| s["shards"].as_array().map_or(0, Vec::len))
+        .map_or(usize::MAX, |(_, s)| {
+            s["shards"].as_array().map_or(0, Vec::len)
+        })
 }
 
 #[test]
@@ -79,21 +81,29 @@ fn grow_drain_and_replace_a_dead_node_while_money_moves() {
     load.set_urls(urls(&cluster, &[1, 2, 3, four, five]));
     cluster.wait_for("replicas to spread over five nodes", SETTLE, |c| {
         let state = c.cluster_state();
-        let loads: Vec<u64> = replicas_by_member(&state, "active").iter().map(|(_, r)| *r).collect();
+        let loads: Vec<u64> = replicas_by_member(&state, "active")
+            .iter()
+            .map(|(_, r)| *r)
+            .collect();
         settled(&state)
             && loads.len() == 5
             && loads.iter().max().unwrap() - loads.iter().min().unwrap() <= 1
     });
     let state = cluster.cluster_state();
     for (id, replicas) in replicas_by_member(&state, "active") {
-        assert!(replicas >= 7, "node {id} holds {replicas} replicas: {state}");
+        assert!(
+            replicas >= 7,
+            "node {id} holds {replicas} replicas: {state}"
+        );
     }
     cluster.wait_for("the new nodes to hold their replicas", SETTLE, |c| {
         shards_held(c, four) >= 7 && shards_held(c, five) >= 7
     });
     cluster.wait_for("leaders on the new nodes", SETTLE, |c| {
         let leaders = c.leaders();
-        [four, five].iter().all(|n| leaders.iter().any(|(id, led)| id == n && !led.is_empty()))
+        [four, five]
+            .iter()
+            .all(|n| leaders.iter().any(|(id, led)| id == n && !led.is_empty()))
     });
 
     // Remove a live node: drained (leaderships and replicas moved), then marked removed.
@@ -111,12 +121,16 @@ fn grow_drain_and_replace_a_dead_node_while_money_moves() {
     let (status, body) = cluster.remove_member(3);
     assert_eq!(status, 202, "{body}");
     let survivors: BTreeSet<u64> = [1, four as u64, five as u64].into();
-    cluster.wait_for("every shard back at three replicas on the survivors", SETTLE, |c| {
-        let voters = leader_voters(c);
-        member_state(&c.cluster_state(), 3) == "removed"
-            && voters.len() == SHARDS as usize
-            && voters.iter().all(|(_, v)| *v == survivors)
-    });
+    cluster.wait_for(
+        "every shard back at three replicas on the survivors",
+        SETTLE,
+        |c| {
+            let voters = leader_voters(c);
+            member_state(&c.cluster_state(), 3) == "removed"
+                && voters.len() == SHARDS as usize
+                && voters.iter().all(|(_, v)| *v == survivors)
+        },
+    );
     // Three members are left for three replicas: one more removal is refused.
     let (status, body) = cluster.remove_member(1);
     assert_eq!(status, 409, "{body}");
@@ -128,7 +142,10 @@ fn grow_drain_and_replace_a_dead_node_while_money_moves() {
         report.failed.len(),
         report.retries
     );
-    assert!(report.confirmed.len() > 50, "too little traffic: {report:?}");
+    assert!(
+        report.confirmed.len() > 50,
+        "too little traffic: {report:?}"
+    );
     let audit = cluster.quiet_audit(Duration::from_secs(60));
     assert_eq!(audit["balanced"], true, "{audit}");
     assert_eq!(audit["totals"]["transfers_in_flight"], 0, "{audit}");
@@ -149,7 +166,9 @@ fn a_rolling_restart_fails_no_request() {
         cluster.wait_ready(Duration::from_secs(60));
         // Let the restarted node catch up and take its leaderships back before the next one.
         cluster.wait_for("the restarted node to lead again", SETTLE, |c| {
-            c.leaders().iter().any(|(n, led)| *n == id && !led.is_empty())
+            c.leaders()
+                .iter()
+                .any(|(n, led)| *n == id && !led.is_empty())
         });
         cluster.wait_for("traffic to keep flowing", SETTLE, |_| {
             load.confirmed_so_far() > before + 20
@@ -162,7 +181,11 @@ fn a_rolling_restart_fails_no_request() {
         report.failed.len(),
         report.retries
     );
-    assert!(report.failed.is_empty(), "requests failed: {:?}", report.failed);
+    assert!(
+        report.failed.is_empty(),
+        "requests failed: {:?}",
+        report.failed
+    );
     let audit = cluster.quiet_audit(Duration::from_secs(60));
     assert_eq!(audit["balanced"], true, "{audit}");
     assert_confirmed_present(&cluster, cluster.url(1), &report.confirmed);

@@ -79,8 +79,7 @@ impl RaftGroup {
                     shard: id,
                     state: hard_state.clone(),
                 });
-                let log =
-                    ShardLog::restore(hard_state, conf, Some(snapshot.clone()), Vec::new());
+                let log = ShardLog::restore(hard_state, conf, Some(snapshot.clone()), Vec::new());
                 (log, Some(snapshot))
             }
             GroupStart::Durable(durable) => {

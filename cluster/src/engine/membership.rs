@@ -92,7 +92,9 @@ impl Engine {
         }
         if meta.state_of(me) == Some(MemberState::Removed) && !self.removed {
             self.removed = true;
-            tracing::warn!("this node was removed from the cluster; it holds no replicas and can be stopped");
+            tracing::warn!(
+                "this node was removed from the cluster; it holds no replicas and can be stopped"
+            );
         }
         let gone: Vec<u32> = self
             .replicas
@@ -146,25 +148,44 @@ impl Engine {
         holders
     }
 
-    /// Where to send a request for `shard` this node does not lead.
-    pub(super) fn leader_guess(&self, shard: u32) -> Option<NodeId> {
+    /// Where to send a request for `shard` this node does not lead: the leader its replica
+    /// knows, else a leader another node named (if reachable), else the next reachable holder
+    /// of the shard in turn (a holder that does not lead names the leader in its answer).
+    pub(super) fn leader_guess(&mut self, shard: u32) -> Option<NodeId> {
         let me = self.config.node_id;
         let known = if shard == META_GROUP {
             self.meta.group.leader()
         } else {
             self.replicas.get(&shard).and_then(|r| r.leader())
         };
-        known
-            .or_else(|| self.leader_hints.get(&shard).copied())
-            .filter(|n| *n != me)
-            .or_else(|| {
-                if shard == META_GROUP {
-                    let meta = self.meta.meta.as_ref()?;
-                    meta.live_members().into_iter().find(|n| *n != me)
-                } else {
-                    self.shard_holders(shard).into_iter().find(|n| *n != me)
-                }
-            })
+        if let Some(leader) = known.filter(|n| *n != me) {
+            return Some(leader);
+        }
+        if let Some(&hint) = self.leader_hints.get(&shard) {
+            if hint != me && self.transport.is_connected(hint) {
+                return Some(hint);
+            }
+            self.leader_hints.remove(&shard);
+        }
+        let candidates: Vec<NodeId> = if shard == META_GROUP {
+            let meta = self.meta.meta.as_ref()?;
+            meta.live_members()
+        } else {
+            self.shard_holders(shard)
+        };
+        let candidates: Vec<NodeId> = candidates.into_iter().filter(|n| *n != me).collect();
+        let reachable: Vec<NodeId> = candidates
+            .iter()
+            .copied()
+            .filter(|n| self.transport.is_connected(*n))
+            .collect();
+        let pool = if reachable.is_empty() {
+            candidates
+        } else {
+            reachable
+        };
+        self.guess_turn = self.guess_turn.wrapping_add(1);
+        pool.get(self.guess_turn % pool.len().max(1)).copied()
     }
 
     /// Serves a cluster change: the meta leader proposes it; others forward it there.
@@ -172,11 +193,9 @@ impl Engine {
         if !self.meta.group.is_leader() {
             let leader = self.leader_guess(META_GROUP);
             return match (leader, &waiter) {
-                (Some(leader), Waiter::Local(_)) => self.forward(
-                    leader,
-                    super::ClientRequest::Meta { command },
-                    waiter,
-                ),
+                (Some(leader), Waiter::Local(_)) => {
+                    self.forward(leader, super::ClientRequest::Meta { command }, waiter)
+                }
                 _ => self.reply(
                     waiter,
                     ClientReply::NotLeader {

@@ -107,10 +107,16 @@ impl MetaGroup {
             let decoded: Result<(MetaEntry, usize), _> =
                 bincode::serde::decode_from_slice(&entry.data, bincode_config());
             let Ok((meta_entry, _)) = decoded else {
-                panic!("meta entry {} does not decode: the log is corrupt", entry.index);
+                panic!(
+                    "meta entry {} does not decode: the log is corrupt",
+                    entry.index
+                );
             };
             let Some(meta) = self.meta.as_mut() else {
-                panic!("meta entry {} arrived before the meta snapshot", entry.index);
+                panic!(
+                    "meta entry {} arrived before the meta snapshot",
+                    entry.index
+                );
             };
             let outcome = meta.apply(&meta_entry.command, meta_entry.timestamp_ms);
             tracing::info!(index = entry.index, command = ?meta_entry.command, ?outcome, "cluster state changed");
@@ -129,8 +135,7 @@ impl MetaGroup {
 
     pub fn maybe_checkpoint(&mut self, every: u64, keep: u64) -> Option<WriteOp> {
         let meta = self.meta.as_ref()?;
-        self.group
-            .maybe_checkpoint(every, keep, || meta_data(meta))
+        self.group.maybe_checkpoint(every, keep, || meta_data(meta))
     }
 
     /// On losing leadership, callers waiting here retry at the new leader.

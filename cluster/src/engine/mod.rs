@@ -285,6 +285,8 @@ pub struct Engine {
     next_proposal_tag: u64,
     /// Leaders other nodes named for shards this node does not lead.
     leader_hints: HashMap<u32, NodeId>,
+    /// Turns through a shard's holders when its leader is unknown.
+    guess_turn: usize,
     /// Set while handing leaderships away before a stop.
     leaving: Option<Leaving>,
     /// The rebalancer plans again once the meta group applied its previous proposals.
@@ -395,6 +397,7 @@ impl Engine {
             next_forward_id: 1,
             next_proposal_tag: 1,
             leader_hints: HashMap::new(),
+            guess_turn: 0,
             leaving: None,
             rebalance_after_index: 0,
             removed: false,
@@ -609,7 +612,7 @@ fn check_identity(config: &EngineConfig, store: &dyn LogStore) -> Result<(), Eng
         && found.shards == identity.shards
         && found.replicas == identity.replicas;
     // A joined node's members come from the cluster state, not from its flags.
-    if same_node && (!config.bootstrap || found.members.is_empty() || found == identity) {
+    if same_node && (!config.bootstrap || found == identity) {
         return Ok(());
     }
     Err(EngineError::Config(format!(

@@ -207,7 +207,10 @@ impl Engine {
             self.config.checkpoint_every_entries,
             self.config.log_keep_entries,
         );
-        if let Some(op) = self.meta.maybe_checkpoint(every.min(META_CHECKPOINT_EVERY), keep) {
+        if let Some(op) = self
+            .meta
+            .maybe_checkpoint(every.min(META_CHECKPOINT_EVERY), keep)
+        {
             batch.ops.push(op);
         }
         for replica in self.replicas.values_mut() {
@@ -261,7 +264,12 @@ impl Engine {
                 .get(&to)
                 .and_then(|r| r.leader())
                 .filter(|l| *l != self.config.node_id);
-            let targets: Vec<NodeId> = match leader.or_else(|| self.leader_hints.get(&to).copied()) {
+            let hint = self
+                .leader_hints
+                .get(&to)
+                .copied()
+                .filter(|n| self.transport.is_connected(*n));
+            let targets: Vec<NodeId> = match leader.or(hint) {
                 Some(leader) => vec![leader],
                 None => self
                     .shard_holders(to)

@@ -9,8 +9,8 @@ use tuma_actors::protocol::{Envelope, ShardDriver};
 use tuma_actors::transfer::TransferId;
 use tuma_actors::ShardMap;
 
-use super::request::{ClientReply, Waiter};
 use super::group::{GroupStart, RaftGroup};
+use super::request::{ClientReply, Waiter};
 use super::{EngineConfig, EngineError};
 use crate::storage::WriteOp;
 use crate::transport::NodeId;

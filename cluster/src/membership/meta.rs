@@ -62,15 +62,30 @@ pub enum MetaCommand {
         http_addr: Option<SocketAddr>,
     },
     /// Start emptying a node (operator's `members remove`).
-    Drain { node: NodeId },
+    Drain {
+        node: NodeId,
+    },
     /// A drained node holds nothing any more.
-    MarkRemoved { node: NodeId },
-    StartMove { shard: u32, target: Vec<NodeId> },
+    MarkRemoved {
+        node: NodeId,
+    },
+    StartMove {
+        shard: u32,
+        target: Vec<NodeId>,
+    },
     /// The shard's leader reports its Raft configuration equals the move's target.
-    FinishMove { shard: u32, replicas: Vec<NodeId> },
-    CancelMove { shard: u32 },
+    FinishMove {
+        shard: u32,
+        replicas: Vec<NodeId>,
+    },
+    CancelMove {
+        shard: u32,
+    },
     /// The same replica set with another preferred leader (no data moves).
-    SetLeaderOrder { shard: u32, replicas: Vec<NodeId> },
+    SetLeaderOrder {
+        shard: u32,
+        replicas: Vec<NodeId>,
+    },
 }
 
 /// What applying a command did.
@@ -318,7 +333,9 @@ impl ClusterMeta {
             return MetaOutcome::Refused(format!("shard {shard} is missing or moving"));
         }
         if !same_set(&self.placement[shard as usize], replicas) {
-            return MetaOutcome::Refused(format!("{replicas:?} is not shard {shard}'s replica set"));
+            return MetaOutcome::Refused(format!(
+                "{replicas:?} is not shard {shard}'s replica set"
+            ));
         }
         self.placement[shard as usize] = replicas.to_vec();
         MetaOutcome::Done

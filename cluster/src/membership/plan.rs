@@ -50,7 +50,9 @@ pub fn plan(meta: &ClusterMeta, limits: PlanLimits, now_ms: u64) -> Vec<MetaComm
         load.entry(*node).or_insert(0);
     }
     let mut busy: BTreeSet<u32> = meta.moves.keys().copied().collect();
-    let mut budget = limits.moves_max.saturating_sub(busy.len() - cancelled.len());
+    let mut budget = limits
+        .moves_max
+        .saturating_sub(busy.len() - cancelled.len());
     // 1. Replicas on members that are leaving go first.
     for shard in 0..meta.shards {
         if budget == 0 {
@@ -101,7 +103,12 @@ pub fn plan(meta: &ClusterMeta, limits: PlanLimits, now_ms: u64) -> Vec<MetaComm
         busy.insert(shard);
         budget -= 1;
     }
-    commands.extend(leader_orders(meta, &active, &busy, limits.leader_changes_max));
+    commands.extend(leader_orders(
+        meta,
+        &active,
+        &busy,
+        limits.leader_changes_max,
+    ));
     // 3. A draining member that holds nothing any more is removed.
     for node in meta.members_in(MemberState::Draining) {
         if (0..meta.shards).all(|s| !meta.may_hold(s, node)) {

@@ -35,7 +35,10 @@ fn settle(meta: &mut ClusterMeta, limits: PlanLimits) -> (usize, usize) {
         }
         for c in &commands {
             let outcome = meta.apply(c, 0);
-            assert!(!matches!(outcome, MetaOutcome::Refused(_)), "{c:?}: {outcome:?}");
+            assert!(
+                !matches!(outcome, MetaOutcome::Refused(_)),
+                "{c:?}: {outcome:?}"
+            );
         }
         most_in_flight = most_in_flight.max(meta.moves.len());
         let moves: Vec<(u32, Vec<u64>)> = meta
@@ -118,10 +121,15 @@ fn growing_three_to_five_spreads_replicas_and_leaders_within_one() {
 fn a_drained_member_ends_with_nothing_and_is_removed() {
     let mut meta = cluster(4, 32);
     settle(&mut meta, PlanLimits::default());
-    assert_eq!(meta.apply(&MetaCommand::Drain { node: 2 }, 0), MetaOutcome::Done);
+    assert_eq!(
+        meta.apply(&MetaCommand::Drain { node: 2 }, 0),
+        MetaOutcome::Done
+    );
     // Leaderships leave the draining node before its replicas do.
     let first = plan(&meta, PlanLimits::default(), 0);
-    assert!(first.iter().any(|c| matches!(c, MetaCommand::SetLeaderOrder { .. })));
+    assert!(first
+        .iter()
+        .any(|c| matches!(c, MetaCommand::SetLeaderOrder { .. })));
     settle(&mut meta, PlanLimits::default());
     assert_eq!(meta.state_of(2), Some(MemberState::Removed));
     assert!(meta.placement.iter().all(|p| !p.contains(&2)));
@@ -137,7 +145,9 @@ fn a_drained_member_ends_with_nothing_and_is_removed() {
 fn moves_to_a_leaving_member_are_cancelled_and_stuck_moves_time_out() {
     let mut meta = cluster(4, 8);
     let target = vec![1, 2, 4];
-    let shard = (0..8).find(|s| meta.placement[*s as usize] != target).unwrap();
+    let shard = (0..8)
+        .find(|s| meta.placement[*s as usize] != target)
+        .unwrap();
     assert_eq!(
         meta.apply(
             &MetaCommand::StartMove {
@@ -245,5 +255,8 @@ fn a_leaving_leader_hands_over_first_and_stray_learners_go() {
         next_step(&[1, 2, 3], &view(1, &[1, 2, 3], &[5], &all)),
         ConfStep::RemoveLearner(5)
     );
-    assert_eq!(next_step(&[], &view(1, &[1, 2, 3], &[], &all)), ConfStep::Wait);
+    assert_eq!(
+        next_step(&[], &view(1, &[1, 2, 3], &[], &all)),
+        ConfStep::Wait
+    );
 }

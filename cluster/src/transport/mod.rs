@@ -263,7 +263,9 @@ struct PeerLink<M> {
 
 impl<M> Inner<M> {
     fn links(&self) -> std::sync::RwLockReadGuard<'_, HashMap<NodeId, PeerLink<M>>> {
-        self.links.read().unwrap_or_else(|poison| poison.into_inner())
+        self.links
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn stop(&self) {

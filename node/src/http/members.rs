@@ -55,7 +55,11 @@ pub async fn join(
     };
     let node_id = match change(&state, command).await? {
         MetaOutcome::Joined(id) => id,
-        other => return Err(ApiError::unavailable(format!("unexpected answer {other:?}"))),
+        other => {
+            return Err(ApiError::unavailable(format!(
+                "unexpected answer {other:?}"
+            )))
+        }
     };
     let cluster = cluster_state(&state).await?;
     let mut members: BTreeMap<String, String> = cluster

@@ -87,10 +87,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/v1/pins/unlock", post(admin::unlock_pin))
         .route("/admin/v1/pins/reset", post(admin::reset_pin))
         .route("/admin/v1/cluster", get(admin::cluster))
-        .route(
-            "/admin/v1/members",
-            get(members::list).post(members::join),
-        )
+        .route("/admin/v1/members", get(members::list).post(members::join))
         .route("/admin/v1/members/:id", delete(members::remove))
         .route("/admin/v1/audit", get(admin::audit))
         .route("/admin/v1/test/panic", post(admin::plant_panic))
