@@ -106,6 +106,17 @@ fn grow_drain_and_replace_a_dead_node_while_money_moves() {
             .all(|n| leaders.iter().any(|(id, led)| id == n && !led.is_empty()))
     });
 
+    // A joined node restarts (same flags, `--join` again) with its replicas and leaderships.
+    let held = shards_held(&cluster, four);
+    assert_eq!(cluster.stop(four), Some(0), "node {four} stops cleanly");
+    cluster.spawn(four, None);
+    cluster.wait_for("the restarted joined node to lead again", SETTLE, |c| {
+        shards_held(c, four) == held
+            && c.leaders()
+                .iter()
+                .any(|(id, led)| *id == four && !led.is_empty())
+    });
+
     // Remove a live node: drained (leaderships and replicas moved), then marked removed.
     load.set_urls(urls(&cluster, &[1, 3, four, five]));
     let (status, body) = cluster.remove_member(2);

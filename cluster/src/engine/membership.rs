@@ -96,6 +96,12 @@ impl Engine {
                 "this node was removed from the cluster; it holds no replicas and can be stopped"
             );
         }
+        // After a restart the cluster state starts from its last checkpoint, older than the
+        // moves that brought some replicas here: destroy nothing until it has replayed the
+        // meta entries this node knew committed.
+        if self.meta.group.applied < self.meta_replayed_to {
+            return;
+        }
         let gone: Vec<u32> = self
             .replicas
             .iter()

@@ -293,6 +293,9 @@ pub struct Engine {
     rebalance_after_index: u64,
     /// This node was removed from the cluster.
     removed: bool,
+    /// The meta commit index persisted before this start: replicas are destroyed for the
+    /// cluster state only once the meta group has applied this far again.
+    meta_replayed_to: u64,
     started: Instant,
     stopping: bool,
 }
@@ -338,6 +341,7 @@ impl Engine {
             GroupStart::Uninitialized
         };
         let (meta, meta_writes) = MetaGroup::open(&config, meta_start)?;
+        let meta_commit = meta.group.log.hard_state().commit;
         writes.extend(meta_writes);
         let mut replicas = BTreeMap::new();
         if fresh && config.bootstrap {
@@ -401,6 +405,7 @@ impl Engine {
             leaving: None,
             rebalance_after_index: 0,
             removed: false,
+            meta_replayed_to: meta_commit,
             started: Instant::now(),
             stopping: false,
         };
