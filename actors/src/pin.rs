@@ -1,21 +1,30 @@
-//! Customer PINs: four digits, a salted slow hash, lockout after five wrong
-//! tries.
+//! Customer PINs: four digits, a salted digest, lockout after five wrong tries.
 //!
-//! A four-digit PIN has only 10,000 values, so the hash alone cannot protect
-//! it against someone holding the database; what protects it is the slow
-//! salted hash (no precomputed tables, every guess costs real work) together
-//! with the replicated lockout counter (online guessing stops at five).
+//! A four-digit PIN has only 10,000 values, so no hash, however slow, protects it against
+//! someone holding the database: 10,000 guesses of even a 50 ms argon2id take minutes. What
+//! protects it is a **key the database does not hold** — the way banks encrypt PIN blocks under
+//! an HSM key — together with the replicated lockout counter (online guessing stops at five).
+//! New PINs are therefore stored as HMAC-SHA-256 digests under a cluster-wide [`PinKey`] (kept
+//! outside the data directory), salted per PIN, verified in microseconds. argon2id hashes (PHC
+//! strings, e.g. from an import) still verify, with the parameters they carry.
 //!
-//! Hashing is slow and random, so it happens at the edge: the edge verifies a
-//! typed PIN against the stored hash and submits the verdict, and the ledger
-//! applies it to [`PinState`] deterministically on every replica.
+//! The digest names its key by a 32-bit id; a node configured with another key refuses to
+//! judge (`PinError::KeyMismatch`) instead of counting a wrong PIN, so a misconfigured node
+//! cannot lock customers out.
+//!
+//! Hashing happens at the edge: the edge verifies a typed PIN against the stored digest and
+//! submits the verdict, and the ledger applies it to [`PinState`] deterministically on every
+//! replica.
 
 use std::fmt;
+use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use rand_core::OsRng;
+use hmac::{Hmac, Mac};
+use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// Consecutive wrong PINs that lock an account until care unlocks or resets
 /// it.
@@ -23,8 +32,10 @@ pub const PIN_MAX_ATTEMPTS: u8 = 5;
 
 /// Digits in a PIN.
 const PIN_LEN: usize = 4;
-/// The PHC identifier of the only algorithm we store.
+/// The PHC identifier of argon2id hashes.
 const ARGON2ID: &str = "argon2id";
+/// The identifier of keyed digests: `$tuma-hmac-sha256$v=1,k=<key id, 8 hex>$<salt, 32 hex>$<mac, 64 hex>`.
+const KEYED: &str = "tuma-hmac-sha256";
 
 /// Why a PIN, hash or hash configuration was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -35,9 +46,13 @@ pub enum PinError {
     /// Argon2 refused the memory or iteration cost.
     #[error("invalid PIN hash parameters: {0}")]
     BadParams(String),
-    /// Not a PHC string of an argon2id hash with a salt.
-    #[error("stored PIN hash is not an argon2id PHC string")]
+    /// Neither an argon2id PHC string with a salt nor a keyed digest.
+    #[error("stored PIN hash is neither an argon2id PHC string nor a keyed digest")]
     BadHash,
+    /// The digest was made under another PIN key than this node's (or this node has none):
+    /// the node cannot judge the PIN and must not count it wrong.
+    #[error("the PIN digest was made with key {stored:08x}; this node's PIN key is {configured}")]
+    KeyMismatch { stored: u32, configured: String },
 }
 
 /// A four-digit PIN as typed.
@@ -75,40 +90,138 @@ impl fmt::Display for Pin {
     }
 }
 
-/// The stored PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) of a PIN,
-/// carrying its own salt and parameters so old hashes stay verifiable after
-/// the parameters are raised.
-///
-/// Serialized as the PHC string; deserializing validates it like
-/// [`PinHash::from_phc`]. `Debug` shows only the algorithm, so snapshots and
-/// logs do not leak material for an offline guess.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct PinHash(String);
+/// The secret key of keyed PIN digests, the same on every node. `Debug` shows only its id.
+#[derive(Clone)]
+pub struct PinKey {
+    key: Arc<[u8; 32]>,
+    id: u32,
+}
 
-impl PinHash {
-    /// The PHC string, for storage.
-    pub fn as_str(&self) -> &str {
-        &self.0
+impl PinKey {
+    /// Derives the key from secret material (a key file's contents, or the cluster secret)
+    /// with HKDF-SHA-256, so any length of secret gives a full-strength key.
+    pub fn derive(secret: &[u8]) -> PinKey {
+        let mut key = [0u8; 32];
+        hkdf::Hkdf::<Sha256>::new(Some(b"tuma pin key"), secret)
+            .expand(b"v1", &mut key)
+            .expect("32 bytes is a valid HKDF-SHA-256 output length");
+        let fingerprint = Sha256::digest([b"tuma pin key id".as_slice(), &key].concat());
+        let id = u32::from_be_bytes(fingerprint[..4].try_into().expect("4 bytes"));
+        PinKey {
+            key: Arc::new(key),
+            id,
+        }
     }
 
-    /// Accepts a stored PHC string if it is an argon2id hash with a salt and
-    /// an output; anything else is [`PinError::BadHash`].
+    /// The key's public id (a fingerprint), stored in every digest made with it.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    fn mac(&self, salt: &[u8; 16], pin: &Pin) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.as_slice())
+            .expect("HMAC takes a key of any length");
+        mac.update(salt);
+        mac.update(pin.0.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl fmt::Debug for PinKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PinKey({:08x})", self.id)
+    }
+}
+
+/// A stored PIN: a keyed digest, or an argon2id PHC string
+/// (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) carrying its own salt and parameters so old hashes
+/// stay verifiable after the parameters are raised.
+///
+/// Serialized as its string form; deserializing validates it like [`PinHash::from_phc`].
+/// `Debug` shows only the scheme, so snapshots and logs do not leak material for a guess.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PinHash(Stored);
+
+#[derive(Clone, PartialEq, Eq)]
+enum Stored {
+    Argon2(Box<str>),
+    /// Held as bytes: 52 bytes inline instead of a heap string per account.
+    Keyed {
+        key_id: u32,
+        salt: [u8; 16],
+        mac: [u8; 32],
+    },
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+impl PinHash {
+    /// The string form, for storage and exports.
+    pub fn to_phc(&self) -> String {
+        match &self.0 {
+            Stored::Argon2(phc) => phc.to_string(),
+            Stored::Keyed { key_id, salt, mac } => {
+                format!("${KEYED}$v=1,k={key_id:08x}${}${}", hex(salt), hex(mac))
+            }
+        }
+    }
+
+    /// Accepts an argon2id PHC string with a salt and an output, or a keyed digest; anything
+    /// else is [`PinError::BadHash`].
     pub fn from_phc(s: String) -> Result<PinHash, PinError> {
+        if let Some(rest) = s.strip_prefix(&format!("${KEYED}$")) {
+            let parts: Vec<&str> = rest.split('$').collect();
+            let [params, salt, mac] = parts[..] else {
+                return Err(PinError::BadHash);
+            };
+            let key_id = params
+                .strip_prefix("v=1,k=")
+                .and_then(unhex::<4>)
+                .map(u32::from_be_bytes)
+                .ok_or(PinError::BadHash)?;
+            let salt = unhex::<16>(salt).ok_or(PinError::BadHash)?;
+            let mac = unhex::<32>(mac).ok_or(PinError::BadHash)?;
+            return Ok(PinHash(Stored::Keyed { key_id, salt, mac }));
+        }
         let parsed = PasswordHash::new(&s).map_err(|_| PinError::BadHash)?;
         let complete = parsed.salt.is_some() && parsed.hash.is_some();
         if parsed.algorithm.as_str() != ARGON2ID || !complete {
             return Err(PinError::BadHash);
         }
         Params::try_from(&parsed).map_err(|_| PinError::BadHash)?;
-        Ok(PinHash(s))
+        Ok(PinHash(Stored::Argon2(s.into_boxed_str())))
+    }
+
+    /// The key a keyed digest was made with.
+    pub fn key_id(&self) -> Option<u32> {
+        match &self.0 {
+            Stored::Keyed { key_id, .. } => Some(*key_id),
+            Stored::Argon2(_) => None,
+        }
     }
 }
 
 impl fmt::Debug for PinHash {
-    /// Redacted: names the algorithm only.
+    /// Redacted: names the scheme only.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PinHash(argon2id…)")
+        match &self.0 {
+            Stored::Argon2(_) => f.write_str("PinHash(argon2id…)"),
+            Stored::Keyed { key_id, .. } => write!(f, "PinHash(keyed {key_id:08x}…)"),
+        }
     }
 }
 
@@ -122,21 +235,25 @@ impl TryFrom<String> for PinHash {
 }
 
 impl From<PinHash> for String {
-    /// The PHC string; used by serde.
+    /// The string form; used by serde.
     fn from(hash: PinHash) -> String {
-        hash.0
+        hash.to_phc()
     }
 }
 
-/// Argon2id parameters for new PIN hashes; slow on purpose.
+/// Makes and verifies PIN digests: keyed digests when it has a [`PinKey`] (see
+/// [`PinHasher::keyed`]), argon2id hashes with its parameters otherwise.
 #[derive(Clone, Debug)]
 pub struct PinHasher {
-    /// Memory cost in KiB.
+    /// Memory cost in KiB of new argon2id hashes.
     memory_kib: u32,
     /// Passes over memory.
     iterations: u32,
     /// The validated argon2 parameters built from the two above (one lane).
     params: Params,
+    /// Verifies keyed digests; also makes new PINs keyed when `keyed_new` is set.
+    key: Option<PinKey>,
+    keyed_new: bool,
 }
 
 /// m = 8 KiB (the least argon2 allows for one lane), t = 1: for tests only.
@@ -155,7 +272,27 @@ impl PinHasher {
             memory_kib,
             iterations,
             params,
+            key: None,
+            keyed_new: false,
         })
+    }
+
+    /// This hasher with `key`: it verifies keyed digests made with it and, when `new_pins` is
+    /// set, stores new PINs as keyed digests.
+    pub fn keyed(mut self, key: PinKey, new_pins: bool) -> PinHasher {
+        self.key = Some(key);
+        self.keyed_new = new_pins;
+        self
+    }
+
+    /// Whether new PINs become keyed digests.
+    pub fn makes_keyed(&self) -> bool {
+        self.keyed_new && self.key.is_some()
+    }
+
+    /// The id of this hasher's PIN key, if it has one.
+    pub fn key_id(&self) -> Option<u32> {
+        self.key.as_ref().map(PinKey::id)
     }
 
     /// OWASP's argon2id recommendation, m = 19,456 KiB, t = 2, p = 1: the
@@ -180,9 +317,19 @@ impl PinHasher {
         self.iterations
     }
 
-    /// Hashes `pin` with a fresh random salt from the operating system, so
-    /// two customers with the same PIN get different hashes.
+    /// Hashes `pin` with a fresh random salt from the operating system, so two customers with
+    /// the same PIN get different digests.
     pub fn hash(&self, pin: &Pin) -> PinHash {
+        if let (true, Some(key)) = (self.keyed_new, &self.key) {
+            let mut salt = [0u8; 16];
+            OsRng.fill_bytes(&mut salt);
+            let mac = key.mac(&salt, pin);
+            return PinHash(Stored::Keyed {
+                key_id: key.id(),
+                salt,
+                mac,
+            });
+        }
         let salt = SaltString::generate(&mut OsRng);
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone());
         // Cannot fail: the parameters were validated when the hasher was
@@ -192,22 +339,44 @@ impl PinHasher {
             .hash_password(pin.0.as_bytes(), &salt)
             .expect("argon2id with validated parameters and a generated salt")
             .to_string();
-        PinHash(phc)
+        PinHash(Stored::Argon2(phc.into_boxed_str()))
     }
 
-    /// Whether `pin` is the PIN `hash` was made from. The parameters are read
-    /// from the PHC string, not from `self`, so hashes made before a
-    /// parameter change still verify. A malformed hash verifies false.
-    pub fn verify(&self, hash: &PinHash, pin: &Pin) -> bool {
-        let Ok(parsed) = PasswordHash::new(hash.as_str()) else {
-            return false;
-        };
-        if parsed.algorithm.as_str() != ARGON2ID {
-            return false;
+    /// Whether `pin` is the PIN `hash` was made from. argon2id parameters are read from the
+    /// hash, not from `self`, so hashes made before a parameter change still verify; a
+    /// malformed argon2 hash verifies false. A keyed digest made under another key than this
+    /// hasher's is [`PinError::KeyMismatch`]: not a wrong PIN, a misconfigured node.
+    pub fn verify(&self, hash: &PinHash, pin: &Pin) -> Result<bool, PinError> {
+        match &hash.0 {
+            Stored::Keyed { key_id, salt, mac } => match &self.key {
+                Some(key) if key.id() == *key_id => {
+                    let expected = key.mac(salt, pin);
+                    // Constant time: no early exit on the first differing byte.
+                    let diff = expected
+                        .iter()
+                        .zip(mac)
+                        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+                    Ok(diff == 0)
+                }
+                other => Err(PinError::KeyMismatch {
+                    stored: *key_id,
+                    configured: other
+                        .as_ref()
+                        .map_or("not set".into(), |k| format!("{:08x}", k.id())),
+                }),
+            },
+            Stored::Argon2(phc) => {
+                let Ok(parsed) = PasswordHash::new(phc) else {
+                    return Ok(false);
+                };
+                if parsed.algorithm.as_str() != ARGON2ID {
+                    return Ok(false);
+                }
+                Ok(Argon2::default()
+                    .verify_password(pin.0.as_bytes(), &parsed)
+                    .is_ok())
+            }
         }
-        Argon2::default()
-            .verify_password(pin.0.as_bytes(), &parsed)
-            .is_ok()
     }
 
     /// A hasher for parameters known to be valid.
@@ -216,6 +385,8 @@ impl PinHasher {
             memory_kib: params.m_cost(),
             iterations: params.t_cost(),
             params,
+            key: None,
+            keyed_new: false,
         }
     }
 }
@@ -314,26 +485,69 @@ mod tests {
         }
     }
 
+    fn keyed() -> PinHasher {
+        PinHasher::fast_for_tests().keyed(PinKey::derive(b"a cluster secret of the tests"), true)
+    }
+
     #[test]
     fn pins_and_hashes_are_never_printed() {
         let p = pin("4711");
         assert_eq!(format!("{p:?}"), "****");
         assert_eq!(format!("{p}"), "****");
-        let hash = PinHasher::fast_for_tests().hash(&p);
-        let shown = format!("{hash:?} {:?}", PinState::new(hash.clone()));
-        assert!(!shown.contains("4711"));
-        assert!(!shown.contains(hash.as_str()));
-        assert!(shown.contains("PinHash(argon2id…)"));
+        for hasher in [PinHasher::fast_for_tests(), keyed()] {
+            let hash = hasher.hash(&p);
+            let shown = format!("{hash:?} {:?} {hasher:?}", PinState::new(hash.clone()));
+            assert!(!shown.contains("4711"));
+            assert!(!shown.contains(&hash.to_phc()));
+            assert!(shown.contains("PinHash(argon2id…)") || shown.contains("PinHash(keyed "));
+        }
     }
 
     #[test]
     fn hash_then_verify() {
         let hasher = PinHasher::fast_for_tests();
         let hash = hasher.hash(&pin("1234"));
-        assert!(hash.as_str().starts_with("$argon2id$v=19$m=8,t=1,p=1$"));
-        assert!(hasher.verify(&hash, &pin("1234")));
-        assert!(!hasher.verify(&hash, &pin("1235")));
-        assert!(!hasher.verify(&hash, &pin("0000")));
+        assert!(hash.to_phc().starts_with("$argon2id$v=19$m=8,t=1,p=1$"));
+        assert_eq!(hasher.verify(&hash, &pin("1234")), Ok(true));
+        assert_eq!(hasher.verify(&hash, &pin("1235")), Ok(false));
+        assert_eq!(hasher.verify(&hash, &pin("0000")), Ok(false));
+    }
+
+    #[test]
+    fn keyed_digests_verify_under_their_key_only() {
+        let hasher = keyed();
+        assert!(hasher.makes_keyed());
+        let hash = hasher.hash(&pin("1234"));
+        let key_id = hasher.key_id().unwrap();
+        assert_eq!(hash.key_id(), Some(key_id));
+        assert!(hash
+            .to_phc()
+            .starts_with(&format!("$tuma-hmac-sha256$v=1,k={key_id:08x}$")));
+        assert_eq!(hasher.verify(&hash, &pin("1234")), Ok(true));
+        assert_eq!(hasher.verify(&hash, &pin("1235")), Ok(false));
+        // The same PIN twice gives two digests (salted); both verify.
+        let again = hasher.hash(&pin("1234"));
+        assert_ne!(hash, again);
+        assert_eq!(hasher.verify(&again, &pin("1234")), Ok(true));
+        // Another key, or none, refuses to judge rather than counting a wrong PIN.
+        let other = PinHasher::fast_for_tests().keyed(PinKey::derive(b"another secret"), true);
+        assert!(matches!(
+            other.verify(&hash, &pin("1234")),
+            Err(PinError::KeyMismatch { stored, .. }) if stored == key_id
+        ));
+        assert!(matches!(
+            PinHasher::owasp().verify(&hash, &pin("1234")),
+            Err(PinError::KeyMismatch { .. })
+        ));
+        // A keyed hasher still verifies argon2id hashes (imports), and can keep making them.
+        let old = PinHasher::fast_for_tests().hash(&pin("2468"));
+        assert_eq!(hasher.verify(&old, &pin("2468")), Ok(true));
+        let argon_new = PinHasher::fast_for_tests().keyed(PinKey::derive(b"k"), false);
+        assert!(!argon_new.makes_keyed());
+        assert!(argon_new.hash(&pin("1111")).key_id().is_none());
+        // The key is derived, not the secret itself, and its id is stable.
+        assert_eq!(PinKey::derive(b"same").id(), PinKey::derive(b"same").id());
+        assert_ne!(PinKey::derive(b"same").id(), PinKey::derive(b"Same").id());
     }
 
     #[test]
@@ -342,15 +556,19 @@ mod tests {
         let a = hasher.hash(&pin("0000"));
         let b = hasher.hash(&pin("0000"));
         assert_ne!(a, b);
-        assert!(hasher.verify(&a, &pin("0000")) && hasher.verify(&b, &pin("0000")));
+        assert_eq!(hasher.verify(&a, &pin("0000")), Ok(true));
+        assert_eq!(hasher.verify(&b, &pin("0000")), Ok(true));
     }
 
     #[test]
     fn parameters_come_from_the_stored_hash() {
         let old = PinHasher::new(16, 2).unwrap().hash(&pin("2468"));
-        assert!(PinHasher::fast_for_tests().verify(&old, &pin("2468")));
-        assert!(PinHasher::owasp().verify(&old, &pin("2468")));
-        assert!(!PinHasher::owasp().verify(&old, &pin("2469")));
+        assert_eq!(
+            PinHasher::fast_for_tests().verify(&old, &pin("2468")),
+            Ok(true)
+        );
+        assert_eq!(PinHasher::owasp().verify(&old, &pin("2468")), Ok(true));
+        assert_eq!(PinHasher::owasp().verify(&old, &pin("2469")), Ok(false));
     }
 
     #[test]
@@ -367,38 +585,49 @@ mod tests {
 
     #[test]
     fn stored_hashes_are_validated() {
-        let good = PinHasher::fast_for_tests().hash(&pin("1357"));
-        assert_eq!(
-            PinHash::from_phc(good.as_str().to_string()),
-            Ok(good.clone())
-        );
+        for good in [
+            PinHasher::fast_for_tests().hash(&pin("1357")),
+            keyed().hash(&pin("1357")),
+        ] {
+            assert_eq!(PinHash::from_phc(good.to_phc()), Ok(good.clone()));
+            let json = serde_json::to_string(&good).unwrap();
+            assert_eq!(json, format!("\"{}\"", good.to_phc()));
+            assert_eq!(serde_json::from_str::<PinHash>(&json).unwrap(), good);
+        }
+        let salt = "00".repeat(16);
+        let mac = "ab".repeat(32);
         for bad in [
-            "",
-            "not a hash",
-            "$argon2i$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
-            "$argon2id$v=19$m=8,t=1,p=1",
-            "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ",
-            "$argon2id$v=19$m=1,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
-            "$pbkdf2-sha256$i=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "".to_string(),
+            "not a hash".into(),
+            "$argon2i$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+            "$argon2id$v=19$m=8,t=1,p=1".into(),
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ".into(),
+            "$argon2id$v=19$m=1,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+            "$pbkdf2-sha256$i=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+            format!("$tuma-hmac-sha256$v=2,k=01020304${salt}${mac}"),
+            format!("$tuma-hmac-sha256$v=1,k=0102030${salt}${mac}"),
+            format!("$tuma-hmac-sha256$v=1,k=01020304${salt}$ab"),
+            format!("$tuma-hmac-sha256$v=1,k=01020304$zz{}${mac}", &salt[2..]),
+            format!("$tuma-hmac-sha256$v=1,k=01020304${salt}${mac}$extra"),
         ] {
             assert_eq!(
-                PinHash::from_phc(bad.to_string()),
+                PinHash::from_phc(bad.clone()),
                 Err(PinError::BadHash),
                 "{bad}"
             );
         }
-        let json = serde_json::to_string(&good).unwrap();
-        assert_eq!(json, format!("\"{}\"", good.as_str()));
-        assert_eq!(serde_json::from_str::<PinHash>(&json).unwrap(), good);
         assert!(serde_json::from_str::<PinHash>("\"plaintext\"").is_err());
     }
 
     #[test]
     fn malformed_hash_verifies_false() {
         let hasher = PinHasher::fast_for_tests();
-        let mangled = PinHash("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$####".to_string());
-        assert!(!hasher.verify(&mangled, &pin("1234")));
-        assert!(!hasher.verify(&PinHash(String::new()), &pin("1234")));
+        let mangled = PinHash(Stored::Argon2(
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$####".into(),
+        ));
+        assert_eq!(hasher.verify(&mangled, &pin("1234")), Ok(false));
+        let empty = PinHash(Stored::Argon2("".into()));
+        assert_eq!(hasher.verify(&empty, &pin("1234")), Ok(false));
     }
 
     #[test]
@@ -452,8 +681,8 @@ mod tests {
         let start_pin = hasher.hash(&pin("8080"));
         s.reset(start_pin.clone());
         assert_eq!(s, PinState::new(start_pin));
-        assert!(hasher.verify(&s.hash, &pin("8080")));
-        assert!(!hasher.verify(&s.hash, &pin("1234")));
+        assert_eq!(hasher.verify(&s.hash, &pin("8080")), Ok(true));
+        assert_eq!(hasher.verify(&s.hash, &pin("1234")), Ok(false));
     }
 
     #[test]

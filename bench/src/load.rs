@@ -58,8 +58,27 @@ pub struct BenchConfig {
     pub clients: usize,
     /// Open loop: requests started per second (overrides `clients`' pacing).
     pub rate: Option<u64>,
-    /// Start nodes with a cheap PIN hash (measures everything but argon2).
+    /// Start nodes with argon2id PIN hashes of the cheapest parameters.
     pub fast_pin_hash: bool,
+    /// Production argon2id PIN hashes (`--pin-hash argon2` on the nodes) instead of keyed
+    /// digests; `fast_pin_hash` implies argon2 with the cheapest parameters.
+    pub argon2_pin_hash: bool,
+}
+
+impl BenchConfig {
+    fn argon2_pins(&self) -> bool {
+        self.fast_pin_hash || self.argon2_pin_hash
+    }
+
+    fn pin_rows(&self) -> PinRows {
+        if self.argon2_pins() {
+            PinRows::Argon2 {
+                fast: self.fast_pin_hash,
+            }
+        } else {
+            PinRows::Keyed
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,11 +116,20 @@ async fn admin(client: &reqwest::Client, url: &str, path: &str, body: Value) -> 
     Err(format!("{path} {body} kept failing"))
 }
 
+/// How the bench registers its customers' PINs.
+#[derive(Copy, Clone)]
+enum PinRows {
+    /// Plain PINs, digested by the nodes under their PIN key.
+    Keyed,
+    /// argon2id PHC strings computed by the bench (`fast`: the cheapest parameters).
+    Argon2 { fast: bool },
+}
+
 async fn set_up(
     client: &reqwest::Client,
     urls: &[String],
     accounts: usize,
-    fast_pin_hash: bool,
+    pin_rows: PinRows,
 ) -> Result<f64, String> {
     let url = &urls[0];
     admin(client, url, "/admin/v1/businesses", json!({"shortcode": "400200", "kind": "paybill", "name": "Big Utility", "consumer_key": "k", "consumer_secret": "s", "passkey": "p"})).await?;
@@ -113,17 +141,30 @@ async fn set_up(
         json!({"request_id": "bench-agent-float", "account": HOT_AGENT, "amount": "10000000.00"}),
     )
     .await?;
-    // Every account is registered in bulk with one PIN hash computed here; the first `FUNDED_MAX`
-    // are funded and trade (funding a million accounts one float at a time would dominate a run).
-    let hasher = if fast_pin_hash {
-        PinHasher::new(64, 1).map_err(|e| e.to_string())?
-    } else {
-        PinHasher::owasp()
+    // Every account is registered in bulk: with argon2, one PHC string computed here (hashing a
+    // million PINs on the nodes would dominate the run); with keyed digests the PIN itself,
+    // digested by the nodes in microseconds. The first `FUNDED_MAX` are funded and trade
+    // (funding a million accounts one float at a time would dominate a run).
+    let pin_field = match pin_rows {
+        PinRows::Keyed => ("pin", "1234".to_string()),
+        PinRows::Argon2 { fast } => {
+            let hasher = if fast {
+                PinHasher::new(64, 1).map_err(|e| e.to_string())?
+            } else {
+                PinHasher::owasp()
+            };
+            let pin = Pin::parse("1234").map_err(|e| e.to_string())?;
+            ("pin_hash", hasher.hash(&pin).to_phc())
+        }
     };
-    let hash = hasher.hash(&Pin::parse("1234").map_err(|e| e.to_string())?);
     let started = Instant::now();
     let rows: Vec<Value> = (0..accounts)
-        .map(|i| json!({"msisdn": customer(i), "name": format!("Bench {i}"), "id_number": "1", "pin_hash": hash.as_str()}))
+        .map(|i| {
+            let mut row =
+                json!({"msisdn": customer(i), "name": format!("Bench {i}"), "id_number": "1"});
+            row[pin_field.0] = json!(pin_field.1);
+            row
+        })
         .collect();
     let mut imports = tokio::task::JoinSet::new();
     for (n, chunk) in rows.chunks(IMPORT_BATCH).enumerate() {
@@ -250,6 +291,7 @@ pub async fn run(
                 network: NetworkMode::Direct,
                 plant_fault: None,
                 fast_pin_hash: config.fast_pin_hash,
+                argon2_pins: config.argon2_pins(),
             };
             let local = LocalCluster::start(
                 config.binary.clone(),
@@ -270,7 +312,7 @@ pub async fn run(
             urls
         }
     };
-    let import_rate = set_up(&client, &urls, config.accounts, config.fast_pin_hash)
+    let import_rate = set_up(&client, &urls, config.accounts, config.pin_rows())
         .await
         .map_err(BenchError::Setup)?;
     let trading = config.accounts.min(FUNDED_MAX);

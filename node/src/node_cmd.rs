@@ -75,6 +75,7 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     engine_config.log_keep_entries = config.log_keep_entries;
     engine_config.clock_offset_ms = config.clock_offset_ms;
     engine_config.planted_fault = config.planted_fault;
+    engine_config.pin_hasher = config.hasher.clone();
     let (handle, engine_thread) = Engine::start(engine_config, Box::new(store), transport.clone())?;
     let peers = handle.clone();
     tokio::spawn(async move {

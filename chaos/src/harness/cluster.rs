@@ -43,6 +43,8 @@ pub struct NodeOptions {
     pub plant_fault: Option<String>,
     /// A small argon2 cost for PIN hashes (tests); `false` keeps the production default.
     pub fast_pin_hash: bool,
+    /// Store new PINs as argon2id hashes (`--pin-hash argon2`) instead of keyed digests.
+    pub argon2_pins: bool,
 }
 
 pub const ADMIN_TOKEN: &str = "chaos-harness-admin-token";
@@ -222,6 +224,9 @@ impl ChaosCluster {
         }
         if self.options.fast_pin_hash {
             command.args(["--pin-hash-memory-kib", "64", "--pin-hash-iterations", "1"]);
+        }
+        if self.options.argon2_pins {
+            command.args(["--pin-hash", "argon2"]);
         }
         let child = command.spawn()?;
         let node = &mut self.nodes[id - 1];

@@ -148,6 +148,7 @@ pub async fn run(
             },
             plant_fault: config.plant_fault.clone(),
             fast_pin_hash: true,
+            argon2_pins: false,
         },
     )
     .await?;

@@ -103,6 +103,7 @@ impl Engine {
         let shard = self.map.shard_of(&request.from);
         let inputs = self.inputs_tx.clone();
         let verifier = &self.pin_verifier;
+        let hasher = &self.config.pin_hasher;
         let Some(replica) = self.replicas.get_mut(&shard) else {
             return;
         };
@@ -133,6 +134,26 @@ impl Engine {
                 pin.and_then(|p| Pin::parse(&p).ok()),
                 hash,
             ) {
+                (true, Some(pin), Some(hash)) if hash.key_id().is_some() => {
+                    // A keyed digest verifies in microseconds: here, in the actor.
+                    match hasher.verify(&hash, &pin) {
+                        Ok(right) => {
+                            metrics::counter!("tuma_pin_verifications_total").increment(1);
+                            let verdict = if right {
+                                PinVerdict::Verified
+                            } else {
+                                PinVerdict::Wrong
+                            };
+                            let _ = inputs.try_send(Input::PinChecked {
+                                request,
+                                verdict,
+                                waiter,
+                            });
+                            None
+                        }
+                        Err(error) => Some((waiter, pin_unverifiable(&error))),
+                    }
+                }
                 (true, Some(pin), Some(hash)) => {
                     // argon2 is slow on purpose: verify on the bounded worker pool, propose when done.
                     match verifier.submit(PinJob {
@@ -207,6 +228,14 @@ impl Engine {
             }
         }
     }
+}
+
+/// The answer when this node cannot judge a PIN (its PIN key differs from the digest's): not a
+/// wrong PIN — nothing is counted against the customer — but a configuration fault to fix.
+pub(super) fn pin_unverifiable(error: &tuma_actors::pin::PinError) -> ClientReply {
+    tracing::error!(%error, "cannot verify a PIN: check --pin-key-file on every node");
+    metrics::counter!("tuma_pin_key_mismatch_total").increment(1);
+    ClientReply::Unavailable(format!("this node cannot verify the PIN: {error}"))
 }
 
 /// Committed transfers touching `account` on its shard, newest first.

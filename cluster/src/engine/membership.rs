@@ -305,11 +305,12 @@ impl Engine {
             .collect();
         groups.push((META_GROUP, &mut self.meta.group));
         for (_, group) in groups {
-            if !group.is_leader() {
+            let voters = group.log.conf_state().voters;
+            // A group with no other voter has nobody to hand over to (a one-node cluster).
+            if !group.is_leader() || voters.iter().all(|n| *n == me) {
                 continue;
             }
             leading += 1;
-            let voters = group.log.conf_state().voters;
             if let Some(heir) = voters
                 .iter()
                 .find(|n| **n != me && group.caught_up(**n))

@@ -97,6 +97,8 @@ pub struct EngineConfig {
     pub clock_offset_ms: i64,
     /// A fault planted for chaos-checker tests; `None` in production.
     pub planted_fault: Option<EngineFault>,
+    /// Verifies PINs (keyed digests need the cluster's PIN key).
+    pub pin_hasher: tuma_actors::pin::PinHasher,
 }
 
 /// Faults a chaos test can plant in a node to prove the checker catches them.
@@ -133,6 +135,7 @@ impl EngineConfig {
             tariffs: Arc::new(Tariffs::kenya_default()),
             clock_offset_ms: 0,
             planted_fault: None,
+            pin_hasher: tuma_actors::pin::PinHasher::owasp(),
         }
     }
 
@@ -383,6 +386,7 @@ impl Engine {
             map,
             node_id: config.node_id,
         };
+        let pin_hasher = config.pin_hasher.clone();
         let engine = Engine {
             actors: AccountActors::new(Duration::from_millis(config.actor_idle_ms)),
             config,
@@ -394,6 +398,7 @@ impl Engine {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
                 PIN_QUEUE_MAX,
                 inputs_tx.clone(),
+                pin_hasher,
             ),
             inputs_tx,
             replicas,
@@ -485,6 +490,7 @@ impl Engine {
             Input::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Input::Reply { waiter, reply } => self.reply(waiter, reply),
             Input::Leave { deadline, reply } => {
                 tracing::info!("stopping: handing leaderships to other nodes");
                 self.leaving = Some(Leaving {

@@ -1,6 +1,8 @@
 //! PIN verification off the engine thread, with bounded concurrency.
 //!
-//! argon2id is slow and memory-hard on purpose (19 MiB per verification by default): unbounded,
+//! Keyed digests verify in microseconds in the account actor itself (`clients.rs`); this pool is
+//! for argon2id hashes (imported PHC strings, or `--pin-hash argon2`). argon2id is slow and
+//! memory-hard on purpose (19 MiB per verification by default): unbounded,
 //! a burst of transfers would spawn one verification per request and exhaust memory. A fixed
 //! set of workers (one per core) takes jobs from a bounded queue; when the queue is full the
 //! request is answered "unavailable" and the caller retries with the same idempotency key.
@@ -28,14 +30,19 @@ pub struct PinVerifier {
 
 impl PinVerifier {
     /// Starts `workers` threads sharing a queue of at most `queue_max` jobs.
-    pub fn start(workers: usize, queue_max: usize, engine: SyncSender<Input>) -> PinVerifier {
+    pub fn start(
+        workers: usize,
+        queue_max: usize,
+        engine: SyncSender<Input>,
+        hasher: PinHasher,
+    ) -> PinVerifier {
         let (jobs, queue) = sync_channel::<PinJob>(queue_max.max(1));
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..workers.max(1) {
-            let (queue, engine) = (queue.clone(), engine.clone());
+            let (queue, engine, hasher) = (queue.clone(), engine.clone(), hasher.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("tuma-pin-{n}"))
-                .spawn(move || work(&queue, &engine));
+                .spawn(move || work(&queue, &engine, &hasher));
             if let Err(error) = spawned {
                 tracing::error!(%error, "cannot start a PIN verification worker");
             }
@@ -51,7 +58,7 @@ impl PinVerifier {
     }
 }
 
-fn work(queue: &Mutex<Receiver<PinJob>>, engine: &SyncSender<Input>) {
+fn work(queue: &Mutex<Receiver<PinJob>>, engine: &SyncSender<Input>, hasher: &PinHasher) {
     loop {
         let job = {
             let Ok(queue) = queue.lock() else { return };
@@ -60,20 +67,25 @@ fn work(queue: &Mutex<Receiver<PinJob>>, engine: &SyncSender<Input>) {
                 Err(_) => return,
             }
         };
-        let verdict = if PinHasher::owasp().verify(&job.hash, &job.pin) {
-            PinVerdict::Verified
-        } else {
-            PinVerdict::Wrong
-        };
-        metrics::counter!("tuma_pin_verifications_total").increment(1);
-        if engine
-            .send(Input::PinChecked {
-                request: job.request,
-                verdict,
+        let input = match hasher.verify(&job.hash, &job.pin) {
+            Ok(right) => {
+                metrics::counter!("tuma_pin_verifications_total").increment(1);
+                Input::PinChecked {
+                    request: job.request,
+                    verdict: if right {
+                        PinVerdict::Verified
+                    } else {
+                        PinVerdict::Wrong
+                    },
+                    waiter: job.waiter,
+                }
+            }
+            Err(error) => Input::Reply {
                 waiter: job.waiter,
-            })
-            .is_err()
-        {
+                reply: super::clients::pin_unverifiable(&error),
+            },
+        };
+        if engine.send(input).is_err() {
             return;
         }
     }

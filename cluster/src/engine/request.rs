@@ -131,6 +131,11 @@ pub enum Input {
     Status {
         reply: oneshot::Sender<crate::engine::NodeStatus>,
     },
+    /// An answer computed off the engine thread, to hand to its waiter.
+    Reply {
+        waiter: Waiter,
+        reply: ClientReply,
+    },
     /// Hand every leadership to other nodes before stopping; answers how many this node
     /// still leads when done or out of time.
     Leave {

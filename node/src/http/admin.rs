@@ -73,9 +73,8 @@ pub fn pin_field(value: &str) -> Result<Pin, ApiError> {
 }
 
 async fn hash_pin(state: &ApiState, pin: Pin) -> Result<tuma_actors::pin::PinHash, ApiError> {
-    let hasher = state.hasher.clone();
     state
-        .pin_work(move || hasher.hash(&pin))
+        .hash_pin(pin)
         .await
         .ok_or_else(|| ApiError::unavailable("PIN hashing failed"))
 }

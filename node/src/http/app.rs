@@ -14,7 +14,6 @@ use tuma_actors::ledger::{Command, Receipt};
 use tuma_actors::money::Money;
 use tuma_actors::msisdn::Msisdn;
 use tuma_actors::outcome::ResultCode;
-use tuma_actors::pin::PinHasher;
 use tuma_actors::roles::Role;
 use tuma_actors::transfer::{
     PinVerdict, TransferId, TransferKind, TransferRequest, ACCOUNT_REFERENCE_LEN_MAX,
@@ -260,17 +259,16 @@ async fn check_pin(
         other => return Err(ApiError::unavailable(format!("no answer: {other:?}"))),
     };
     let verdict = match hash {
-        Some(hash) => {
-            let ok = state
-                .pin_work(move || PinHasher::owasp().verify(&hash, &pin))
-                .await
-                .unwrap_or(false);
-            if ok {
-                PinVerdict::Verified
-            } else {
-                PinVerdict::Wrong
+        Some(hash) => match state.verify_pin(hash, pin).await {
+            Ok(true) => PinVerdict::Verified,
+            Ok(false) => PinVerdict::Wrong,
+            Err(error) => {
+                tracing::error!(%error, "cannot verify a PIN: check --pin-key-file on every node");
+                return Err(ApiError::unavailable(format!(
+                    "this node cannot verify the PIN: {error}"
+                )));
             }
-        }
+        },
         None => PinVerdict::Wrong,
     };
     let shard = state.calls.handle.shard_map().shard_of(&account);

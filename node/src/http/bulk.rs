@@ -33,9 +33,9 @@ pub struct BulkIn {
     customers: Vec<BulkRow>,
 }
 
-/// One customer. `pin_hash` (an argon2id PHC string from the system being migrated) is preferred
-/// for imports; `pin` is hashed here (slow); with neither, care must set a start PIN before the
-/// customer can transact.
+/// One customer. `pin_hash` is an argon2id PHC string from the system being migrated (or a keyed
+/// digest exported from this cluster); `pin` is hashed here (a keyed digest: microseconds); with
+/// neither, care must set a start PIN before the customer can transact.
 #[derive(Deserialize)]
 pub struct BulkRow {
     msisdn: String,
@@ -50,16 +50,16 @@ async fn row_to_open(state: &ApiState, row: BulkRow) -> Result<OpenAccount, Stri
     let name = text_field("name", &row.name, 100).map_err(|e| e.message)?;
     let id_number = text_field("id_number", &row.id_number, 20).map_err(|e| e.message)?;
     let pin_hash = match (row.pin_hash, row.pin) {
-        (Some(phc), _) => Some(PinHash::from_phc(phc).map_err(|e| format!("pin_hash: {e}"))?),
+        (Some(phc), _) => {
+            let hash = PinHash::from_phc(phc).map_err(|e| format!("pin_hash: {e}"))?;
+            if hash.key_id().is_some() && hash.key_id() != state.hasher.key_id() {
+                return Err("pin_hash: a keyed digest made with another PIN key".into());
+            }
+            Some(hash)
+        }
         (None, Some(pin)) => {
             let pin = pin_field(&pin).map_err(|e| e.message)?;
-            let hasher = state.hasher.clone();
-            Some(
-                state
-                    .pin_work(move || hasher.hash(&pin))
-                    .await
-                    .ok_or("PIN hashing failed")?,
-            )
+            Some(state.hash_pin(pin).await.ok_or("PIN hashing failed")?)
         }
         (None, None) => None,
     };

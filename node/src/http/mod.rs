@@ -24,7 +24,7 @@ use std::sync::Arc;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tuma_actors::pin::PinHasher;
+use tuma_actors::pin::{Pin, PinError, PinHash, PinHasher};
 use tuma_cluster::engine::NodeHandle;
 
 pub use calls::Calls;
@@ -63,6 +63,27 @@ impl ApiState {
     }
 
     /// Runs slow PIN work (hash or verify) on the blocking pool, at most one job per core.
+    /// Verifies a PIN: a keyed digest right here (microseconds), an argon2id hash on the
+    /// bounded blocking pool.
+    pub async fn verify_pin(&self, hash: PinHash, pin: Pin) -> Result<bool, PinError> {
+        if hash.key_id().is_some() {
+            return self.hasher.verify(&hash, &pin);
+        }
+        let hasher = self.hasher.clone();
+        self.pin_work(move || hasher.verify(&hash, &pin))
+            .await
+            .unwrap_or(Ok(false))
+    }
+
+    /// Hashes a new PIN: keyed digests right here, argon2id on the bounded blocking pool.
+    pub async fn hash_pin(&self, pin: Pin) -> Option<PinHash> {
+        if self.hasher.makes_keyed() {
+            return Some(self.hasher.hash(&pin));
+        }
+        let hasher = self.hasher.clone();
+        self.pin_work(move || hasher.hash(&pin)).await
+    }
+
     pub async fn pin_work<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,

@@ -113,7 +113,10 @@ fn care_reset_and_own_change() {
     );
     let state = c.ledgers[0].account(&alice).unwrap().pin.clone().unwrap();
     assert!(!state.locked && state.failed_attempts == 0);
-    assert!(hasher.verify(&state.hash, &Pin::parse("4321").unwrap()));
+    assert_eq!(
+        hasher.verify(&state.hash, &Pin::parse("4321").unwrap()),
+        Ok(true)
+    );
     let new_pin = hasher.hash(&Pin::parse("9999").unwrap());
     let changed = c.apply(
         0,
@@ -125,7 +128,10 @@ fn care_reset_and_own_change() {
     );
     assert_eq!(changed, Applied::Admin(ResultCode::Success));
     let state = c.ledgers[0].account(&alice).unwrap().pin.clone().unwrap();
-    assert!(hasher.verify(&state.hash, &Pin::parse("9999").unwrap()));
+    assert_eq!(
+        hasher.verify(&state.hash, &Pin::parse("9999").unwrap()),
+        Ok(true)
+    );
     let missing = crate::testkit::Cluster::new(1).customer_on(0, 9);
     assert_eq!(
         c.apply(0, Command::UnlockPin { account: missing }),
