@@ -28,8 +28,9 @@ enum CtlCommand {
         #[command(subcommand)]
         command: MembersCommand,
     },
-    /// Register customers in bulk from a CSV file: `msisdn,name,id_number[,pin_hash]` per line
-    /// (no commas inside fields except in the last, an argon2id PHC string; `#` lines skipped).
+    /// Register customers in bulk from a CSV file: `msisdn,name,id_number[,pin_hash|pin]` per
+    /// line (no commas inside fields except in the last, a stored hash — argon2id PHC string or
+    /// keyed digest — or a 4-digit start PIN; `#` lines skipped).
     Import {
         #[arg(long)]
         csv: std::path::PathBuf,
@@ -210,8 +211,13 @@ fn csv_row(line: &str) -> Option<serde_json::Value> {
     let mut fields = line.splitn(4, ',').map(str::trim);
     let (msisdn, name, id_number) = (fields.next()?, fields.next()?, fields.next()?);
     let mut row = serde_json::json!({"msisdn": msisdn, "name": name, "id_number": id_number});
-    if let Some(hash) = fields.next().filter(|h| !h.is_empty()) {
-        row["pin_hash"] = serde_json::json!(hash);
+    match fields.next().filter(|h| !h.is_empty()) {
+        // Four digits are a start PIN, digested by the cluster; anything else a stored hash.
+        Some(pin) if pin.len() == 4 && pin.bytes().all(|b| b.is_ascii_digit()) => {
+            row["pin"] = serde_json::json!(pin)
+        }
+        Some(hash) => row["pin_hash"] = serde_json::json!(hash),
+        None => {}
     }
     Some(row)
 }
@@ -300,4 +306,25 @@ async fn import(
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_row;
+
+    #[test]
+    fn csv_rows_take_a_start_pin_or_a_stored_hash() {
+        let plain = csv_row("254700000001, Amina, 123").unwrap();
+        assert_eq!(plain["name"], "Amina");
+        assert!(plain.get("pin").is_none() && plain.get("pin_hash").is_none());
+        assert_eq!(
+            csv_row("254700000001,Amina,123,4321").unwrap()["pin"],
+            "4321"
+        );
+        let phc = "$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA";
+        let hashed = csv_row(&format!("254700000001,Amina,123,{phc}")).unwrap();
+        assert_eq!(hashed["pin_hash"], phc);
+        assert!(hashed.get("pin").is_none());
+        assert!(csv_row("254700000001,Amina").is_none());
+    }
 }
