@@ -23,7 +23,8 @@ pub struct ChaosArgs {
     /// Seed of the fault schedule and the workload; the same seed replays the same schedule.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Faults to use, comma-separated: kill, pause, partition, net, clock, restart.
+    /// Faults to use, comma-separated: kill, pause, partition, net, clock, restart, drain
+    /// (drain removes a member while the others go on; it needs --nodes 4 or more).
     #[arg(long, default_value = "kill,pause,partition,net,clock,restart")]
     faults: String,
     /// Concurrent clients.
@@ -83,11 +84,18 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         .filter(|n| !n.is_empty())
     {
         let kind = FaultKind::parse(name).with_context(|| {
-            format!("unknown fault {name:?}; expected kill, pause, partition, net, clock, restart")
+            format!(
+                "unknown fault {name:?}; expected kill, pause, partition, net, clock, restart, drain"
+            )
         })?;
         if !faults.contains(&kind) {
             faults.push(kind);
         }
+    }
+    if faults.contains(&FaultKind::Drain) && args.nodes < 4 {
+        bail!(
+            "the drain fault removes a member: it needs --nodes 4 or more (3 replicas per shard)"
+        );
     }
     let dir = std::env::temp_dir().join(format!("tuma-chaos-{}", std::process::id()));
     let config = ChaosConfig {

@@ -121,8 +121,63 @@ pub fn audit_violations(audit: &Value) -> Vec<String> {
 }
 
 /// The final verdict on every operation and every balance.
+/// After healing, replica moves finish within `MOVES_PATIENCE` and leave every shard on
+/// `replicas` distinct active members.
+const MOVES_PATIENCE: Duration = Duration::from_secs(90);
+
+async fn membership_checks(cluster: &ChaosCluster) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let state = cluster.members().await;
+        let settled = state
+            .as_ref()
+            .is_some_and(|s| s["moves"].as_array().is_some_and(Vec::is_empty));
+        if settled || started.elapsed() > MOVES_PATIENCE {
+            let Some(state) = state else {
+                return vec!["no node answered GET /admin/v1/members".into()];
+            };
+            if !settled {
+                return vec![format!(
+                    "replica moves still under way {} s after healing: {}",
+                    MOVES_PATIENCE.as_secs(),
+                    state["moves"]
+                )];
+            }
+            let active: Vec<u64> = state["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| m["state"] == "active")
+                .filter_map(|m| m["id"].as_u64())
+                .collect();
+            let replicas = state["replicas_per_shard"].as_u64().unwrap_or(0) as usize;
+            let mut violations = Vec::new();
+            for (shard, placed) in state["placement"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let nodes: std::collections::BTreeSet<u64> = placed
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_u64)
+                    .collect();
+                if nodes.len() != replicas || !nodes.iter().all(|n| active.contains(n)) {
+                    violations.push(format!(
+                        "shard {shard} is placed on {placed} (active members {active:?})"
+                    ));
+                }
+            }
+            return violations;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 pub async fn final_checks(cluster: &ChaosCluster, bank: &Bank, ops: &[Op]) -> Vec<String> {
-    let mut violations = Vec::new();
+    let mut violations = membership_checks(cluster).await;
     let started = Instant::now();
     let quiet = loop {
         match audit(cluster, 0).await {

@@ -364,6 +364,51 @@ impl ChaosCluster {
         false
     }
 
+    /// Asks any other node to remove member `id`; describes what the cluster answered.
+    pub async fn drain(&self, id: usize) -> String {
+        let via = 1 + id % self.nodes.len();
+        let answer = self
+            .client
+            .delete(format!("{}/admin/v1/members/{id}", self.url(via)))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await;
+        match answer {
+            Ok(r) if r.status().is_success() => {
+                format!("remove node {id}: draining, its replicas move to the others")
+            }
+            Ok(r) => {
+                let status = r.status();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                format!(
+                    "remove node {id} refused ({status}): {}",
+                    body["error"].as_str().unwrap_or("?")
+                )
+            }
+            Err(error) => format!("remove node {id}: node {via} unreachable ({error})"),
+        }
+    }
+
+    /// The cluster state (`GET /admin/v1/members`) from the first node that answers.
+    pub async fn members(&self) -> Option<Value> {
+        for id in 1..=self.nodes.len() {
+            let answer = self
+                .client
+                .get(format!("{}/admin/v1/members", self.url(id)))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await;
+            if let Ok(r) = answer {
+                if let Ok(body) = r.json::<Value>().await {
+                    if body["members"].is_array() {
+                        return Some(body);
+                    }
+                }
+            }
+        }
+        None
+    }
+
     /// Kills every process (used on drop and on Ctrl-C).
     pub fn kill_all(&mut self) {
         for id in 1..=self.nodes.len() {

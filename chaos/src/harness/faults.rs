@@ -14,16 +14,20 @@ pub enum FaultKind {
     Net,
     Clock,
     Restart,
+    /// Remove a member (`DELETE /admin/v1/members/{id}`): its replicas move to the others while
+    /// the other faults go on. Needs more nodes than replicas; once as many remain, refused.
+    Drain,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Partition,
         FaultKind::Net,
         FaultKind::Clock,
         FaultKind::Restart,
+        FaultKind::Drain,
     ];
 
     pub fn name(self) -> &'static str {
@@ -34,6 +38,7 @@ impl FaultKind {
             FaultKind::Net => "net",
             FaultKind::Clock => "clock",
             FaultKind::Restart => "restart",
+            FaultKind::Drain => "drain",
         }
     }
 
@@ -158,5 +163,6 @@ pub async fn apply(cluster: &mut ChaosCluster, fault: &Planned) -> String {
             }
             "rolling restart of every node (SIGTERM)".to_string()
         }
+        FaultKind::Drain => cluster.drain(victim).await,
     }
 }

@@ -77,18 +77,17 @@ impl Engine {
         }
     }
 
-    /// Follows the cluster state: links to every live member, drops links to removed ones,
-    /// and destroys replicas that were moved away from this node.
+    /// Follows the cluster state: links to every member, and destroys replicas that were moved
+    /// away from this node.
     pub(super) fn on_meta_changed(&mut self) {
         let Some(meta) = self.meta.meta.as_ref() else {
             return;
         };
         let me = self.config.node_id;
+        // Links stay up to removed members too: one that still runs may forward requests as a
+        // plain gateway and needs their answers (it holds no replica, so nothing else goes there).
         for (&id, member) in &meta.members {
-            match member.state {
-                MemberState::Removed => self.transport.remove_peer(id),
-                _ => self.transport.add_peer(id, member.peer_addr),
-            }
+            self.transport.add_peer(id, member.peer_addr);
         }
         if meta.state_of(me) == Some(MemberState::Removed) && !self.removed {
             self.removed = true;
