@@ -13,7 +13,10 @@ use serde_json::Value;
 use crate::{send_money, TestCluster};
 
 /// A request without a final answer after this long counts as failed.
-const REQUEST_PATIENCE: Duration = Duration::from_secs(25);
+const REQUEST_PATIENCE: Duration = Duration::from_secs(40);
+/// Each transfer's own deadline (`deadline_ms`): as long as a USSD session lets a customer wait,
+/// so that two debug-build clusters sharing two cores in CI measure handovers, not starvation.
+const TRANSFER_DEADLINE_MS: u64 = 20_000;
 
 /// A confirmed transfer: request id, payer, receipt.
 pub type Confirmed = (String, String, String);
@@ -128,7 +131,8 @@ fn client(
             continue;
         }
         let id = format!("steady-{t}-{n}");
-        let body = send_money(&id, from, to, amount);
+        let mut body = send_money(&id, from, to, amount);
+        body["deadline_ms"] = TRANSFER_DEADLINE_MS.into();
         let give_up = Instant::now() + REQUEST_PATIENCE;
         let mut attempt = 0;
         loop {
@@ -149,7 +153,7 @@ fn client(
                                 .failed
                                 .lock()
                                 .unwrap()
-                                .push(format!("{id}: HTTP {status} {json}"));
+                                .push(format!("{id} via {url}: HTTP {status} {json}"));
                             break;
                         }
                         _ => Err(format!("HTTP {status} {json}")),
