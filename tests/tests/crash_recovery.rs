@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tuma_tests::steady_load::assert_confirmed_present;
 use tuma_tests::{send_money, TestCluster};
 
 const CUSTOMERS: usize = 12;
@@ -111,14 +112,7 @@ impl Load {
 /// Every confirmed transfer is still committed with the same receipt.
 fn assert_all_present(cluster: &TestCluster, confirmed: &[(String, String, String)]) {
     let url = cluster.url(cluster.running()[0]).to_string();
-    for (id, from, txn) in confirmed {
-        let (status, body) = cluster
-            .get(&format!("{url}/v1/transfers/{id}?from={from}"))
-            .expect("status");
-        assert_eq!(status, 200, "confirmed transfer {id} is missing: {body}");
-        assert_eq!(body["status"], "confirmed", "{id}: {body}");
-        assert_eq!(body["transaction_id"].as_str(), Some(txn.as_str()), "{id}");
-    }
+    assert_confirmed_present(cluster, &url, confirmed);
 }
 
 /// Σ balances = 0, Σ clearing = 0, nothing in flight, and customers + fees = what was issued.

@@ -191,6 +191,25 @@ impl RaftGroup {
         self.raw.propose_conf_change(Vec::new(), cc)
     }
 
+    /// Proposes encoded state-machine data. `tag` (this node's, unique per proposal) travels in
+    /// the entry's context so the proposer can find its entry when it applies.
+    pub fn propose_tagged(&mut self, data: Vec<u8>, tag: Option<u64>) -> Result<(), raft::Error> {
+        let me = self.raw.raft.id;
+        let context = tag
+            .map(|t| [me.to_be_bytes(), t.to_be_bytes()].concat())
+            .unwrap_or_default();
+        self.raw.propose(context, data)
+    }
+
+    /// The tag this node put on `entry` when it proposed it, if it did.
+    pub fn tag_of(&self, entry: &Entry) -> Option<u64> {
+        let ctx: &[u8] = entry.context.as_ref();
+        if ctx.len() != 16 || ctx[..8] != self.raw.raft.id.to_be_bytes() {
+            return None;
+        }
+        Some(u64::from_be_bytes(ctx[8..].try_into().ok()?))
+    }
+
     /// Applies a committed configuration-change entry; `false` for other entries.
     pub fn apply_conf_entry(&mut self, entry: &Entry) -> bool {
         let change = match entry.get_entry_type() {

@@ -12,7 +12,6 @@ use super::request::{ClientReply, Waiter};
 use super::{EngineConfig, EngineError};
 use crate::membership::{ClusterMeta, MetaCommand, META_GROUP};
 use crate::storage::{StorageError, WriteOp};
-use crate::transport::NodeId;
 
 /// A meta log entry: the command and the proposing leader's clock.
 #[derive(Serialize, Deserialize)]
@@ -43,7 +42,6 @@ fn restore_meta(snapshot: &Snapshot) -> Result<ClusterMeta, EngineError> {
 }
 
 pub(super) struct MetaGroup {
-    node_id: NodeId,
     pub group: RaftGroup,
     /// `None` on a joining node until the leader's snapshot arrives.
     pub meta: Option<ClusterMeta>,
@@ -59,7 +57,6 @@ impl MetaGroup {
         let (group, snapshot, writes) = RaftGroup::open(config, META_GROUP, start)?;
         let meta = snapshot.as_ref().map(restore_meta).transpose()?;
         let meta_group = MetaGroup {
-            node_id: config.node_id,
             group,
             meta,
             tagged: HashMap::new(),
@@ -79,18 +76,7 @@ impl MetaGroup {
         };
         let data = bincode::serde::encode_to_vec(&entry, bincode_config())
             .expect("encoding an entry into memory cannot fail");
-        let context = tag
-            .map(|t| [self.node_id.to_be_bytes(), t.to_be_bytes()].concat())
-            .unwrap_or_default();
-        self.group.raw.propose(context, data)
-    }
-
-    fn tag_of(&self, entry: &Entry) -> Option<u64> {
-        let ctx: &[u8] = entry.context.as_ref();
-        if ctx.len() != 16 || ctx[..8] != self.node_id.to_be_bytes() {
-            return None;
-        }
-        Some(u64::from_be_bytes(ctx[8..].try_into().ok()?))
+        self.group.propose_tagged(data, tag)
     }
 
     pub fn apply_entries(&mut self, entries: Vec<Entry>) -> ApplyOutput {
@@ -121,7 +107,11 @@ impl MetaGroup {
             let outcome = meta.apply(&meta_entry.command, meta_entry.timestamp_ms);
             tracing::info!(index = entry.index, command = ?meta_entry.command, ?outcome, "cluster state changed");
             out.meta_changed = true;
-            if let Some(waiter) = self.tag_of(&entry).and_then(|tag| self.tagged.remove(&tag)) {
+            if let Some(waiter) = self
+                .group
+                .tag_of(&entry)
+                .and_then(|tag| self.tagged.remove(&tag))
+            {
                 out.replies.push((waiter, ClientReply::Meta(outcome)));
             }
         }

@@ -34,7 +34,6 @@ impl ApplyOutput {
 
 pub(super) struct Replica {
     pub shard: u32,
-    node_id: NodeId,
     pub group: RaftGroup,
     pub ledger: ShardLedger,
     /// Present only while this replica leads.
@@ -76,7 +75,6 @@ impl Replica {
         };
         let replica = Replica {
             shard,
-            node_id: config.node_id,
             group,
             ledger,
             driver: None,
@@ -112,18 +110,7 @@ impl Replica {
         };
         let data = bincode::serde::encode_to_vec(&entry, bincode_config())
             .expect("encoding an entry into memory cannot fail");
-        let context = tag
-            .map(|t| [self.node_id.to_be_bytes(), t.to_be_bytes()].concat())
-            .unwrap_or_default();
-        self.group.raw.propose(context, data)
-    }
-
-    fn tag_of(&self, entry: &Entry) -> Option<u64> {
-        let ctx: &[u8] = entry.context.as_ref();
-        if ctx.len() != 16 || ctx[..8] != self.node_id.to_be_bytes() {
-            return None;
-        }
-        Some(u64::from_be_bytes(ctx[8..].try_into().ok()?))
+        self.group.propose_tagged(data, tag)
     }
 
     /// Applies committed entries in order; answers waiters; runs the driver while leading.
@@ -143,7 +130,11 @@ impl Replica {
                 );
             };
             let applied = self.ledger.apply(&ledger_entry);
-            if let Some(waiter) = self.tag_of(&entry).and_then(|tag| self.tagged.remove(&tag)) {
+            if let Some(waiter) = self
+                .group
+                .tag_of(&entry)
+                .and_then(|tag| self.tagged.remove(&tag))
+            {
                 out.replies.push((waiter, reply_for_command(&applied)));
             }
             match &applied {
