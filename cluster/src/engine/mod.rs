@@ -326,54 +326,18 @@ impl Engine {
         let map = ShardMap::new(config.shards).expect("validated");
         check_identity(&config, store.as_ref())?;
         let groups = store.groups()?;
-        let fresh = groups.is_empty();
+        let bootstrap = groups.is_empty() && config.bootstrap;
         let mut writes = Vec::new();
-        let meta_start = if groups.contains(&META_GROUP) {
-            match store.load_shard(META_GROUP)? {
-                Some(durable) => GroupStart::Durable(durable),
-                None => GroupStart::Uninitialized,
-            }
-        } else if fresh && config.bootstrap {
-            let initial = ClusterMeta::initial(&config.members, config.shards, config.replicas)
-                .expect("validated");
-            GroupStart::Bootstrap {
-                voters: config.members.keys().copied().collect(),
-                data: meta_group::meta_data(&initial),
-            }
-        } else {
-            GroupStart::Uninitialized
-        };
-        let (meta, meta_writes) = MetaGroup::open(&config, meta_start)?;
+        let meta = open_meta(&config, store.as_ref(), &groups, bootstrap, &mut writes)?;
         let meta_commit = meta.group.log.hard_state().commit;
-        writes.extend(meta_writes);
-        let mut replicas = BTreeMap::new();
-        if fresh && config.bootstrap {
-            let members: Vec<NodeId> = config.members.keys().copied().collect();
-            let placement =
-                Placement::new(members, config.replicas, config.shards).expect("validated");
-            for shard in placement.shards_of(config.node_id) {
-                let start = GroupStart::Bootstrap {
-                    voters: placement.replicas_of(shard),
-                    data: replica::empty_ledger_data(&config, map, shard),
-                };
-                let (replica, shard_writes) = Replica::open(&config, map, shard, start)?;
-                writes.extend(shard_writes);
-                replicas.insert(shard, replica);
-            }
-        }
-        for &shard in groups.iter().filter(|g| **g != META_GROUP) {
-            if shard >= config.shards {
-                return Err(EngineError::Config(format!(
-                    "the data directory holds shard {shard} of a cluster with more shards"
-                )));
-            }
-            let start = match store.load_shard(shard)? {
-                Some(durable) => GroupStart::Durable(durable),
-                None => GroupStart::Uninitialized,
-            };
-            let (replica, _) = Replica::open(&config, map, shard, start)?;
-            replicas.insert(shard, replica);
-        }
+        let replicas = open_replicas(
+            &config,
+            map,
+            store.as_ref(),
+            &groups,
+            bootstrap,
+            &mut writes,
+        )?;
         if !writes.is_empty() {
             store.write(WriteBatch { ops: writes })?;
         }
@@ -387,7 +351,7 @@ impl Engine {
             node_id: config.node_id,
         };
         let pin_hasher = config.pin_hasher.clone();
-        let engine = Engine {
+        let mut engine = Engine {
             actors: AccountActors::new(Duration::from_millis(config.actor_idle_ms)),
             config,
             map,
@@ -414,7 +378,6 @@ impl Engine {
             started: Instant::now(),
             stopping: false,
         };
-        let mut engine = engine;
         engine.on_meta_changed();
         let thread = std::thread::Builder::new()
             .name(format!("tuma-engine-{}", engine.config.node_id))
@@ -602,6 +565,75 @@ impl Engine {
             metrics::counter!("tuma_engine_frames_dropped_total").increment(1);
         }
     }
+}
+
+/// The meta group: from the store, or bootstrapped with the initial members' cluster state (an
+/// initial member's first start), or empty until the leader's snapshot (a joining node).
+fn open_meta(
+    config: &EngineConfig,
+    store: &dyn LogStore,
+    groups: &[u32],
+    bootstrap: bool,
+    writes: &mut Vec<crate::storage::WriteOp>,
+) -> Result<MetaGroup, EngineError> {
+    let start = if groups.contains(&META_GROUP) {
+        match store.load_shard(META_GROUP)? {
+            Some(durable) => GroupStart::Durable(durable),
+            None => GroupStart::Uninitialized,
+        }
+    } else if bootstrap {
+        let initial = ClusterMeta::initial(&config.members, config.shards, config.replicas)
+            .expect("validated");
+        GroupStart::Bootstrap {
+            voters: config.members.keys().copied().collect(),
+            data: meta_group::meta_data(&initial),
+        }
+    } else {
+        GroupStart::Uninitialized
+    };
+    let (meta, meta_writes) = MetaGroup::open(config, start)?;
+    writes.extend(meta_writes);
+    Ok(meta)
+}
+
+/// The shard replicas: every one the store holds, or on an initial member's first start those
+/// the initial placement gives it.
+fn open_replicas(
+    config: &EngineConfig,
+    map: ShardMap,
+    store: &dyn LogStore,
+    groups: &[u32],
+    bootstrap: bool,
+    writes: &mut Vec<crate::storage::WriteOp>,
+) -> Result<BTreeMap<u32, Replica>, EngineError> {
+    let mut replicas = BTreeMap::new();
+    if bootstrap {
+        let members: Vec<NodeId> = config.members.keys().copied().collect();
+        let placement = Placement::new(members, config.replicas, config.shards).expect("validated");
+        for shard in placement.shards_of(config.node_id) {
+            let start = GroupStart::Bootstrap {
+                voters: placement.replicas_of(shard),
+                data: replica::empty_ledger_data(config, map, shard),
+            };
+            let (replica, shard_writes) = Replica::open(config, map, shard, start)?;
+            writes.extend(shard_writes);
+            replicas.insert(shard, replica);
+        }
+    }
+    for &shard in groups.iter().filter(|g| **g != META_GROUP) {
+        if shard >= config.shards {
+            return Err(EngineError::Config(format!(
+                "the data directory holds shard {shard} of a cluster with more shards"
+            )));
+        }
+        let start = match store.load_shard(shard)? {
+            Some(durable) => GroupStart::Durable(durable),
+            None => GroupStart::Uninitialized,
+        };
+        let (replica, _) = Replica::open(config, map, shard, start)?;
+        replicas.insert(shard, replica);
+    }
+    Ok(replicas)
 }
 
 /// Refuses a data directory that belongs to another node or another cluster shape.
