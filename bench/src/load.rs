@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tuma_actors::pin::{Pin, PinHasher};
-use tuma_chaos::harness::{LocalCluster, NetworkMode, NodeOptions, ADMIN_TOKEN};
+use tuma_chaos::harness::{post_admin, LocalCluster, NetworkMode, NodeOptions};
 use tuma_chaos::sim::SimRng;
 
 use crate::measure::{process_usage, BenchResult, NodeUsage, Recorder, TICKS_PER_SECOND};
@@ -100,20 +100,17 @@ fn customer(i: usize) -> String {
     format!("25475{i:07}")
 }
 
+/// An admin POST, retried for up to ~10 s while the cluster settles.
 async fn admin(client: &reqwest::Client, url: &str, path: &str, body: Value) -> Result<(), String> {
+    let mut last = String::new();
     for _ in 0..50 {
-        match client
-            .post(format!("{url}{path}"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() || r.status() == 409 => return Ok(()),
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        match post_admin(client, url, path, &body).await {
+            Ok(()) => return Ok(()),
+            Err(error) => last = error,
         }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Err(format!("{path} {body} kept failing"))
+    Err(format!("kept failing: {last}"))
 }
 
 /// How the bench registers its customers' PINs.

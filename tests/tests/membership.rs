@@ -146,6 +146,27 @@ fn grow_drain_and_replace_a_dead_node_while_money_moves() {
     // Three members are left for three replicas: one more removal is refused.
     let (status, body) = cluster.remove_member(1);
     assert_eq!(status, 409, "{body}");
+    // Bad requests name what is wrong: an unknown member, a removed one, an unreachable address.
+    let (status, body) = cluster.remove_member(99);
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not a member"),
+        "{body}"
+    );
+    let (status, body) = cluster.remove_member(2);
+    assert_eq!(status, 409, "{body}");
+    let join = serde_json::json!({"peer_addr": "0.0.0.0:7999"});
+    let (status, body) = cluster
+        .post(&format!("{}/admin/v1/members", cluster.url(1)), &join)
+        .unwrap();
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("peer_addr")),
+        "{body}"
+    );
 
     let report = load.finish();
     println!(

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 pub use cluster::{ChaosCluster as LocalCluster, NetworkMode, NodeOptions, ADMIN_TOKEN};
 pub use faults::FaultKind;
+pub use workload::post_admin;
 
 /// Why a run could not be carried out (as opposed to finding violations).
 #[derive(Debug, thiserror::Error)]

@@ -98,11 +98,17 @@ pub fn parse_cents(text: &str) -> i64 {
     cents(text)
 }
 
-async fn admin(client: &reqwest::Client, url: &str, path: &str, body: Value) -> Result<(), String> {
+/// One admin POST; a 409 (already done) counts as done. The error names the call and the answer.
+pub async fn post_admin(
+    client: &reqwest::Client,
+    url: &str,
+    path: &str,
+    body: &Value,
+) -> Result<(), String> {
     match client
         .post(format!("{url}{path}"))
         .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
+        .json(body)
         .send()
         .await
     {
@@ -142,13 +148,8 @@ pub async fn set_up(client: &reqwest::Client, urls: &[String], bank: &Bank) -> R
     for (n, (path, body)) in steps.into_iter().enumerate() {
         let started = Instant::now();
         let mut attempt = 0;
-        while let Err(error) = admin(
-            client,
-            &urls[(n + attempt) % urls.len()],
-            path,
-            body.clone(),
-        )
-        .await
+        while let Err(error) =
+            post_admin(client, &urls[(n + attempt) % urls.len()], path, &body).await
         {
             attempt += 1;
             if started.elapsed() > Duration::from_secs(60) {

@@ -73,7 +73,7 @@ fn stage<M: Machine>(
             .install(&snapshot)
             .map_err(|error| StorageError::Mismatch(error.to_string()))?;
         batch.ops.push(op);
-        output.meta_changed = true;
+        output.meta_changed |= machine.group().id == META_GROUP;
     }
     output.extend(machine.apply(ready.take_committed_entries(), now_ms));
     let group = machine.group();

@@ -383,15 +383,6 @@ impl<M: Serialize + DeserializeOwned + Send + Sync + 'static> Transport<M> {
         links.insert(peer, PeerLink { addr, queue, up });
     }
 
-    /// Drops the outbound link to a peer that left the cluster.
-    pub fn remove_peer(&self, peer: NodeId) {
-        self.inner
-            .links
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .remove(&peer);
-    }
-
     /// Queues a message for a peer without blocking. A full queue refuses the message
     /// ([`SendError::QueueFull`], counted in `tuma_transport_dropped_total`): back-pressure, the
     /// caller (Raft, the money protocol) retries. Queued messages are delivered at most once.
