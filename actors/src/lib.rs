@@ -9,6 +9,7 @@
 //! | [`money`] | the `Money` newtype (integer cents), parsing and SMS formatting |
 //! | [`msisdn`] | phone-number normalisation |
 //! | [`account`] | account references (customer, `agent:`, `business:`, system) and the shard map |
+//! | [`rng`] | a seeded generator whose stream never changes (simulator seeds, engine randomness) |
 //! | [`roles`] | who may do what, as one table |
 //! | [`tariff`] | fee, commission and limit tables loaded from data |
 //! | [`pin`] | PIN format, salted slow hash, lockout state |
@@ -28,6 +29,7 @@ pub mod msisdn;
 pub mod outcome;
 pub mod pin;
 pub mod protocol;
+pub mod rng;
 pub mod roles;
 pub mod sms;
 pub mod tariff;

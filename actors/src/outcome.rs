@@ -24,8 +24,9 @@ pub enum ResultCode {
     UnknownAccount = 7,
     /// The payee is not registered.
     UnknownPayee = 8,
-    /// The same request id was used before for a different request.
-    DuplicateRequest = 9,
+    /// The same request id was used before for a different request (another payer, payee,
+    /// kind, amount or reference); nothing was done.
+    IdempotencyConflict = 9,
     /// The deadline passed before the transfer could be decided; safe to retry with a new id.
     DeadlinePassed = 10,
     /// Below the minimum for this kind (for example a withdrawal under KES 50).
@@ -66,7 +67,7 @@ impl ResultCode {
         ResultCode::PinLocked,
         ResultCode::UnknownAccount,
         ResultCode::UnknownPayee,
-        ResultCode::DuplicateRequest,
+        ResultCode::IdempotencyConflict,
         ResultCode::DeadlinePassed,
         ResultCode::AmountBelowMinimum,
         ResultCode::NotPermitted,
@@ -104,7 +105,7 @@ impl ResultCode {
             ResultCode::PinLocked => "pin_locked",
             ResultCode::UnknownAccount => "unknown_account",
             ResultCode::UnknownPayee => "unknown_payee",
-            ResultCode::DuplicateRequest => "duplicate_request",
+            ResultCode::IdempotencyConflict => "idempotency_conflict",
             ResultCode::DeadlinePassed => "deadline_passed",
             ResultCode::AmountBelowMinimum => "amount_below_minimum",
             ResultCode::NotPermitted => "not_permitted",
@@ -133,7 +134,7 @@ impl ResultCode {
             ResultCode::PinLocked => "The PIN is locked after too many wrong tries; call care.",
             ResultCode::UnknownAccount => "The account is not registered.",
             ResultCode::UnknownPayee => "The recipient is not registered.",
-            ResultCode::DuplicateRequest => "This request id was already used for another request.",
+            ResultCode::IdempotencyConflict => "request_id reused for a different request",
             ResultCode::DeadlinePassed => {
                 "The transaction timed out and was not completed; safe to retry."
             }

@@ -79,6 +79,10 @@ pub struct NodeArgs {
     /// Log entries kept behind a checkpoint for slow followers (default 2000).
     #[arg(long, env = "TUMA_LOG_KEEP_ENTRIES")]
     pub log_keep_entries: Option<u64>,
+    /// A node whose clock differs from its peers' by more than this refuses to lead, and says
+    /// so in its log and `/health` (default 500).
+    #[arg(long, env = "TUMA_MAX_CLOCK_OFFSET_MS")]
+    pub max_clock_offset_ms: Option<u64>,
     /// Validate the configuration and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -88,7 +92,8 @@ pub struct NodeArgs {
     /// Skew this node's clock by this many ms (chaos tests).
     #[arg(long, hide = true, allow_hyphen_values = true)]
     pub clock_offset_ms: Option<i64>,
-    /// Plant a fault for checker tests: `ack-before-decide` (chaos tests only).
+    /// Plant a fault for checker tests: `ack-before-decide`, `presume-abort-early`,
+    /// `destroy-on-placement-change` (checker tests only).
     #[arg(long, hide = true)]
     pub plant_fault: Option<String>,
 }
@@ -115,6 +120,7 @@ struct FileConfig {
     pin_hash_iterations: Option<u32>,
     checkpoint_every_entries: Option<u64>,
     log_keep_entries: Option<u64>,
+    max_clock_offset_ms: Option<u64>,
 }
 
 /// The resolved, validated configuration.
@@ -139,6 +145,7 @@ pub struct NodeConfig {
     pub test_hooks: bool,
     pub checkpoint_every_entries: u64,
     pub log_keep_entries: u64,
+    pub max_clock_offset_ms: u64,
     pub clock_offset_ms: i64,
     pub planted_fault: Option<tuma_cluster::engine::EngineFault>,
 }
@@ -315,6 +322,13 @@ impl NodeArgs {
         if checkpoint_every_entries == 0 {
             bail!("--checkpoint-every-entries must be positive");
         }
+        let max_clock_offset_ms = self
+            .max_clock_offset_ms
+            .or(file.max_clock_offset_ms)
+            .unwrap_or(500);
+        if max_clock_offset_ms == 0 {
+            bail!("--max-clock-offset-ms must be positive");
+        }
         Ok(NodeConfig {
             id,
             data,
@@ -332,13 +346,14 @@ impl NodeArgs {
             test_hooks: self.enable_test_hooks,
             checkpoint_every_entries,
             log_keep_entries,
+            max_clock_offset_ms,
             clock_offset_ms: self.clock_offset_ms.unwrap_or(0),
             planted_fault: match self.plant_fault.as_deref() {
                 None => None,
-                Some("ack-before-decide") => {
-                    Some(tuma_cluster::engine::EngineFault::AckBeforeDecide)
-                }
-                Some(other) => bail!("unknown planted fault {other:?}"),
+                Some(name) => match tuma_cluster::engine::EngineFault::parse(name) {
+                    Some(fault) => Some(fault),
+                    None => bail!("unknown planted fault {name:?}"),
+                },
             },
         })
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tuma_actors::tariff::Tariffs;
-use tuma_cluster::engine::{Engine, EngineConfig};
+use tuma_cluster::engine::{Engine, EngineConfig, EngineEnv, EngineFatal};
 use tuma_cluster::storage::{LogStore, SledStore};
 use tuma_cluster::transport::{Transport, TransportConfig};
 
@@ -73,10 +73,13 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     engine_config.tariffs = Arc::new(Tariffs::kenya_default());
     engine_config.checkpoint_every_entries = config.checkpoint_every_entries;
     engine_config.log_keep_entries = config.log_keep_entries;
-    engine_config.clock_offset_ms = config.clock_offset_ms;
+    engine_config.max_clock_offset_ms = config.max_clock_offset_ms;
+    engine_config.test_hooks = config.test_hooks;
     engine_config.planted_fault = config.planted_fault;
     engine_config.pin_hasher = config.hasher.clone();
-    let (handle, engine_thread) = Engine::start(engine_config, Box::new(store), transport.clone())?;
+    let env = EngineEnv::production(Box::new(store), transport.clone(), config.clock_offset_ms);
+    let (handle, engine_thread) = Engine::start(engine_config, env)?;
+    let engine_ended = watch_engine(engine_thread);
     let peers = handle.clone();
     tokio::spawn(async move {
         while let Some((from, frame)) = peer_rx.recv().await {
@@ -114,11 +117,42 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
         .context("HTTP server")?;
     tracing::info!("HTTP stopped; stopping the engine");
     handle.shutdown();
-    tokio::task::spawn_blocking(move || engine_thread.join())
-        .await
-        .ok();
-    tracing::info!("node stopped cleanly");
-    Ok(())
+    match engine_ended.await {
+        Ok(Ok(Ok(()))) => {
+            tracing::info!("node stopped cleanly");
+            Ok(())
+        }
+        Ok(Ok(Err(fatal))) => Err(anyhow::anyhow!("the engine stopped: {fatal}")),
+        Ok(Err(_)) | Err(_) => Err(anyhow::anyhow!("the engine thread panicked")),
+    }
+}
+
+/// Watches the engine thread. If it ends on its own — a fatal storage error or a panic — the
+/// process exits at once with status 70 (logged): HTTP and the peer listener must never stay
+/// up with no engine behind them. After a requested shutdown its result goes to the caller.
+fn watch_engine(
+    engine: std::thread::JoinHandle<Result<(), EngineFatal>>,
+) -> tokio::sync::oneshot::Receiver<std::thread::Result<Result<(), EngineFatal>>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("tuma-engine-watch".into())
+        .spawn(move || {
+            let result = engine.join();
+            match &result {
+                Ok(Ok(())) => {}
+                Ok(Err(fatal)) => {
+                    tracing::error!(error = %fatal, "the engine stopped; exiting");
+                    std::process::exit(70);
+                }
+                Err(_) => {
+                    tracing::error!("the engine thread panicked; exiting");
+                    std::process::exit(70);
+                }
+            }
+            let _ = tx.send(result);
+        })
+        .expect("spawning the engine watcher");
+    rx
 }
 
 async fn shutdown_signal() {

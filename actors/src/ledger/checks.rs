@@ -45,6 +45,9 @@ pub(super) fn check_request(
     if rule.per_transaction_limit && amount > limits.per_transaction {
         return Err(ResultCode::LimitExceeded);
     }
+    if request.kind == TransferKind::FloatIssue && amount > limits.float_per_transaction {
+        return Err(ResultCode::LimitExceeded);
+    }
     if amount < limits.min_transfer {
         return Err(ResultCode::AmountBelowMinimum);
     }
@@ -139,12 +142,35 @@ pub(super) fn check_payer_funds(
     Ok(())
 }
 
+/// Most any of a shard's running counters may reach. Every counter of every account is at
+/// most the shard's total of the same counter, so checking the totals before a transfer moves
+/// money keeps every later addition (posting, settling, commissions) far from overflow: a
+/// client-chosen amount can be refused, never crash apply.
+pub(super) const COUNTER_CAPACITY_CENTS: i64 = i64::MAX / 4;
+
+/// Refuses a transfer that could take the shard's counters past their capacity.
+pub(super) fn check_capacity(totals: &super::records::Balances, moving: Money) -> Result<(), ResultCode> {
+    let fits = |counter: Money, more: Money| {
+        counter
+            .cents()
+            .checked_add(more.cents())
+            .and_then(|c| c.checked_add(more.cents()))
+            .is_some_and(|c| c <= COUNTER_CAPACITY_CENTS)
+    };
+    let debits = totals.debits_posted.checked_add(totals.debits_pending);
+    let credits = totals.credits_posted.checked_add(totals.credits_pending);
+    match (debits, credits) {
+        (Some(d), Some(c)) if fits(d, moving) && fits(c, moving) => Ok(()),
+        _ => Err(ResultCode::LimitExceeded),
+    }
+}
+
 /// Can `payee` take `amount` of `kind`? Returns the payee's name for the confirmation.
 pub(super) fn check_payee(
     kind: TransferKind,
     payee: Option<&Account>,
     amount: Money,
-    max_balance: Money,
+    limits: &crate::tariff::Limits,
 ) -> Result<String, ResultCode> {
     let payee = payee.ok_or(ResultCode::UnknownPayee)?;
     if !transfer_rule(kind).payees.contains(&payee.kind) {
@@ -153,7 +179,14 @@ pub(super) fn check_payee(
     if payee.status != AccountStatus::Active {
         return Err(ResultCode::AccountInactive);
     }
-    if payee.kind.has_customer_limits() {
+    let max_balance = if payee.kind.has_customer_limits() {
+        Some(limits.max_balance)
+    } else if payee.kind == AccountKind::System {
+        None
+    } else {
+        Some(limits.max_float_balance)
+    };
+    if let Some(max_balance) = max_balance {
         let b = &payee.balances;
         let after = b
             .balance()

@@ -32,10 +32,11 @@ impl ShardLedger {
             .accounts
             .get_mut(agent)
             .expect("commission to a known agent");
+        // A statistic, not a balance: it saturates rather than stop the shard.
         record.commission_earned = record
             .commission_earned
             .checked_add(amount)
-            .expect("commission within bounds");
+            .unwrap_or(Money::MAX);
     }
 
     fn answer_of(record: &IncomingTransfer, payee_name: String) -> CreditAnswer {
@@ -58,7 +59,7 @@ impl ShardLedger {
             let same = existing.payer_shard == offer.payer_shard
                 && existing.offer.as_ref().is_none_or(|o| o == offer);
             if !same {
-                return answered(CreditAnswer::Rejected(ResultCode::DuplicateRequest));
+                return answered(CreditAnswer::Rejected(ResultCode::IdempotencyConflict));
             }
             let name = self
                 .state
@@ -111,13 +112,9 @@ impl ShardLedger {
         if !offer.amount.is_positive() {
             return Err(ResultCode::InvalidAmount);
         }
+        checks::check_capacity(&self.state.totals, offer.amount)?;
         let payee = self.state.accounts.get(&offer.to);
-        checks::check_payee(
-            offer.kind,
-            payee,
-            offer.amount,
-            self.config.tariffs.limits.max_balance,
-        )
+        checks::check_payee(offer.kind, payee, offer.amount, &self.config.tariffs.limits)
     }
 
     pub(super) fn settle(

@@ -37,7 +37,7 @@ impl ShardLedger {
             return if !existing.request.same_request(request) {
                 Applied::TransferRefused {
                     id,
-                    result: ResultCode::DuplicateRequest,
+                    result: ResultCode::IdempotencyConflict,
                 }
             } else if existing.is_final() {
                 Applied::TransferFinished(self.receipt_of(existing))
@@ -85,6 +85,11 @@ impl ShardLedger {
         if let Some(original) = &request.reverses {
             self.check_reversal(request, original)?;
         }
+        let moving = request
+            .amount
+            .checked_add(pricing.fee)
+            .ok_or(ResultCode::InvalidAmount)?;
+        checks::check_capacity(&self.state.totals, moving)?;
         let payer = &self.state.accounts[&request.from];
         let limits = &self.config.tariffs.limits;
         let planted_spendable = if self.config.planted(PlantedFault::PendingCreditSpendable) {
@@ -113,7 +118,7 @@ impl ShardLedger {
                 request.kind,
                 payee,
                 request.amount,
-                limits.max_balance,
+                limits,
             )?)
         } else {
             None
@@ -254,6 +259,9 @@ impl ShardLedger {
         Applied::TransferFinished(receipt)
     }
 
+    /// Adds `amount` to the payer's usage for the EAT day of `now`, or takes it back from that
+    /// day's usage (an abort). Usage recorded for another day is left alone: aborting a
+    /// transfer held yesterday must not erase today's usage.
     fn add_daily(
         &mut self,
         account: &AccountRef,
@@ -268,6 +276,9 @@ impl ShardLedger {
         if !payer.kind.has_customer_limits() {
             return;
         }
+        if !add && payer.daily.day != day {
+            return; // that day's usage is gone already; today's is not this transfer's
+        }
         let sent = payer.sent_on(day);
         let sent = if add {
             sent.checked_add(amount)
@@ -275,8 +286,9 @@ impl ShardLedger {
             sent.checked_sub(amount)
         };
         payer.daily.day = day;
+        // The limit check bounds usage far below overflow; saturate rather than panic.
         payer.daily.sent = sent
-            .expect("daily usage within bounds")
+            .unwrap_or(crate::money::Money::MAX)
             .max(crate::money::Money::ZERO);
     }
 

@@ -38,6 +38,10 @@ pub struct Limits {
     pub min_withdrawal: Money,
     /// Smallest send-money amount.
     pub min_transfer: Money,
+    /// Largest single float issue (e-money the operator sells to an agent or business).
+    pub float_per_transaction: Money,
+    /// Largest balance of an agent's or a business's account.
+    pub max_float_balance: Money,
 }
 
 /// The full tariff: customer fees, agent commissions and limits.

@@ -27,12 +27,24 @@ const TABLES: [&str; 4] = [
     COMMISSION_CASH_OUT,
 ];
 /// Limit names in storage order of [`Parser::limits`].
-const LIMITS: [&str; 5] = [
+const LIMITS: [&str; 7] = [
     "per_transaction",
     "daily",
     "max_balance",
     "min_withdrawal",
     "min_transfer",
+    "float_per_transaction",
+    "max_float_balance",
+];
+/// Values of the limits a file may leave out (the newer ones), indexed like [`LIMITS`].
+const LIMIT_DEFAULTS_KES: [Option<i64>; 7] = [
+    None,
+    None,
+    None,
+    None,
+    None,
+    Some(10_000_000),
+    Some(1_000_000_000),
 ];
 
 /// Bands of one table with the line each came from.
@@ -61,7 +73,7 @@ struct Parser {
     /// Indexed like [`TABLES`].
     tables: [LinedBands; 4],
     /// Indexed like [`LIMITS`]: value and line.
-    limits: [Option<(Money, usize)>; 5],
+    limits: [Option<(Money, usize)>; 7],
 }
 
 impl Parser {
@@ -141,11 +153,21 @@ impl Parser {
                 return Err(missing(format!("band table {name}")));
             }
         }
-        let mut values = [Money::ZERO; 5];
-        for ((name, slot), value) in LIMITS.iter().zip(&self.limits).zip(&mut values) {
-            *value = slot.ok_or_else(|| missing(format!("limit {name}")))?.0;
+        let mut values = [Money::ZERO; 7];
+        for (((name, slot), default), value) in LIMITS
+            .iter()
+            .zip(&self.limits)
+            .zip(LIMIT_DEFAULTS_KES)
+            .zip(&mut values)
+        {
+            *value = match (slot, default) {
+                (Some((value, _)), _) => *value,
+                (None, Some(kes)) => Money::from_shillings(kes),
+                (None, None) => return Err(missing(format!("limit {name}"))),
+            };
         }
-        let [per_transaction, daily, max_balance, min_withdrawal, min_transfer] = values;
+        let [per_transaction, daily, max_balance, min_withdrawal, min_transfer, float_per_transaction, max_float_balance] =
+            values;
         let [_, withdrawal_lines, _, cash_out_lines]: [Vec<usize>; 4] = self
             .tables
             .each_ref()
@@ -165,6 +187,8 @@ impl Parser {
                 max_balance,
                 min_withdrawal,
                 min_transfer,
+                float_per_transaction,
+                max_float_balance,
             },
         };
         if let Some(excess) = tariffs.commission_excess() {

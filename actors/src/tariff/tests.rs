@@ -116,6 +116,8 @@ fn shipped_file_parses_to_the_published_values() {
             max_balance: kes(500_000),
             min_withdrawal: kes(50),
             min_transfer: kes(1),
+            float_per_transaction: kes(10_000_000),
+            max_float_balance: kes(1_000_000_000),
         }
     );
 }

@@ -9,9 +9,8 @@
 //! Supervisor does not catch panics and its runtime would be a second scheduler beside the
 //! Raft loop; the cells below are the thin shell DESIGN §5 asks for.)
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::{Duration, Instant};
 
 use tuma_actors::account::AccountRef;
 
@@ -20,26 +19,27 @@ use tuma_actors::account::AccountRef;
 pub struct ActorCrashed;
 
 struct Cell {
-    last_active: Instant,
+    /// Monotonic ms of its last message.
+    last_active: u64,
     handled: u64,
 }
 
 /// Live actors of this node's led shards.
 pub struct AccountActors {
-    cells: HashMap<AccountRef, Cell>,
-    idle: Duration,
+    cells: BTreeMap<AccountRef, Cell>,
+    idle_ms: u64,
     restarts: u64,
     /// Test-only fault hook: accounts whose next handler panics.
-    planted_panics: HashSet<AccountRef>,
+    planted_panics: BTreeSet<AccountRef>,
 }
 
 impl AccountActors {
-    pub fn new(idle: Duration) -> AccountActors {
+    pub fn new(idle_ms: u64) -> AccountActors {
         AccountActors {
-            cells: HashMap::new(),
-            idle,
+            cells: BTreeMap::new(),
+            idle_ms,
             restarts: 0,
-            planted_panics: HashSet::new(),
+            planted_panics: BTreeSet::new(),
         }
     }
 
@@ -47,7 +47,7 @@ impl AccountActors {
     pub fn dispatch<R>(
         &mut self,
         account: &AccountRef,
-        now: Instant,
+        now: u64,
         handler: impl FnOnce() -> R,
     ) -> Result<R, ActorCrashed> {
         let cell = self.cells.entry(account.clone()).or_insert_with(|| {
@@ -84,11 +84,11 @@ impl AccountActors {
     }
 
     /// Drops actors idle longer than the passivation time; returns how many.
-    pub fn passivate_idle(&mut self, now: Instant) -> usize {
+    pub fn passivate_idle(&mut self, now: u64) -> usize {
         let before = self.cells.len();
-        let idle = self.idle;
+        let idle = self.idle_ms;
         self.cells
-            .retain(|_, cell| now.duration_since(cell.last_active) < idle);
+            .retain(|_, cell| now.saturating_sub(cell.last_active) < idle);
         before - self.cells.len()
     }
 
@@ -117,9 +117,9 @@ mod tests {
 
     #[test]
     fn a_panicking_handler_is_contained_counted_and_rebuilt() {
-        let mut actors = AccountActors::new(Duration::from_secs(120));
+        let mut actors = AccountActors::new(120_000);
         let account = AccountRef::parse("0712345678").unwrap();
-        let now = Instant::now();
+        let now = 1_000;
         assert_eq!(actors.dispatch(&account, now, || 7).unwrap(), 7);
         actors.plant_panic(account.clone());
         let hook = std::panic::take_hook();
@@ -131,6 +131,6 @@ mod tests {
         assert_eq!(actors.live(), 0);
         assert_eq!(actors.dispatch(&account, now, || 9).unwrap(), 9);
         assert_eq!(actors.handled(&account), Some(1), "a fresh actor");
-        assert_eq!(actors.passivate_idle(now + Duration::from_secs(121)), 1);
+        assert_eq!(actors.passivate_idle(now + 121_000), 1);
     }
 }

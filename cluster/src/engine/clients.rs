@@ -1,19 +1,43 @@
 //! Serving client requests: the shard's leader answers (transfers through the payer's account
-//! actor); any other node forwards to the leader it knows, once.
+//! actor, reads once its leadership is confirmed); any other node forwards to the leader it
+//! knows, once.
 
-use std::time::Instant;
-
-use tuma_actors::ledger::{IncomingState, OutgoingState};
+use tuma_actors::ledger::OutgoingTransfer;
+use tuma_actors::outcome::ResultCode;
 use tuma_actors::pin::Pin;
 use tuma_actors::roles::transfer_rule;
 use tuma_actors::transfer::{PinVerdict, TransferRequest};
 
 use super::pins::PinJob;
-use super::request::{ClientReply, ClientRequest, Input, StatementLine, Waiter};
+use super::replica::Replica;
+use super::request::{ClientReply, ClientRequest, Input, Waiter};
 use super::Engine;
 
-/// Most statement lines returned.
-const STATEMENT_LINES_MAX: usize = 100;
+/// What a transfer's payer shard already knows of its id.
+enum Known {
+    /// Never seen: go ahead.
+    New,
+    /// Answered (a final answer, or a reuse of the id for another request).
+    Answer(ClientReply),
+    /// The same request is in flight: wait for its answer.
+    InFlight,
+}
+
+/// Looks a transfer's id up on its payer shard. The same id with the same content gets the
+/// first answer; with another payer, payee, kind, amount or reference it is refused as a
+/// conflict — never answered with another request's receipt.
+fn known(replica: &Replica, request: &TransferRequest) -> Known {
+    let Some(record): Option<&OutgoingTransfer> = replica.ledger.outgoing(&request.id) else {
+        return Known::New;
+    };
+    if !record.request.same_request(request) {
+        return Known::Answer(ClientReply::Refused(ResultCode::IdempotencyConflict));
+    }
+    match replica.ledger.receipt(&request.id) {
+        Some(receipt) => Known::Answer(ClientReply::Receipt(receipt)),
+        None => Known::InFlight,
+    }
+}
 
 impl Engine {
     /// Answers or forwards a request.
@@ -22,10 +46,22 @@ impl Engine {
             return self.serve_meta(command, waiter);
         }
         let shard = request.shard(&self.map);
-        let leading = self.replicas.get(&shard).is_some_and(|r| r.is_leader());
+        let may_lead = self.may_lead();
+        let (leading, serving) = match self.replicas.get(&shard) {
+            Some(r) => (r.is_leader(), r.is_serving() && may_lead),
+            None => (false, false),
+        };
+        if leading && !serving {
+            // Elected but not yet caught up with its own term (or its clock is out of
+            // bounds): nothing is done; the caller retries.
+            return self.reply(
+                waiter,
+                ClientReply::Unavailable(format!("the leader of shard {shard} is not ready to serve yet")),
+            );
+        }
         if !leading {
             let hint = self.leader_guess(shard);
-            match (hint, &waiter) {
+            return match (hint, &waiter) {
                 (Some(leader), Waiter::Local(_)) => self.forward(leader, request, waiter),
                 _ => self.reply(
                     waiter,
@@ -34,66 +70,43 @@ impl Engine {
                         leader: hint,
                     },
                 ),
+            };
+        }
+        if request.is_read() {
+            let replica = self.replicas.get_mut(&shard).expect("leading");
+            if let Some((waiter, reply)) = replica.read(request, waiter) {
+                self.reply(waiter, reply);
             }
             return;
         }
-        let now_ms = self.now_ms();
-        let replica = self.replicas.get_mut(&shard).expect("leading");
-        let reply = match request {
+        match request {
             ClientRequest::Command { command, .. } => {
-                let tag = self.next_proposal_tag;
-                self.next_proposal_tag += 1;
-                match replica.propose(command, Some(tag), now_ms) {
-                    Ok(()) => {
-                        replica.tagged.insert(tag, waiter);
-                        return;
-                    }
-                    Err(_) => ClientReply::NotLeader {
-                        shard,
-                        leader: replica.leader(),
-                    },
+                let tag = self.next_tag();
+                let now_ms = self.now_ms();
+                let replica = self.replicas.get_mut(&shard).expect("leading");
+                if let Some((waiter, reply)) = replica.propose_for(command, tag, waiter, now_ms) {
+                    self.reply(waiter, reply);
                 }
             }
-            ClientRequest::Transfer { request, pin } => return self.transfer(request, pin, waiter),
-            ClientRequest::Account { account } => {
-                ClientReply::Account(replica.ledger.account(&account).cloned().map(Box::new))
-            }
-            ClientRequest::TransferStatus { id, .. } => match replica.ledger.outgoing(&id) {
-                None => ClientReply::UnknownTransfer,
-                Some(record) if record.is_final() => {
-                    ClientReply::Receipt(replica.ledger.receipt(&id).expect("final"))
-                }
-                Some(_) => ClientReply::InProgress,
-            },
-            ClientRequest::TransferByReceipt { txn_id, .. } => ClientReply::Transfer(
-                replica
-                    .ledger
-                    .outgoing_by_receipt(&txn_id)
-                    .cloned()
-                    .map(Box::new),
-            ),
-            ClientRequest::Audit { .. } => match replica.ledger.audit() {
-                Ok(audit) => ClientReply::Audit(Box::new(audit)),
-                Err(violation) => ClientReply::Unavailable(format!("audit failed: {violation}")),
-            },
-            ClientRequest::Statement { account, limit } => {
-                ClientReply::Statement(statement(&replica.ledger, &account, limit))
-            }
-            ClientRequest::PlantPanic { account } => {
+            ClientRequest::Transfer { request, pin } => self.transfer(request, pin, waiter),
+            ClientRequest::PlantPanic { account } if self.config.test_hooks => {
                 self.actors.plant_panic(account);
-                ClientReply::Done(tuma_actors::ResultCode::Success)
+                self.reply(waiter, ClientReply::Done(ResultCode::Success));
             }
-            ClientRequest::Meta { .. } => {
-                ClientReply::Unavailable("cluster changes go to the meta group".into())
+            ClientRequest::PlantPanic { .. } => {
+                tracing::warn!("a test hook was asked of a node started without test hooks");
+                self.reply(waiter, ClientReply::Refused(ResultCode::NotPermitted));
             }
-        };
-        self.reply(waiter, reply);
+            _ => self.reply(
+                waiter,
+                ClientReply::Unavailable("unexpected request kind".into()),
+            ),
+        }
     }
 
     pub(super) fn forward(&mut self, leader: u64, request: ClientRequest, waiter: Waiter) {
-        let id = self.next_forward_id;
-        self.next_forward_id += 1;
-        self.forwarded.insert(id, (waiter, Instant::now()));
+        let now = self.clock.monotonic_ms();
+        let id = self.router.forwarding(waiter, leader, now);
         self.send_frame(leader, crate::wire::PeerFrame::Forward { id, request });
     }
 
@@ -102,27 +115,18 @@ impl Engine {
     fn transfer(&mut self, request: TransferRequest, pin: Option<String>, waiter: Waiter) {
         let shard = self.map.shard_of(&request.from);
         let inputs = self.inputs_tx.clone();
-        let verifier = &self.pin_verifier;
+        let verifier = &mut self.pin_verifier;
         let hasher = &self.config.pin_hasher;
         let Some(replica) = self.replicas.get_mut(&shard) else {
             return;
         };
         let account = request.from.clone();
-        let handled = self.actors.dispatch(&account, Instant::now(), || {
-            if let Some(receipt) = replica.ledger.receipt(&request.id) {
-                return Some((waiter, ClientReply::Receipt(receipt)));
-            }
-            if replica
-                .ledger
-                .outgoing(&request.id)
-                .is_some_and(|r| r.state == OutgoingState::Prepared)
-            {
-                replica
-                    .transfer_waiters
-                    .entry(request.id.clone())
-                    .or_default()
-                    .push(waiter);
-                return None;
+        let now = self.clock.monotonic_ms();
+        let handled = self.actors.dispatch(&account, now, || {
+            match known(replica, &request) {
+                Known::Answer(reply) => return Some((waiter, reply)),
+                Known::InFlight => return replica.wait_transfer(request, waiter),
+                Known::New => {}
             }
             let hash = replica
                 .ledger
@@ -198,34 +202,35 @@ impl Engine {
         }
     }
 
-    /// Proposes a transfer whose PIN verdict is known.
+    /// Proposes a transfer whose PIN verdict is known (the state may have moved on while the
+    /// PIN was checked: the id is looked up again).
     pub(super) fn propose_transfer(
         &mut self,
         mut request: TransferRequest,
-        verdict: tuma_actors::transfer::PinVerdict,
+        verdict: PinVerdict,
         waiter: Waiter,
     ) {
         let shard = self.map.shard_of(&request.from);
         let now_ms = self.now_ms();
-        let Some(replica) = self.replicas.get_mut(&shard).filter(|r| r.is_leader()) else {
+        let may_lead = self.may_lead();
+        let Some(replica) = self
+            .replicas
+            .get_mut(&shard)
+            .filter(|r| r.is_serving() && may_lead)
+        else {
             let leader = self.replicas.get(&shard).and_then(|r| r.leader());
             return self.reply(waiter, ClientReply::NotLeader { shard, leader });
         };
-        if let Some(receipt) = replica.ledger.receipt(&request.id) {
-            return self.reply(waiter, ClientReply::Receipt(receipt));
-        }
-        request.pin = verdict;
-        let id = request.id.clone();
-        match replica.propose(
-            tuma_actors::ledger::Command::Transfer(request),
-            None,
-            now_ms,
-        ) {
-            Ok(()) => replica.transfer_waiters.entry(id).or_default().push(waiter),
-            Err(_) => {
-                let leader = replica.leader();
-                self.reply(waiter, ClientReply::NotLeader { shard, leader });
+        let answer = match known(replica, &request) {
+            Known::Answer(reply) => Some((waiter, reply)),
+            Known::InFlight => replica.wait_transfer(request, waiter),
+            Known::New => {
+                request.pin = verdict;
+                replica.propose_transfer(request, waiter, now_ms)
             }
+        };
+        if let Some((waiter, reply)) = answer {
+            self.reply(waiter, reply);
         }
     }
 }
@@ -238,58 +243,3 @@ pub(super) fn pin_unverifiable(error: &tuma_actors::pin::PinError) -> ClientRepl
     ClientReply::Unavailable(format!("this node cannot verify the PIN: {error}"))
 }
 
-/// Committed transfers touching `account` on its shard, newest first.
-fn statement(
-    ledger: &tuma_actors::ledger::ShardLedger,
-    account: &tuma_actors::AccountRef,
-    limit: usize,
-) -> Vec<StatementLine> {
-    let mut lines = Vec::new();
-    for (id, record) in ledger.outgoing_records() {
-        if record.state != OutgoingState::Committed {
-            continue;
-        }
-        let request = &record.request;
-        let (amount, counterparty) = if &request.from == account {
-            (
-                -(request.amount.cents() + record.fee.cents()),
-                request.to.to_string(),
-            )
-        } else if &record.ledger_payee == account {
-            (request.amount.cents(), request.from.to_string())
-        } else {
-            continue;
-        };
-        lines.push(StatementLine {
-            transfer: id.clone(),
-            receipt: record.txn_id.map(|t| t.to_string()),
-            kind: request.kind.name().to_string(),
-            counterparty,
-            amount_cents: amount,
-            completed_ms: record.decided_ms.unwrap_or(record.created_ms),
-        });
-    }
-    for (id, record) in ledger.incoming_records() {
-        let (IncomingState::Committed, Some(offer)) = (&record.state, &record.offer) else {
-            continue;
-        };
-        if &offer.to != account {
-            continue;
-        }
-        lines.push(StatementLine {
-            transfer: id.clone(),
-            receipt: Some(offer.txn_id.to_string()),
-            kind: offer.kind.name().to_string(),
-            counterparty: offer.from.to_string(),
-            amount_cents: offer.amount.cents(),
-            completed_ms: record.settled_ms.unwrap_or(record.accepted_ms),
-        });
-    }
-    lines.sort_by(|a, b| {
-        b.completed_ms
-            .cmp(&a.completed_ms)
-            .then_with(|| a.transfer.cmp(&b.transfer))
-    });
-    lines.truncate(limit.min(STATEMENT_LINES_MAX));
-    lines
-}

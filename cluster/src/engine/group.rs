@@ -37,11 +37,24 @@ pub struct RaftGroup {
     pub raw: RawNode<ShardLog>,
     pub log: ShardLog,
     pub applied: u64,
+    /// Term of the last applied entry: a leader serves only once it equals its own term
+    /// (it has applied an entry of its term, so it knows everything committed before it).
+    applied_term: u64,
     pub checkpoint_index: u64,
     /// A configuration change applied since the last checkpoint: checkpoint now, so the
     /// snapshot a new replica receives names it.
     pub force_checkpoint: bool,
     was_leader: bool,
+    /// This run's random prefix on proposal tags, so an entry proposed before a restart never
+    /// answers a waiter of this run.
+    incarnation: u64,
+    /// (term, role) when the election timeout was last drawn (see `randomize_election_timeout`).
+    election_drawn_at: Option<(u64, StateRole)>,
+    election_ticks: usize,
+    /// The commit index advanced outside a Ready's hard state; persist it with the next batch.
+    commit_dirty: bool,
+    /// Index of the entry (or snapshot) that set the applied configuration.
+    conf_index: u64,
 }
 
 impl RaftGroup {
@@ -51,6 +64,7 @@ impl RaftGroup {
         config: &EngineConfig,
         id: u32,
         start: GroupStart,
+        incarnation: u64,
     ) -> Result<(RaftGroup, Option<Snapshot>, Vec<WriteOp>), EngineError> {
         let mut writes = Vec::new();
         let (log, snapshot) = match start {
@@ -95,6 +109,7 @@ impl RaftGroup {
             GroupStart::Uninitialized => (ShardLog::default(), None),
         };
         let applied = snapshot.as_ref().map_or(0, |s| s.get_metadata().index);
+        let applied_term = snapshot.as_ref().map_or(0, |s| s.get_metadata().term);
         let raft_config = raft::Config {
             id: config.node_id,
             election_tick: config.election_ticks,
@@ -113,15 +128,90 @@ impl RaftGroup {
             raw,
             log,
             applied,
+            applied_term,
             checkpoint_index: applied,
             force_checkpoint: false,
             was_leader: false,
+            incarnation,
+            election_drawn_at: None,
+            election_ticks: config.election_ticks,
+            commit_dirty: false,
+            conf_index: applied,
         };
         Ok((group, snapshot, writes))
     }
 
     pub fn is_leader(&self) -> bool {
         self.raw.raft.state == StateRole::Leader
+    }
+
+    /// A leader that has applied an entry of its own term: everything committed before its
+    /// election is applied, so it may answer requests, reads and protocol messages. A leader
+    /// elected before applying the previous term's entries could otherwise answer from a
+    /// state that misses committed entries (and, say, presume abort for a committed transfer).
+    pub fn is_ready_leader(&self) -> bool {
+        self.is_leader() && self.applied_term == self.raw.raft.term
+    }
+
+    /// The commit index advanced in a light Ready.
+    pub fn commit_advanced(&mut self) {
+        self.commit_dirty = true;
+    }
+
+    /// True once after the commit index advanced outside a Ready's hard state.
+    pub fn take_commit_advanced(&mut self) -> bool {
+        std::mem::take(&mut self.commit_dirty)
+    }
+
+    /// Index of the entry or snapshot that set the applied configuration (an upper bound
+    /// after a restart: the checkpoint's index).
+    pub fn conf_index(&self) -> u64 {
+        self.conf_index
+    }
+
+    /// Records that `entry` applied.
+    pub fn note_applied(&mut self, entry: &Entry) {
+        self.applied = entry.index;
+        self.applied_term = entry.term;
+    }
+
+    /// Draws a new election timeout from the engine's seeded randomness whenever raft-rs has
+    /// reset it (every change of term or role resets it, with the thread's RNG). Called around
+    /// every tick, so the timeout in force at each tick is always the seeded one and a seed
+    /// replays the same elections.
+    pub fn randomize_election_timeout(&mut self, rng: &mut tuma_actors::rng::SplitMix64) {
+        let now = (self.raw.raft.term, self.raw.raft.state);
+        if self.election_drawn_at == Some(now) {
+            return;
+        }
+        self.election_drawn_at = Some(now);
+        let min = self.election_ticks as u64;
+        let timeout = min + rng.below(min);
+        self.raw
+            .raft
+            .set_randomized_election_timeout(timeout as usize);
+    }
+
+    /// True if `node` is a voter or learner in this replica's applied configuration.
+    pub fn in_configuration(&self, node: NodeId) -> bool {
+        let conf = self.log.conf_state();
+        conf.voters.contains(&node)
+            || conf.learners.contains(&node)
+            || conf.voters_outgoing.contains(&node)
+            || conf.learners_next.contains(&node)
+    }
+
+    /// A replica that has state (a snapshot or a bootstrap), as opposed to one created empty
+    /// and still waiting for its first snapshot.
+    pub fn is_initialized(&self) -> bool {
+        !self.log.conf_state().voters.is_empty()
+    }
+
+    /// Has this replica persisted anything (a term or a vote)? An uninitialized replica that
+    /// has not may be dropped without breaking any promise it made.
+    pub fn has_promised(&self) -> bool {
+        let hs = self.log.hard_state();
+        hs.term != 0 || hs.vote != 0
     }
 
     /// The leader this replica knows of, if any.
@@ -191,23 +281,34 @@ impl RaftGroup {
         self.raw.propose_conf_change(Vec::new(), cc)
     }
 
-    /// Proposes encoded state-machine data. `tag` (this node's, unique per proposal) travels in
-    /// the entry's context so the proposer can find its entry when it applies.
+    /// Proposes encoded state-machine data. `tag` (unique per proposal in this run) travels in
+    /// the entry's context with this node's id and this run's incarnation, so the proposer can
+    /// find its entry when it applies — and an entry proposed before a restart matches nothing.
     pub fn propose_tagged(&mut self, data: Vec<u8>, tag: Option<u64>) -> Result<(), raft::Error> {
         let me = self.raw.raft.id;
         let context = tag
-            .map(|t| [me.to_be_bytes(), t.to_be_bytes()].concat())
+            .map(|t| {
+                [
+                    me.to_be_bytes(),
+                    self.incarnation.to_be_bytes(),
+                    t.to_be_bytes(),
+                ]
+                .concat()
+            })
             .unwrap_or_default();
         self.raw.propose(context, data)
     }
 
-    /// The tag this node put on `entry` when it proposed it, if it did.
+    /// The tag this run of this node put on `entry` when it proposed it, if it did.
     pub fn tag_of(&self, entry: &Entry) -> Option<u64> {
         let ctx: &[u8] = entry.context.as_ref();
-        if ctx.len() != 16 || ctx[..8] != self.raw.raft.id.to_be_bytes() {
+        if ctx.len() != 24
+            || ctx[..8] != self.raw.raft.id.to_be_bytes()
+            || ctx[8..16] != self.incarnation.to_be_bytes()
+        {
             return None;
         }
-        Some(u64::from_be_bytes(ctx[8..].try_into().ok()?))
+        Some(u64::from_be_bytes(ctx[16..].try_into().ok()?))
     }
 
     /// Applies a committed configuration-change entry; `false` for other entries.
@@ -236,6 +337,7 @@ impl RaftGroup {
             Ok(conf) => {
                 tracing::info!(group = self.id, index = entry.index, voters = ?conf.voters, learners = ?conf.learners, outgoing = ?conf.voters_outgoing, "configuration changed");
                 self.log.set_conf_state(conf);
+                self.conf_index = entry.index;
                 self.force_checkpoint = true;
                 metrics::counter!("tuma_raft_conf_changes_total").increment(1);
             }
@@ -250,7 +352,11 @@ impl RaftGroup {
         let (first, last) = self.log.bounds();
         self.log.apply_snapshot(snapshot);
         self.applied = snapshot.get_metadata().index;
+        self.applied_term = snapshot.get_metadata().term;
+        self.conf_index = self.applied;
         self.checkpoint_index = self.applied;
+        // The hard state (commit at least the snapshot's index) goes into the same batch.
+        self.commit_dirty = true;
         tracing::info!(
             group = self.id,
             index = self.applied,

@@ -1,34 +1,36 @@
 //! The engine's side of elastic membership: stepping Raft messages into the right group
 //! (creating a replica the cluster state says this node is receiving), following the cluster
-//! state (peer links, dropping replicas moved away), the rebalancer on the meta leader, each
-//! group leader's configuration changes, and handing leaderships away before a stop.
-
-use std::time::Instant;
+//! state (peer links), destroying a replica only once its own group removed this node, the
+//! rebalancer on the meta leader, each group leader's configuration changes, and handing
+//! leaderships away before a stop or while this node's clock is out of bounds.
 
 use protobuf::Message as _;
 use raft::prelude::{ConfChangeType, Message, MessageType};
 
+use super::clock_check::ClockVerdict;
 use super::group::GroupStart;
 use super::replica::Replica;
 use super::request::{ClientReply, Waiter};
-use super::Engine;
+use super::{Engine, EngineFault};
 use crate::membership::{
     next_step, plan, ConfStep, MemberState, MetaCommand, MetaOutcome, META_GROUP,
 };
-use crate::storage::{WriteBatch, WriteOp};
+use crate::storage::{StorageError, WriteBatch, WriteOp};
 use crate::transport::NodeId;
 use crate::wire::PeerFrame;
 
 /// A stop in progress: leaderships are being handed away.
 pub(super) struct Leaving {
-    pub deadline: Instant,
+    pub deadline_ms: u64,
     pub reply: Option<tokio::sync::oneshot::Sender<usize>>,
 }
 
 impl Engine {
     /// Steps a Raft message into its group. A message for a shard this node holds no replica
     /// of creates an empty one if the cluster state says this node is receiving it (the
-    /// leader's snapshot follows); anything else is dropped.
+    /// leader's snapshot follows); anything else is dropped. A message whose sender field is
+    /// not the authenticated peer is dropped and logged; a message from a node this shard's
+    /// leader no longer has in its configuration is answered with a tombstone.
     pub(super) fn step_raft(&mut self, from: NodeId, group: u32, bytes: &[u8]) {
         let message = match Message::parse_from_bytes(bytes) {
             Ok(message) => message,
@@ -37,20 +39,36 @@ impl Engine {
                 return;
             }
         };
-        if self.leaving.is_some() && message.get_msg_type() == MessageType::MsgTimeoutNow {
-            return; // a stopping node takes no leadership
+        if message.from != from || message.to != self.config.node_id {
+            tracing::warn!(from, claimed = message.from, to = message.to, group, "raft message not from its connection's peer (or not for this node); dropped");
+            metrics::counter!("tuma_engine_frames_refused_total").increment(1);
+            return;
         }
-        let raw = if group == META_GROUP {
-            &mut self.meta.group.raw
-        } else {
-            if !self.replicas.contains_key(&group) && !self.create_replica(group) {
-                return;
+        if !self.may_lead() && message.get_msg_type() == MessageType::MsgTimeoutNow {
+            return; // a stopping node, or one whose clock is out of bounds, takes no leadership
+        }
+        if group != META_GROUP {
+            if let Some(replica) = self.replicas.get(&group) {
+                if replica.is_leader() && !replica.group.in_configuration(from) {
+                    let conf_index = replica.group.conf_index();
+                    self.send_frame(from, PeerFrame::Tombstone { shard: group, conf_index });
+                    return;
+                }
             }
-            &mut self.replicas.get_mut(&group).expect("present").group.raw
+        }
+        if group != META_GROUP && !self.replicas.contains_key(&group) && !self.create_replica(group) {
+            return;
+        }
+        let rng = &mut self.rng;
+        let raft_group = if group == META_GROUP {
+            &mut self.meta.group
+        } else {
+            &mut self.replicas.get_mut(&group).expect("present").group
         };
-        if let Err(error) = raw.step(message) {
+        if let Err(error) = raft_group.raw.step(message) {
             tracing::debug!(group, %error, "raft step refused a message");
         }
+        raft_group.randomize_election_timeout(rng);
     }
 
     /// Creates an empty replica of `shard` if this node is meant to receive one.
@@ -64,9 +82,11 @@ impl Engine {
         if !wanted {
             return false;
         }
-        match Replica::open(&self.config, self.map, shard, GroupStart::Uninitialized) {
-            Ok((replica, _)) => {
+        let incarnation = self.rng.next_u64();
+        match Replica::open(&self.config, self.map, shard, GroupStart::Uninitialized, incarnation) {
+            Ok((mut replica, _)) => {
                 tracing::info!(shard, "receiving a new replica");
+                replica.group.randomize_election_timeout(&mut self.rng);
                 self.replicas.insert(shard, replica);
                 true
             }
@@ -77,8 +97,7 @@ impl Engine {
         }
     }
 
-    /// Follows the cluster state: links to every member, and destroys replicas that were moved
-    /// away from this node.
+    /// Follows the cluster state: links to every member, and notices this node's removal.
     pub(super) fn on_meta_changed(&mut self) {
         let Some(meta) = self.meta.meta.as_ref() else {
             return;
@@ -87,7 +106,7 @@ impl Engine {
         // Links stay up to removed members too: one that still runs may forward requests as a
         // plain gateway and needs their answers (it holds no replica, so nothing else goes there).
         for (&id, member) in &meta.members {
-            self.transport.add_peer(id, member.peer_addr);
+            self.network.add_peer(id, member.peer_addr);
         }
         if meta.state_of(me) == Some(MemberState::Removed) && !self.removed {
             self.removed = true;
@@ -95,20 +114,52 @@ impl Engine {
                 "this node was removed from the cluster; it holds no replicas and can be stopped"
             );
         }
-        // After a restart the cluster state starts from its last checkpoint, older than the
-        // moves that brought some replicas here: destroy nothing until it has replayed the
-        // meta entries this node knew committed.
-        if self.meta.group.applied < self.meta_replayed_to {
+    }
+
+    /// A shard's leader says its configuration (as of `conf_index`) no longer holds this node.
+    pub(super) fn on_tombstone(&mut self, from: NodeId, shard: u32, conf_index: u64) {
+        let Some(replica) = self.replicas.get_mut(&shard) else {
+            return;
+        };
+        let behind = replica.group.applied < conf_index;
+        let droppable = replica.group.is_initialized() || !replica.group.has_promised();
+        if replica.is_leader() || !behind || !droppable {
             return;
         }
+        tracing::info!(shard, leader = from, conf_index, "the shard's leader no longer has this replica in its configuration");
+        replica.tombstoned = true;
+    }
+
+    /// Destroys the replicas their own group removed: an applied configuration without this
+    /// node, or a tombstone from the group's leader. Never because the cluster state's
+    /// placement changed or a move was cancelled: while the group counts this replica as a
+    /// voter, destroying it would take a vote away from its quorum. (An empty replica that
+    /// never received data or promised a vote is dropped once the cluster state no longer
+    /// sends it here: it holds nothing.)
+    pub(super) fn collect_removed_replicas(&mut self) -> Result<(), StorageError> {
+        let me = self.config.node_id;
+        let meta = self.meta.meta.as_ref();
+        let placed_here = |shard: u32| match meta {
+            Some(m) => m.may_hold(shard, me),
+            None => true,
+        };
+        let planted = self.config.planted_fault == Some(EngineFault::DestroyOnPlacementChange);
         let gone: Vec<u32> = self
             .replicas
             .iter()
-            .filter(|(shard, r)| !meta.may_hold(**shard, me) && !r.is_leader())
+            .filter(|(shard, r)| {
+                let removed_by_group = r.group.is_initialized() && !r.group.in_configuration(me);
+                let empty_and_unwanted = !r.group.is_initialized()
+                    && !r.group.has_promised()
+                    && !placed_here(**shard);
+                let planted_fault = planted && !placed_here(**shard);
+                !r.is_leader()
+                    && (removed_by_group || r.tombstoned || empty_and_unwanted || planted_fault)
+            })
             .map(|(shard, _)| *shard)
             .collect();
         if gone.is_empty() {
-            return;
+            return Ok(());
         }
         let mut batch = WriteBatch::default();
         for shard in gone {
@@ -117,26 +168,17 @@ impl Engine {
                 shard,
                 leader: replica.leader(),
             };
-            let waiters: Vec<Waiter> = replica
-                .transfer_waiters
-                .drain()
-                .flat_map(|(_, w)| w)
-                .chain(replica.tagged.drain().map(|(_, w)| w))
-                .collect();
-            for waiter in waiters {
-                self.reply(waiter, not_leader.clone());
+            for (waiter, reply) in replica.drain(not_leader) {
+                self.reply(waiter, reply);
             }
             let map = self.map;
             self.actors
                 .stop_shard(|account| map.shard_of(account) == shard);
             batch.ops.push(WriteOp::Destroy { shard });
-            tracing::info!(shard, "replica moved away; removed from this node");
+            tracing::info!(shard, "replica removed from its group; destroyed on this node");
             metrics::counter!("tuma_replicas_removed_total").increment(1);
         }
-        if let Err(error) = self.store.write(batch) {
-            tracing::error!(%error, "storage write failed; stopping the node");
-            std::process::exit(70);
-        }
+        self.store.write(batch)
     }
 
     /// The nodes that hold (or are receiving) `shard`, preferred leader first.
@@ -153,44 +195,76 @@ impl Engine {
         holders
     }
 
-    /// Where to send a request for `shard` this node does not lead: the leader its replica
-    /// knows, else a leader another node named (if reachable), else the next reachable holder
-    /// of the shard in turn (a holder that does not lead names the leader in its answer).
+    /// Where to send a request for `shard` this node does not lead (see [`Router::guess`]).
+    ///
+    /// [`Router::guess`]: super::router::Router::guess
     pub(super) fn leader_guess(&mut self, shard: u32) -> Option<NodeId> {
-        let me = self.config.node_id;
         let known = if shard == META_GROUP {
             self.meta.group.leader()
         } else {
             self.replicas.get(&shard).and_then(|r| r.leader())
         };
-        if let Some(leader) = known.filter(|n| *n != me) {
-            return Some(leader);
-        }
-        if let Some(&hint) = self.leader_hints.get(&shard) {
-            if hint != me && self.transport.is_connected(hint) {
-                return Some(hint);
-            }
-            self.leader_hints.remove(&shard);
-        }
-        let candidates: Vec<NodeId> = if shard == META_GROUP {
-            let meta = self.meta.meta.as_ref()?;
-            meta.live_members()
+        let candidates = if shard == META_GROUP {
+            self.meta
+                .meta
+                .as_ref()
+                .map(|m| m.live_members())
+                .unwrap_or_default()
         } else {
             self.shard_holders(shard)
         };
-        let candidates: Vec<NodeId> = candidates.into_iter().filter(|n| *n != me).collect();
-        let reachable: Vec<NodeId> = candidates
-            .iter()
-            .copied()
-            .filter(|n| self.transport.is_connected(*n))
-            .collect();
-        let pool = if reachable.is_empty() {
-            candidates
-        } else {
-            reachable
-        };
-        self.guess_turn = self.guess_turn.wrapping_add(1);
-        pool.get(self.guess_turn % pool.len().max(1)).copied()
+        let network = &self.network;
+        self.router.guess(
+            shard,
+            self.config.node_id,
+            known,
+            candidates,
+            |n| network.is_connected(n),
+        )
+    }
+
+    /// Sends every live member a clock ping.
+    pub(super) fn ping_clocks(&mut self, now_mono_ms: u64) {
+        let wall_ms = self.clock.wall_ms();
+        let me = self.config.node_id;
+        for member in self.live_members().into_iter().filter(|n| *n != me) {
+            self.send_frame(
+                member,
+                PeerFrame::ClockPing {
+                    mono_ms: now_mono_ms,
+                    wall_ms,
+                },
+            );
+        }
+    }
+
+    /// The verdict on this node's clock now, logged when it changes.
+    pub(super) fn check_clock(&mut self) -> ClockVerdict {
+        let members = self.live_members();
+        let verdict = self.peer_clocks.verdict(
+            &members,
+            self.config.node_id,
+            self.clock.monotonic_ms(),
+        );
+        if verdict != self.clock_verdict {
+            match verdict {
+                ClockVerdict::OutOfBounds { offset_ms } => tracing::error!(
+                    offset_ms,
+                    max_offset_ms = self.config.max_clock_offset_ms,
+                    "this node's clock differs from its peers' by more than the bound: it refuses to lead until it is fixed"
+                ),
+                ClockVerdict::InBounds => tracing::info!("clock within bounds of the peers'; this node may lead"),
+                ClockVerdict::Unknown => tracing::debug!("clock offset unknown (too few peers measured)"),
+            }
+            self.clock_verdict = verdict;
+        }
+        verdict
+    }
+
+    /// May this node lead now? Not while stopping, nor while its clock is not known to agree
+    /// with a majority of the members.
+    pub(super) fn may_lead(&self) -> bool {
+        self.leaving.is_none() && self.clock_verdict == ClockVerdict::InBounds
     }
 
     /// Serves a cluster change: the meta leader proposes it; others forward it there.
@@ -210,8 +284,13 @@ impl Engine {
                 ),
             };
         }
-        let tag = self.next_proposal_tag;
-        self.next_proposal_tag += 1;
+        if !self.meta.group.is_ready_leader() || !self.may_lead() {
+            return self.reply(
+                waiter,
+                ClientReply::Unavailable("the meta leader is not ready to serve yet".into()),
+            );
+        }
+        let tag = self.next_tag();
         let now_ms = self.now_ms();
         match self.meta.propose(command, Some(tag), now_ms) {
             Ok(()) => {
@@ -224,28 +303,36 @@ impl Engine {
         }
     }
 
+    /// A fresh proposal tag.
+    pub(super) fn next_tag(&mut self) -> u64 {
+        self.next_proposal_tag += 1;
+        self.next_proposal_tag
+    }
+
     /// Proposes a cluster change without waiting for it (from a shard leader or the
     /// rebalancer); lost proposals are made again on a later pass.
     pub(super) fn propose_meta(&mut self, command: MetaCommand) {
-        if self.meta.group.is_leader() {
+        if self.meta.group.is_ready_leader() {
             let now_ms = self.now_ms();
             let _ = self.meta.propose(command, None, now_ms);
-        } else if let Some(leader) = self.meta.group.leader() {
+        } else if let Some(leader) = self.meta.group.leader().filter(|l| *l != self.config.node_id) {
             self.send_frame(leader, PeerFrame::MetaProposal(command));
         }
     }
 
     /// A few times a second: the meta leader keeps the meta group's configuration equal to
     /// the live members and runs the rebalancer; every group leader steps its configuration
-    /// towards the cluster state; a stopping node hands its leaderships away.
+    /// towards the cluster state; a node that must not lead (stopping, or its clock out of
+    /// bounds) hands its leaderships away.
     pub(super) fn membership_pass(&mut self) {
-        if self.leaving.is_some() {
+        self.check_clock();
+        if !self.may_lead() {
             return self.hand_over_leaderships();
         }
         let Some(meta) = self.meta.meta.clone() else {
             return;
         };
-        if self.meta.group.is_leader() {
+        if self.meta.group.is_ready_leader() {
             let desired = meta.live_members();
             self.reconcile_meta(&desired);
             let applied = self.meta.group.applied;
@@ -263,7 +350,7 @@ impl Engine {
         let led: Vec<u32> = self
             .replicas
             .iter()
-            .filter(|(_, r)| r.is_leader())
+            .filter(|(_, r)| r.is_serving())
             .map(|(s, _)| *s)
             .collect();
         for shard in led {
@@ -292,8 +379,8 @@ impl Engine {
         }
     }
 
-    /// Transfers every leadership to a caught-up voter; answers the waiting stop once none is
-    /// left or time is up.
+    /// Transfers every leadership to a caught-up voter; answers a waiting stop once none is
+    /// left or its time is up.
     fn hand_over_leaderships(&mut self) {
         let me = self.config.node_id;
         let mut leading = 0;
@@ -318,8 +405,11 @@ impl Engine {
                 group.raw.transfer_leader(*heir);
             }
         }
-        let leaving = self.leaving.as_mut().expect("leaving");
-        if leading == 0 || Instant::now() >= leaving.deadline {
+        let now = self.clock.monotonic_ms();
+        let Some(leaving) = self.leaving.as_mut() else {
+            return;
+        };
+        if leading == 0 || now >= leaving.deadline_ms {
             if let Some(reply) = leaving.reply.take() {
                 tracing::info!(still_leading = leading, "leaderships handed over");
                 let _ = reply.send(leading);

@@ -1,7 +1,7 @@
 //! The meta group on this node: the Raft group every live member holds, whose state machine is
 //! the [`ClusterMeta`] — members, placement, moves.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use raft::prelude::{Entry, Snapshot};
 use serde::{Deserialize, Serialize};
@@ -46,20 +46,21 @@ pub(super) struct MetaGroup {
     /// `None` on a joining node until the leader's snapshot arrives.
     pub meta: Option<ClusterMeta>,
     /// Callers waiting for a meta command, by proposal tag.
-    pub tagged: HashMap<u64, Waiter>,
+    pub tagged: BTreeMap<u64, Waiter>,
 }
 
 impl MetaGroup {
     pub fn open(
         config: &EngineConfig,
         start: GroupStart,
+        incarnation: u64,
     ) -> Result<(MetaGroup, Vec<WriteOp>), EngineError> {
-        let (group, snapshot, writes) = RaftGroup::open(config, META_GROUP, start)?;
+        let (group, snapshot, writes) = RaftGroup::open(config, META_GROUP, start, incarnation)?;
         let meta = snapshot.as_ref().map(restore_meta).transpose()?;
         let meta_group = MetaGroup {
             group,
             meta,
-            tagged: HashMap::new(),
+            tagged: BTreeMap::new(),
         };
         Ok((meta_group, writes))
     }
@@ -82,7 +83,7 @@ impl MetaGroup {
     pub fn apply_entries(&mut self, entries: Vec<Entry>) -> ApplyOutput {
         let mut out = ApplyOutput::default();
         for entry in entries {
-            self.group.applied = entry.index;
+            self.group.note_applied(&entry);
             if self.group.apply_conf_entry(&entry) {
                 out.meta_changed = true;
                 continue;
@@ -132,13 +133,10 @@ impl MetaGroup {
     pub fn on_role_change(&mut self) -> Vec<(Waiter, ClientReply)> {
         match self.group.role_changed() {
             Some(false) => {
-                let not_leader = ClientReply::NotLeader {
-                    shard: META_GROUP,
-                    leader: self.group.leader(),
-                };
-                self.tagged
-                    .drain()
-                    .map(|(_, w)| (w, not_leader.clone()))
+                let lost = ClientReply::Ambiguous("meta leadership changed before the answer".into());
+                std::mem::take(&mut self.tagged)
+                    .into_values()
+                    .map(|w| (w, lost.clone()))
                     .collect()
             }
             Some(true) => {

@@ -23,19 +23,40 @@ pub struct PinJob {
     pub waiter: Waiter,
 }
 
-/// The worker pool.
+/// The worker pool, started on its first job (a node whose PINs are all keyed digests, and the
+/// simulator, never start it).
 pub struct PinVerifier {
-    jobs: SyncSender<PinJob>,
+    workers: usize,
+    queue_max: usize,
+    engine: SyncSender<Input>,
+    hasher: PinHasher,
+    jobs: Option<SyncSender<PinJob>>,
 }
 
 impl PinVerifier {
-    /// Starts `workers` threads sharing a queue of at most `queue_max` jobs.
-    pub fn start(
+    /// A pool of `workers` threads sharing a queue of at most `queue_max` jobs, once started.
+    pub fn new(
         workers: usize,
         queue_max: usize,
         engine: SyncSender<Input>,
         hasher: PinHasher,
     ) -> PinVerifier {
+        PinVerifier {
+            workers,
+            queue_max,
+            engine,
+            hasher,
+            jobs: None,
+        }
+    }
+
+    fn start(&self) -> SyncSender<PinJob> {
+        let (workers, queue_max, engine, hasher) = (
+            self.workers,
+            self.queue_max,
+            self.engine.clone(),
+            self.hasher.clone(),
+        );
         let (jobs, queue) = sync_channel::<PinJob>(queue_max.max(1));
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..workers.max(1) {
@@ -47,12 +68,20 @@ impl PinVerifier {
                 tracing::error!(%error, "cannot start a PIN verification worker");
             }
         }
-        PinVerifier { jobs }
+        jobs
     }
 
     /// Queues a job, or hands it back when the queue is full.
-    pub fn submit(&self, job: PinJob) -> Result<(), Box<PinJob>> {
-        self.jobs.try_send(job).map_err(|e| match e {
+    pub fn submit(&mut self, job: PinJob) -> Result<(), Box<PinJob>> {
+        let jobs = match &self.jobs {
+            Some(jobs) => jobs.clone(),
+            None => {
+                let jobs = self.start();
+                self.jobs = Some(jobs.clone());
+                jobs
+            }
+        };
+        jobs.try_send(job).map_err(|e| match e {
             TrySendError::Full(job) | TrySendError::Disconnected(job) => Box::new(job),
         })
     }

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 
 use protobuf::Message as _;
 use raft::prelude::{Entry, Message, Snapshot};
+use raft::ReadState;
 use tuma_actors::protocol::Envelope;
 
 use super::group::RaftGroup;
@@ -27,11 +28,16 @@ pub(super) trait Machine {
     /// Replaces the state machine with a leader's snapshot.
     fn install(&mut self, snapshot: &Snapshot) -> Result<WriteOp, EngineError>;
     fn apply(&mut self, entries: Vec<Entry>, now_ms: u64) -> ApplyOutput;
+    /// Read indexes raft-rs confirmed (only shard replicas serve reads).
+    fn confirm_reads(&mut self, _states: &[ReadState]) {}
 }
 
 impl Machine for Replica {
     fn group(&mut self) -> &mut RaftGroup {
         &mut self.group
+    }
+    fn confirm_reads(&mut self, states: &[ReadState]) {
+        Replica::confirm_reads(self, states)
     }
     fn install(&mut self, snapshot: &Snapshot) -> Result<WriteOp, EngineError> {
         self.install_snapshot(snapshot)
@@ -67,6 +73,9 @@ fn stage<M: Machine>(
     }
     let mut ready = machine.group().raw.ready();
     let early = ready.take_messages();
+    if !ready.read_states().is_empty() {
+        machine.confirm_reads(ready.read_states());
+    }
     if !ready.snapshot().is_empty() {
         let snapshot = ready.snapshot().clone();
         let op = machine
@@ -87,9 +96,14 @@ fn stage<M: Machine>(
     }
     if let Some(hard_state) = ready.hs() {
         group.log.set_hard_state(hard_state.clone());
+    }
+    if ready.hs().is_some() || group.take_commit_advanced() {
+        // The commit index is persisted with the hard state whenever it advances (a single
+        // voter advances it only in light Readies), so a restart never finds a checkpoint
+        // ahead of the persisted commit.
         batch.ops.push(WriteOp::HardState {
             shard: group.id,
-            state: hard_state.clone(),
+            state: group.log.hard_state(),
         });
     }
     Ok(Some(StagedReady { ready, early }))
@@ -116,12 +130,20 @@ fn complete<M: Machine>(
     let mut light = group.raw.advance(ready);
     if let Some(commit) = light.commit_index() {
         group.log.set_commit(commit);
+        group.commit_advanced();
     }
     sends.extend(light.take_messages());
     let committed = light.take_committed_entries();
     output.extend(machine.apply(committed, now_ms));
     machine.group().raw.advance_apply();
     sends
+}
+
+fn hard_state_op(group: &RaftGroup) -> WriteOp {
+    WriteOp::HardState {
+        shard: group.id,
+        state: group.log.hard_state(),
+    }
 }
 
 impl Engine {
@@ -175,32 +197,37 @@ impl Engine {
             self.send_raft(shard, sends);
         }
         output.replies.extend(self.meta.on_role_change());
-        self.notice_role_changes(&mut output);
+        self.follow_roles(&mut output);
         self.checkpoint()?;
         if output.meta_changed {
             self.on_meta_changed();
         }
+        self.collect_removed_replicas()?;
         self.finish(output);
         Ok(())
     }
 
-    fn notice_role_changes(&mut self, output: &mut ApplyOutput) {
+    /// Starts and stops drivers as replicas become (ready) leaders or lose leadership, answers
+    /// the reads that are now applied, and stops the account actors of shards no longer led.
+    fn follow_roles(&mut self, output: &mut ApplyOutput) {
         let mut lost = Vec::new();
+        let may_lead = self.may_lead();
         for (shard, replica) in self.replicas.iter_mut() {
-            if let Some(replies) = replica.on_role_change() {
-                if !replica.is_leader() {
-                    lost.push(*shard);
-                }
+            if let Some(replies) = replica.follow_role(may_lead) {
                 output.replies.extend(replies);
+                lost.push(*shard);
             }
+            output.replies.extend(replica.answer_reads());
         }
-        for shard in lost {
+        if !lost.is_empty() {
             let map = self.map;
             self.actors
-                .stop_shard(|account| map.shard_of(account) == shard);
+                .stop_shard(|account| lost.contains(&map.shard_of(account)));
         }
     }
 
+    /// Writes the checkpoints that are due, each with its group's hard state, so the persisted
+    /// commit index is never behind a checkpoint (a restart would refuse such a log).
     fn checkpoint(&mut self) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
         let (every, keep) = (
@@ -212,13 +239,12 @@ impl Engine {
             .maybe_checkpoint(every.min(META_CHECKPOINT_EVERY), keep)
         {
             batch.ops.push(op);
+            batch.ops.push(hard_state_op(&self.meta.group));
         }
         for replica in self.replicas.values_mut() {
-            if let Some(op) = replica.maybe_checkpoint(
-                self.config.checkpoint_every_entries,
-                self.config.log_keep_entries,
-            ) {
+            if let Some(op) = replica.maybe_checkpoint(every, keep) {
                 batch.ops.push(op);
+                batch.ops.push(hard_state_op(&replica.group));
             }
         }
         if !batch.is_empty() {
@@ -246,35 +272,36 @@ impl Engine {
         }
     }
 
-    /// Delivers protocol messages: to a local leader directly, else to the shard's leader (or
-    /// every replica of it when the leader is unknown). Lost messages are resent by drivers.
+    /// Delivers protocol messages: to a local serving leader directly, else to the shard's
+    /// leader (or every replica of it when the leader is unknown). Lost messages are resent by
+    /// drivers.
     pub(super) fn route(&mut self, envelopes: Vec<Envelope>) {
         let mut queue: VecDeque<Envelope> = envelopes.into();
         let mut delivered = 0;
         while let Some(envelope) = queue.pop_front() {
             let to = envelope.to;
-            let local_leader = self.replicas.get(&to).is_some_and(|r| r.is_leader());
-            if local_leader && delivered < LOCAL_DELIVERIES_MAX {
+            let local = self.replicas.get(&to).is_some_and(|r| r.takes_protocol());
+            if local && delivered < LOCAL_DELIVERIES_MAX {
                 delivered += 1;
                 queue.extend(self.deliver_local(envelope));
                 continue;
             }
+            let me = self.config.node_id;
             let leader = self
                 .replicas
                 .get(&to)
                 .and_then(|r| r.leader())
-                .filter(|l| *l != self.config.node_id);
+                .filter(|l| *l != me);
             let hint = self
-                .leader_hints
-                .get(&to)
-                .copied()
-                .filter(|n| self.transport.is_connected(*n));
+                .router
+                .hint(to)
+                .filter(|n| self.network.is_connected(*n));
             let targets: Vec<NodeId> = match leader.or(hint) {
                 Some(leader) => vec![leader],
                 None => self
                     .shard_holders(to)
                     .into_iter()
-                    .filter(|n| *n != self.config.node_id)
+                    .filter(|n| *n != me)
                     .collect(),
             };
             for node in targets {
@@ -289,25 +316,19 @@ impl Engine {
         let Some(replica) = self.replicas.get_mut(&envelope.to) else {
             return Vec::new();
         };
-        let Some(driver) = replica.driver.as_mut() else {
-            return Vec::new();
-        };
-        let effects = driver.on_message(&replica.ledger, &envelope, now_ms);
+        let effects = replica.on_protocol(&envelope, now_ms);
         for command in effects.propose {
             let _ = replica.propose(command, None, now_ms);
         }
         effects.send
     }
 
-    /// Ticks every leading replica's driver: resends, sweeps, inquiries.
+    /// Ticks every serving replica's driver: resends, sweeps, inquiries.
     pub(super) fn drive_protocol(&mut self) {
         let now_ms = self.now_ms();
         let mut envelopes = Vec::new();
         for replica in self.replicas.values_mut() {
-            let Some(driver) = replica.driver.as_mut() else {
-                continue;
-            };
-            let effects = driver.on_tick(&replica.ledger, now_ms);
+            let effects = replica.drive(now_ms);
             envelopes.extend(effects.send);
             for command in effects.propose {
                 let _ = replica.propose(command, None, now_ms);
@@ -316,14 +337,21 @@ impl Engine {
         self.route(envelopes);
     }
 
+    /// A frame from peer `from` (the node its connection authenticated as). Frames that claim
+    /// to speak for another node, or for a shard the sender holds no replica of, are dropped.
     pub(super) fn on_peer(&mut self, from: NodeId, frame: PeerFrame) {
         match frame {
             PeerFrame::Raft { shard, message } => self.step_raft(from, shard, &message),
             PeerFrame::Protocol(envelope) => {
+                if !self.holds_or_held(envelope.from, from) {
+                    tracing::warn!(from, shard = envelope.from, "protocol message from a node that holds no replica of its shard; dropped");
+                    metrics::counter!("tuma_engine_frames_refused_total").increment(1);
+                    return;
+                }
                 if self
                     .replicas
                     .get(&envelope.to)
-                    .is_some_and(|r| r.is_leader())
+                    .is_some_and(|r| r.takes_protocol())
                 {
                     let more = self.deliver_local(envelope);
                     self.route(more);
@@ -338,17 +366,48 @@ impl Engine {
                     leader: Some(leader),
                 } = &reply
                 {
-                    self.leader_hints.insert(*shard, *leader);
+                    self.router.learn(*shard, *leader);
                 }
-                if let Some((waiter, _)) = self.forwarded.remove(&id) {
-                    self.reply(waiter, reply);
+                match self.router.answered(id, from) {
+                    Some(waiter) => self.reply(waiter, reply),
+                    None => tracing::debug!(from, id, "an answer to no forward of ours (late, or from another node)"),
                 }
             }
             PeerFrame::MetaProposal(command) => {
-                if self.meta.group.is_leader() {
+                if self.meta.group.is_ready_leader() {
                     self.propose_meta(command);
                 }
             }
+            PeerFrame::Tombstone { shard, conf_index } => self.on_tombstone(from, shard, conf_index),
+            PeerFrame::ClockPing { mono_ms, wall_ms } => self.send_frame(
+                from,
+                PeerFrame::ClockPong {
+                    echo_mono_ms: mono_ms,
+                    echo_wall_ms: wall_ms,
+                    wall_ms: self.clock.wall_ms(),
+                },
+            ),
+            PeerFrame::ClockPong {
+                echo_mono_ms,
+                echo_wall_ms,
+                wall_ms,
+            } => {
+                let now = self.clock.monotonic_ms();
+                self.peer_clocks
+                    .record(from, echo_mono_ms, echo_wall_ms, wall_ms, now);
+            }
+        }
+    }
+
+    /// Whether `node` holds (or is receiving, or recently held) a replica of `shard` by the
+    /// cluster state. Before the cluster state is known every member is believed.
+    fn holds_or_held(&self, shard: u32, node: NodeId) -> bool {
+        if node == self.config.node_id {
+            return true;
+        }
+        match self.meta.meta.as_ref() {
+            Some(meta) => shard < meta.shards && meta.may_hold(shard, node),
+            None => true,
         }
     }
 }

@@ -1,17 +1,18 @@
-//! One shard replica on this node: its raft-rs group, its ledger, and (while it leads) its
-//! protocol driver and the callers waiting on it.
-
-use std::collections::HashMap;
+//! One shard replica on this node: its raft-rs group, its ledger, and (while it leads and is
+//! ready to serve) its protocol driver, the callers waiting on it, and the reads it confirms.
 
 use raft::prelude::{Entry, Snapshot};
+use raft::ReadState;
 use tuma_actors::ledger::{self, Applied, Command, LedgerConfig, LedgerState, ShardLedger};
-use tuma_actors::protocol::{Envelope, ShardDriver};
-use tuma_actors::transfer::TransferId;
+use tuma_actors::protocol::{Effects, Envelope, ShardDriver};
+use tuma_actors::transfer::TransferRequest;
 use tuma_actors::ShardMap;
 
 use super::group::{GroupStart, RaftGroup};
-use super::request::{ClientReply, Waiter};
-use super::{EngineConfig, EngineError};
+use super::reads::PendingReads;
+use super::request::{ClientReply, ClientRequest, Waiter};
+use super::waiters::Waiters;
+use super::{EngineConfig, EngineError, EngineFault};
 use crate::storage::WriteOp;
 use crate::transport::NodeId;
 
@@ -36,16 +37,16 @@ pub(super) struct Replica {
     pub shard: u32,
     pub group: RaftGroup,
     pub ledger: ShardLedger,
-    /// Present only while this replica leads.
-    pub driver: Option<ShardDriver>,
+    /// Present only while this replica leads and is ready to serve.
+    driver: Option<ShardDriver>,
     driver_config: tuma_actors::protocol::DriverConfig,
-    /// Callers waiting for a transfer's final answer.
-    pub transfer_waiters: HashMap<TransferId, Vec<Waiter>>,
-    /// Callers waiting for an admin command, by proposal tag.
-    pub tagged: HashMap<u64, Waiter>,
+    waiters: Waiters,
+    reads: PendingReads,
     /// SMS records this leader already handed to the sink (volatile; a new leader may resend).
     pub sms_sent_up_to: u64,
-    planted_fault: Option<super::EngineFault>,
+    /// The shard's leader said its configuration no longer holds this replica.
+    pub tombstoned: bool,
+    planted_fault: Option<EngineFault>,
 }
 
 fn bincode_config() -> bincode::config::Configuration {
@@ -66,9 +67,10 @@ impl Replica {
         map: ShardMap,
         shard: u32,
         start: GroupStart,
+        incarnation: u64,
     ) -> Result<(Replica, Vec<WriteOp>), EngineError> {
         let ledger_config = LedgerConfig::new(shard, map, config.tariffs.clone());
-        let (group, snapshot, writes) = RaftGroup::open(config, shard, start)?;
+        let (group, snapshot, writes) = RaftGroup::open(config, shard, start, incarnation)?;
         let ledger = match &snapshot {
             Some(snapshot) => restore_ledger(ledger_config, snapshot)?,
             None => ShardLedger::new(ledger_config),
@@ -79,9 +81,10 @@ impl Replica {
             ledger,
             driver: None,
             driver_config: config.driver.clone(),
-            transfer_waiters: HashMap::new(),
-            tagged: HashMap::new(),
+            waiters: Waiters::default(),
+            reads: PendingReads::default(),
             sms_sent_up_to: 0,
+            tombstoned: false,
             planted_fault: config.planted_fault,
         };
         Ok((replica, writes))
@@ -91,9 +94,21 @@ impl Replica {
         self.group.is_leader()
     }
 
+    /// Leads and has applied an entry of its own term: may answer requests and reads.
+    pub fn is_serving(&self) -> bool {
+        self.group.is_ready_leader()
+    }
+
     /// The leader this replica knows of, if any.
     pub fn leader(&self) -> Option<NodeId> {
         self.group.leader()
+    }
+
+    fn not_leader(&self) -> ClientReply {
+        ClientReply::NotLeader {
+            shard: self.shard,
+            leader: self.leader(),
+        }
     }
 
     /// Proposes a ledger command stamped with this leader's clock. `tag` lets the proposer find
@@ -113,11 +128,59 @@ impl Replica {
         self.group.propose_tagged(data, tag)
     }
 
-    /// Applies committed entries in order; answers waiters; runs the driver while leading.
+    /// Proposes an admin command whose caller waits for its result.
+    pub fn propose_for(&mut self, command: Command, tag: u64, waiter: Waiter, now_ms: u64) -> Option<(Waiter, ClientReply)> {
+        match self.propose(command, Some(tag), now_ms) {
+            Ok(()) => {
+                self.waiters.wait_tag(tag, waiter);
+                None
+            }
+            Err(_) => Some((waiter, self.not_leader())),
+        }
+    }
+
+    /// Proposes a transfer whose caller waits for its final answer.
+    pub fn propose_transfer(&mut self, request: TransferRequest, waiter: Waiter, now_ms: u64) -> Option<(Waiter, ClientReply)> {
+        if let Err(_) = self.propose(Command::Transfer(request.clone()), None, now_ms) {
+            return Some((waiter, self.not_leader()));
+        }
+        self.wait_transfer(request, waiter)
+    }
+
+    /// Waits for the final answer of a transfer already in flight.
+    pub fn wait_transfer(&mut self, request: TransferRequest, waiter: Waiter) -> Option<(Waiter, ClientReply)> {
+        self.waiters
+            .wait_transfer(request, waiter)
+            .err()
+            .map(|w| (w, ClientReply::Unavailable("too many retries waiting for this transfer".into())))
+    }
+
+    /// Starts a linearizable read: confirmed by a quorum (ReadIndex), answered once applied.
+    pub fn read(&mut self, request: ClientRequest, waiter: Waiter) -> Option<(Waiter, ClientReply)> {
+        match self.reads.register(request, waiter) {
+            Ok(context) => {
+                self.group.raw.read_index(context);
+                None
+            }
+            Err(waiter) => Some((waiter, ClientReply::Unavailable("too many reads waiting".into()))),
+        }
+    }
+
+    /// Read indexes raft-rs confirmed in this Ready.
+    pub fn confirm_reads(&mut self, states: &[ReadState]) {
+        self.reads.confirm(states);
+    }
+
+    /// Answers the confirmed reads this replica has applied far enough for.
+    pub fn answer_reads(&mut self) -> Vec<(Waiter, ClientReply)> {
+        self.reads.answer(&self.ledger, self.group.applied)
+    }
+
+    /// Applies committed entries in order; answers waiters; runs the driver while serving.
     pub fn apply_entries(&mut self, entries: Vec<Entry>, now_ms: u64) -> ApplyOutput {
         let mut out = ApplyOutput::default();
         for entry in entries {
-            self.group.applied = entry.index;
+            self.group.note_applied(&entry);
             if self.group.apply_conf_entry(&entry) || entry.data.is_empty() {
                 continue;
             }
@@ -133,44 +196,11 @@ impl Replica {
             if let Some(waiter) = self
                 .group
                 .tag_of(&entry)
-                .and_then(|tag| self.tagged.remove(&tag))
+                .and_then(|tag| self.waiters.take_tag(tag))
             {
                 out.replies.push((waiter, reply_for_command(&applied)));
             }
-            match &applied {
-                Applied::TransferFinished(receipt) => {
-                    for waiter in self
-                        .transfer_waiters
-                        .remove(&receipt.id)
-                        .unwrap_or_default()
-                    {
-                        out.replies
-                            .push((waiter, ClientReply::Receipt(receipt.clone())));
-                    }
-                }
-                Applied::TransferPrepared(offer)
-                    if self.planted_fault == Some(super::EngineFault::AckBeforeDecide) =>
-                {
-                    let premature = tuma_actors::ledger::Receipt {
-                        id: offer.id.clone(),
-                        result: tuma_actors::ResultCode::Success,
-                        txn_id: Some(offer.txn_id),
-                        fee: tuma_actors::money::Money::ZERO,
-                        balance: tuma_actors::money::Money::ZERO,
-                        payee_name: None,
-                    };
-                    for waiter in self.transfer_waiters.remove(&offer.id).unwrap_or_default() {
-                        out.replies
-                            .push((waiter, ClientReply::Receipt(premature.clone())));
-                    }
-                }
-                Applied::TransferRefused { id, result } => {
-                    for waiter in self.transfer_waiters.remove(id).unwrap_or_default() {
-                        out.replies.push((waiter, ClientReply::Refused(*result)));
-                    }
-                }
-                _ => {}
-            }
+            self.answer_transfer_waiters(&ledger_entry.command, &applied, &mut out.replies);
             if let Some(driver) = self.driver.as_mut() {
                 let effects = driver.on_applied(&self.ledger, &applied, now_ms);
                 out.envelopes.extend(effects.send);
@@ -180,6 +210,69 @@ impl Replica {
             }
         }
         out
+    }
+
+    /// Answers the callers an applied entry resolves: the final answer of a transfer goes to
+    /// the callers of that very request; a refusal of a proposed request to its own callers.
+    fn answer_transfer_waiters(
+        &mut self,
+        command: &Command,
+        applied: &Applied,
+        out: &mut Vec<(Waiter, ClientReply)>,
+    ) {
+        match applied {
+            Applied::TransferFinished(receipt) => {
+                let Some(record) = self.ledger.outgoing(&receipt.id) else {
+                    return;
+                };
+                let request = record.request.clone();
+                self.waiters.finished(&request, receipt, out);
+            }
+            Applied::TransferPrepared(offer)
+                if self.planted_fault == Some(EngineFault::AckBeforeDecide) =>
+            {
+                let premature = ledger::Receipt {
+                    id: offer.id.clone(),
+                    result: tuma_actors::ResultCode::Success,
+                    txn_id: Some(offer.txn_id),
+                    fee: tuma_actors::money::Money::ZERO,
+                    balance: tuma_actors::money::Money::ZERO,
+                    payee_name: None,
+                };
+                if let Some(record) = self.ledger.outgoing(&offer.id) {
+                    let request = record.request.clone();
+                    self.waiters.finished(&request, &premature, out);
+                }
+            }
+            Applied::TransferRefused { result, .. } => {
+                if let Command::Transfer(request) = command {
+                    self.waiters
+                        .answer_request(request, &ClientReply::Refused(*result), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The driver's periodic work (nothing unless serving).
+    pub fn drive(&mut self, now_ms: u64) -> Effects {
+        match self.driver.as_mut() {
+            Some(driver) => driver.on_tick(&self.ledger, now_ms),
+            None => Effects::default(),
+        }
+    }
+
+    /// A protocol message for this shard (ignored unless serving).
+    pub fn on_protocol(&mut self, envelope: &Envelope, now_ms: u64) -> Effects {
+        match self.driver.as_mut() {
+            Some(driver) => driver.on_message(&self.ledger, envelope, now_ms),
+            None => Effects::default(),
+        }
+    }
+
+    /// Whether protocol messages for this shard are handled here.
+    pub fn takes_protocol(&self) -> bool {
+        self.driver.is_some()
     }
 
     /// Installs a snapshot sent by the leader; returns the durable operation that records it.
@@ -198,33 +291,49 @@ impl Replica {
         })
     }
 
-    /// Notices leadership changes: a new leader starts a driver; a deposed one drops it and
-    /// tells every waiting caller to retry at the new leader. Returns the waiters to answer.
-    pub fn on_role_change(&mut self) -> Option<Vec<(Waiter, ClientReply)>> {
-        let leading = self.group.role_changed()?;
-        if leading {
-            tracing::info!(
-                shard = self.shard,
-                term = self.group.raw.raft.term,
-                "became leader"
-            );
-            self.driver = Some(ShardDriver::new(self.shard, self.driver_config.clone()));
-            return Some(Vec::new());
-        }
-        tracing::info!(shard = self.shard, leader = ?self.leader(), "lost leadership");
-        self.driver = None;
-        let not_leader = ClientReply::NotLeader {
-            shard: self.shard,
-            leader: self.leader(),
+    /// Follows leadership: the driver starts once this replica leads *and* has applied an
+    /// entry of its term (a leader that answered protocol messages before that could presume
+    /// abort for a transfer its log already committed); a deposed leader drops it and tells
+    /// every waiting caller to retry at the new leader. Returns the waiters to answer when
+    /// leadership was lost.
+    pub fn follow_role(&mut self, may_lead: bool) -> Option<Vec<(Waiter, ClientReply)>> {
+        let driving = match self.planted_fault {
+            Some(EngineFault::PresumeAbortEarly) => self.is_leader(),
+            _ => self.is_serving() && may_lead,
         };
-        let waiters = self
-            .transfer_waiters
+        match (driving, self.driver.is_some()) {
+            (true, false) => {
+                tracing::info!(
+                    shard = self.shard,
+                    term = self.group.raw.raft.term,
+                    "leads and serves"
+                );
+                self.driver = Some(ShardDriver::new(self.shard, self.driver_config.clone()));
+            }
+            (false, true) => self.driver = None,
+            _ => {}
+        }
+        match self.group.role_changed() {
+            Some(false) => {
+                tracing::info!(shard = self.shard, leader = ?self.leader(), "lost leadership");
+                Some(self.drain(ClientReply::Ambiguous(
+                    "leadership changed before the answer".into(),
+                )))
+            }
+            _ => None,
+        }
+    }
+
+    /// Every waiting caller gets `reply` (reads get "not leader": they did nothing).
+    pub fn drain(&mut self, reply: ClientReply) -> Vec<(Waiter, ClientReply)> {
+        let not_leader = self.not_leader();
+        let reads = self.reads.drain().into_iter().map(|w| (w, not_leader.clone()));
+        self.waiters
             .drain()
-            .flat_map(|(_, w)| w)
-            .chain(self.tagged.drain().map(|(_, w)| w))
-            .map(|w| (w, not_leader.clone()))
-            .collect();
-        Some(waiters)
+            .into_iter()
+            .map(|w| (w, reply.clone()))
+            .chain(reads)
+            .collect()
     }
 }
 

@@ -35,13 +35,27 @@ pub enum ClientRequest {
     },
     /// Recent transfers touching an account, newest first.
     Statement { account: AccountRef, limit: usize },
-    /// Test-only fault hook: the next transfer from this account panics in its actor.
+    /// Test-only fault hook (served only by a node started with test hooks on): the next
+    /// transfer from this account panics in its actor.
     PlantPanic { account: AccountRef },
     /// A change to the cluster (join, drain), for the meta group's leader.
     Meta { command: MetaCommand },
 }
 
 impl ClientRequest {
+    /// True for requests that only read a shard's state: served by a leader that confirmed
+    /// its leadership (ReadIndex) and applied up to it, so they are linearizable.
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            ClientRequest::Account { .. }
+                | ClientRequest::TransferStatus { .. }
+                | ClientRequest::TransferByReceipt { .. }
+                | ClientRequest::Audit { .. }
+                | ClientRequest::Statement { .. }
+        )
+    }
+
     /// The shard whose leader must answer.
     pub fn shard(&self, map: &tuma_actors::ShardMap) -> u32 {
         match self {
@@ -91,13 +105,46 @@ pub enum ClientReply {
     Statement(Vec<StatementLine>),
     /// A cluster change's outcome.
     Meta(MetaOutcome),
-    /// This node does not lead the shard; retry there (or anywhere, if unknown).
+    /// This node does not lead the shard (or leads it but is not ready to serve yet); nothing
+    /// was done: retry there (or anywhere, if unknown).
     NotLeader {
         shard: u32,
         leader: Option<NodeId>,
     },
-    /// The node cannot answer now (overloaded, shutting down, actor restarted); retry.
+    /// The node cannot take the request now (overloaded, shutting down); nothing was done:
+    /// retry.
     Unavailable(String),
+    /// The request was taken but its outcome is unknown (leadership changed after it was
+    /// proposed, the answer timed out): it may or may not have been applied. Idempotent
+    /// requests (transfers by id) retry; others must not be repeated blindly.
+    Ambiguous(String),
+}
+
+impl ClientReply {
+    /// A short description for error messages (never Debug output).
+    pub fn describe(&self) -> String {
+        match self {
+            ClientReply::NotLeader {
+                shard,
+                leader: Some(leader),
+            } => format!("shard {shard} is led by node {leader}"),
+            ClientReply::NotLeader { shard, leader: None } => {
+                format!("shard {shard} has no leader right now")
+            }
+            ClientReply::Unavailable(why) => format!("unavailable: {why}"),
+            ClientReply::Ambiguous(why) => format!("outcome unknown: {why}"),
+            ClientReply::Done(code) | ClientReply::Refused(code) => code.name().to_string(),
+            ClientReply::DoneMany(_) => "bulk result".into(),
+            ClientReply::Receipt(receipt) => receipt.result.name().to_string(),
+            ClientReply::InProgress => "in progress".into(),
+            ClientReply::UnknownTransfer => "unknown transfer".into(),
+            ClientReply::Account(_) => "account".into(),
+            ClientReply::Transfer(_) => "transfer".into(),
+            ClientReply::Audit(_) => "audit".into(),
+            ClientReply::Statement(_) => "statement".into(),
+            ClientReply::Meta(_) => "cluster change".into(),
+        }
+    }
 }
 
 /// Who is waiting for an answer.
@@ -139,7 +186,7 @@ pub enum Input {
     /// Hand every leadership to other nodes before stopping; answers how many this node
     /// still leads when done or out of time.
     Leave {
-        deadline: std::time::Instant,
+        within_ms: u64,
         reply: oneshot::Sender<usize>,
     },
     Shutdown,

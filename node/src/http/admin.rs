@@ -96,8 +96,7 @@ async fn admin_command(
         ClientReply::Done(code) if code.is_success() => Ok(()),
         ClientReply::Done(code) => Err(ApiError::from_code(code)),
         other => Err(ApiError::unavailable(format!(
-            "no leader answered: {other:?}"
-        ))),
+            "no leader answered: {}", other.describe()))),
     }
 }
 
@@ -283,7 +282,7 @@ pub async fn issue_float(
         }))),
         ClientReply::Receipt(r) => Err(ApiError::from_code(r.result)),
         ClientReply::Refused(code) => Err(ApiError::from_code(code)),
-        other => Err(ApiError::unavailable(format!("no answer: {other:?}"))),
+        other => Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
     }
 }
 
@@ -323,7 +322,7 @@ pub async fn account(
     match reply {
         ClientReply::Account(Some(account)) => Ok(Json(account_json(&reference, &account))),
         ClientReply::Account(None) => Err(ApiError::not_found(format!("no account {reference}"))),
-        other => Err(ApiError::unavailable(format!("no answer: {other:?}"))),
+        other => Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
     }
 }
 
@@ -420,8 +419,7 @@ pub async fn audit(
             ClientReply::Audit(audit) => audits.push(*audit),
             other => {
                 return Err(ApiError::unavailable(format!(
-                    "shard {shard} did not answer: {other:?}"
-                )))
+                    "shard {shard} did not answer: {}", other.describe())))
             }
         }
     }
@@ -476,7 +474,7 @@ pub async fn plant_panic(
         .await;
     match reply {
         ClientReply::Done(_) => Ok(Json(json!({ "planted": true }))),
-        other => Err(ApiError::unavailable(format!("no answer: {other:?}"))),
+        other => Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
     }
 }
 

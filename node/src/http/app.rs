@@ -215,8 +215,7 @@ pub async fn transfer_status(
             ClientReply::UnknownTransfer => {}
             other => {
                 return Err(ApiError::unavailable(format!(
-                    "a shard did not answer: {other:?}"
-                )))
+                    "a shard did not answer: {}", other.describe())))
             }
         }
     }
@@ -256,7 +255,7 @@ async fn check_pin(
     let hash = match reply {
         ClientReply::Account(Some(a)) => a.pin.map(|p| p.hash),
         ClientReply::Account(None) => return Err(ApiError::from_code(ResultCode::UnknownAccount)),
-        other => return Err(ApiError::unavailable(format!("no answer: {other:?}"))),
+        other => return Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
     };
     let verdict = match hash {
         Some(hash) => match state.verify_pin(hash, pin).await {
@@ -278,13 +277,17 @@ async fn check_pin(
     };
     match state
         .calls
-        .call(ClientRequest::Command { shard, command }, deadline)
+        .call_with(
+            ClientRequest::Command { shard, command },
+            deadline,
+            super::calls::Repeat::AtMostOnce,
+        )
         .await
         .0
     {
         ClientReply::Done(ResultCode::Success) => Ok(account),
         ClientReply::Done(code) => Err(ApiError::from_code(code)),
-        other => Err(ApiError::unavailable(format!("no answer: {other:?}"))),
+        other => Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
     }
 }
 
@@ -309,7 +312,7 @@ pub async fn balance(
             "balance": a.balances.balance().to_decimal_string(),
             "available": a.balances.available().to_decimal_string(),
         }))),
-        other => Err(ApiError::unavailable(format!("no answer: {other:?}"))),
+        other => Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
     }
 }
 
@@ -347,6 +350,6 @@ pub async fn statement(
                 json!({ "msisdn": account.to_string(), "lines": lines }),
             ))
         }
-        other => Err(ApiError::unavailable(format!("no answer: {other:?}"))),
+        other => Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
     }
 }

@@ -131,7 +131,7 @@ pub async fn register_customers(
             }
             other => {
                 for row in numbers {
-                    failed.push(json!({"row": row, "error": format!("not registered: {other:?}")}));
+                    failed.push(json!({"row": row, "error": format!("not registered: {}", other.describe())}));
                 }
             }
         }

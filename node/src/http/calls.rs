@@ -1,5 +1,6 @@
 //! Calling the engine: a request goes to whichever node leads its shard (the engine forwards),
-//! and is retried with the same idempotency key on leader change until its deadline.
+//! and is retried on leader change until its deadline — blindly only when repeating it is
+//! harmless.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,16 @@ const RETRY_PAUSE_MAX: Duration = Duration::from_millis(500);
 /// safe and finds a leader that changed or a forward that was lost.
 const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(1);
 
+/// Whether a request may be repeated when its outcome is unknown.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Repeat {
+    /// Repeating it cannot do it twice (transfers by id, reads, registrations with the same
+    /// content, setting a state): retried on every retryable answer.
+    Idempotent,
+    /// Repeating it could count twice (a PIN attempt): retried only when nothing was done.
+    AtMostOnce,
+}
+
 #[derive(Clone)]
 pub struct Calls {
     pub handle: NodeHandle,
@@ -22,9 +33,19 @@ impl Calls {
         Calls { handle }
     }
 
-    /// Asks until an answer other than "not leader"/"unavailable", or the deadline.
-    /// Returns the last answer and how many retries it took.
+    /// Asks an idempotent request until an answer other than "not leader"/"unavailable"/
+    /// "outcome unknown", or the deadline. Returns the last answer and the retries it took.
     pub async fn call(&self, request: ClientRequest, deadline: Instant) -> (ClientReply, u32) {
+        self.call_with(request, deadline, Repeat::Idempotent).await
+    }
+
+    /// Asks a request, retrying as `repeat` allows.
+    pub async fn call_with(
+        &self,
+        request: ClientRequest,
+        deadline: Instant,
+        repeat: Repeat,
+    ) -> (ClientReply, u32) {
         let mut pause = RETRY_PAUSE_MIN;
         let mut retries = 0;
         loop {
@@ -33,10 +54,11 @@ impl Calls {
                 .handle
                 .request(request.clone(), remaining.min(ATTEMPT_TIMEOUT_MAX))
                 .await;
-            let retryable = matches!(
-                reply,
-                ClientReply::NotLeader { .. } | ClientReply::Unavailable(_)
-            );
+            let retryable = match reply {
+                ClientReply::NotLeader { .. } | ClientReply::Unavailable(_) => true,
+                ClientReply::Ambiguous(_) => repeat == Repeat::Idempotent,
+                _ => false,
+            };
             if !retryable || Instant::now() + pause >= deadline {
                 if retries > 0 {
                     metrics::counter!("tuma_http_retries_total").increment(u64::from(retries));

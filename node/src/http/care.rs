@@ -60,7 +60,7 @@ pub async fn reverse(
     {
         ClientReply::Transfer(Some(record)) if record.state == OutgoingState::Committed => record,
         ClientReply::Transfer(_) => return Err(ApiError::from_code(ResultCode::NotReversible)),
-        other => return Err(ApiError::unavailable(format!("no answer: {other:?}"))),
+        other => return Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
     };
     let request = TransferRequest {
         id,
@@ -81,6 +81,6 @@ pub async fn reverse(
     {
         (ClientReply::Receipt(receipt), retries) => Ok(Json(receipt_json(&receipt, retries))),
         (ClientReply::Refused(code), _) => Err(ApiError::from_code(code)),
-        (other, _) => Err(ApiError::unavailable(format!("no decision: {other:?}"))),
+        (other, _) => Err(ApiError::unavailable(format!("no decision: {}", other.describe()))),
     }
 }

@@ -55,11 +55,10 @@ pub async fn join(
     };
     let node_id = match change(&state, command).await? {
         MetaOutcome::Joined(id) => id,
-        other => {
-            return Err(ApiError::unavailable(format!(
-                "unexpected answer {other:?}"
-            )))
+        MetaOutcome::Done => {
+            return Err(ApiError::unavailable("the join was recorded without an id"))
         }
+        MetaOutcome::Refused(why) => return Err(ApiError::unavailable(why)),
     };
     let cluster = cluster_state(&state).await?;
     let mut members: BTreeMap<String, String> = cluster
@@ -118,8 +117,7 @@ async fn change(state: &ApiState, command: MetaCommand) -> Result<MetaOutcome, A
         }),
         ClientReply::Meta(outcome) => Ok(outcome),
         other => Err(ApiError::unavailable(format!(
-            "the cluster did not record the change: {other:?}"
-        ))),
+            "the cluster did not record the change: {}", other.describe()))),
     }
 }
 

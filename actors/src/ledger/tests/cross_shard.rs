@@ -287,7 +287,7 @@ fn an_id_colliding_across_payer_shards_never_merges() {
     assert!(c.finish(first.clone()).result.is_success());
     let mut clash = c.request(TransferKind::SendMoney, &a1, &b2, ksh(200));
     clash.id = first.id.clone();
-    assert_eq!(c.finish(clash).result, ResultCode::DuplicateRequest);
+    assert_eq!(c.finish(clash).result, ResultCode::IdempotencyConflict);
     assert_eq!(c.balance(&b2), ksh(100));
     assert_eq!(c.balance(&a1), ksh(1_000));
     assert_quiet(&c);

@@ -132,7 +132,16 @@ fn refusals_for_state_time_and_load() {
     let r = c.request(TransferKind::SendMoney, &nopin, &bob, ksh(10));
     refused(&mut c, r, ResultCode::NoPin);
     assert_eq!(
-        c.apply(0, Command::OpenAccount(open)),
+        c.apply(0, Command::OpenAccount(open.clone())),
+        Applied::Admin(ResultCode::Success),
+        "a retry of the same registration gets the same answer"
+    );
+    let other = OpenAccount {
+        name: "Someone Else".into(),
+        ..open
+    };
+    assert_eq!(
+        c.apply(0, Command::OpenAccount(other)),
         Applied::Admin(ResultCode::AccountExists)
     );
 }
@@ -174,7 +183,7 @@ fn overload_and_conflicting_reuse_are_refused_without_a_record() {
         applied,
         Applied::TransferRefused {
             id: first.id.clone(),
-            result: ResultCode::DuplicateRequest
+            result: ResultCode::IdempotencyConflict
         }
     );
     assert_eq!(

@@ -156,3 +156,77 @@ fn limits_at_their_edges() {
     let r = c.request(TransferKind::SendMoney, &alice, &carol, ksh(1));
     assert_eq!(c.finish(r).result, ResultCode::Success);
 }
+
+#[test]
+fn aborting_a_transfer_held_yesterday_keeps_todays_daily_usage() {
+    let mut c = Cluster::new(2);
+    let alice = c.open(&c.customer_on(0, 1), AccountKind::Customer);
+    let bob = c.open(&c.customer_on(0, 2), AccountKind::Customer);
+    let carol = c.open(&c.customer_on(1, 3), AccountKind::Customer);
+    c.fund(&alice, ksh(500_000));
+    // 23:59:59 EAT (T0 is 08:00 EAT): a cross-shard hold whose offer never arrives.
+    let midnight = crate::testkit::T0 + 16 * 3_600_000;
+    c.now = midnight - 1_000;
+    let held = c.request(TransferKind::SendMoney, &alice, &carol, ksh(100_000));
+    c.submit(held.clone());
+    c.in_flight.clear();
+    // Just after midnight: today's first transfer.
+    c.now = midnight + 5_000;
+    let r = c.request(TransferKind::SendMoney, &alice, &bob, ksh(240_000));
+    assert_eq!(c.finish(r).result, ResultCode::Success);
+    // Yesterday's hold passes its deadline and the sweeper aborts it.
+    c.now = midnight + 20_000;
+    c.tick();
+    c.deliver_all();
+    assert_eq!(
+        c.ledgers[0].receipt(&held.id).unwrap().result,
+        ResultCode::DeadlinePassed
+    );
+    let r = c.request(TransferKind::SendMoney, &alice, &bob, ksh(240_000));
+    assert_eq!(c.finish(r).result, ResultCode::Success);
+    c.fund(&alice, ksh(100_000));
+    // 480,000 sent today: 25,000 more would pass the 500,000 daily limit.
+    let r = c.request(TransferKind::SendMoney, &alice, &carol, ksh(25_000));
+    assert_eq!(c.finish(r).result, ResultCode::DailyLimitExceeded);
+}
+
+#[test]
+fn float_issue_has_a_per_transaction_limit_and_agents_a_maximum_balance() {
+    let mut c = Cluster::new(1);
+    let agent = c.open(&c.agent_on(0), AccountKind::Agent);
+    let issuer = crate::AccountRef::System(crate::account::SystemAccount::Issuer(0));
+    let issue = |c: &mut Cluster, amount: Money| {
+        let mut r = c.request(TransferKind::FloatIssue, &issuer, &agent, amount);
+        r.initiator = crate::roles::Role::Operator;
+        r.pin = crate::transfer::PinVerdict::NotRequired;
+        c.finish(r).result
+    };
+    let limits = Tariffs::kenya_default().limits;
+    let over = limits.float_per_transaction.checked_add(Money::from_cents(1)).unwrap();
+    assert_eq!(issue(&mut c, over), ResultCode::LimitExceeded);
+    assert_eq!(issue(&mut c, limits.float_per_transaction), ResultCode::Success);
+    // Fill the agent up to its maximum balance; a cent more is refused.
+    let mut balance = limits.float_per_transaction;
+    while balance < limits.max_float_balance {
+        assert_eq!(issue(&mut c, limits.float_per_transaction), ResultCode::Success);
+        balance = balance.checked_add(limits.float_per_transaction).unwrap();
+    }
+    assert_eq!(c.balance(&agent), limits.max_float_balance);
+    assert_eq!(issue(&mut c, ksh(1)), ResultCode::BalanceLimitExceeded);
+}
+
+#[test]
+fn a_shard_near_its_counter_capacity_refuses_instead_of_crashing_apply() {
+    let mut c = Cluster::new(1);
+    let alice = c.open(&c.customer_on(0, 1), AccountKind::Customer);
+    let bob = c.open(&c.customer_on(0, 2), AccountKind::Customer);
+    c.fund(&alice, ksh(1_000));
+    // A shard whose totals have grown to their capacity (centuries of traffic, or a flood of
+    // client-chosen amounts): the next transfer is refused, never an overflow panic.
+    let full = Money::from_cents(i64::MAX - 1_000);
+    assert!(full.cents() > super::super::checks::COUNTER_CAPACITY_CENTS);
+    c.ledgers[0].state.totals.debits_posted = full;
+    c.ledgers[0].state.totals.credits_posted = full;
+    let r = c.request(TransferKind::SendMoney, &alice, &bob, ksh(100));
+    assert_eq!(c.finish(r).result, ResultCode::LimitExceeded);
+}

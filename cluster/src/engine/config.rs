@@ -1,0 +1,179 @@
+//! The engine's settings: every queue, timer and limit is bounded here and validated at start-up.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tuma_actors::protocol::DriverConfig;
+use tuma_actors::tariff::Tariffs;
+use tuma_actors::ShardMap;
+
+use crate::membership::PlanLimits;
+use crate::transport::NodeId;
+
+/// Engine settings; every queue and timer is bounded here and validated at start-up.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub node_id: NodeId,
+    pub shards: u32,
+    pub replicas: usize,
+    /// Peer address of every member known at start (this node included): the initial members
+    /// of a new cluster, or the members a joining node was told of.
+    pub members: BTreeMap<NodeId, SocketAddr>,
+    /// True for an initial member (it bootstraps the cluster state with the others); false
+    /// for a node that joined a running cluster (it waits for the leaders' snapshots).
+    pub bootstrap: bool,
+    /// Bounds of the rebalancer.
+    pub plan_limits: PlanLimits,
+    /// Raft tick.
+    pub tick_ms: u64,
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    pub driver: DriverConfig,
+    /// Checkpoint a shard's ledger after this many applied entries…
+    pub checkpoint_every_entries: u64,
+    /// …keeping this many entries before it in the log for slow followers.
+    pub log_keep_entries: u64,
+    /// Passivate an account actor idle this long.
+    pub actor_idle_ms: u64,
+    /// Bound of the engine's input queue (back-pressure to HTTP and peers).
+    pub input_queue_max: usize,
+    /// Give up on a request forwarded to another node after this long.
+    pub forward_timeout_ms: u64,
+    pub tariffs: Arc<Tariffs>,
+    /// A node whose wall clock differs from its peers' by more than this refuses to lead
+    /// (and says so in its log and status); proposals are stamped within it.
+    pub max_clock_offset_ms: u64,
+    /// Test-only hooks (`PlantPanic`) are served only when this is on.
+    pub test_hooks: bool,
+    /// A fault planted for chaos-checker tests; `None` in production.
+    pub planted_fault: Option<EngineFault>,
+    /// Verifies PINs (keyed digests need the cluster's PIN key).
+    pub pin_hasher: tuma_actors::pin::PinHasher,
+}
+
+/// Faults a chaos test can plant in a node to prove the checker catches them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EngineFault {
+    /// Tell the client "confirmed" as soon as the payer's funds are held, before the decision.
+    AckBeforeDecide,
+    /// A new leader runs its protocol driver (answering inquiries, presuming abort) before it
+    /// has applied an entry of its own term — the defect the readiness gate removed.
+    PresumeAbortEarly,
+    /// Destroy a replica as soon as the cluster state no longer places it here, even while its
+    /// group still counts it as a voter — the defect the group-removal rule removed.
+    DestroyOnPlacementChange,
+}
+
+impl EngineFault {
+    /// The name used on command lines (`--plant-fault`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineFault::AckBeforeDecide => "ack-before-decide",
+            EngineFault::PresumeAbortEarly => "presume-abort-early",
+            EngineFault::DestroyOnPlacementChange => "destroy-on-placement-change",
+        }
+    }
+
+    /// Every planted fault.
+    pub const ALL: [EngineFault; 3] = [
+        EngineFault::AckBeforeDecide,
+        EngineFault::PresumeAbortEarly,
+        EngineFault::DestroyOnPlacementChange,
+    ];
+
+    /// Parses a `--plant-fault` name.
+    pub fn parse(name: &str) -> Option<EngineFault> {
+        EngineFault::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+impl EngineConfig {
+    /// Defaults for a node of a cluster.
+    pub fn new(
+        node_id: NodeId,
+        members: BTreeMap<NodeId, SocketAddr>,
+        shards: u32,
+        replicas: usize,
+    ) -> EngineConfig {
+        EngineConfig {
+            node_id,
+            shards,
+            replicas,
+            members,
+            bootstrap: true,
+            plan_limits: PlanLimits::default(),
+            tick_ms: 100,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            driver: DriverConfig::default(),
+            checkpoint_every_entries: 20_000,
+            log_keep_entries: 2_000,
+            actor_idle_ms: 120_000,
+            input_queue_max: 100_000,
+            forward_timeout_ms: 30_000,
+            tariffs: Arc::new(Tariffs::kenya_default()),
+            max_clock_offset_ms: 500,
+            test_hooks: false,
+            planted_fault: None,
+            pin_hasher: tuma_actors::pin::PinHasher::owasp(),
+        }
+    }
+
+    /// Refuses inconsistent settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.node_id == 0 {
+            return Err("node ids start at 1".into());
+        }
+        if !self.bootstrap {
+            // A joining node learns the members from the cluster state.
+            return self.validate_timers();
+        }
+        if !self.members.contains_key(&self.node_id) {
+            return Err(format!(
+                "node {} is not among the members {:?}",
+                self.node_id,
+                self.members.keys()
+            ));
+        }
+        if self.members.contains_key(&0) {
+            return Err("node ids start at 1".into());
+        }
+        if ShardMap::new(self.shards).is_none() {
+            return Err(format!(
+                "shards must be 1..={}",
+                tuma_actors::account::SHARD_COUNT_MAX
+            ));
+        }
+        if self.replicas == 0 || self.replicas > self.members.len() {
+            return Err(format!(
+                "replicas must be 1..={} (the number of members)",
+                self.members.len()
+            ));
+        }
+        self.validate_timers()
+    }
+
+    fn validate_timers(&self) -> Result<(), String> {
+        if ShardMap::new(self.shards).is_none() || self.replicas == 0 {
+            return Err("shards and replicas must be positive".into());
+        }
+        if self.tick_ms == 0
+            || self.heartbeat_ticks == 0
+            || self.election_ticks <= self.heartbeat_ticks
+        {
+            return Err("need tick_ms > 0 and election_ticks > heartbeat_ticks > 0".into());
+        }
+        if self.plan_limits.moves_max == 0 {
+            return Err("the rebalancer needs at least one move at a time".into());
+        }
+        if self.max_clock_offset_ms == 0 {
+            return Err("max_clock_offset_ms must be positive".into());
+        }
+        if self.checkpoint_every_entries == 0 || self.input_queue_max == 0 {
+            return Err("checkpoint interval and input queue must be positive".into());
+        }
+        self.driver.validate().map_err(|e| e.to_string())
+    }
+}
+

@@ -1,0 +1,105 @@
+//! What the engine touches outside itself: its clock, its peers and its randomness (its store is
+//! the [`LogStore`](crate::storage::LogStore) trait). Production passes the wall clock and the
+//! TCP transport; the simulator passes a simulated clock and an in-memory network, so the same
+//! engine code runs in both, deterministically from a seed in the simulator.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::storage::LogStore;
+use crate::transport::{NodeId, Transport};
+use crate::wire::PeerFrame;
+
+/// The engine's two clocks.
+pub trait Clock: Send {
+    /// Milliseconds since an arbitrary start; never runs backwards. Timers use it.
+    fn monotonic_ms(&self) -> u64;
+    /// Unix milliseconds as this node believes them; may be skewed or jump. Stamped on
+    /// proposals and compared with peers' clocks.
+    fn wall_ms(&self) -> u64;
+}
+
+/// The host's clocks, with an optional fixed offset on the wall clock (chaos tests skew nodes
+/// with `--clock-offset-ms`; 0 in production).
+pub struct SystemClock {
+    started: Instant,
+    offset_ms: i64,
+}
+
+impl SystemClock {
+    pub fn new(offset_ms: i64) -> SystemClock {
+        SystemClock {
+            started: Instant::now(),
+            offset_ms,
+        }
+    }
+}
+
+impl Clock for SystemClock {
+    fn monotonic_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn wall_ms(&self) -> u64 {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        (wall + self.offset_ms).max(0) as u64
+    }
+}
+
+/// The peer network as the engine uses it: at most once, never blocking.
+pub trait Network: Send {
+    /// Queues a frame for `to`; `false` when it was refused (queue full, unknown peer).
+    fn send(&self, to: NodeId, frame: PeerFrame) -> bool;
+    /// Learns (or updates) a peer's address.
+    fn add_peer(&self, peer: NodeId, addr: SocketAddr);
+    /// Whether frames to `peer` are likely to arrive now (a live connection).
+    fn is_connected(&self, peer: NodeId) -> bool;
+    /// Stops sending and receiving.
+    fn shutdown(&self);
+}
+
+impl Network for Transport<PeerFrame> {
+    fn send(&self, to: NodeId, frame: PeerFrame) -> bool {
+        Transport::send(self, to, frame).is_ok()
+    }
+    fn add_peer(&self, peer: NodeId, addr: SocketAddr) {
+        Transport::add_peer(self, peer, addr)
+    }
+    fn is_connected(&self, peer: NodeId) -> bool {
+        Transport::is_connected(self, peer)
+    }
+    fn shutdown(&self) {
+        Transport::shutdown(self)
+    }
+}
+
+/// Everything the engine is handed from outside.
+pub struct EngineEnv {
+    pub store: Box<dyn LogStore>,
+    pub network: Box<dyn Network>,
+    pub clock: Box<dyn Clock>,
+    /// Seeds the engine's randomness: election timeouts and this run's proposal-tag prefix.
+    /// Production draws it from the OS; the simulator from its seed.
+    pub seed: u64,
+}
+
+impl EngineEnv {
+    /// Production: the given store and transport, the host's clock, a seed from the OS.
+    pub fn production(
+        store: Box<dyn LogStore>,
+        transport: Transport<PeerFrame>,
+        clock_offset_ms: i64,
+    ) -> EngineEnv {
+        let mut seed = [0u8; 8];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+        EngineEnv {
+            store,
+            network: Box::new(transport),
+            clock: Box::new(SystemClock::new(clock_offset_ms)),
+            seed: u64::from_le_bytes(seed),
+        }
+    }
+}
