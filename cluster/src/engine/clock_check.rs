@@ -141,13 +141,14 @@ mod tests {
     use super::*;
 
     const HOUR: u64 = 3_600_000;
+    const BASE: u64 = 100 * HOUR;
 
     fn clocks_with(offsets: &[(NodeId, i64)]) -> PeerClocks {
         let mut clocks = PeerClocks::new(500);
         for &(peer, offset) in offsets {
-            // Sent at wall 1_000_000, answered after a 10 ms round trip.
-            let peer_wall = (1_000_005 + offset) as u64;
-            clocks.record(peer, 100, 1_000_000, peer_wall, 110);
+            // Sent at wall BASE, answered after a 10 ms round trip.
+            let peer_wall = (BASE as i64 + 5 + offset) as u64;
+            clocks.record(peer, 100, BASE, peer_wall, 110);
         }
         clocks
     }

@@ -4,16 +4,19 @@
 //! |---|---|
 //! | `log.rs` | [`ShardLog`]: the in-memory log raft-rs reads (`raft::Storage`) |
 //! | `sled_store.rs` | [`SledStore`]: the default [`LogStore`] on sled 0.34, and the data-directory lock |
+//! | `mem_store.rs` | [`MemStore`]: an in-memory [`LogStore`] with crash and torn-write faults (simulator, tests) |
 //!
 //! One write batch per engine loop carries every shard's appended entries, hard states,
 //! checkpoints and compactions, and is made durable with one fsync: the group commit.
 
 mod log;
+mod mem_store;
 mod sled_store;
 
 use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 
 pub use log::ShardLog;
+pub use mem_store::{MemDisk, MemStore, WriteFault};
 pub use sled_store::SledStore;
 
 /// Storage failures. Every one is fatal to the node: a replica that cannot persist must stop.
