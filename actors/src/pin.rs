@@ -342,6 +342,18 @@ impl PinHasher {
         PinHash(Stored::Argon2(phc.into_boxed_str()))
     }
 
+    /// A keyed digest of `pin` with the given salt, or `None` for a hasher without a key. For
+    /// simulations, whose runs must not depend on the OS's randomness; a real PIN always gets
+    /// a fresh random salt ([`PinHasher::hash`]).
+    pub fn keyed_with_salt(&self, pin: &Pin, salt: [u8; 16]) -> Option<PinHash> {
+        let key = self.key.as_ref()?;
+        Some(PinHash(Stored::Keyed {
+            key_id: key.id(),
+            salt,
+            mac: key.mac(&salt, pin),
+        }))
+    }
+
     /// Whether `pin` is the PIN `hash` was made from. argon2id parameters are read from the
     /// hash, not from `self`, so hashes made before a parameter change still verify; a
     /// malformed argon2 hash verifies false. A keyed digest made under another key than this

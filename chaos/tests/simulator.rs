@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use tuma_actors::ledger::PlantedFault;
 use tuma_actors::tariff::Tariffs;
-use tuma_chaos::sim::{run_seed, run_seeds, SimConfig};
+use tuma_chaos::sim::model::{run_seed, run_seeds};
+use tuma_chaos::sim::SimConfig;
 
 fn tariffs() -> Arc<Tariffs> {
     Arc::new(Tariffs::kenya_default())

@@ -20,6 +20,16 @@ impl Drain for TracingDrain {
     type Err = slog::Never;
 
     fn log(&self, record: &Record, values: &OwnedKVList) -> Result<(), slog::Never> {
+        // Formatting costs more than raft-rs's work on many records: skip what nobody reads.
+        let enabled = match record.level() {
+            Level::Critical | Level::Error => tracing::enabled!(target: "raft", tracing::Level::ERROR),
+            Level::Warning => tracing::enabled!(target: "raft", tracing::Level::WARN),
+            Level::Info => tracing::enabled!(target: "raft", tracing::Level::DEBUG),
+            Level::Debug | Level::Trace => tracing::enabled!(target: "raft", tracing::Level::TRACE),
+        };
+        if !enabled {
+            return Ok(());
+        }
         let mut kv = Collect(String::new());
         let _ = record.kv().serialize(record, &mut kv);
         let _ = values.serialize(record, &mut kv);

@@ -32,12 +32,8 @@ pub enum PeerFrame {
     /// From a shard's leader to a node its applied configuration (set at `conf_index`) no
     /// longer holds: that replica may be destroyed.
     Tombstone { shard: u32, conf_index: u64 },
-    /// Clock offset measurement: the sender's clocks when it sent the ping…
-    ClockPing { mono_ms: u64, wall_ms: u64 },
+    /// Clock offset measurement: the sender's monotonic clock when it sent the ping…
+    ClockPing { mono_ms: u64 },
     /// …echoed with the answerer's wall clock.
-    ClockPong {
-        echo_mono_ms: u64,
-        echo_wall_ms: u64,
-        wall_ms: u64,
-    },
+    ClockPong { echo_mono_ms: u64, wall_ms: u64 },
 }

@@ -1,4 +1,9 @@
 //! `tuma sim`: runs the deterministic simulator and prints the summary line.
+//!
+//! By default the real engine (`tuma_chaos::sim::nodes`); `--model` runs the protocol-model
+//! simulator instead. Either way: a progress bar, each failing seed with its violations and the
+//! command that replays it, a detail line, then the contract line
+//! `seeds=… transfers=… committed=… aborted=… violations=…`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -8,7 +13,8 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tuma_actors::tariff::Tariffs;
-use tuma_chaos::sim::{run_seed, run_seeds, SeedReport, SimConfig};
+use tuma_chaos::sim::{model, nodes, SeedReport, SimConfig, Summary};
+use tuma_cluster::engine::EngineFault;
 
 /// Most seeds one invocation runs.
 const SEEDS_MAX: u64 = 10_000_000;
@@ -24,25 +30,99 @@ pub struct SimArgs {
     /// Run only this seed (replay), with its full event trace.
     #[arg(long, conflicts_with_all = ["seeds", "seed_start"])]
     seed: Option<u64>,
-    /// Client transfers per seed.
-    #[arg(long, default_value_t = SimConfig::default().transfers)]
-    transfers: usize,
+    /// Client transfers per seed (default: 60 for the engine, 250 for the model).
+    #[arg(long)]
+    transfers: Option<usize>,
     /// Worker threads (defaults to the number of cores). The result does not depend on it.
     #[arg(long)]
     threads: Option<usize>,
     /// With --seed: write the full event trace to this file.
     #[arg(long, requires = "seed")]
     trace: Option<std::path::PathBuf>,
+    /// Run the protocol-model simulator (ledgers and drivers over a modelled log) instead of
+    /// the real engine.
+    #[arg(long)]
+    model: bool,
+    /// Plant a defect in every simulated node to see the checker catch it:
+    /// `presume-abort-early` or `destroy-on-placement-change` (engine simulator only).
+    #[arg(long, conflicts_with = "model")]
+    plant_fault: Option<String>,
+}
+
+/// One of the two simulators, configured.
+enum Simulator {
+    Nodes(nodes::NodesConfig),
+    Model(SimConfig),
+}
+
+impl Simulator {
+    fn from_args(args: &SimArgs) -> anyhow::Result<Simulator> {
+        if args.model {
+            let mut cfg = SimConfig::default();
+            cfg.transfers = args.transfers.unwrap_or(cfg.transfers);
+            cfg.validate().context("invalid simulator settings")?;
+            return Ok(Simulator::Model(cfg));
+        }
+        let mut cfg = nodes::NodesConfig::default();
+        cfg.transfers = args.transfers.unwrap_or(cfg.transfers);
+        if let Some(name) = &args.plant_fault {
+            let fault = EngineFault::parse(name).filter(|f| *f != EngineFault::AckBeforeDecide);
+            cfg.planted_fault = Some(fault.with_context(|| {
+                format!("--plant-fault {name:?}: expected presume-abort-early or destroy-on-placement-change")
+            })?);
+        }
+        cfg.validate().context("invalid simulator settings")?;
+        Ok(Simulator::Nodes(cfg))
+    }
+
+    fn traced(&self) -> Simulator {
+        match self {
+            Simulator::Nodes(cfg) => Simulator::Nodes(nodes::NodesConfig {
+                trace: true,
+                ..cfg.clone()
+            }),
+            Simulator::Model(cfg) => Simulator::Model(SimConfig {
+                trace: true,
+                ..cfg.clone()
+            }),
+        }
+    }
+
+    fn run_seed(&self, seed: u64) -> SeedReport {
+        let tariffs = Arc::new(Tariffs::kenya_default());
+        match self {
+            Simulator::Nodes(cfg) => nodes::run_seed(cfg, seed, tariffs),
+            Simulator::Model(cfg) => model::run_seed(cfg, seed, tariffs),
+        }
+    }
+
+    fn run_seeds(
+        &self,
+        seeds: std::ops::Range<u64>,
+        threads: usize,
+        progress: &(dyn Fn(&SeedReport) + Sync),
+    ) -> Summary {
+        match self {
+            Simulator::Nodes(cfg) => nodes::run_seeds(cfg, seeds, threads, progress),
+            Simulator::Model(cfg) => model::run_seeds(cfg, seeds, threads, progress),
+        }
+    }
+
+    fn replay_command(&self, seed: u64) -> String {
+        match self {
+            Simulator::Nodes(cfg) => match cfg.planted_fault {
+                Some(fault) => format!("tuma sim --seed {seed} --plant-fault {}", fault.name()),
+                None => format!("tuma sim --seed {seed}"),
+            },
+            Simulator::Model(_) => format!("tuma sim --model --seed {seed}"),
+        }
+    }
 }
 
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
-    let cfg = SimConfig {
-        transfers: args.transfers,
-        ..SimConfig::default()
-    };
-    cfg.validate().context("invalid simulator settings")?;
+    let simulator = Simulator::from_args(&args)?;
     if let Some(seed) = args.seed {
-        return replay(cfg, seed, args.trace.as_deref());
+        return replay(&simulator, seed, args.trace.as_deref());
     }
     if args.seeds == 0 || args.seeds > SEEDS_MAX {
         anyhow::bail!("--seeds must be 1..={SEEDS_MAX}");
@@ -59,20 +139,15 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {elapsed} eta {eta} {msg}")
             .expect("static template"),
     );
-    let summary = run_seeds(
-        &cfg,
-        args.seed_start..end,
-        threads,
-        &|report: &SeedReport| {
-            bar.inc(1);
-            if !report.violations.is_empty() {
-                bar.set_message(format!("seed {} FAILED", report.seed));
-            }
-        },
-    );
+    let summary = simulator.run_seeds(args.seed_start..end, threads, &|report: &SeedReport| {
+        bar.inc(1);
+        if !report.violations.is_empty() {
+            bar.set_message(format!("seed {} FAILED", report.seed));
+        }
+    });
     bar.finish_and_clear();
     for report in &summary.failed {
-        print_failure(&cfg, report);
+        print_failure(&simulator, report);
     }
     println!("{}", summary.detail());
     println!("{}", summary.line());
@@ -83,35 +158,34 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Prints a failing seed's violations and, from a traced replay, the offending transfer's story.
-fn print_failure(cfg: &SimConfig, report: &SeedReport) {
+/// Prints a failing seed's violations, the command that replays it and, from a traced replay,
+/// the end of its story.
+fn print_failure(simulator: &Simulator, report: &SeedReport) {
     println!(
-        "FAILED seed {} — replay with: tuma sim --seed {}",
-        report.seed, report.seed
+        "FAILED seed {} — replay with: {}",
+        report.seed,
+        simulator.replay_command(report.seed)
     );
     for violation in &report.violations {
         println!("  violation: {violation}");
     }
-    let traced_cfg = SimConfig {
-        trace: true,
-        ..cfg.clone()
+    let traced = simulator.traced().run_seed(report.seed);
+    let lines: Vec<&str> = match report.violations.iter().find_map(|v| v.transfer.clone()) {
+        Some(id) => traced.trace_of(id.as_str()),
+        None => traced.trace.iter().map(String::as_str).collect(),
     };
-    let traced = run_seed(&traced_cfg, report.seed, Arc::new(Tariffs::kenya_default()));
-    if let Some(id) = report.violations.iter().find_map(|v| v.transfer.clone()) {
-        println!("  trace of transfer {id}:");
-        for line in traced.trace_of(id.as_str()).iter().rev().take(40).rev() {
-            println!("    {line}");
-        }
+    println!("  the last events:");
+    for line in lines.iter().rev().take(40).rev() {
+        println!("    {line}");
     }
 }
 
 fn replay(
-    cfg: SimConfig,
+    simulator: &Simulator,
     seed: u64,
     trace_path: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
-    let cfg = SimConfig { trace: true, ..cfg };
-    let report = run_seed(&cfg, seed, Arc::new(Tariffs::kenya_default()));
+    let report = simulator.traced().run_seed(seed);
     if let Some(path) = trace_path {
         let mut file =
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
@@ -120,7 +194,7 @@ fn replay(
         }
     }
     if !report.violations.is_empty() {
-        print_failure(&cfg, &report);
+        print_failure(simulator, &report);
     }
     let failed = !report.violations.is_empty();
     let line = format!(

@@ -1,29 +1,26 @@
-//! `tuma sim`: a deterministic simulator of the money core.
+//! `tuma sim`: deterministic simulation, from a seed, of everything that can go wrong.
 //!
-//! Many shards (each a [`ShardLedger`](tuma_actors::ledger::ShardLedger) plus a leader-side
-//! [`ShardDriver`](tuma_actors::protocol::ShardDriver)) talk over a simulated network that drops,
-//! duplicates, delays and reorders messages and is cut by partitions; shard leaders crash
-//! (volatile state lost, applied state kept, entries in flight lost or kept at random) and come
-//! back with skewed clocks; clients drive every transfer kind with random deadlines and retry
-//! with the same idempotency key. The [`checker`] runs after every step and after quiescence.
+//! Two simulators share the bank ([`bank`]) and the seeded generator ([`rng`]):
 //!
-//! | file | holds |
-//! |---|---|
-//! | `rng.rs` | the seeded generator (hand-written so seeds replay forever) |
-//! | `config.rs` | knobs and their limits |
-//! | `workload.rs` | the bank: accounts, funding, random transfers of every kind |
-//! | `world.rs` | the event loop: network, log, leaders, clients, faults |
-//! | `checker.rs` | per-step and final checks, violations |
-//! | `report.rs` | per-seed reports, the summary line, running many seeds |
+//! - [`nodes`] (the default): N nodes of the **real engine** — the Ready loop, group commit,
+//!   checkpoints and snapshots, leader balancing, protocol drivers, account actors, request
+//!   routing and forwarding, the meta group, joins, drains and graceful leaves — in one thread,
+//!   over an in-memory network, in-memory disks and simulated clocks. Faults: message loss,
+//!   duplication, delay and reordering, partitions (one-way too), crashes at any point (also in
+//!   the middle of a write, and with a torn last write), restarts, pauses, clock skew and
+//!   jumps, membership changes; clients retry, reuse ids for other requests, type wrong PINs.
+//!   The checker asserts after every step and after healing (see `nodes/checks.rs`).
+//! - [`model`] (`tuma sim --model`): the money protocol alone, with a modelled log, at
+//!   thousands of seeds a second under hostile network rates.
+//!
+//! Either way a seed replays byte for byte: `tuma sim --seed N`.
 
-pub mod checker;
-mod config;
+mod bank;
+pub mod model;
+pub mod nodes;
 mod report;
 mod rng;
-mod workload;
-mod world;
 
-pub use checker::Violation;
-pub use config::SimConfig;
-pub use report::{run_seed, run_seeds, SeedReport, Summary};
+pub use model::{SimConfig, Violation};
+pub use report::{run_many, SeedReport, Summary};
 pub use rng::SimRng;

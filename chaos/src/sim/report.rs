@@ -1,15 +1,10 @@
-//! Running seeds and reporting them.
+//! Seed reports, the summary line, and running many seeds on threads — shared by both
+//! simulators.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use tuma_actors::ledger::OutgoingState;
-use tuma_actors::outcome::ResultCode;
-use tuma_actors::tariff::Tariffs;
-
-use super::checker::Violation;
-use super::config::SimConfig;
-use super::world::World;
+use super::model::Violation;
 
 /// What one seed did.
 #[derive(Clone, Debug, Default)]
@@ -47,46 +42,6 @@ impl SeedReport {
     }
 }
 
-/// Runs one seed to the end and checks it.
-pub fn run_seed(cfg: &SimConfig, seed: u64, tariffs: Arc<Tariffs>) -> SeedReport {
-    let mut world = World::new(cfg, seed, tariffs);
-    world.run();
-    let mut report = SeedReport {
-        seed,
-        ..SeedReport::default()
-    };
-    for client in &world.clients {
-        report.transfers += 1;
-        if client.request.reverses.is_some() {
-            report.reversals += 1;
-        }
-        if client.answer.is_none() {
-            report.ambiguous += 1;
-        }
-        let state = world.payer_state(client);
-        match state {
-            Some(OutgoingState::Committed) => report.committed += 1,
-            Some(OutgoingState::Aborted(code) | OutgoingState::Refused(code)) => {
-                report.aborted += 1;
-                if code == ResultCode::DeadlinePassed {
-                    report.deadline_expired += 1;
-                }
-            }
-            _ => report.aborted += 1,
-        }
-    }
-    let stats = &world.stats;
-    report.crashes = stats.crashes;
-    report.partitions = stats.partitions;
-    report.messages = stats.messages;
-    report.dropped = stats.dropped;
-    report.entries = stats.entries;
-    report.lost_entries = stats.lost_entries;
-    report.violations = std::mem::take(&mut world.checker.violations);
-    report.trace = std::mem::take(&mut world.trace);
-    report
-}
-
 /// Totals over many seeds.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
@@ -107,7 +62,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn add(&mut self, report: SeedReport) {
+    pub(crate) fn add(&mut self, report: SeedReport) {
         self.seeds += 1;
         self.transfers += report.transfers;
         self.committed += report.committed;
@@ -142,15 +97,14 @@ impl Summary {
     }
 }
 
-/// Runs `seeds` on `threads` threads; `progress` is called after each seed. The summary does
-/// not depend on the thread count.
-pub fn run_seeds(
-    cfg: &SimConfig,
+/// Runs `run` for every seed on `threads` threads; `progress` is called after each seed. The
+/// summary does not depend on the thread count.
+pub fn run_many(
     seeds: impl Iterator<Item = u64>,
     threads: usize,
     progress: &(dyn Fn(&SeedReport) + Sync),
+    run: &(dyn Fn(u64) -> SeedReport + Sync),
 ) -> Summary {
-    let tariffs = Arc::new(Tariffs::kenya_default());
     let seeds: Vec<u64> = seeds.collect();
     let next = AtomicUsize::new(0);
     let reports = Mutex::new(Vec::with_capacity(seeds.len()));
@@ -159,7 +113,7 @@ pub fn run_seeds(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&seed) = seeds.get(i) else { break };
-                let report = run_seed(cfg, seed, tariffs.clone());
+                let report = run(seed);
                 progress(&report);
                 reports
                     .lock()

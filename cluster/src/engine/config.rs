@@ -46,6 +46,8 @@ pub struct EngineConfig {
     pub max_clock_offset_ms: u64,
     /// Test-only hooks (`PlantPanic`) are served only when this is on.
     pub test_hooks: bool,
+    /// A snapshot a leader sent that gets no answer within this long is sent again.
+    pub snapshot_retry_ms: u64,
     /// A fault planted for chaos-checker tests; `None` in production.
     pub planted_fault: Option<EngineFault>,
     /// Verifies PINs (keyed digests need the cluster's PIN key).
@@ -115,6 +117,7 @@ impl EngineConfig {
             tariffs: Arc::new(Tariffs::kenya_default()),
             max_clock_offset_ms: 500,
             test_hooks: false,
+            snapshot_retry_ms: 10_000,
             planted_fault: None,
             pin_hasher: tuma_actors::pin::PinHasher::owasp(),
         }

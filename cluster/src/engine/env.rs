@@ -6,6 +6,8 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use tuma_actors::ledger::ShardLedger;
+
 use crate::storage::LogStore;
 use crate::transport::{NodeId, Transport};
 use crate::wire::PeerFrame;
@@ -76,6 +78,14 @@ impl Network for Transport<PeerFrame> {
     }
 }
 
+/// Told of every ledger entry a replica applies (the simulator's checker listens here; a
+/// production node has none).
+pub trait ApplyObserver: Send {
+    /// Replica of `shard` applied the entry at `index` whose encoded bytes are `data`;
+    /// `ledger` is its state after.
+    fn applied(&mut self, shard: u32, index: u64, data: &[u8], ledger: &ShardLedger);
+}
+
 /// Everything the engine is handed from outside.
 pub struct EngineEnv {
     pub store: Box<dyn LogStore>,
@@ -84,6 +94,7 @@ pub struct EngineEnv {
     /// Seeds the engine's randomness: election timeouts and this run's proposal-tag prefix.
     /// Production draws it from the OS; the simulator from its seed.
     pub seed: u64,
+    pub observer: Option<Box<dyn ApplyObserver>>,
 }
 
 impl EngineEnv {
@@ -100,6 +111,7 @@ impl EngineEnv {
             network: Box::new(transport),
             clock: Box::new(SystemClock::new(clock_offset_ms)),
             seed: u64::from_le_bytes(seed),
+            observer: None,
         }
     }
 }

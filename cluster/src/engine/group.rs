@@ -55,6 +55,8 @@ pub struct RaftGroup {
     commit_dirty: bool,
     /// Index of the entry (or snapshot) that set the applied configuration.
     conf_index: u64,
+    /// Followers this leader has been sending a snapshot to, since when (monotonic ms).
+    snapshot_since: std::collections::BTreeMap<NodeId, u64>,
 }
 
 impl RaftGroup {
@@ -137,6 +139,7 @@ impl RaftGroup {
             election_ticks: config.election_ticks,
             commit_dirty: false,
             conf_index: applied,
+            snapshot_since: std::collections::BTreeMap::new(),
         };
         Ok((group, snapshot, writes))
     }
@@ -151,6 +154,34 @@ impl RaftGroup {
     /// state that misses committed entries (and, say, presume abort for a committed transfer).
     pub fn is_ready_leader(&self) -> bool {
         self.is_leader() && self.applied_term == self.raw.raft.term
+    }
+
+    /// A snapshot this leader sent that neither arrived nor was refused within `stall_ms` (lost
+    /// on the way, or its receiver restarted) is reported failed, so raft-rs sends another:
+    /// until then raft-rs sends that follower nothing at all.
+    pub fn retry_stalled_snapshots(&mut self, now_ms: u64, stall_ms: u64) {
+        if !self.is_leader() {
+            self.snapshot_since.clear();
+            return;
+        }
+        let sending: Vec<NodeId> = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .filter(|(_, p)| p.state == raft::ProgressState::Snapshot)
+            .map(|(id, _)| *id)
+            .collect();
+        self.snapshot_since.retain(|id, _| sending.contains(id));
+        for peer in sending {
+            let since = *self.snapshot_since.entry(peer).or_insert(now_ms);
+            if now_ms >= since.saturating_add(stall_ms) {
+                tracing::info!(group = self.id, peer, "a snapshot got no answer in time; sending another");
+                metrics::counter!("tuma_raft_snapshots_retried_total").increment(1);
+                self.raw.report_snapshot(peer, raft::SnapshotStatus::Failure);
+                self.snapshot_since.remove(&peer);
+            }
+        }
     }
 
     /// The commit index advanced in a light Ready.

@@ -65,6 +65,16 @@ impl NodeHandle {
     /// Hands every leadership on this node to other nodes (before a stop); answers how many
     /// it still leads when done or when `within` is up.
     pub async fn leave(&self, within: Duration) -> Option<usize> {
+        let rx = self.begin_leave(within)?;
+        tokio::time::timeout(within + Duration::from_secs(1), rx)
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Starts handing leaderships away without waiting; the receiver gets how many this node
+    /// still leads once done or out of time.
+    pub fn begin_leave(&self, within: Duration) -> Option<tokio::sync::oneshot::Receiver<usize>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.inputs
             .try_send(Input::Leave {
@@ -72,10 +82,7 @@ impl NodeHandle {
                 reply: tx,
             })
             .ok()?;
-        tokio::time::timeout(within + Duration::from_secs(1), rx)
-            .await
-            .ok()?
-            .ok()
+        Some(rx)
     }
 
     /// Feeds a peer frame in (from the transport's receive task).

@@ -32,7 +32,7 @@ impl Engine {
     /// not the authenticated peer is dropped and logged; a message from a node this shard's
     /// leader no longer has in its configuration is answered with a tombstone.
     pub(super) fn step_raft(&mut self, from: NodeId, group: u32, bytes: &[u8]) {
-        let message = match Message::parse_from_bytes(bytes) {
+        let mut message = match Message::parse_from_bytes(bytes) {
             Ok(message) => message,
             Err(error) => {
                 tracing::warn!(from, group, %error, "undecodable raft message");
@@ -65,6 +65,14 @@ impl Engine {
         } else {
             &mut self.replicas.get_mut(&group).expect("present").group
         };
+        if message.get_msg_type() == MessageType::MsgHeartbeat && !raft_group.is_initialized() {
+            // An empty replica (new, or made again after this node's old one was removed) can
+            // get a heartbeat from a leader that still remembers what the old one held; raft-rs
+            // would panic committing entries it does not have. It commits nothing until the
+            // leader's snapshot arrives.
+            let last = raft_group.log.bounds().1;
+            message.commit = message.commit.min(last);
+        }
         if let Err(error) = raft_group.raw.step(message) {
             tracing::debug!(group, %error, "raft step refused a message");
         }
@@ -225,16 +233,9 @@ impl Engine {
 
     /// Sends every live member a clock ping.
     pub(super) fn ping_clocks(&mut self, now_mono_ms: u64) {
-        let wall_ms = self.clock.wall_ms();
         let me = self.config.node_id;
         for member in self.live_members().into_iter().filter(|n| *n != me) {
-            self.send_frame(
-                member,
-                PeerFrame::ClockPing {
-                    mono_ms: now_mono_ms,
-                    wall_ms,
-                },
-            );
+            self.send_frame(member, PeerFrame::ClockPing { mono_ms: now_mono_ms });
         }
     }
 
@@ -245,6 +246,7 @@ impl Engine {
             &members,
             self.config.node_id,
             self.clock.monotonic_ms(),
+            self.clock.wall_ms(),
         );
         if verdict != self.clock_verdict {
             match verdict {
@@ -326,6 +328,12 @@ impl Engine {
     /// bounds) hands its leaderships away.
     pub(super) fn membership_pass(&mut self) {
         self.check_clock();
+        let now = self.clock.monotonic_ms();
+        let retry = self.config.snapshot_retry_ms;
+        for replica in self.replicas.values_mut() {
+            replica.group.retry_stalled_snapshots(now, retry);
+        }
+        self.meta.group.retry_stalled_snapshots(now, retry);
         if !self.may_lead() {
             return self.hand_over_leaderships();
         }

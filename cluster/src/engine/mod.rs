@@ -41,6 +41,7 @@ mod membership;
 mod meta_group;
 mod open;
 mod pins;
+mod probe;
 mod ready;
 mod reads;
 mod replica;
@@ -63,7 +64,8 @@ use crate::wire::PeerFrame;
 pub use actors::AccountActors;
 pub use clock_check::ClockVerdict;
 pub use config::{EngineConfig, EngineFault};
-pub use env::{Clock, EngineEnv, Network, SystemClock};
+pub use env::{ApplyObserver, Clock, EngineEnv, Network, SystemClock};
+pub use probe::{MetaProbe, ReplicaProbe};
 pub use handle::NodeHandle;
 pub use request::{ClientReply, ClientRequest, Input, StatementLine, Waiter};
 pub use status::{NodeStatus, ShardStatus};
@@ -115,6 +117,7 @@ pub struct Engine {
     store: Box<dyn LogStore>,
     network: Box<dyn Network>,
     clock: Box<dyn Clock>,
+    observer: Option<Box<dyn ApplyObserver>>,
     rng: SplitMix64,
     inputs: Receiver<Input>,
     inputs_tx: SyncSender<Input>,
@@ -170,6 +173,7 @@ impl Engine {
             network,
             clock,
             seed,
+            observer,
         } = env;
         let map = ShardMap::new(config.shards).expect("validated");
         open::check_identity(&config, store.as_ref())?;
@@ -224,6 +228,7 @@ impl Engine {
             store,
             network,
             clock,
+            observer,
             rng,
             inputs,
             inputs_tx,

@@ -22,12 +22,15 @@ const LOCAL_DELIVERIES_MAX: usize = 100_000;
 /// The meta group checkpoints at least this often (its state is small).
 const META_CHECKPOINT_EVERY: u64 = 1_000;
 
+/// The engine's apply observer, if any.
+pub(super) type Observer<'a> = Option<&'a mut (dyn super::ApplyObserver + 'static)>;
+
 /// A Raft group with a state machine, as the Ready loop sees it.
 pub(super) trait Machine {
     fn group(&mut self) -> &mut RaftGroup;
     /// Replaces the state machine with a leader's snapshot.
     fn install(&mut self, snapshot: &Snapshot) -> Result<WriteOp, EngineError>;
-    fn apply(&mut self, entries: Vec<Entry>, now_ms: u64) -> ApplyOutput;
+    fn apply(&mut self, entries: Vec<Entry>, now_ms: u64, observer: Observer<'_>) -> ApplyOutput;
     /// Read indexes raft-rs confirmed (only shard replicas serve reads).
     fn confirm_reads(&mut self, _states: &[ReadState]) {}
 }
@@ -42,8 +45,8 @@ impl Machine for Replica {
     fn install(&mut self, snapshot: &Snapshot) -> Result<WriteOp, EngineError> {
         self.install_snapshot(snapshot)
     }
-    fn apply(&mut self, entries: Vec<Entry>, now_ms: u64) -> ApplyOutput {
-        self.apply_entries(entries, now_ms)
+    fn apply(&mut self, entries: Vec<Entry>, now_ms: u64, observer: Observer<'_>) -> ApplyOutput {
+        self.apply_entries(entries, now_ms, observer)
     }
 }
 
@@ -54,7 +57,7 @@ impl Machine for MetaGroup {
     fn install(&mut self, snapshot: &Snapshot) -> Result<WriteOp, EngineError> {
         self.install_snapshot(snapshot)
     }
-    fn apply(&mut self, entries: Vec<Entry>, _now_ms: u64) -> ApplyOutput {
+    fn apply(&mut self, entries: Vec<Entry>, _now_ms: u64, _observer: Observer<'_>) -> ApplyOutput {
         self.apply_entries(entries)
     }
 }
@@ -67,6 +70,7 @@ fn stage<M: Machine>(
     batch: &mut WriteBatch,
     output: &mut ApplyOutput,
     now_ms: u64,
+    observer: Observer<'_>,
 ) -> Result<Option<StagedReady>, StorageError> {
     if !machine.group().raw.has_ready() {
         return Ok(None);
@@ -84,7 +88,7 @@ fn stage<M: Machine>(
         batch.ops.push(op);
         output.meta_changed |= machine.group().id == META_GROUP;
     }
-    output.extend(machine.apply(ready.take_committed_entries(), now_ms));
+    output.extend(machine.apply(ready.take_committed_entries(), now_ms, observer));
     let group = machine.group();
     if !ready.entries().is_empty() {
         let old_last = group.log.append(ready.entries());
@@ -123,6 +127,7 @@ fn complete<M: Machine>(
     staged: StagedReady,
     output: &mut ApplyOutput,
     now_ms: u64,
+    observer: Observer<'_>,
 ) -> Vec<Message> {
     let StagedReady { mut ready, .. } = staged;
     let mut sends = ready.take_persisted_messages();
@@ -134,7 +139,7 @@ fn complete<M: Machine>(
     }
     sends.extend(light.take_messages());
     let committed = light.take_committed_entries();
-    output.extend(machine.apply(committed, now_ms));
+    output.extend(machine.apply(committed, now_ms, observer));
     machine.group().raw.advance_apply();
     sends
 }
@@ -169,7 +174,7 @@ impl Engine {
         let now_ms = self.now_ms();
         let mut batch = WriteBatch::default();
         let mut output = ApplyOutput::default();
-        let mut meta_ready = stage(&mut self.meta, &mut batch, &mut output, now_ms)?;
+        let mut meta_ready = stage(&mut self.meta, &mut batch, &mut output, now_ms, None)?;
         if let Some(staged) = meta_ready.as_mut() {
             self.send_raft(META_GROUP, std::mem::take(&mut staged.early));
         }
@@ -177,7 +182,8 @@ impl Engine {
         let shards: Vec<u32> = self.replicas.keys().copied().collect();
         for shard in &shards {
             let replica = self.replicas.get_mut(shard).expect("listed");
-            if let Some(mut staged) = stage(replica, &mut batch, &mut output, now_ms)? {
+            let observer = self.observer.as_deref_mut();
+            if let Some(mut staged) = stage(replica, &mut batch, &mut output, now_ms, observer)? {
                 let early = std::mem::take(&mut staged.early);
                 self.send_raft(*shard, early);
                 pending.push((*shard, staged));
@@ -188,12 +194,13 @@ impl Engine {
             metrics::counter!("tuma_storage_fsyncs_total").increment(1);
         }
         if let Some(ready) = meta_ready {
-            let sends = complete(&mut self.meta, ready, &mut output, now_ms);
+            let sends = complete(&mut self.meta, ready, &mut output, now_ms, None);
             self.send_raft(META_GROUP, sends);
         }
         for (shard, ready) in pending {
             let replica = self.replicas.get_mut(&shard).expect("listed");
-            let sends = complete(replica, ready, &mut output, now_ms);
+            let observer = self.observer.as_deref_mut();
+            let sends = complete(replica, ready, &mut output, now_ms, observer);
             self.send_raft(shard, sends);
         }
         output.replies.extend(self.meta.on_role_change());
@@ -379,22 +386,19 @@ impl Engine {
                 }
             }
             PeerFrame::Tombstone { shard, conf_index } => self.on_tombstone(from, shard, conf_index),
-            PeerFrame::ClockPing { mono_ms, wall_ms } => self.send_frame(
+            PeerFrame::ClockPing { mono_ms } => self.send_frame(
                 from,
                 PeerFrame::ClockPong {
                     echo_mono_ms: mono_ms,
-                    echo_wall_ms: wall_ms,
                     wall_ms: self.clock.wall_ms(),
                 },
             ),
             PeerFrame::ClockPong {
                 echo_mono_ms,
-                echo_wall_ms,
                 wall_ms,
             } => {
                 let now = self.clock.monotonic_ms();
-                self.peer_clocks
-                    .record(from, echo_mono_ms, echo_wall_ms, wall_ms, now);
+                self.peer_clocks.record(from, echo_mono_ms, wall_ms, now);
             }
         }
     }

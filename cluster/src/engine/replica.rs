@@ -177,7 +177,12 @@ impl Replica {
     }
 
     /// Applies committed entries in order; answers waiters; runs the driver while serving.
-    pub fn apply_entries(&mut self, entries: Vec<Entry>, now_ms: u64) -> ApplyOutput {
+    pub fn apply_entries(
+        &mut self,
+        entries: Vec<Entry>,
+        now_ms: u64,
+        mut observer: super::ready::Observer<'_>,
+    ) -> ApplyOutput {
         let mut out = ApplyOutput::default();
         for entry in entries {
             self.group.note_applied(&entry);
@@ -193,6 +198,9 @@ impl Replica {
                 );
             };
             let applied = self.ledger.apply(&ledger_entry);
+            if let Some(observer) = observer.as_deref_mut() {
+                observer.applied(self.shard, entry.index, &entry.data, &self.ledger);
+            }
             if let Some(waiter) = self
                 .group
                 .tag_of(&entry)

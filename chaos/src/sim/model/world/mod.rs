@@ -18,8 +18,8 @@ use tuma_actors::ShardMap;
 
 use super::checker::Checker;
 use super::config::SimConfig;
-use super::rng::SimRng;
-use super::workload::Bank;
+use super::super::rng::SimRng;
+use super::super::bank::Bank;
 
 mod client;
 mod leader;
@@ -159,7 +159,7 @@ impl<'c> World<'c> {
                 }
             })
             .collect();
-        let (bank, opens) = Bank::open(&mut rng);
+        let (bank, opens) = Bank::open(&mut rng, super::super::bank::shared_pin_hash());
         let drop_per_mille = rng.range(0, u64::from(cfg.drop_per_mille_max)) as u32;
         let duplicate_per_mille = rng.range(0, u64::from(cfg.duplicate_per_mille_max)) as u32;
         let workload_end = EPOCH_MS + cfg.workload_ms;

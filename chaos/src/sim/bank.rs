@@ -19,9 +19,10 @@ const AGENTS: usize = 4;
 const PAYBILLS: usize = 2;
 const TILLS: usize = 2;
 
-/// One real PIN hash shared by every simulated account: verification happens at the edge, so
-/// the simulator only needs a well-formed hash, and hashing per account would dominate a run.
-fn shared_pin_hash() -> PinHash {
+/// One real PIN hash shared by every account of the model simulator: verification happens at
+/// the edge there, so it only needs a well-formed hash, and hashing per account would dominate a
+/// run.
+pub(super) fn shared_pin_hash() -> PinHash {
     static HASH: OnceLock<PinHash> = OnceLock::new();
     HASH.get_or_init(|| {
         let pin = Pin::parse("1234").expect("valid pin");
@@ -40,8 +41,8 @@ pub(super) struct Bank {
 }
 
 impl Bank {
-    /// Draws the bank's accounts and the entries that open them.
-    pub fn open(rng: &mut SimRng) -> (Bank, Vec<OpenAccount>) {
+    /// Draws the bank's accounts and the entries that open them, every PIN stored as `pin_hash`.
+    pub fn open(rng: &mut SimRng, pin_hash: PinHash) -> (Bank, Vec<OpenAccount>) {
         let mut phones = BTreeSet::new();
         while phones.len() < CUSTOMERS {
             phones.insert(format!("2547{:08}", rng.below(100_000_000)));
@@ -75,7 +76,7 @@ impl Bank {
                 id_number: Some("12345678".to_string()),
                 phone: account.msisdn().cloned(),
                 store_number: None,
-                pin_hash: Some(shared_pin_hash()),
+                pin_hash: Some(pin_hash.clone()),
                 api_credentials: None,
             });
         };
