@@ -29,9 +29,13 @@ pub enum PeerFrame {
     /// A cluster change for the meta group's leader, sent without waiting for an answer (a
     /// shard leader reporting a finished move; it reports again if this one is lost).
     MetaProposal(MetaCommand),
-    /// From a shard's leader to a node its applied configuration (set at `conf_index`) no
-    /// longer holds: that replica may be destroyed.
-    Tombstone { shard: u32, conf_index: u64 },
+    /// From a shard's leader to a node its applied configuration — set by the entry at
+    /// `conf_index` of term `conf_term` (0 if the leader no longer knows it) — no longer holds.
+    Tombstone {
+        shard: u32,
+        conf_index: u64,
+        conf_term: u64,
+    },
     /// Clock offset measurement: the sender's monotonic clock when it sent the ping…
     ClockPing { mono_ms: u64 },
     /// …echoed with the answerer's wall clock.

@@ -122,6 +122,10 @@ impl Simulator {
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     let simulator = Simulator::from_args(&args)?;
     if let Some(seed) = args.seed {
+        // A replay can show the engines' own logs: TUMA_LOG=debug tuma sim --seed N.
+        if std::env::var_os("TUMA_LOG").is_some() {
+            crate::init_tracing();
+        }
         return replay(&simulator, seed, args.trace.as_deref());
     }
     if args.seeds == 0 || args.seeds > SEEDS_MAX {

@@ -53,8 +53,9 @@ pub struct RaftGroup {
     election_ticks: usize,
     /// The commit index advanced outside a Ready's hard state; persist it with the next batch.
     commit_dirty: bool,
-    /// Index of the entry (or snapshot) that set the applied configuration.
+    /// Index and term of the entry (or snapshot) that set the applied configuration.
     conf_index: u64,
+    conf_term: u64,
     /// Followers this leader has been sending a snapshot to, since when (monotonic ms).
     snapshot_since: std::collections::BTreeMap<NodeId, u64>,
 }
@@ -139,6 +140,7 @@ impl RaftGroup {
             election_ticks: config.election_ticks,
             commit_dirty: false,
             conf_index: applied,
+            conf_term: applied_term,
             snapshot_since: std::collections::BTreeMap::new(),
         };
         Ok((group, snapshot, writes))
@@ -194,10 +196,15 @@ impl RaftGroup {
         std::mem::take(&mut self.commit_dirty)
     }
 
-    /// Index of the entry or snapshot that set the applied configuration (an upper bound
-    /// after a restart: the checkpoint's index).
-    pub fn conf_index(&self) -> u64 {
-        self.conf_index
+    /// Index and term of the entry or snapshot that set the applied configuration (after a
+    /// restart, until a change applies again: the checkpoint's).
+    pub fn conf_index(&self) -> (u64, u64) {
+        (self.conf_index, self.conf_term)
+    }
+
+    /// The last index this replica's log holds.
+    pub fn last_index(&self) -> u64 {
+        self.log.bounds().1
     }
 
     /// Records that `entry` applied.
@@ -369,6 +376,7 @@ impl RaftGroup {
                 tracing::info!(group = self.id, index = entry.index, voters = ?conf.voters, learners = ?conf.learners, outgoing = ?conf.voters_outgoing, "configuration changed");
                 self.log.set_conf_state(conf);
                 self.conf_index = entry.index;
+                self.conf_term = entry.term;
                 self.force_checkpoint = true;
                 metrics::counter!("tuma_raft_conf_changes_total").increment(1);
             }
@@ -385,6 +393,7 @@ impl RaftGroup {
         self.applied = snapshot.get_metadata().index;
         self.applied_term = snapshot.get_metadata().term;
         self.conf_index = self.applied;
+        self.conf_term = self.applied_term;
         self.checkpoint_index = self.applied;
         // The hard state (commit at least the snapshot's index) goes into the same batch.
         self.commit_dirty = true;

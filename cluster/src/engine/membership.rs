@@ -50,8 +50,15 @@ impl Engine {
         if group != META_GROUP {
             if let Some(replica) = self.replicas.get(&group) {
                 if replica.is_leader() && !replica.group.in_configuration(from) {
-                    let conf_index = replica.group.conf_index();
-                    self.send_frame(from, PeerFrame::Tombstone { shard: group, conf_index });
+                    let (conf_index, conf_term) = replica.group.conf_index();
+                    self.send_frame(
+                        from,
+                        PeerFrame::Tombstone {
+                            shard: group,
+                            conf_index,
+                            conf_term,
+                        },
+                    );
                     return;
                 }
             }
@@ -124,18 +131,38 @@ impl Engine {
         }
     }
 
-    /// A shard's leader says its configuration (as of `conf_index`) no longer holds this node.
-    pub(super) fn on_tombstone(&mut self, from: NodeId, shard: u32, conf_index: u64) {
+    /// A shard's leader says its configuration, set by entry (`conf_index`, `conf_term`), no
+    /// longer holds this node. If this replica's log holds that very entry, the logs agree up
+    /// to it (Raft's log matching) and it is committed: commit it here too, so the replica
+    /// applies its own removal. If the log ends before it, or diverged from it, nothing this
+    /// replica holds was acknowledged after its removal: it may go. A tombstone for a point
+    /// this replica has moved past (it was added back since) is stale and ignored.
+    pub(super) fn on_tombstone(&mut self, from: NodeId, shard: u32, conf_index: u64, conf_term: u64) {
         let Some(replica) = self.replicas.get_mut(&shard) else {
             return;
         };
-        let behind = replica.group.applied < conf_index;
-        let droppable = replica.group.is_initialized() || !replica.group.has_promised();
-        if replica.is_leader() || !behind || !droppable {
+        if replica.is_leader() {
             return;
         }
-        tracing::info!(shard, leader = from, conf_index, "the shard's leader no longer has this replica in its configuration");
-        replica.tombstoned = true;
+        let group = &mut replica.group;
+        if !group.is_initialized() {
+            replica.tombstoned = !group.has_promised();
+            return;
+        }
+        let (first, last) = group.log.bounds();
+        let held = group.log.term_of(conf_index);
+        if conf_index > last {
+            tracing::info!(shard, leader = from, conf_index, "removed from the group (by its leader's tombstone)");
+            replica.tombstoned = true;
+        } else if conf_term != 0 && held == Some(conf_term) {
+            if conf_index > group.raw.raft.raft_log.committed {
+                group.raw.raft.raft_log.commit_to(conf_index);
+                group.commit_advanced();
+            }
+        } else if conf_term != 0 && conf_index >= first && held.is_some() {
+            tracing::info!(shard, leader = from, conf_index, "removed from the group; this replica's tail diverged");
+            replica.tombstoned = true;
+        }
     }
 
     /// Destroys the replicas their own group removed: an applied configuration without this
@@ -156,7 +183,11 @@ impl Engine {
             .replicas
             .iter()
             .filter(|(shard, r)| {
-                let removed_by_group = r.group.is_initialized() && !r.group.in_configuration(me);
+                // Removed by an entry it applied, with nothing after it in its log: nothing it
+                // holds was acknowledged to a configuration that counts it.
+                let removed_by_group = r.group.is_initialized()
+                    && !r.group.in_configuration(me)
+                    && r.group.applied == r.group.last_index();
                 let empty_and_unwanted = !r.group.is_initialized()
                     && !r.group.has_promised()
                     && !placed_here(**shard);
@@ -343,15 +374,19 @@ impl Engine {
         if self.meta.group.is_ready_leader() {
             let desired = meta.live_members();
             self.reconcile_meta(&desired);
+            // Plan again once the previous plan's proposals applied — or were lost with the
+            // term they were proposed in (a log truncated by another leader never gets there).
             let applied = self.meta.group.applied;
-            if applied >= self.rebalance_after_index {
+            let term = self.meta.group.raw.raft.term;
+            let (gate_term, gate_index) = self.rebalance_after;
+            if applied >= gate_index || term != gate_term {
                 let commands = plan(&meta, self.config.plan_limits, self.now_ms());
                 if !commands.is_empty() {
                     for command in commands {
                         tracing::info!(?command, "rebalancer");
                         self.propose_meta(command);
                     }
-                    self.rebalance_after_index = self.meta.group.raw.raft.raft_log.last_index();
+                    self.rebalance_after = (term, self.meta.group.raw.raft.raft_log.last_index());
                 }
             }
         }

@@ -134,8 +134,9 @@ pub struct Engine {
     next_proposal_tag: u64,
     /// Set while handing leaderships away before a stop.
     leaving: Option<Leaving>,
-    /// The rebalancer plans again once the meta group applied its previous proposals.
-    rebalance_after_index: u64,
+    /// The rebalancer plans again once the meta group applied its previous proposals: (term,
+    /// last index) when it proposed them.
+    rebalance_after: (u64, u64),
     /// This node was removed from the cluster.
     removed: bool,
     timers: Timers,
@@ -236,7 +237,7 @@ impl Engine {
             router: Router::default(),
             next_proposal_tag: 1,
             leaving: None,
-            rebalance_after_index: 0,
+            rebalance_after: (0, 0),
             removed: false,
             started_ms: now,
             stopping: false,

@@ -47,7 +47,7 @@ impl Engine {
                 commit: r.group.log.hard_state().commit,
                 applied: r.group.applied,
                 conf: r.group.log.conf_state(),
-                conf_index: r.group.conf_index(),
+                conf_index: r.group.conf_index().0,
                 initialized: r.group.is_initialized(),
                 ledger: &r.ledger,
             })

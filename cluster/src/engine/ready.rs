@@ -299,17 +299,16 @@ impl Engine {
                 .get(&to)
                 .and_then(|r| r.leader())
                 .filter(|l| *l != me);
+            // A hint names a node that led the shard once; it must still hold a replica (a
+            // holder that no longer leads passes the message on to the leader it knows).
+            let holders = self.shard_holders(to);
             let hint = self
                 .router
                 .hint(to)
-                .filter(|n| self.network.is_connected(*n));
+                .filter(|n| holders.contains(n) && self.network.is_connected(*n));
             let targets: Vec<NodeId> = match leader.or(hint) {
                 Some(leader) => vec![leader],
-                None => self
-                    .shard_holders(to)
-                    .into_iter()
-                    .filter(|n| *n != me)
-                    .collect(),
+                None => holders.into_iter().filter(|n| *n != me).collect(),
             };
             for node in targets {
                 self.send_frame(node, PeerFrame::Protocol(envelope.clone()));
@@ -355,13 +354,20 @@ impl Engine {
                     metrics::counter!("tuma_engine_frames_refused_total").increment(1);
                     return;
                 }
-                if self
-                    .replicas
-                    .get(&envelope.to)
-                    .is_some_and(|r| r.takes_protocol())
-                {
-                    let more = self.deliver_local(envelope);
-                    self.route(more);
+                let me = self.config.node_id;
+                match self.replicas.get(&envelope.to) {
+                    Some(replica) if replica.takes_protocol() => {
+                        let more = self.deliver_local(envelope);
+                        self.route(more);
+                    }
+                    // A replica that does not lead passes it on, once, to the leader it knows
+                    // (the sender's idea of the leader was stale).
+                    Some(replica) if from != replica.leader().unwrap_or(me) => {
+                        if let Some(leader) = replica.leader().filter(|l| *l != me) {
+                            self.send_frame(leader, PeerFrame::Protocol(envelope));
+                        }
+                    }
+                    _ => {}
                 }
             }
             PeerFrame::Forward { id, request } => {
@@ -385,7 +391,11 @@ impl Engine {
                     self.propose_meta(command);
                 }
             }
-            PeerFrame::Tombstone { shard, conf_index } => self.on_tombstone(from, shard, conf_index),
+            PeerFrame::Tombstone {
+                shard,
+                conf_index,
+                conf_term,
+            } => self.on_tombstone(from, shard, conf_index, conf_term),
             PeerFrame::ClockPing { mono_ms } => self.send_frame(
                 from,
                 PeerFrame::ClockPong {

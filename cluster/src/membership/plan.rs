@@ -62,15 +62,28 @@ pub fn plan(meta: &ClusterMeta, limits: PlanLimits, now_ms: u64) -> Vec<MetaComm
             continue;
         }
         let current = &meta.placement[shard as usize];
-        let Some(pos) = current.iter().position(|n| !active.contains(n)) else {
+        if current.iter().all(|n| active.contains(n)) {
             continue;
-        };
-        let Some(to) = least_loaded(&load, &active, current) else {
-            continue;
-        };
+        }
+        // Every leaving member of the shard is replaced in one move: a target may name only
+        // active members (two draining members of one shard must not wait on each other).
         let mut target = current.clone();
-        target[pos] = to;
-        *load.entry(to).or_default() += 1;
+        let mut complete = true;
+        for pos in 0..target.len() {
+            if active.contains(&target[pos]) {
+                continue;
+            }
+            match least_loaded(&load, &active, &target) {
+                Some(to) => {
+                    target[pos] = to;
+                    *load.entry(to).or_default() += 1;
+                }
+                None => complete = false,
+            }
+        }
+        if !complete {
+            continue;
+        }
         commands.push(MetaCommand::StartMove { shard, target });
         busy.insert(shard);
         budget -= 1;

@@ -55,6 +55,19 @@ pub fn next_step(desired: &[NodeId], view: &GroupView) -> ConfStep {
     if view.joint || view.change_pending || desired.is_empty() {
         return ConfStep::Wait;
     }
+    if !view.voters.contains(&view.me) {
+        // A leader its own group removed (raft-rs keeps it leading, but drops its proposals):
+        // whatever the cluster state wants, only a voter can change the configuration now.
+        let heir = view
+            .voters
+            .iter()
+            .filter(|n| view.caught_up(**n))
+            .max_by_key(|n| (view.matched.get(*n).copied().unwrap_or(0), std::cmp::Reverse(**n)));
+        return match heir {
+            Some(&heir) => ConfStep::TransferLeader(heir),
+            None => ConfStep::Wait,
+        };
+    }
     if !desired.contains(&view.me) {
         let heir = desired
             .iter()

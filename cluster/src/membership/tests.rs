@@ -260,3 +260,40 @@ fn a_leaving_leader_hands_over_first_and_stray_learners_go() {
         ConfStep::Wait
     );
 }
+
+/// A move to node 4 was cancelled after its joint change applied: the cluster state wants
+/// [1, 2, 3] back, but node 1 (still leading) is no longer in its group. It must hand over to
+/// a voter rather than propose changes raft-rs drops; the new leader then adds node 1 back.
+#[test]
+fn a_leader_its_group_removed_hands_over_to_a_voter_even_when_the_cluster_state_wants_it_back() {
+    let matched = [(2, 1_000), (3, 1_000), (4, 1_000)];
+    assert_eq!(
+        next_step(&[1, 2, 3], &view(1, &[2, 4, 3], &[], &matched)),
+        ConfStep::TransferLeader(2)
+    );
+    let lagging = [(2, 3), (3, 1_000), (4, 1_000)];
+    assert_eq!(
+        next_step(&[1, 2, 3], &view(1, &[2, 4, 3], &[], &lagging)),
+        ConfStep::TransferLeader(3)
+    );
+    assert_eq!(
+        next_step(&[1, 2, 3], &view(2, &[2, 4, 3], &[], &matched)),
+        ConfStep::AddLearner(1)
+    );
+}
+
+/// Two members of one shard drain at once: the shard moves off both in one move (a target
+/// naming a draining member would be refused, and the drain would never end).
+#[test]
+fn two_draining_members_of_one_shard_are_replaced_in_one_move() {
+    let mut meta = cluster(5, 3);
+    let shard0 = meta.placement[0].clone();
+    for node in &shard0[1..] {
+        assert_eq!(meta.apply(&MetaCommand::Drain { node: *node }, 0), MetaOutcome::Done);
+    }
+    settle(&mut meta, PlanLimits::default());
+    for node in &shard0[1..] {
+        assert_eq!(meta.state_of(*node), Some(MemberState::Removed), "node {node}");
+    }
+    assert!(meta.placement.iter().all(|p| p.len() == 3));
+}

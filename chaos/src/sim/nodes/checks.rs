@@ -77,9 +77,9 @@ impl World {
                 if probe.shard != shard || !probe.initialized {
                     continue;
                 }
+                // Only votes matter to a quorum: a learner may lose its copy and get another.
                 let names = probe.conf.voters.contains(&node)
-                    || probe.conf.voters_outgoing.contains(&node)
-                    || probe.conf.learners.contains(&node);
+                    || probe.conf.voters_outgoing.contains(&node);
                 if newest.is_none_or(|(index, _, _)| probe.conf_index > index) {
                     newest = Some((probe.conf_index, *holder, names));
                 }
@@ -104,6 +104,19 @@ impl World {
     /// At the hard stop: the cluster never settled.
     pub(super) fn finish_unsettled(&mut self) {
         let why = self.unsettled().unwrap_or_else(|| "the run ended early".into());
+        for (id, node) in &self.nodes {
+            let Some(running) = node.running.as_ref() else {
+                continue;
+            };
+            let line = format!(
+                "node {id}: clock {:?}; {}",
+                running.engine.clock_verdict(),
+                (0..self.map.shard_count()).map(|s| format!("[{}]", self.describe_shard(s))).collect::<Vec<_>>().join(" ")
+            );
+            if self.cfg.trace {
+                self.trace.push(line);
+            }
+        }
         if self.violations.is_empty() {
             self.violation(format!("liveness: not settled {} ms after healing: {why}", self.cfg.settle_ms));
         }
@@ -184,8 +197,13 @@ impl World {
             }
         }
         let ledger = lead.ledger;
-        if ledger.prepared().next().is_some() || ledger.accepted().next().is_some() || ledger.outbox().next().is_some() {
-            return Some(format!("shard {shard} still has transfers in flight"));
+        let prepared: Vec<String> = ledger.prepared().map(|r| r.request.id.to_string()).collect();
+        let accepted: Vec<String> = ledger.accepted().map(|(id, r)| format!("{id} from shard {}", r.payer_shard)).collect();
+        let outbox: Vec<String> = ledger.outbox().map(|(id, to, d)| format!("{id} {d:?} to shard {to}")).collect();
+        if !prepared.is_empty() || !accepted.is_empty() || !outbox.is_empty() {
+            return Some(format!(
+                "shard {shard} (leader node {leader}) still has transfers in flight: prepared {prepared:?}, accepted {accepted:?}, undelivered decisions {outbox:?}"
+            ));
         }
         None
     }

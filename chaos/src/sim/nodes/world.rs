@@ -434,6 +434,9 @@ impl World {
         };
         match self.submit(Caller::Transfer(i), preferred, request) {
             Some(pending) => {
+                let id = self.transfers[i].request.id.clone();
+                let node = pending.node;
+                self.note(|| format!("[{id}] sent to node {node}"));
                 let client = &mut self.transfers[i];
                 client.attempts += 1;
                 let attempt = client.attempts;
@@ -587,6 +590,11 @@ impl World {
     }
 
     fn on_reply(&mut self, caller: Caller, reply: ClientReply) {
+        if let Caller::Transfer(i) = caller {
+            let id = self.transfers[i].request.id.clone();
+            let attempt = self.transfers[i].attempts;
+            self.note(|| format!("[{id}] attempt {attempt}: {}", reply.describe()));
+        }
         match caller {
             Caller::Transfer(i) => match TransferClient::judge(reply) {
                 Next::Final(answer) => {
