@@ -17,6 +17,8 @@ pub enum PeerFrame {
     },
     /// A cross-shard protocol message for the leader of `envelope.to`.
     Protocol(Envelope),
+    /// The same, passed on once by a replica that does not lead (never passed on again).
+    ProtocolRelayed(Envelope),
     /// A client request for a shard the receiver leads.
     Forward {
         id: u64,

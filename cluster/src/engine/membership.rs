@@ -295,9 +295,20 @@ impl Engine {
     }
 
     /// May this node lead now? Not while stopping, nor while its clock is not known to agree
-    /// with a majority of the members.
+    /// with a majority of the members. Judged afresh on every call: a wall clock can jump
+    /// between two passes, and a proposal stamped in between would carry the jump.
     pub(super) fn may_lead(&self) -> bool {
-        self.leaving.is_none() && self.clock_verdict == ClockVerdict::InBounds
+        if self.leaving.is_some() {
+            return false;
+        }
+        let members = self.live_members();
+        let verdict = self.peer_clocks.verdict(
+            &members,
+            self.config.node_id,
+            self.clock.monotonic_ms(),
+            self.clock.wall_ms(),
+        );
+        verdict == ClockVerdict::InBounds
     }
 
     /// Serves a cluster change: the meta leader proposes it; others forward it there.

@@ -450,6 +450,9 @@ impl Engine {
     /// node log (target `tuma::sms`); delivery is then recorded through the log, which keeps the
     /// replicated outbox bounded.
     fn deliver_sms(&mut self) {
+        if !self.may_lead() {
+            return;
+        }
         let now_ms = self.now_ms();
         for replica in self.replicas.values_mut().filter(|r| r.is_serving()) {
             let mut last = None;

@@ -294,9 +294,12 @@ impl Engine {
                 continue;
             }
             let me = self.config.node_id;
+            // A replica here knows the leader only while it is a member of its group (a
+            // removed one may remember a leader long gone).
             let leader = self
                 .replicas
                 .get(&to)
+                .filter(|r| r.group.in_configuration(me))
                 .and_then(|r| r.leader())
                 .filter(|l| *l != me);
             // A hint names a node that led the shard once; it must still hold a replica (a
@@ -318,6 +321,9 @@ impl Engine {
 
     /// Hands a protocol message to a local leader's driver; returns messages it sends on.
     fn deliver_local(&mut self, envelope: Envelope) -> Vec<Envelope> {
+        if !self.may_lead() {
+            return Vec::new();
+        }
         let now_ms = self.now_ms();
         let Some(replica) = self.replicas.get_mut(&envelope.to) else {
             return Vec::new();
@@ -331,6 +337,9 @@ impl Engine {
 
     /// Ticks every serving replica's driver: resends, sweeps, inquiries.
     pub(super) fn drive_protocol(&mut self) {
+        if !self.may_lead() {
+            return;
+        }
         let now_ms = self.now_ms();
         let mut envelopes = Vec::new();
         for replica in self.replicas.values_mut() {
@@ -348,28 +357,8 @@ impl Engine {
     pub(super) fn on_peer(&mut self, from: NodeId, frame: PeerFrame) {
         match frame {
             PeerFrame::Raft { shard, message } => self.step_raft(from, shard, &message),
-            PeerFrame::Protocol(envelope) => {
-                if !self.holds_or_held(envelope.from, from) {
-                    tracing::warn!(from, shard = envelope.from, "protocol message from a node that holds no replica of its shard; dropped");
-                    metrics::counter!("tuma_engine_frames_refused_total").increment(1);
-                    return;
-                }
-                let me = self.config.node_id;
-                match self.replicas.get(&envelope.to) {
-                    Some(replica) if replica.takes_protocol() => {
-                        let more = self.deliver_local(envelope);
-                        self.route(more);
-                    }
-                    // A replica that does not lead passes it on, once, to the leader it knows
-                    // (the sender's idea of the leader was stale).
-                    Some(replica) if from != replica.leader().unwrap_or(me) => {
-                        if let Some(leader) = replica.leader().filter(|l| *l != me) {
-                            self.send_frame(leader, PeerFrame::Protocol(envelope));
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            PeerFrame::Protocol(envelope) => self.on_protocol(from, envelope, true),
+            PeerFrame::ProtocolRelayed(envelope) => self.on_protocol(from, envelope, false),
             PeerFrame::Forward { id, request } => {
                 self.serve(request, Waiter::Remote { node: from, id })
             }
@@ -410,6 +399,30 @@ impl Engine {
                 let now = self.clock.monotonic_ms();
                 self.peer_clocks.record(from, echo_mono_ms, wall_ms, now);
             }
+        }
+    }
+
+    /// A protocol message from node `from`: handled if this node serves its shard; otherwise
+    /// (if `relay`) passed on once to the leader a member replica here knows — the sender's
+    /// idea of the leader was stale.
+    fn on_protocol(&mut self, from: NodeId, envelope: Envelope, relay: bool) {
+        if !self.holds_or_held(envelope.from, from) && relay {
+            tracing::warn!(from, shard = envelope.from, "protocol message from a node that holds no replica of its shard; dropped");
+            metrics::counter!("tuma_engine_frames_refused_total").increment(1);
+            return;
+        }
+        let me = self.config.node_id;
+        match self.replicas.get(&envelope.to) {
+            Some(replica) if replica.takes_protocol() => {
+                let more = self.deliver_local(envelope);
+                self.route(more);
+            }
+            Some(replica) if relay && replica.group.in_configuration(me) => {
+                if let Some(leader) = replica.leader().filter(|l| *l != me && *l != from) {
+                    self.send_frame(leader, PeerFrame::ProtocolRelayed(envelope));
+                }
+            }
+            _ => {}
         }
     }
 

@@ -41,7 +41,8 @@ impl World {
         if let Some(running) = self.nodes.get(&id).and_then(|n| n.running.as_ref()) {
             for probe in running.engine.probe_replicas() {
                 held.insert(probe.shard);
-                if probe.ledger.clock_ms() > bound {
+                if probe.ledger.clock_ms() > bound && !self.poisoned.contains(&probe.shard) {
+                    self.poisoned.insert(probe.shard);
                     problems.push(format!(
                         "shard {} clock on node {id} is {} ms ahead of true time: a clock poisoned it",
                         probe.shard,

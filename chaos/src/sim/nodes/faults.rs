@@ -161,6 +161,15 @@ impl World {
                 }
             }
             Fault::ClockJump(id, jump, hold) => {
+                // One clock off at a time: a majority of wrong clocks that agree with one
+                // another is indistinguishable from the truth.
+                let jumped = self
+                    .nodes
+                    .values()
+                    .any(|n| n.offset_ms.load(Ordering::Relaxed) != n.skew_ms);
+                if jumped {
+                    return;
+                }
                 if let Some(node) = self.nodes.get(&id) {
                     node.offset_ms.fetch_add(jump, Ordering::Relaxed);
                     self.schedule_in(hold, Event::Fault(Fault::ClockBack(id)));

@@ -140,6 +140,8 @@ pub(super) struct World {
     pub settled_at: Option<u64>,
     pub finished: bool,
     pub violations: Vec<String>,
+    /// Shards whose clock was found poisoned (reported once each).
+    pub poisoned: BTreeSet<u32>,
     pub trace: Vec<String>,
     pub stats: Stats,
 }
@@ -721,6 +723,7 @@ impl World {
             settled_at: None,
             finished: false,
             violations: Vec::new(),
+            poisoned: BTreeSet::new(),
             trace: Vec::new(),
             stats: Stats::default(),
         }
