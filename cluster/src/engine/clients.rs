@@ -106,7 +106,7 @@ impl Engine {
 
     pub(super) fn forward(&mut self, leader: u64, request: ClientRequest, waiter: Waiter) {
         let now = self.clock.monotonic_ms();
-        let id = self.router.forwarding(waiter, leader, now);
+        let id = self.router.forwarding(waiter, leader, &request, now);
         self.send_frame(leader, crate::wire::PeerFrame::Forward { id, request });
     }
 

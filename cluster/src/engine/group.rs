@@ -158,6 +158,21 @@ impl RaftGroup {
         self.is_leader() && self.applied_term == self.raw.raft.term
     }
 
+    /// A leader that just applied its own removal steps down at once, into the next term.
+    /// raft-rs keeps it leading (its own TODO), drops its proposals and panics the next time
+    /// it advances the commit index; it never campaigns again, so the remaining voters elect
+    /// a leader among themselves. Returns true if it stepped down.
+    pub fn step_down_if_removed(&mut self) -> bool {
+        let me = self.raw.raft.id;
+        if !self.is_leader() || self.log.conf_state().voters.contains(&me) {
+            return false;
+        }
+        let term = self.raw.raft.term + 1;
+        tracing::info!(group = self.id, term, "this leader left its group's configuration; stepping down");
+        self.raw.raft.become_follower(term, raft::INVALID_ID);
+        true
+    }
+
     /// A snapshot this leader sent that neither arrived nor was refused within `stall_ms` (lost
     /// on the way, or its receiver restarted) is reported failed, so raft-rs sends another:
     /// until then raft-rs sends that follower nothing at all.

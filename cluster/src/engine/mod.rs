@@ -206,6 +206,7 @@ impl Engine {
             node_id: config.node_id,
         };
         let now = clock.monotonic_ms();
+        let first_forward_id = rng.next_u64() >> 1;
         let mut engine = Engine {
             actors: AccountActors::new(config.actor_idle_ms),
             pin_verifier: pins::PinVerifier::new(
@@ -234,7 +235,7 @@ impl Engine {
             inputs,
             inputs_tx,
             replicas,
-            router: Router::default(),
+            router: Router::new(first_forward_id),
             next_proposal_tag: 1,
             leaving: None,
             rebalance_after: (0, 0),

@@ -203,6 +203,10 @@ impl Engine {
             let sends = complete(replica, ready, &mut output, now_ms, observer);
             self.send_raft(shard, sends);
         }
+        self.meta.group.step_down_if_removed();
+        for replica in self.replicas.values_mut() {
+            replica.group.step_down_if_removed();
+        }
         output.replies.extend(self.meta.on_role_change());
         self.follow_roles(&mut output);
         self.checkpoint()?;
@@ -370,7 +374,7 @@ impl Engine {
                 {
                     self.router.learn(*shard, *leader);
                 }
-                match self.router.answered(id, from) {
+                match self.router.answered(id, from, &reply) {
                     Some(waiter) => self.reply(waiter, reply),
                     None => tracing::debug!(from, id, "an answer to no forward of ours (late, or from another node)"),
                 }

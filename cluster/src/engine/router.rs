@@ -4,13 +4,27 @@
 
 use std::collections::BTreeMap;
 
-use super::request::Waiter;
+use tuma_actors::transfer::TransferId;
+
+use super::request::{ClientReply, ClientRequest, Waiter};
 use crate::transport::NodeId;
 
-#[derive(Default)]
+/// A request forwarded to a leader and not answered yet.
+struct Forwarded {
+    waiter: Waiter,
+    /// The node asked.
+    to: NodeId,
+    /// The transfer the answer must be about, if it is about one.
+    transfer: Option<TransferId>,
+    /// When it was sent (monotonic ms).
+    at: u64,
+}
+
 pub(super) struct Router {
-    /// Requests forwarded to a leader: id → (waiter, the node asked, sent at in monotonic ms).
-    forwarded: BTreeMap<u64, (Waiter, NodeId, u64)>,
+    /// Requests forwarded to a leader, by forward id.
+    forwarded: BTreeMap<u64, Forwarded>,
+    /// Forward ids start at a random point each run, so an answer to a forward made before a
+    /// restart never answers a request of this run.
     next_forward_id: u64,
     /// Leaders other nodes named for shards this node does not lead.
     hints: BTreeMap<u32, NodeId>,
@@ -19,21 +33,50 @@ pub(super) struct Router {
 }
 
 impl Router {
+    /// A router whose forward ids start at `first_forward_id` (random per run).
+    pub fn new(first_forward_id: u64) -> Router {
+        Router {
+            forwarded: BTreeMap::new(),
+            next_forward_id: first_forward_id,
+            hints: BTreeMap::new(),
+            turn: 0,
+        }
+    }
+
     /// Remembers a waiter whose request goes to node `to`; returns the forward's id.
-    pub fn forwarding(&mut self, waiter: Waiter, to: NodeId, now_ms: u64) -> u64 {
-        self.next_forward_id += 1;
-        self.forwarded
-            .insert(self.next_forward_id, (waiter, to, now_ms));
+    pub fn forwarding(&mut self, waiter: Waiter, to: NodeId, request: &ClientRequest, now_ms: u64) -> u64 {
+        self.next_forward_id = self.next_forward_id.wrapping_add(1);
+        let transfer = match request {
+            ClientRequest::Transfer { request, .. } => Some(request.id.clone()),
+            ClientRequest::TransferStatus { id, .. } => Some(id.clone()),
+            _ => None,
+        };
+        self.forwarded.insert(
+            self.next_forward_id,
+            Forwarded {
+                waiter,
+                to,
+                transfer,
+                at: now_ms,
+            },
+        );
         self.next_forward_id
     }
 
-    /// The waiter of forward `id`, if node `from` is the node it was sent to (an answer from
-    /// any other node is not one).
-    pub fn answered(&mut self, id: u64, from: NodeId) -> Option<Waiter> {
-        match self.forwarded.get(&id) {
-            Some((_, to, _)) if *to == from => self.forwarded.remove(&id).map(|(w, _, _)| w),
-            _ => None,
+    /// The waiter of forward `id` for `reply`, if node `from` is the node it was sent to (an
+    /// answer from any other node is not one) and a receipt is for the transfer asked about.
+    pub fn answered(&mut self, id: u64, from: NodeId, reply: &ClientReply) -> Option<Waiter> {
+        let forward = self.forwarded.get(&id)?;
+        if forward.to != from {
+            return None;
         }
+        if let (ClientReply::Receipt(receipt), Some(asked)) = (reply, &forward.transfer) {
+            if &receipt.id != asked {
+                tracing::error!(forward = id, asked = %asked, answered = %receipt.id, "a forwarded request was answered with another transfer's receipt; dropped");
+                return None;
+            }
+        }
+        self.forwarded.remove(&id).map(|f| f.waiter)
     }
 
     /// A leader other nodes named for `shard`, if any.
@@ -46,12 +89,12 @@ impl Router {
         let expired: Vec<u64> = self
             .forwarded
             .iter()
-            .filter(|(_, (_, _, at))| now_ms.saturating_sub(*at) >= timeout_ms)
+            .filter(|(_, f)| now_ms.saturating_sub(f.at) >= timeout_ms)
             .map(|(id, _)| *id)
             .collect();
         expired
             .into_iter()
-            .filter_map(|id| self.forwarded.remove(&id).map(|(w, _, _)| w))
+            .filter_map(|id| self.forwarded.remove(&id).map(|f| f.waiter))
             .collect()
     }
 
@@ -98,7 +141,7 @@ mod tests {
 
     #[test]
     fn a_known_leader_wins_then_a_reachable_hint_then_candidates_in_turn() {
-        let mut router = Router::default();
+        let mut router = Router::new(0);
         assert_eq!(router.guess(3, 1, Some(2), vec![2, 3], |_| true), Some(2));
         router.learn(3, 3);
         assert_eq!(router.guess(3, 1, None, vec![2, 3], |_| true), Some(3));
@@ -112,12 +155,14 @@ mod tests {
 
     #[test]
     fn forwards_are_answered_once_and_expire() {
-        let mut router = Router::default();
+        let mut router = Router::new(0);
         let (tx, _rx) = tokio::sync::oneshot::channel();
-        let id = router.forwarding(Waiter::Local(tx), 2, 100);
-        assert!(router.answered(id, 3).is_none(), "only node 2 may answer");
+        let audit = ClientRequest::Audit { shard: 0 };
+        let id = router.forwarding(Waiter::Local(tx), 2, &audit, 100);
+        let reply = ClientReply::InProgress;
+        assert!(router.answered(id, 3, &reply).is_none(), "only node 2 may answer");
         assert!(router.expire(200, 1_000).is_empty());
         assert_eq!(router.expire(1_100, 1_000).len(), 1);
-        assert!(router.answered(id, 2).is_none());
+        assert!(router.answered(id, 2, &reply).is_none());
     }
 }

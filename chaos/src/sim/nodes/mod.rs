@@ -46,6 +46,7 @@ use clients::Answer;
 
 /// Runs one seed to the end and checks it.
 pub fn run_seed(cfg: &NodesConfig, seed: u64, tariffs: Arc<Tariffs>) -> SeedReport {
+    quiet_panics();
     SIMULATING.with(|s| s.set(true));
     let mut world = setup::build(cfg, seed, tariffs);
     world.run();
@@ -116,7 +117,10 @@ fn quiet_panics() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !SIMULATING.with(|s| s.get()) {
+            if SIMULATING.with(|s| s.get()) {
+                let at = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+                PANIC_AT.with(|p| *p.borrow_mut() = at);
+            } else {
                 previous(info);
             }
         }));
@@ -126,4 +130,11 @@ fn quiet_panics() {
 thread_local! {
     /// Set on a thread while it runs a seed.
     static SIMULATING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Where the last panic on this thread happened (for the violation's message).
+    static PANIC_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Where the last panic on this simulator thread happened, if known.
+pub(super) fn last_panic_location() -> Option<String> {
+    PANIC_AT.with(|p| p.borrow_mut().take())
 }

@@ -193,11 +193,15 @@ impl SimNode {
 }
 
 pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<String>() {
+    let message = if let Some(s) = panic.downcast_ref::<String>() {
         s.clone()
     } else if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
     } else {
         "a panic without a message".to_string()
+    };
+    match super::last_panic_location() {
+        Some(at) => format!("{message} (at {at})"),
+        None => message,
     }
 }
