@@ -153,6 +153,12 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     for report in &summary.failed {
         print_failure(&simulator, report);
     }
+    if summary.failed_seeds.len() > summary.failed.len() {
+        println!("every failing seed:");
+        for (seed, first) in &summary.failed_seeds {
+            println!("  {}: {first}", simulator.replay_command(*seed));
+        }
+    }
     println!("{}", summary.detail());
     println!("{}", summary.line());
     Ok(if summary.violations == 0 {

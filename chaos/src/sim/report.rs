@@ -59,6 +59,8 @@ pub struct Summary {
     pub violations: u64,
     /// Reports of the seeds that failed (at most a few kept).
     pub failed: Vec<SeedReport>,
+    /// Every failing seed with its first violation.
+    pub failed_seeds: Vec<(u64, String)>,
 }
 
 impl Summary {
@@ -75,6 +77,9 @@ impl Summary {
         self.messages += report.messages;
         self.dropped += report.dropped;
         self.violations += report.violations.len() as u64;
+        if let Some(first) = report.violations.first() {
+            self.failed_seeds.push((report.seed, first.message.clone()));
+        }
         if !report.violations.is_empty() && self.failed.len() < 5 {
             self.failed.push(report);
         }

@@ -13,7 +13,7 @@ use super::replica::Replica;
 use super::request::{ClientReply, Waiter};
 use super::{Engine, EngineFault};
 use crate::membership::{
-    next_step, plan, ConfStep, MemberState, MetaCommand, MetaOutcome, META_GROUP,
+    next_step, plan, ConfStep, MemberState, MetaCommand, META_GROUP,
 };
 use crate::storage::{StorageError, WriteBatch, WriteOp};
 use crate::transport::NodeId;
@@ -66,24 +66,52 @@ impl Engine {
         if group != META_GROUP && !self.replicas.contains_key(&group) && !self.create_replica(group) {
             return;
         }
+        if group != META_GROUP && !self.empty_replica_takes(group, &mut message) {
+            return;
+        }
         let rng = &mut self.rng;
         let raft_group = if group == META_GROUP {
             &mut self.meta.group
         } else {
             &mut self.replicas.get_mut(&group).expect("present").group
         };
-        if message.get_msg_type() == MessageType::MsgHeartbeat && !raft_group.is_initialized() {
-            // An empty replica (new, or made again after this node's old one was removed) can
-            // get a heartbeat from a leader that still remembers what the old one held; raft-rs
-            // would panic committing entries it does not have. It commits nothing until the
-            // leader's snapshot arrives.
-            let last = raft_group.log.bounds().1;
-            message.commit = message.commit.min(last);
-        }
         if let Err(error) = raft_group.raw.step(message) {
             tracing::debug!(group, %error, "raft step refused a message");
         }
         raft_group.randomize_election_timeout(rng);
+    }
+
+    /// What an empty replica (new, or made again after its group removed this node) may take:
+    /// appends, which it can only refuse (that leads a leader adding it to send a snapshot);
+    /// heartbeats stripped of their read context and commit (its answers keep a leader's
+    /// probe going, but never confirm a read or commit anything); and a snapshot past its
+    /// tombstone. Never a vote: it holds nothing, and a candidate whose configuration still
+    /// counts it (from before its removal) must not win with its help — a stale leader elected
+    /// with a destroyed replica's vote would overwrite committed entries.
+    fn empty_replica_takes(&self, shard: u32, message: &mut Message) -> bool {
+        let Some(replica) = self.replicas.get(&shard) else {
+            return false;
+        };
+        if replica.group.is_initialized() {
+            return true;
+        }
+        match message.get_msg_type() {
+            MessageType::MsgAppend => true,
+            MessageType::MsgHeartbeat => {
+                message.commit = 0;
+                message.context = Default::default();
+                true
+            }
+            MessageType::MsgSnapshot => {
+                let index = message.get_snapshot().get_metadata().index;
+                let removed_at = self.tombstones.get(&shard).copied().unwrap_or(0);
+                if index <= removed_at {
+                    tracing::info!(shard, index, removed_at, "refused a snapshot from before this node's removal");
+                }
+                index > removed_at
+            }
+            _ => false,
+        }
     }
 
     /// Creates an empty replica of `shard` if this node is meant to receive one.
@@ -146,14 +174,16 @@ impl Engine {
         }
         let group = &mut replica.group;
         if !group.is_initialized() {
-            replica.tombstoned = !group.has_promised();
+            if !group.has_promised() {
+                replica.tombstoned = Some(conf_index);
+            }
             return;
         }
         let (first, last) = group.log.bounds();
         let held = group.log.term_of(conf_index);
         if conf_index > last {
             tracing::info!(shard, leader = from, conf_index, "removed from the group (by its leader's tombstone)");
-            replica.tombstoned = true;
+            replica.tombstoned = Some(conf_index);
         } else if conf_term != 0 && held == Some(conf_term) {
             if conf_index > group.raw.raft.raft_log.committed {
                 group.raw.raft.raft_log.commit_to(conf_index);
@@ -161,7 +191,7 @@ impl Engine {
             }
         } else if conf_term != 0 && conf_index >= first && held.is_some() {
             tracing::info!(shard, leader = from, conf_index, "removed from the group; this replica's tail diverged");
-            replica.tombstoned = true;
+            replica.tombstoned = Some(conf_index);
         }
     }
 
@@ -179,29 +209,54 @@ impl Engine {
             None => true,
         };
         let planted = self.config.planted_fault == Some(EngineFault::DestroyOnPlacementChange);
-        let gone: Vec<u32> = self
+        let gone: Vec<(u32, Option<u64>)> = self
             .replicas
             .iter()
-            .filter(|(shard, r)| {
+            .filter_map(|(shard, r)| {
+                if r.is_leader() {
+                    return None;
+                }
+                let initialized = r.group.is_initialized();
                 // Removed by an entry it applied, with nothing after it in its log: nothing it
                 // holds was acknowledged to a configuration that counts it.
-                let removed_by_group = r.group.is_initialized()
+                let removed_by_group = initialized
                     && !r.group.in_configuration(me)
                     && r.group.applied == r.group.last_index();
-                let empty_and_unwanted = !r.group.is_initialized()
-                    && !r.group.has_promised()
-                    && !placed_here(**shard);
-                let planted_fault = planted && !placed_here(**shard);
-                !r.is_leader()
-                    && (removed_by_group || r.tombstoned || empty_and_unwanted || planted_fault)
+                let empty_and_unwanted =
+                    !initialized && !r.group.has_promised() && !placed_here(*shard);
+                let planted_fault = planted && !placed_here(*shard);
+                let removed_at = r.group.applied.max(r.tombstoned.unwrap_or(0));
+                if removed_by_group || planted_fault {
+                    Some((*shard, Some(removed_at)))
+                } else if r.tombstoned.is_some() {
+                    Some((*shard, initialized.then_some(removed_at)))
+                } else if empty_and_unwanted {
+                    Some((*shard, None))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        // A replica made again from a snapshot past its tombstone no longer needs it.
+        let revived: Vec<u32> = self
+            .tombstones
+            .iter()
+            .filter(|(shard, removed_at)| {
+                self.replicas
+                    .get(shard)
+                    .is_some_and(|r| r.group.is_initialized() && r.group.applied > **removed_at)
             })
             .map(|(shard, _)| *shard)
             .collect();
-        if gone.is_empty() {
+        if gone.is_empty() && revived.is_empty() {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        for shard in gone {
+        for shard in revived {
+            self.tombstones.remove(&shard);
+            batch.ops.push(WriteOp::ForgetTombstone { shard });
+        }
+        for (shard, removed_at) in gone {
             let mut replica = self.replicas.remove(&shard).expect("listed");
             let not_leader = ClientReply::NotLeader {
                 shard,
@@ -213,8 +268,12 @@ impl Engine {
             let map = self.map;
             self.actors
                 .stop_shard(|account| map.shard_of(account) == shard);
-            batch.ops.push(WriteOp::Destroy { shard });
-            tracing::info!(shard, "replica removed from its group; destroyed on this node");
+            if let Some(index) = removed_at {
+                let kept = self.tombstones.entry(shard).or_default();
+                *kept = (*kept).max(index);
+            }
+            batch.ops.push(WriteOp::Destroy { shard, removed_at });
+            tracing::info!(shard, ?removed_at, "replica removed from its group; destroyed on this node");
             metrics::counter!("tuma_replicas_removed_total").increment(1);
         }
         self.store.write(batch)
@@ -340,9 +399,11 @@ impl Engine {
             Ok(()) => {
                 self.meta.tagged.insert(tag, waiter);
             }
+            // raft-rs drops proposals while leadership is being handed over: nothing was
+            // done, and the caller retries (the change itself was not refused).
             Err(error) => self.reply(
                 waiter,
-                ClientReply::Meta(MetaOutcome::Refused(format!("not proposed: {error}"))),
+                ClientReply::Unavailable(format!("the meta leader did not take the change: {error}")),
             ),
         }
     }
@@ -480,6 +541,7 @@ fn apply_step(group: &mut super::group::RaftGroup, id: u32, step: ConfStep) {
             group.raw.transfer_leader(*heir);
             Ok(())
         }
+        ConfStep::LeaveJoint => group.propose_conf_change(Vec::new()),
         ConfStep::AddLearner(node) => {
             group.propose_conf_change(vec![(*node, ConfChangeType::AddLearnerNode)])
         }

@@ -123,6 +123,9 @@ pub struct Engine {
     inputs_tx: SyncSender<Input>,
     pin_verifier: pins::PinVerifier,
     replicas: BTreeMap<u32, Replica>,
+    /// Replicas destroyed here: shard → index of their removal. A replica made again must start
+    /// from a snapshot past it.
+    tombstones: BTreeMap<u32, u64>,
     actors: AccountActors,
     router: Router,
     /// Measured offsets of the peers' wall clocks.
@@ -181,6 +184,7 @@ impl Engine {
         let mut rng = SplitMix64::new(seed);
         let incarnation = rng.next_u64();
         let groups = store.groups()?;
+        let tombstones = store.tombstones()?;
         let bootstrap = groups.is_empty() && config.bootstrap;
         let mut writes = Vec::new();
         let meta = open::open_meta(&config, store.as_ref(), &groups, bootstrap, incarnation, &mut writes)?;
@@ -235,6 +239,7 @@ impl Engine {
             inputs,
             inputs_tx,
             replicas,
+            tombstones,
             router: Router::new(first_forward_id),
             next_proposal_tag: 1,
             leaving: None,

@@ -44,8 +44,9 @@ pub(super) struct Replica {
     reads: PendingReads,
     /// SMS records this leader already handed to the sink (volatile; a new leader may resend).
     pub sms_sent_up_to: u64,
-    /// The shard's leader said its configuration no longer holds this replica.
-    pub tombstoned: bool,
+    /// The shard's leader said its configuration, as of this index, no longer holds this
+    /// replica.
+    pub tombstoned: Option<u64>,
     planted_fault: Option<EngineFault>,
 }
 
@@ -84,7 +85,7 @@ impl Replica {
             waiters: Waiters::default(),
             reads: PendingReads::default(),
             sms_sent_up_to: 0,
-            tombstoned: false,
+            tombstoned: None,
             planted_fault: config.planted_fault,
         };
         Ok((replica, writes))

@@ -36,6 +36,8 @@ impl GroupView {
 /// The leader's next step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfStep {
+    /// Leave the joint configuration the group is in.
+    LeaveJoint,
     /// Nothing to do now (a change is in flight or a learner is catching up).
     Wait,
     /// The configuration equals the desired set.
@@ -52,7 +54,15 @@ pub enum ConfStep {
 
 /// The next step towards `desired`.
 pub fn next_step(desired: &[NodeId], view: &GroupView) -> ConfStep {
-    if view.joint || view.change_pending || desired.is_empty() {
+    if view.change_pending {
+        return ConfStep::Wait;
+    }
+    if view.joint {
+        // raft-rs leaves a joint configuration by itself only on the leader that applied the
+        // joint entry (its own TODO); any later leader must propose the leave.
+        return ConfStep::LeaveJoint;
+    }
+    if desired.is_empty() {
         return ConfStep::Wait;
     }
     if !view.voters.contains(&view.me) {

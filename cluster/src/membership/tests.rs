@@ -236,6 +236,12 @@ fn a_leader_adds_a_learner_waits_for_it_then_swaps_in_one_joint_change() {
     assert_eq!(next_step(&desired, &pending), ConfStep::Wait);
     pending.change_pending = false;
     pending.joint = true;
+    assert_eq!(
+        next_step(&desired, &pending),
+        ConfStep::LeaveJoint,
+        "a leader that did not apply the joint entry itself must leave it"
+    );
+    pending.change_pending = true;
     assert_eq!(next_step(&desired, &pending), ConfStep::Wait);
 }
 

@@ -39,6 +39,7 @@ struct DurableGroup {
 #[derive(Default, Debug)]
 struct Image {
     groups: BTreeMap<u32, DurableGroup>,
+    tombstones: BTreeMap<u32, u64>,
     identity: Option<ClusterIdentity>,
     /// Writes until the armed fault fires (1 = the next write).
     fault_in_writes: Option<(u64, WriteFault)>,
@@ -141,8 +142,15 @@ fn apply(image: &mut Image, batch: WriteBatch) -> u64 {
                     group.entries.remove(&index);
                 }
             }
-            WriteOp::Destroy { shard } => {
+            WriteOp::Destroy { shard, removed_at } => {
                 image.groups.remove(&shard);
+                if let Some(index) = removed_at {
+                    let kept = image.tombstones.entry(shard).or_default();
+                    *kept = (*kept).max(index);
+                }
+            }
+            WriteOp::ForgetTombstone { shard } => {
+                image.tombstones.remove(&shard);
             }
         }
     }
@@ -197,6 +205,10 @@ impl LogStore for MemStore {
         image.writes += 1;
         image.bytes += bytes;
         Ok(())
+    }
+
+    fn tombstones(&self) -> Result<BTreeMap<u32, u64>, StorageError> {
+        Ok(self.disk.image().tombstones.clone())
     }
 
     fn identity(&self) -> Result<Option<ClusterIdentity>, StorageError> {
@@ -287,10 +299,14 @@ mod tests {
         );
         store
             .write(WriteBatch {
-                ops: vec![WriteOp::Destroy { shard: 7 }],
+                ops: vec![WriteOp::Destroy {
+                    shard: 7,
+                    removed_at: Some(9),
+                }],
             })
             .unwrap();
         assert!(store.load_shard(7).unwrap().is_none());
         assert!(store.groups().unwrap().is_empty());
+        assert_eq!(store.tombstones().unwrap().get(&7), Some(&9));
     }
 }

@@ -69,8 +69,15 @@ pub enum WriteOp {
         compact_from: u64,
         compact_to: u64,
     },
-    /// Everything of a group (a replica moved away from this node).
+    /// Everything of a group (a replica its group removed). With `removed_at`, a tombstone
+    /// remembers the index of the removal: a replica made again here later must start from a
+    /// snapshot past it (see the engine's `membership.rs`).
     Destroy {
+        shard: u32,
+        removed_at: Option<u64>,
+    },
+    /// A replica was made again from a snapshot past its tombstone.
+    ForgetTombstone {
         shard: u32,
     },
 }
@@ -106,6 +113,8 @@ pub trait LogStore: Send {
     fn groups(&self) -> Result<Vec<u32>, StorageError>;
     /// Applies a batch atomically and makes it durable (one fsync).
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError>;
+    /// The tombstones of replicas destroyed here: group → index of their removal.
+    fn tombstones(&self) -> Result<std::collections::BTreeMap<u32, u64>, StorageError>;
     /// The identity recorded at creation, if any.
     fn identity(&self) -> Result<Option<ClusterIdentity>, StorageError>;
     fn set_identity(&self, identity: &ClusterIdentity) -> Result<(), StorageError>;

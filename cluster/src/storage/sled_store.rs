@@ -1,7 +1,8 @@
 //! The default [`LogStore`] on sled 0.34.
 //!
 //! Keys: `l` + shard (u32 BE) + index (u64 BE) → a log entry; `h`/`c`/`s` + shard → hard state,
-//! conf state, checkpoint; `identity` → the cluster identity. Values are protobuf for Raft types
+//! conf state, checkpoint; `t` + shard → the index at which a destroyed replica was removed
+//! (u64 BE); `identity` → the cluster identity. Values are protobuf for Raft types
 //! and bincode for ours. The data directory carries a `LOCK` file held with an exclusive lock for
 //! the life of the process, so two nodes cannot open the same directory.
 
@@ -156,15 +157,24 @@ impl LogStore for SledStore {
                         sled_batch.remove(&entry_key(shard, index));
                     }
                 }
-                WriteOp::Destroy { shard } => {
+                WriteOp::Destroy { shard, removed_at } => {
                     for tag in [b'h', b'c', b's'] {
                         sled_batch.remove(&shard_key(tag, shard));
+                    }
+                    if let Some(index) = removed_at {
+                        let kept = self
+                            .db
+                            .get(shard_key(b't', shard))?
+                            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                            .map_or(0, u64::from_be_bytes);
+                        sled_batch.insert(&shard_key(b't', shard), &index.max(kept).to_be_bytes());
                     }
                     for item in self.db.scan_prefix(shard_key(b'l', shard)) {
                         let (key, _) = item?;
                         sled_batch.remove(key);
                     }
                 }
+                WriteOp::ForgetTombstone { shard } => sled_batch.remove(&shard_key(b't', shard)),
             }
         }
         self.db.apply_batch(sled_batch)?;
@@ -183,6 +193,24 @@ impl LogStore for SledStore {
             }
         }
         Ok(groups.into_iter().collect())
+    }
+
+    fn tombstones(&self) -> Result<std::collections::BTreeMap<u32, u64>, StorageError> {
+        let mut tombstones = std::collections::BTreeMap::new();
+        for item in self.db.scan_prefix([b't']) {
+            let (key, value) = item?;
+            let (Ok(group), Ok(index)) = (
+                <[u8; 4]>::try_from(&key[1..]),
+                <[u8; 8]>::try_from(value.as_ref()),
+            ) else {
+                return Err(StorageError::Corrupt {
+                    key: "tombstone".into(),
+                    reason: format!("{} key bytes, {} value bytes", key.len(), value.len()),
+                });
+            };
+            tombstones.insert(u32::from_be_bytes(group), u64::from_be_bytes(index));
+        }
+        Ok(tombstones)
     }
 
     fn identity(&self) -> Result<Option<ClusterIdentity>, StorageError> {

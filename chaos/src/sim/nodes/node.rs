@@ -166,6 +166,7 @@ impl SimNode {
             return StepResult::Ok;
         };
         let engine = &mut running.engine;
+        let _span = tracing::info_span!("node", id = self.id).entered();
         let result = catch_unwind(AssertUnwindSafe(|| {
             for _ in 0..16 {
                 match engine.step() {

@@ -60,11 +60,6 @@ impl Recorder {
         hash
     }
 
-    /// Entries committed on `shard`.
-    pub fn committed(&self, shard: u32) -> usize {
-        self.entries.get(&shard).map_or(0, BTreeMap::len)
-    }
-
     fn applied(&mut self, node: NodeId, shard: u32, index: u64, data: &[u8], ledger: &ShardLedger, now: u64) {
         self.applications += 1;
         let hash = fnv(FNV_OFFSET, data);

@@ -74,7 +74,6 @@ pub(super) fn build(cfg: &NodesConfig, seed: u64, tariffs: Arc<Tariffs>) -> Worl
     let shared = World::new_shared(seed);
     let mut world = World::assemble(
         cfg.clone(),
-        seed,
         rng,
         map,
         replicas,

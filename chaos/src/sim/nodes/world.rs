@@ -112,7 +112,6 @@ pub(super) struct CommandClient {
 
 pub(super) struct World {
     pub cfg: NodesConfig,
-    pub seed: u64,
     pub rng: SimRng,
     pub now: Arc<AtomicU64>,
     seq: u64,
@@ -685,7 +684,6 @@ impl World {
     #[allow(clippy::too_many_arguments)]
     pub fn assemble(
         cfg: NodesConfig,
-        seed: u64,
         rng: SimRng,
         map: ShardMap,
         replicas: usize,
@@ -697,7 +695,6 @@ impl World {
         World {
             now: shared.now_ms.clone(),
             cfg,
-            seed,
             rng,
             seq: 0,
             queue: BinaryHeap::new(),
