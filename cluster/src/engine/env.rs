@@ -84,6 +84,9 @@ pub trait ApplyObserver: Send {
     /// Replica of `shard` applied the entry at `index` whose encoded bytes are `data`;
     /// `ledger` is its state after.
     fn applied(&mut self, shard: u32, index: u64, data: &[u8], ledger: &ShardLedger);
+    /// Replica of `shard` applied a configuration change at `index`; `voters` are the voters
+    /// of the configuration now in force (incoming and outgoing).
+    fn configured(&mut self, _shard: u32, _index: u64, _voters: &[u64]) {}
 }
 
 /// Everything the engine is handed from outside.

@@ -187,7 +187,15 @@ impl Replica {
         let mut out = ApplyOutput::default();
         for entry in entries {
             self.group.note_applied(&entry);
-            if self.group.apply_conf_entry(&entry) || entry.data.is_empty() {
+            if self.group.apply_conf_entry(&entry) {
+                if let Some(observer) = observer.as_deref_mut() {
+                    let conf = self.group.log.conf_state();
+                    let voters: Vec<u64> = conf.voters.iter().chain(&conf.voters_outgoing).copied().collect();
+                    observer.configured(self.shard, entry.index, &voters);
+                }
+                continue;
+            }
+            if entry.data.is_empty() {
                 continue;
             }
             let decoded: Result<(ledger::Entry, usize), _> =

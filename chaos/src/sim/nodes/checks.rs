@@ -37,10 +37,11 @@ impl World {
         let now = self.now();
         let bound = EPOCH_MS + now + self.cfg.skew_ms_max + self.template.max_clock_offset_ms + CLOCK_SLACK_MS;
         let mut problems = Vec::new();
-        let mut held = BTreeSet::new();
+        let mut held = BTreeMap::new();
         if let Some(running) = self.nodes.get(&id).and_then(|n| n.running.as_ref()) {
             for probe in running.engine.probe_replicas() {
-                held.insert(probe.shard);
+                let counts_me = probe.conf.voters.contains(&id) || probe.conf.voters_outgoing.contains(&id);
+                held.insert(probe.shard, (probe.conf_index, counts_me));
                 if probe.ledger.clock_ms() > bound && !self.poisoned.contains(&probe.shard) {
                     self.poisoned.insert(probe.shard);
                     problems.push(format!(
@@ -52,10 +53,14 @@ impl World {
             }
         }
         let before = self.nodes.get(&id).map(|n| n.replicas_seen.clone()).unwrap_or_default();
-        for shard in before.difference(&held) {
-            if let Some((holder, conf_index)) = self.latest_configuration_with(*shard, id) {
+        for (shard, (_, counted_me)) in before {
+            if held.contains_key(&shard) || !counted_me {
+                continue; // still here, or its own configuration no longer counted it
+            }
+            let newest = self.recorder().configurations.get(&shard).cloned();
+            if let Some((conf_index, voters)) = newest.filter(|(_, voters)| voters.contains(&id)) {
                 problems.push(format!(
-                    "node {id} destroyed its replica of shard {shard} while its group's configuration (index {conf_index}, on node {holder}) still counts it"
+                    "node {id} destroyed its replica of shard {shard} while its group's newest configuration (index {conf_index}, voters {voters:?}) still counts it"
                 ));
             }
         }
@@ -65,28 +70,6 @@ impl World {
         for problem in problems {
             self.violation(problem);
         }
-    }
-
-    /// The newest configuration of `shard` among live replicas, if it still names `node`.
-    fn latest_configuration_with(&self, shard: u32, node: NodeId) -> Option<(NodeId, u64)> {
-        let mut newest: Option<(u64, NodeId, bool)> = None;
-        for (holder, n) in &self.nodes {
-            let Some(running) = n.running.as_ref() else {
-                continue;
-            };
-            for probe in running.engine.probe_replicas() {
-                if probe.shard != shard || !probe.initialized {
-                    continue;
-                }
-                // Only votes matter to a quorum: a learner may lose its copy and get another.
-                let names = probe.conf.voters.contains(&node)
-                    || probe.conf.voters_outgoing.contains(&node);
-                if newest.is_none_or(|(index, _, _)| probe.conf_index > index) {
-                    newest = Some((probe.conf_index, *holder, names));
-                }
-            }
-        }
-        newest.filter(|(_, _, names)| *names).map(|(i, holder, _)| (holder, i))
     }
 
     /// After healing, a few times a second: has the cluster settled? Then the final checks.

@@ -15,6 +15,12 @@ use super::world::{Event, World};
 pub(super) enum Fault {
     /// `kill -9`: the engine is dropped; back after a while.
     Crash(NodeId, u64),
+    /// The node dies in the middle of its next step that sends a money-protocol message:
+    /// some of that step's frames get out, some do not.
+    CrashWhileSending(NodeId),
+    /// The busiest leader goes quiet and dies: its outgoing links fail first (what it commits
+    /// now, its followers never hear committed), then it crashes; back after a while.
+    CrashLeaderQuietly(u64),
     /// The node dies in the middle of one of its next writes, losing that batch (or tearing
     /// it: the record is cut at recovery).
     CrashMidWrite(NodeId, WriteFault),
@@ -82,7 +88,9 @@ fn draw(world: &mut World) -> Option<Fault> {
     let roll = world.rng.below(100);
     let hold = world.rng.range(300, 3_500);
     Some(match roll {
-        0..=19 => Fault::Crash(node, hold),
+        0..=7 => Fault::Crash(node, hold),
+        8..=13 => Fault::CrashWhileSending(node),
+        14..=19 => Fault::CrashLeaderQuietly(hold),
         20..=29 => Fault::CrashMidWrite(
             node,
             if world.rng.chance(500) {
@@ -128,6 +136,37 @@ impl World {
                 if self.nodes.get(&id).is_some_and(|n| n.is_up()) {
                     self.crash_node(id);
                     self.schedule_in(down, Event::Fault(Fault::Restart(id)));
+                }
+            }
+            Fault::CrashLeaderQuietly(down) => {
+                let Some((id, followers)) = self.busiest_leader() else {
+                    return;
+                };
+                // Only its followers stop hearing it: other shards' leaders still get its
+                // offers and decisions, so a payee may hold a transfer the followers do not
+                // know committed.
+                let links: Vec<(NodeId, NodeId)> = followers.iter().map(|f| (id, *f)).collect();
+                self.links().cut.extend(links.iter().copied());
+                let quiet = self.rng.range(50, 400);
+                self.schedule_in(quiet, Event::Fault(Fault::Crash(id, down)));
+                self.schedule_in(quiet + 1, Event::Fault(Fault::Mend(links)));
+                if self.rng.chance(500) {
+                    // Around the election that follows, one survivor drops out for a while.
+                    let &survivor = self.rng.pick(&followers);
+                    let cut: Vec<(NodeId, NodeId)> = self
+                        .nodes
+                        .keys()
+                        .filter(|n| **n != survivor)
+                        .flat_map(|n| [(survivor, *n), (*n, survivor)])
+                        .collect();
+                    let at = quiet + self.rng.range(900, 2_200);
+                    let hold = self.rng.range(500, 2_500);
+                    self.schedule_in(at, Event::Fault(Fault::Cut(cut, hold)));
+                }
+            }
+            Fault::CrashWhileSending(id) => {
+                if let Some(node) = self.nodes.get_mut(&id).filter(|n| n.is_up()) {
+                    node.crash_while_sending = true;
                 }
             }
             Fault::CrashMidWrite(id, how) => {
@@ -225,6 +264,20 @@ impl World {
             }
             Fault::Drain(id) => self.ask_meta(MetaCommand::Drain { node: id }),
         }
+    }
+
+    /// The node leading the most shards right now, and the other voters of one shard it leads.
+    fn busiest_leader(&self) -> Option<(NodeId, Vec<NodeId>)> {
+        self.nodes
+            .iter()
+            .filter_map(|(id, n)| {
+                let running = n.running.as_ref()?;
+                let led: Vec<_> = running.engine.probe_replicas().into_iter().filter(|p| p.leader).collect();
+                let followers: Vec<NodeId> = led.first()?.conf.voters.iter().copied().filter(|v| v != id).collect();
+                (!followers.is_empty()).then_some((led.len(), *id, followers))
+            })
+            .max()
+            .map(|(_, id, followers)| (id, followers))
     }
 
     fn ask_meta(&mut self, command: MetaCommand) {

@@ -51,8 +51,12 @@ pub struct SimNode {
     pub starts: u64,
     /// Stopped on purpose (drained and removed, or left): not restarted at healing.
     pub retired: bool,
-    /// The shards it held after its last step (the checker notices destroyed replicas).
-    pub replicas_seen: std::collections::BTreeSet<u32>,
+    /// Dies in the middle of its next step that sends a money-protocol message.
+    pub crash_while_sending: bool,
+    /// The shards it held after its last step, with each one's applied configuration index
+    /// and whether that configuration counted this node as a voter (the checker judges every
+    /// replica that disappears).
+    pub replicas_seen: std::collections::BTreeMap<u32, (u64, bool)>,
 }
 
 /// What every node of a seed shares.
@@ -78,7 +82,8 @@ impl SimNode {
             initial,
             starts: 0,
             retired: false,
-            replicas_seen: std::collections::BTreeSet::new(),
+            crash_while_sending: false,
+            replicas_seen: std::collections::BTreeMap::new(),
         }
     }
 
@@ -153,6 +158,7 @@ impl SimNode {
 
     /// Drops the engine: everything not on the disk is gone.
     pub fn crash(&mut self) {
+        self.crash_while_sending = false;
         self.running = None;
         self.paused = false;
         self.held.clear();

@@ -29,6 +29,8 @@ pub struct Recorder {
     /// Accounts whose balance history is kept, by shard.
     watched: BTreeMap<u32, Vec<AccountRef>>,
     pub timelines: BTreeMap<AccountRef, Vec<BalanceState>>,
+    /// The newest configuration any replica applied, per shard: its index and voters.
+    pub configurations: BTreeMap<u32, (u64, Vec<NodeId>)>,
     pub violations: Vec<String>,
     /// Entries applied, counting every replica.
     pub applications: u64,
@@ -110,6 +112,14 @@ pub struct NodeObserver {
 }
 
 impl ApplyObserver for NodeObserver {
+    fn configured(&mut self, shard: u32, index: u64, voters: &[u64]) {
+        let mut recorder = self.recorder.lock().unwrap_or_else(|p| p.into_inner());
+        let newest = recorder.configurations.entry(shard).or_default();
+        if index >= newest.0 {
+            *newest = (index, voters.to_vec());
+        }
+    }
+
     fn applied(&mut self, shard: u32, index: u64, data: &[u8], ledger: &ShardLedger) {
         let now = self.now_ms.load(Ordering::Relaxed);
         self.recorder

@@ -71,6 +71,11 @@ pub(super) fn build(cfg: &NodesConfig, seed: u64, tariffs: Arc<Tariffs>) -> Worl
     template.snapshot_retry_ms = 2_000;
     template.actor_idle_ms = 5_000;
     template.planted_fault = cfg.planted_fault;
+    // Protocol timing differs per seed: short inquiry graces make a payee ask about a
+    // transfer while its payer shard is still electing a leader.
+    template.driver.resend_interval_ms = rng.range(20, 200);
+    template.driver.inquiry_grace_ms = rng.range(template.driver.resend_interval_ms, 1_500);
+    template.driver.propose_retry_ms = rng.range(100, 500);
     let shared = World::new_shared(seed);
     let mut world = World::assemble(
         cfg.clone(),

@@ -282,10 +282,48 @@ impl World {
                 return;
             }
         }
+        if self.nodes[&id].crash_while_sending && self.sends_protocol(id) {
+            self.crash_while_sending(id);
+            return;
+        }
         self.send_outbox(id);
         self.poll_callers(id);
         self.check_node(id);
         self.schedule_wake(id);
+    }
+
+    /// Whether the node's pending sends include a message of the money protocol.
+    fn sends_protocol(&self, id: NodeId) -> bool {
+        self.nodes[&id].running.as_ref().is_some_and(|r| {
+            r.outbox
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .any(|(_, frame)| matches!(frame, PeerFrame::Protocol(_)))
+        })
+    }
+
+    /// The node dies while its frames leave: each reaches its peer or not (they go out on
+    /// different connections), then the process is gone.
+    fn crash_while_sending(&mut self, id: NodeId) {
+        let node = self.nodes.get_mut(&id).expect("stepping");
+        node.crash_while_sending = false;
+        let frames = node.take_outbox();
+        let mut sent = Vec::new();
+        for frame in frames {
+            if self.rng.chance(500) {
+                sent.push(frame);
+            }
+        }
+        self.note(|| format!("node {id} crashed while sending ({} frames got out)", sent.len()));
+        if let Some(running) = self.nodes.get(&id).and_then(|n| n.running.as_ref()) {
+            running.outbox.lock().unwrap_or_else(|p| p.into_inner()).extend(sent);
+        }
+        self.send_outbox(id);
+        self.poll_callers(id);
+        self.crash_node(id);
+        let downtime = self.rng.range(100, 2_500);
+        self.schedule_in(downtime, Event::Fault(super::faults::Fault::Restart(id)));
     }
 
     fn schedule_wake(&mut self, id: NodeId) {
