@@ -27,7 +27,9 @@ pub struct NodesConfig {
     pub drop_per_mille_max: u32,
     pub duplicate_per_mille_max: u32,
     pub delay_ms_max: u64,
-    /// Nodes' wall clocks are off by at most this much, either way (NTP-grade skew).
+    /// Nodes' wall clocks are off by at most this much, either way. Each seed draws its own
+    /// bound up to this: two nodes then differ by less than the engine's clock bound (500 ms),
+    /// which is all the engine may assume.
     pub skew_ms_max: u64,
     /// A clock jump moves a running node's wall clock by up to this much.
     pub clock_jump_ms_max: u64,
@@ -56,7 +58,7 @@ impl Default for NodesConfig {
             drop_per_mille_max: 80,
             duplicate_per_mille_max: 30,
             delay_ms_max: 12,
-            skew_ms_max: 100,
+            skew_ms_max: 240,
             clock_jump_ms_max: 3_600_000,
             checkpoint_every_min: 10,
             checkpoint_every_max: 120,
@@ -88,6 +90,9 @@ impl NodesConfig {
         }
         if self.drop_per_mille_max > 300 || self.duplicate_per_mille_max > 300 {
             return fail("drop and duplicate rates are at most 300 per mille");
+        }
+        if self.skew_ms_max >= 250 {
+            return fail("skew must stay under 250 ms (two nodes within the 500 ms clock bound)");
         }
         if self.checkpoint_every_min == 0 || self.checkpoint_every_min > self.checkpoint_every_max {
             return fail("checkpoint intervals must satisfy 1 <= min <= max");

@@ -88,9 +88,9 @@ fn draw(world: &mut World) -> Option<Fault> {
     let roll = world.rng.below(100);
     let hold = world.rng.range(300, 3_500);
     Some(match roll {
-        0..=7 => Fault::Crash(node, hold),
-        8..=13 => Fault::CrashWhileSending(node),
-        14..=19 => Fault::CrashLeaderQuietly(hold),
+        0..=4 => Fault::Crash(node, hold),
+        5..=14 => Fault::CrashWhileSending(node),
+        15..=19 => Fault::CrashLeaderQuietly(hold),
         20..=29 => Fault::CrashMidWrite(
             node,
             if world.rng.chance(500) {

@@ -73,8 +73,16 @@ pub(super) fn build(cfg: &NodesConfig, seed: u64, tariffs: Arc<Tariffs>) -> Worl
     template.planted_fault = cfg.planted_fault;
     // Protocol timing differs per seed: short inquiry graces make a payee ask about a
     // transfer while its payer shard is still electing a leader.
-    template.driver.resend_interval_ms = rng.range(20, 200);
-    template.driver.inquiry_grace_ms = rng.range(template.driver.resend_interval_ms, 1_500);
+    // A hair-trigger seed: deadlines of tens of milliseconds and payees that ask at once, so
+    // inquiries meet payer shards in the middle of leadership changes.
+    let hair_trigger = rng.chance(150);
+    if hair_trigger {
+        template.driver.resend_interval_ms = rng.range(10, 30);
+        template.driver.inquiry_grace_ms = template.driver.resend_interval_ms;
+    } else {
+        template.driver.resend_interval_ms = rng.range(20, 200);
+        template.driver.inquiry_grace_ms = rng.range(template.driver.resend_interval_ms, 1_500);
+    }
     template.driver.propose_retry_ms = rng.range(100, 500);
     let shared = World::new_shared(seed);
     let mut world = World::assemble(
@@ -87,6 +95,8 @@ pub(super) fn build(cfg: &NodesConfig, seed: u64, tariffs: Arc<Tariffs>) -> Worl
         Setup::default(),
         shared,
     );
+    world.skew_ms_max = world.rng.range(0, cfg.skew_ms_max);
+    world.hair_trigger = hair_trigger;
     world.drop_per_mille = world.rng.range(0, u64::from(cfg.drop_per_mille_max)) as u32;
     world.duplicate_per_mille = world.rng.range(0, u64::from(cfg.duplicate_per_mille_max)) as u32;
     world.delay_ms_max = world.rng.range(1, cfg.delay_ms_max);
@@ -98,7 +108,7 @@ pub(super) fn build(cfg: &NodesConfig, seed: u64, tariffs: Arc<Tariffs>) -> Worl
         let skew = if single {
             0
         } else {
-            world.rng.range(0, 2 * cfg.skew_ms_max) as i64 - cfg.skew_ms_max as i64
+            world.rng.range(0, 2 * world.skew_ms_max) as i64 - world.skew_ms_max as i64
         };
         world.nodes.insert(id, SimNode::new(id, skew, true));
     }
@@ -188,7 +198,7 @@ impl World {
     pub(super) fn after_meta(&mut self, i: usize) {
         if let Some(MetaOutcome::Joined(id)) = self.metas[i].outcome {
             if !self.nodes.contains_key(&id) {
-                let skew = self.rng.range(0, 2 * self.cfg.skew_ms_max) as i64 - self.cfg.skew_ms_max as i64;
+                let skew = self.rng.range(0, 2 * self.skew_ms_max) as i64 - self.skew_ms_max as i64;
                 self.nodes.insert(id, SimNode::new(id, skew, false));
                 self.start_node(id);
             }
@@ -207,6 +217,9 @@ impl World {
             let wall = EPOCH_MS + at;
             let mut request = self.bank.random_transfer(&mut self.rng, n, wall);
             request.id = TransferId::parse(&format!("t{n}")).expect("id");
+            if self.hair_trigger && self.rng.chance(500) {
+                request.deadline_ms = wall + self.rng.range(30, 150);
+            }
             let wait_ms = request.deadline_ms.saturating_sub(wall);
             let pin = match request.pin {
                 PinVerdict::Wrong => WRONG_PIN.to_string(),

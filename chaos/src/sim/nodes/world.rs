@@ -16,7 +16,7 @@ use super::clients::{
     BalanceRead, MetaClient, Next, Pending, StatusRead, TransferClient, ATTEMPTS_MAX,
 };
 use super::config::NodesConfig;
-use super::env::Links;
+use super::env::{Links, EPOCH_MS};
 use super::faults::Fault;
 use super::node::{Shared, SimNode, StepResult};
 use super::recorder::Recorder;
@@ -130,6 +130,10 @@ pub(super) struct World {
     pub commands: Vec<CommandClient>,
     /// Callers waiting on each node.
     waiting: BTreeMap<NodeId, BTreeSet<Caller>>,
+    /// This seed's bound on clock skew.
+    pub skew_ms_max: u64,
+    /// Deadlines of tens of milliseconds and payees that inquire at once (some seeds).
+    pub hair_trigger: bool,
     pub drop_per_mille: u32,
     pub duplicate_per_mille: u32,
     pub delay_ms_max: u64,
@@ -292,14 +296,24 @@ impl World {
         self.schedule_wake(id);
     }
 
-    /// Whether the node's pending sends include a message of the money protocol.
+    /// Whether the node's pending sends hold what a payer leader sends at the worst moments:
+    /// the offer of a transfer due within a second (the step that applied its prepare), or a
+    /// commit decision (the step that applied it) — together with Raft traffic.
     fn sends_protocol(&self, id: NodeId) -> bool {
+        use tuma_actors::ledger::Decision;
+        use tuma_actors::protocol::PeerMessage;
         self.nodes[&id].running.as_ref().is_some_and(|r| {
-            r.outbox
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .any(|(_, frame)| matches!(frame, PeerFrame::Protocol(_)))
+            let outbox = r.outbox.lock().unwrap_or_else(|p| p.into_inner());
+            let due_soon = EPOCH_MS + self.now() + 1_000;
+            let worst = outbox.iter().any(|(_, frame)| match frame {
+                PeerFrame::Protocol(e) => match &e.message {
+                    PeerMessage::Credit(offer) => offer.deadline_ms <= due_soon,
+                    PeerMessage::Decision { decision, .. } => *decision == Decision::Commit,
+                    _ => false,
+                },
+                _ => false,
+            });
+            worst && outbox.iter().any(|(_, frame)| matches!(frame, PeerFrame::Raft { .. }))
         })
     }
 
@@ -310,19 +324,29 @@ impl World {
         node.crash_while_sending = false;
         let frames = node.take_outbox();
         let mut sent = Vec::new();
+        let mut story = Vec::new();
         for frame in frames {
-            if self.rng.chance(500) {
+            let out = self.rng.chance(500);
+            if self.cfg.trace {
+                let what = match &frame.1 {
+                    PeerFrame::Protocol(e) => format!("{:?} to shard {}", e.message, e.to),
+                    PeerFrame::Raft { shard, .. } => format!("raft of shard {shard} to node {}", frame.0),
+                    _ => "other".into(),
+                };
+                story.push(format!("{what}: {}", if out { "out" } else { "lost" }));
+            }
+            if out {
                 sent.push(frame);
             }
         }
-        self.note(|| format!("node {id} crashed while sending ({} frames got out)", sent.len()));
+        self.note(|| format!("node {id} crashed while sending ({} frames got out): {}", sent.len(), story.join("; ")));
         if let Some(running) = self.nodes.get(&id).and_then(|n| n.running.as_ref()) {
             running.outbox.lock().unwrap_or_else(|p| p.into_inner()).extend(sent);
         }
         self.send_outbox(id);
         self.poll_callers(id);
         self.crash_node(id);
-        let downtime = self.rng.range(100, 2_500);
+        let downtime = self.rng.range(50, 2_500);
         self.schedule_in(downtime, Event::Fault(super::faults::Fault::Restart(id)));
     }
 
@@ -749,6 +773,8 @@ impl World {
             metas: Vec::new(),
             commands: Vec::new(),
             waiting: BTreeMap::new(),
+            skew_ms_max: 0,
+            hair_trigger: false,
             drop_per_mille: 0,
             duplicate_per_mille: 0,
             delay_ms_max: 1,
