@@ -47,21 +47,24 @@ impl Engine {
         if !self.may_lead() && message.get_msg_type() == MessageType::MsgTimeoutNow {
             return; // a stopping node, or one whose clock is out of bounds, takes no leadership
         }
-        if group != META_GROUP {
-            if let Some(replica) = self.replicas.get(&group) {
-                if replica.is_leader() && !replica.group.in_configuration(from) {
-                    let (conf_index, conf_term) = replica.group.conf_index();
-                    self.send_frame(
-                        from,
-                        PeerFrame::Tombstone {
-                            shard: group,
-                            conf_index,
-                            conf_term,
-                        },
-                    );
-                    return;
-                }
-            }
+        let leading_without_sender = if group == META_GROUP {
+            self.removed_member_asking(from)
+        } else {
+            self.replicas
+                .get(&group)
+                .filter(|r| r.is_leader() && !r.group.in_configuration(from))
+                .map(|r| r.group.conf_index())
+        };
+        if let Some((conf_index, conf_term)) = leading_without_sender {
+            self.send_frame(
+                from,
+                PeerFrame::Tombstone {
+                    shard: group,
+                    conf_index,
+                    conf_term,
+                },
+            );
+            return;
         }
         if group != META_GROUP && !self.replicas.contains_key(&group) && !self.create_replica(group) {
             return;
@@ -159,6 +162,20 @@ impl Engine {
         }
     }
 
+    /// If this node leads the meta group and `from` is a member the cluster state removed: the
+    /// meta configuration's (index, term) to put in a tombstone for it. A node removed from
+    /// the meta group may never hear so (a learner never campaigns), and would otherwise go on
+    /// leading shards by a frozen cluster state.
+    pub(super) fn removed_member_asking(&self, from: NodeId) -> Option<(u64, u64)> {
+        let meta = &self.meta.group;
+        let removed = self
+            .meta
+            .meta
+            .as_ref()
+            .is_some_and(|m| m.state_of(from) == Some(MemberState::Removed));
+        (meta.is_ready_leader() && removed && !meta.in_configuration(from)).then(|| meta.conf_index())
+    }
+
     /// A shard's leader says its configuration, set by entry (`conf_index`, `conf_term`), no
     /// longer holds this node. If this replica's log holds that very entry, the logs agree up
     /// to it (Raft's log matching) and it is committed: commit it here too, so the replica
@@ -166,6 +183,15 @@ impl Engine {
     /// replica holds was acknowledged after its removal: it may go. A tombstone for a point
     /// this replica has moved past (it was added back since) is stale and ignored.
     pub(super) fn on_tombstone(&mut self, from: NodeId, shard: u32, conf_index: u64, conf_term: u64) {
+        if shard == META_GROUP {
+            // Out of the meta group: this node's cluster state is frozen wherever it stopped
+            // following, so it must not lead anything it might steer by it.
+            if !self.meta.group.is_leader() && !self.outside_cluster {
+                tracing::warn!(leader = from, conf_index, "this node is no longer in the meta group; it hands over every leadership and leads nothing");
+                self.outside_cluster = true;
+            }
+            return;
+        }
         let Some(replica) = self.replicas.get_mut(&shard) else {
             return;
         };
@@ -357,7 +383,7 @@ impl Engine {
     /// with a majority of the members. Judged afresh on every call: a wall clock can jump
     /// between two passes, and a proposal stamped in between would carry the jump.
     pub(super) fn may_lead(&self) -> bool {
-        if self.leaving.is_some() {
+        if self.leaving.is_some() || self.outside_cluster {
             return false;
         }
         let members = self.live_members();

@@ -142,6 +142,9 @@ pub struct Engine {
     rebalance_after: (u64, u64),
     /// This node was removed from the cluster.
     removed: bool,
+    /// The meta group's leader said this node is not in the meta group: its cluster state is
+    /// stale, and it leads nothing.
+    outside_cluster: bool,
     timers: Timers,
     started_ms: u64,
     stopping: bool,
@@ -245,6 +248,7 @@ impl Engine {
             leaving: None,
             rebalance_after: (0, 0),
             removed: false,
+            outside_cluster: false,
             started_ms: now,
             stopping: false,
             stopped: false,

@@ -389,13 +389,26 @@ impl Engine {
                 conf_index,
                 conf_term,
             } => self.on_tombstone(from, shard, conf_index, conf_term),
-            PeerFrame::ClockPing { mono_ms } => self.send_frame(
-                from,
-                PeerFrame::ClockPong {
-                    echo_mono_ms: mono_ms,
-                    wall_ms: self.clock.wall_ms(),
-                },
-            ),
+            PeerFrame::ClockPing { mono_ms } => {
+                self.send_frame(
+                    from,
+                    PeerFrame::ClockPong {
+                        echo_mono_ms: mono_ms,
+                        wall_ms: self.clock.wall_ms(),
+                    },
+                );
+                // Every node pings the members it knows: a removed one learns it here.
+                if let Some((conf_index, conf_term)) = self.removed_member_asking(from) {
+                    self.send_frame(
+                        from,
+                        PeerFrame::Tombstone {
+                            shard: crate::membership::META_GROUP,
+                            conf_index,
+                            conf_term,
+                        },
+                    );
+                }
+            }
             PeerFrame::ClockPong {
                 echo_mono_ms,
                 wall_ms,

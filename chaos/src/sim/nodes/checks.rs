@@ -92,9 +92,14 @@ impl World {
             let Some(running) = node.running.as_ref() else {
                 continue;
             };
+            let meta = running.engine.probe_meta();
             let line = format!(
-                "node {id}: clock {:?}; {}",
+                "node {id}: clock {:?}; meta applied {} leader {:?} moves {:?} members {:?}; {}",
                 running.engine.clock_verdict(),
+                meta.applied,
+                meta.leader,
+                meta.meta.map(|m| m.moves.keys().copied().collect::<Vec<_>>()),
+                meta.meta.map(|m| m.members.iter().map(|(id, m)| (*id, m.state)).collect::<Vec<_>>()),
                 (0..self.map.shard_count()).map(|s| format!("[{}]", self.describe_shard(s))).collect::<Vec<_>>().join(" ")
             );
             if self.cfg.trace {
