@@ -111,7 +111,9 @@ impl PeerClocks {
         }
     }
 
-    /// The median of the members' estimated wall clocks now, this node's own included.
+    /// The lower median of the members' estimated wall clocks now, this node's own included:
+    /// with as many clocks ahead as not, the earlier one (a clock running ahead is what can
+    /// poison a shard).
     fn consensus(&self, members: &[NodeId], me: NodeId, now_mono_ms: u64, wall_ms: u64) -> i64 {
         let mut clocks: Vec<i64> = self
             .estimates(members, me, now_mono_ms)
@@ -120,16 +122,16 @@ impl PeerClocks {
             .chain(std::iter::once(wall_ms as i64))
             .collect();
         clocks.sort_unstable();
-        clocks[clocks.len() / 2]
+        clocks[(clocks.len() - 1) / 2]
     }
 
-    /// `wall_ms` moved to within `max_offset_ms` of the members' consensus time.
+    /// `wall_ms`, but never more than `max_offset_ms` past the members' consensus time. (A
+    /// clock behind is left alone: stamping earlier only makes deadlines stricter, and a node
+    /// too far behind refuses to lead anyway.)
     pub fn clamp(&self, wall_ms: u64, members: &[NodeId], me: NodeId, now_mono_ms: u64) -> u64 {
         let consensus = self.consensus(members, me, now_mono_ms, wall_ms);
-        let bound = self.max_offset_ms as i64;
-        (wall_ms as i64)
-            .clamp(consensus.saturating_sub(bound), consensus.saturating_add(bound))
-            .max(0) as u64
+        let ceiling = consensus.saturating_add(self.max_offset_ms as i64).max(0) as u64;
+        wall_ms.min(ceiling)
     }
 }
 
@@ -209,6 +211,12 @@ mod tests {
         let ahead = wall(HOUR as i64);
         assert_eq!(clocks.clamp(ahead, &[1, 2, 3], 1, 110), wall(500));
         assert_eq!(clocks.clamp(wall(30), &[1, 2, 3], 1, 110), wall(30));
+    }
+
+    #[test]
+    fn a_peer_running_ahead_never_pulls_an_honest_clock_forward() {
+        let clocks = clocks_with(&[(2, HOUR as i64)]);
+        assert_eq!(clocks.clamp(wall(0), &[1, 2, 3], 1, 110), wall(0));
     }
 
     #[test]
