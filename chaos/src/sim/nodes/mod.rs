@@ -30,6 +30,7 @@ mod env;
 mod faults;
 mod node;
 mod recorder;
+pub mod scripted;
 mod setup;
 mod world;
 
