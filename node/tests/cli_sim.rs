@@ -6,9 +6,9 @@ fn tuma() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tuma"))
 }
 
-#[test]
-fn a_few_hundred_seeds_pass_with_the_contract_summary_line() {
-    let output = tuma().args(["sim", "--seeds", "300"]).output().unwrap();
+/// Runs `tuma sim` with `args`; returns the summary line's fields after checking their names.
+fn summary(args: &[&str]) -> Vec<(String, u64)> {
+    let output = tuma().args(args).output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(
         output.status.success(),
@@ -16,45 +16,82 @@ fn a_few_hundred_seeds_pass_with_the_contract_summary_line() {
         String::from_utf8_lossy(&output.stderr)
     );
     let last = stdout.lines().last().unwrap();
-    let fields: Vec<(&str, u64)> = last
+    let fields: Vec<(String, u64)> = last
         .split(' ')
         .map(|kv| {
             let (k, v) = kv.split_once('=').unwrap();
-            (k, v.parse().unwrap())
+            (k.to_string(), v.parse().unwrap())
         })
         .collect();
-    let names: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
+    let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         names,
         ["seeds", "transfers", "committed", "aborted", "violations"],
         "{last}"
     );
-    let value = |name| fields.iter().find(|(k, _)| *k == name).unwrap().1;
-    assert_eq!(value("seeds"), 300);
-    assert_eq!(value("violations"), 0);
-    assert!(value("transfers") >= 300 * 200, "{last}");
-    assert!(value("committed") > value("transfers") / 2, "{last}");
-    assert!(value("aborted") > value("transfers") / 10, "{last}");
     println!("{last}");
+    fields
+}
+
+fn value(fields: &[(String, u64)], name: &str) -> u64 {
+    fields.iter().find(|(k, _)| k == name).unwrap().1
+}
+
+#[test]
+fn the_engine_simulator_passes_its_seeds_with_the_contract_summary_line() {
+    let fields = summary(&["sim", "--seeds", "40"]);
+    assert_eq!(value(&fields, "seeds"), 40);
+    assert_eq!(value(&fields, "violations"), 0);
+    let transfers = value(&fields, "transfers");
+    assert!(transfers >= 40 * 55, "{transfers}");
+    assert!(value(&fields, "committed") > transfers / 3);
+    assert!(value(&fields, "aborted") > transfers / 10);
+}
+
+#[test]
+fn the_model_simulator_passes_a_few_hundred_seeds() {
+    let fields = summary(&["sim", "--model", "--seeds", "300"]);
+    assert_eq!(value(&fields, "seeds"), 300);
+    assert_eq!(value(&fields, "violations"), 0);
+    let transfers = value(&fields, "transfers");
+    assert!(transfers >= 300 * 200, "{transfers}");
+    assert!(value(&fields, "committed") > transfers / 2);
+    assert!(value(&fields, "aborted") > transfers / 10);
+}
+
+#[test]
+fn a_planted_replica_destruction_fails_the_run_and_names_the_replay_command() {
+    let output = tuma()
+        .args(["sim", "--seeds", "60", "--seed-start", "40", "--plant-fault", "destroy-on-placement-change"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("--plant-fault destroy-on-placement-change") && stdout.contains("destroyed its replica"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn a_replayed_seed_writes_the_same_trace_byte_for_byte() {
     let dir = std::env::temp_dir().join(format!("tuma-sim-trace-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let run = |name: &str| {
+    let run = |name: &str, model: bool| {
         let path = dir.join(name);
-        let status = tuma()
-            .args(["sim", "--seed", "11", "--trace"])
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let mut command = tuma();
+        command.args(["sim", "--seed", "11", "--trace"]).arg(&path);
+        if model {
+            command.arg("--model");
+        }
+        assert!(command.status().unwrap().success());
         std::fs::read(&path).unwrap()
     };
-    let (a, b) = (run("a.txt"), run("b.txt"));
-    assert!(a.len() > 10_000, "trace is {} bytes", a.len());
-    assert_eq!(a, b);
+    for model in [false, true] {
+        let (a, b) = (run("a.txt", model), run("b.txt", model));
+        assert!(a.len() > 5_000, "trace is {} bytes", a.len());
+        assert_eq!(a, b, "model: {model}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -64,6 +101,8 @@ fn bad_arguments_are_refused_with_a_message() {
         &["sim", "--seeds", "0"][..],
         &["sim", "--seeds", "ten"],
         &["sim", "--transfers", "0"],
+        &["sim", "--plant-fault", "nonsense"],
+        &["sim", "--model", "--plant-fault", "presume-abort-early"],
     ] {
         let output = tuma().args(args).output().unwrap();
         assert!(!output.status.success(), "{args:?}");
