@@ -38,6 +38,9 @@ pub enum PeerFrame {
         conf_index: u64,
         conf_term: u64,
     },
+    /// From a replica that has not heard from its group's leader for long: whoever leads the
+    /// shard answers with a tombstone if its configuration no longer has the sender.
+    ReplicaQuery { shard: u32 },
     /// Clock offset measurement: the sender's monotonic clock when it sent the ping…
     ClockPing { mono_ms: u64 },
     /// …echoed with the answerer's wall clock.

@@ -217,10 +217,6 @@ impl RaftGroup {
         (self.conf_index, self.conf_term)
     }
 
-    /// The last index this replica's log holds.
-    pub fn last_index(&self) -> u64 {
-        self.log.bounds().1
-    }
 
     /// Records that `entry` applied.
     pub fn note_applied(&mut self, entry: &Entry) {

@@ -19,6 +19,9 @@ use crate::storage::{StorageError, WriteBatch, WriteOp};
 use crate::transport::NodeId;
 use crate::wire::PeerFrame;
 
+/// A silent replica asks the members at most this often whether its group still has it.
+const QUERY_EVERY_MS: u64 = 2_000;
+
 /// A stop in progress: leaderships are being handed away.
 pub(super) struct Leaving {
     pub deadline_ms: u64,
@@ -71,6 +74,17 @@ impl Engine {
         }
         if group != META_GROUP && !self.empty_replica_takes(group, &mut message) {
             return;
+        }
+        if group != META_GROUP
+            && matches!(
+                message.get_msg_type(),
+                MessageType::MsgAppend | MessageType::MsgHeartbeat | MessageType::MsgSnapshot
+            )
+        {
+            let now = self.clock.monotonic_ms();
+            if let Some(replica) = self.replicas.get_mut(&group) {
+                replica.heard_leader_at = now;
+            }
         }
         let rng = &mut self.rng;
         let raft_group = if group == META_GROUP {
@@ -243,11 +257,13 @@ impl Engine {
                     return None;
                 }
                 let initialized = r.group.is_initialized();
-                // Removed by an entry it applied, with nothing after it in its log: nothing it
-                // holds was acknowledged to a configuration that counts it.
+                // Removed by a configuration it applied (so committed): entries after it in
+                // its log were stored on a majority of the new voters too when they committed,
+                // and no later quorum counts it — unless a later configuration change (it being
+                // added back) follows in its log; then it waits to learn more.
                 let removed_by_group = initialized
                     && !r.group.in_configuration(me)
-                    && r.group.applied == r.group.last_index();
+                    && !r.group.log.conf_change_after(r.group.applied);
                 let empty_and_unwanted =
                     !initialized && !r.group.has_promised() && !placed_here(*shard);
                 let planted_fault = planted && !placed_here(*shard);
@@ -303,6 +319,33 @@ impl Engine {
             metrics::counter!("tuma_replicas_removed_total").increment(1);
         }
         self.store.write(batch)
+    }
+
+    /// A replica that has not heard from its group's leader for three election timeouts — a
+    /// learner never campaigns, a node outside the cluster may hold stale ones — asks every
+    /// member (every 2 s at most); the shard's leader answers with a tombstone if its group no
+    /// longer has it.
+    fn query_silent_replicas(&mut self, now: u64) {
+        let silent_ms = 3 * self.config.election_ticks as u64 * self.config.tick_ms;
+        let me = self.config.node_id;
+        let members: Vec<NodeId> = self.live_members().into_iter().filter(|n| *n != me).collect();
+        let mut queries = Vec::new();
+        for (shard, replica) in self.replicas.iter_mut() {
+            if replica.is_leader() {
+                replica.heard_leader_at = now;
+            }
+            let silent = now >= replica.heard_leader_at + silent_ms
+                && now >= replica.queried_at + QUERY_EVERY_MS;
+            if silent {
+                replica.queried_at = now;
+                queries.push(*shard);
+            }
+        }
+        for shard in queries {
+            for member in &members {
+                self.send_frame(*member, PeerFrame::ReplicaQuery { shard });
+            }
+        }
     }
 
     /// The nodes that hold (or are receiving) `shard`, preferred leader first.
@@ -383,7 +426,14 @@ impl Engine {
     /// with a majority of the members. Judged afresh on every call: a wall clock can jump
     /// between two passes, and a proposal stamped in between would carry the jump.
     pub(super) fn may_lead(&self) -> bool {
-        if self.leaving.is_some() || self.outside_cluster {
+        !self.outside_cluster && self.may_campaign()
+    }
+
+    /// May this node's followers start elections? Not while stopping or with its clock not
+    /// known to agree with a majority. (A node outside the cluster still does: its pre-votes
+    /// are how its stale replicas hear from their groups' leaders that they were removed.)
+    pub(super) fn may_campaign(&self) -> bool {
+        if self.leaving.is_some() {
             return false;
         }
         let members = self.live_members();
@@ -463,6 +513,7 @@ impl Engine {
             replica.group.retry_stalled_snapshots(now, retry);
         }
         self.meta.group.retry_stalled_snapshots(now, retry);
+        self.query_silent_replicas(now);
         if !self.may_lead() {
             return self.hand_over_leaderships();
         }

@@ -387,7 +387,7 @@ impl Engine {
     /// Ticks every group; a node that must not lead (stopping, or its clock not known to be
     /// within bounds) ticks only what it still leads, so its followers never start an election.
     fn tick_groups(&mut self) {
-        let campaign = self.may_lead();
+        let campaign = self.may_campaign();
         let rng = &mut self.rng;
         let groups = self
             .replicas

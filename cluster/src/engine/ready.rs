@@ -389,6 +389,23 @@ impl Engine {
                 conf_index,
                 conf_term,
             } => self.on_tombstone(from, shard, conf_index, conf_term),
+            PeerFrame::ReplicaQuery { shard } => {
+                let unwanted = self
+                    .replicas
+                    .get(&shard)
+                    .filter(|r| r.is_leader() && !r.group.in_configuration(from))
+                    .map(|r| r.group.conf_index());
+                if let Some((conf_index, conf_term)) = unwanted {
+                    self.send_frame(
+                        from,
+                        PeerFrame::Tombstone {
+                            shard,
+                            conf_index,
+                            conf_term,
+                        },
+                    );
+                }
+            }
             PeerFrame::ClockPing { mono_ms } => {
                 self.send_frame(
                     from,

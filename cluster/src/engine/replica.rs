@@ -47,6 +47,10 @@ pub(super) struct Replica {
     /// The shard's leader said its configuration, as of this index, no longer holds this
     /// replica.
     pub tombstoned: Option<u64>,
+    /// When this replica last asked the members whether its group still has it (monotonic ms).
+    pub queried_at: u64,
+    /// When it last heard from a leader of its group (monotonic ms).
+    pub heard_leader_at: u64,
     planted_fault: Option<EngineFault>,
 }
 
@@ -86,6 +90,8 @@ impl Replica {
             reads: PendingReads::default(),
             sms_sent_up_to: 0,
             tombstoned: None,
+            queried_at: 0,
+            heard_leader_at: 0,
             planted_fault: config.planted_fault,
         };
         Ok((replica, writes))

@@ -156,6 +156,15 @@ impl ShardLog {
         term_in(&self.read(), index)
     }
 
+    /// Whether any entry after `index` is a configuration change.
+    pub fn conf_change_after(&self, index: u64) -> bool {
+        let core = self.read();
+        core.entries
+            .iter()
+            .filter(|e| e.index > index)
+            .any(|e| e.get_entry_type() != raft::prelude::EntryType::EntryNormal)
+    }
+
     /// First and last index held.
     pub fn bounds(&self) -> (u64, u64) {
         let core = self.read();

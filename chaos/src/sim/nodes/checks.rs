@@ -185,6 +185,12 @@ impl World {
                 return Some(format!("shard {shard}: voter {voter} is not live and caught up with leader {leader}"));
             }
         }
+        for (node, replica) in &replicas {
+            let counted = lead.conf.voters.contains(node) || lead.conf.learners.contains(node);
+            if replica.initialized && !counted {
+                return Some(format!("node {node} still holds a replica of shard {shard} its group removed"));
+            }
+        }
         let ledger = lead.ledger;
         let prepared: Vec<String> = ledger.prepared().map(|r| r.request.id.to_string()).collect();
         let accepted: Vec<String> = ledger.accepted().map(|(id, r)| format!("{id} from shard {}", r.payer_shard)).collect();
