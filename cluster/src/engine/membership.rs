@@ -249,6 +249,19 @@ impl Engine {
             None => true,
         };
         let planted = self.config.planted_fault == Some(EngineFault::DestroyOnPlacementChange);
+        for (shard, r) in self.replicas.iter_mut() {
+            let outside = r.group.is_initialized() && !r.group.in_configuration(me);
+            if outside && !r.kept_noted {
+                r.kept_noted = true;
+                tracing::info!(
+                    shard,
+                    leader = r.is_leader(),
+                    applied = r.group.applied,
+                    later_changes = r.group.log.conf_change_after(r.group.applied),
+                    "this replica's configuration no longer has this node"
+                );
+            }
+        }
         let gone: Vec<(u32, Option<u64>)> = self
             .replicas
             .iter()

@@ -51,6 +51,8 @@ pub(super) struct Replica {
     pub queried_at: u64,
     /// When it last heard from a leader of its group (monotonic ms).
     pub heard_leader_at: u64,
+    /// Logged once: its configuration no longer has this node.
+    pub kept_noted: bool,
     planted_fault: Option<EngineFault>,
 }
 
@@ -92,6 +94,7 @@ impl Replica {
             tombstoned: None,
             queried_at: 0,
             heard_leader_at: 0,
+            kept_noted: false,
             planted_fault: config.planted_fault,
         };
         Ok((replica, writes))
