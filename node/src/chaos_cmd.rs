@@ -25,7 +25,7 @@ pub struct ChaosArgs {
     seed: u64,
     /// Faults to use, comma-separated: kill, pause, partition, net, clock, restart, drain
     /// (drain removes a member while the others go on; it needs --nodes 4 or more).
-    #[arg(long, default_value = "kill,pause,partition,net,clock,restart")]
+    #[arg(long, default_value = "kill,pause,partition,net,clock,clock-jump,restart")]
     faults: String,
     /// Concurrent clients.
     #[arg(long, default_value_t = 4)]

@@ -4,11 +4,12 @@
 //! what it has, exit 0.
 
 use std::process::ExitCode;
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
 use anyhow::Context;
 use tuma_actors::tariff::Tariffs;
-use tuma_cluster::engine::{Engine, EngineConfig, EngineEnv, EngineFatal};
+use tuma_cluster::engine::{Engine, EngineConfig, EngineEnv, EngineFatal, SystemClock};
 use tuma_cluster::storage::{LogStore, SledStore};
 use tuma_cluster::transport::{Transport, TransportConfig};
 
@@ -77,7 +78,9 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     engine_config.test_hooks = config.test_hooks;
     engine_config.planted_fault = config.planted_fault;
     engine_config.pin_hasher = config.hasher.clone();
-    let env = EngineEnv::production(Box::new(store), transport.clone(), config.clock_offset_ms);
+    let clock_offset = Arc::new(AtomicI64::new(config.clock_offset_ms));
+    let clock = SystemClock::with_offset(clock_offset.clone());
+    let env = EngineEnv::production(Box::new(store), transport.clone(), clock);
     let (handle, engine_thread) = Engine::start(engine_config, env)?;
     let engine_ended = watch_engine(engine_thread);
     let peers = handle.clone();
@@ -92,13 +95,16 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen_http))?;
     tracing::info!(node = config.id, http = %listener.local_addr()?, peer = %transport.local_addr(), "node serving");
-    let state = http::ApiState::new(
+    let mut state = http::ApiState::new(
         handle.clone(),
         &config.admin_token,
         config.hasher.clone(),
         config.test_hooks,
         prometheus,
     );
+    if config.test_hooks {
+        state.clock_offset = Some(clock_offset);
+    }
     let leaving = handle.clone();
     let stop = async move {
         shutdown_signal().await;

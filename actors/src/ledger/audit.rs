@@ -49,6 +49,9 @@ pub struct ShardAudit {
     pub accepted: usize,
     pub outbox: usize,
     pub entries_applied: u64,
+    /// The shard's clock: the greatest timestamp applied (a clock that ran ahead shows here).
+    #[serde(default)]
+    pub clock_ms: u64,
 }
 
 impl ShardLedger {
@@ -134,6 +137,7 @@ impl ShardLedger {
             accepted: self.state.accepted.len(),
             outbox: self.state.outbox.len(),
             entries_applied: self.state.entries_applied,
+            clock_ms: self.state.clock_ms,
         })
     }
 }

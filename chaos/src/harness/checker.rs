@@ -176,6 +176,31 @@ async fn membership_checks(cluster: &ChaosCluster) -> Vec<String> {
     }
 }
 
+/// A shard's clock (the greatest timestamp it applied) may lead this machine's by the skew the
+/// clock fault gives (≤ 3 s) and the engine's clock bound, not more: a clock that jumped must
+/// never have been stamped on an entry.
+const SHARD_CLOCK_AHEAD_MAX_MS: u64 = 5_000;
+
+fn poisoned_clocks(audit: &Value) -> Vec<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    audit["shards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|shard| {
+            let clock = shard["clock_ms"].as_u64()?;
+            (clock > now + SHARD_CLOCK_AHEAD_MAX_MS).then(|| {
+                format!(
+                    "shard {}'s clock is {} s ahead of this machine's: a clock that ran ahead was stamped on its entries",
+                    shard["shard"], (clock - now) / 1_000
+                )
+            })
+        })
+        .collect()
+}
+
 pub async fn final_checks(cluster: &ChaosCluster, bank: &Bank, ops: &[Op]) -> Vec<String> {
     let mut violations = membership_checks(cluster).await;
     let started = Instant::now();
@@ -193,6 +218,7 @@ pub async fn final_checks(cluster: &ChaosCluster, bank: &Bank, ops: &[Op]) -> Ve
         return violations;
     };
     violations.extend(audit_violations(&quiet));
+    violations.extend(poisoned_clocks(&quiet));
     if quiet["totals"]["clearing_sum"] != "0.00" {
         violations.push(format!(
             "Σ clearing is {} at quiescence",
@@ -285,8 +311,13 @@ pub async fn final_checks(cluster: &ChaosCluster, bank: &Bank, ops: &[Op]) -> Ve
     violations
 }
 
-/// What a committed operation does to the balances the checker tracks.
+/// What a committed operation does to the balances the checker tracks (a top-up's payer is
+/// the issuer, which is not tracked; its `from` names the customer only to find its shard).
 fn apply_effect(balances: &mut BTreeMap<String, i64>, op: &Op, fee: i64) {
+    if op.kind == "float_issue" {
+        *balances.entry(op.to.clone()).or_default() += op.amount_cents;
+        return;
+    }
     *balances.entry(op.from.clone()).or_default() -= op.amount_cents + fee;
     if op.kind != "buy_airtime" {
         *balances.entry(op.to.clone()).or_default() += op.amount_cents;

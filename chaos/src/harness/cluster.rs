@@ -56,6 +56,8 @@ struct Node {
     child: Option<Child>,
     paused: bool,
     clock_offset_ms: i64,
+    /// Its clock was moved while running (the clock-jump fault) and not yet put back.
+    clock_jumped: bool,
 }
 
 pub struct ChaosCluster {
@@ -96,6 +98,7 @@ impl ChaosCluster {
                 child: None,
                 paused: false,
                 clock_offset_ms: 0,
+                clock_jumped: false,
             });
         }
         let network = if options.network == NetworkMode::Namespaces {
@@ -215,6 +218,8 @@ impl ChaosCluster {
                 &self.nodes.len().min(3).to_string(),
             ])
             .args(["--clock-offset-ms", &node.clock_offset_ms.to_string()])
+            // The clock-jump fault moves a running node's clock through a test hook.
+            .arg("--enable-test-hooks")
             .env("TUMA_LOG", "info,raft=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -231,6 +236,7 @@ impl ChaosCluster {
         let child = command.spawn()?;
         let node = &mut self.nodes[id - 1];
         node.child = Some(child);
+        node.clock_jumped = false;
         node.paused = false;
         Ok(())
     }
@@ -283,6 +289,31 @@ impl ChaosCluster {
             let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
         }
         node.paused = false;
+    }
+
+    /// Moves a running node's wall clock by `jump_ms` (on top of its start offset) through the
+    /// test hook; `false` if the node did not take it.
+    pub async fn jump_clock(&mut self, id: usize, jump_ms: i64) -> bool {
+        let offset_ms = self.nodes[id - 1].clock_offset_ms + jump_ms;
+        let answered = self
+            .client
+            .post(format!("{}/admin/v1/test/clock", self.url(id)))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({ "offset_ms": offset_ms }))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        self.nodes[id - 1].clock_jumped |= answered;
+        answered
+    }
+
+    /// Puts every jumped clock back to its node's start offset.
+    pub async fn heal_clocks(&mut self) {
+        for id in 1..=self.nodes.len() {
+            if self.nodes[id - 1].clock_jumped && self.jump_clock(id, 0).await {
+                self.nodes[id - 1].clock_jumped = false;
+            }
+        }
     }
 
     pub fn set_clock_offset(&mut self, id: usize, offset_ms: i64) {

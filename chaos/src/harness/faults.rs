@@ -13,6 +13,9 @@ pub enum FaultKind {
     Partition,
     Net,
     Clock,
+    /// Move a running node's wall clock by a minute to an hour, either way (NTP gone wrong):
+    /// it must refuse to lead, and no shard's clock may follow it.
+    ClockJump,
     Restart,
     /// Remove a member (`DELETE /admin/v1/members/{id}`): its replicas move to the others while
     /// the other faults go on. Needs more nodes than replicas; once as many remain, refused.
@@ -20,12 +23,13 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Partition,
         FaultKind::Net,
         FaultKind::Clock,
+        FaultKind::ClockJump,
         FaultKind::Restart,
         FaultKind::Drain,
     ];
@@ -37,6 +41,7 @@ impl FaultKind {
             FaultKind::Partition => "partition",
             FaultKind::Net => "net",
             FaultKind::Clock => "clock",
+            FaultKind::ClockJump => "clock-jump",
             FaultKind::Restart => "restart",
             FaultKind::Drain => "drain",
         }
@@ -154,6 +159,14 @@ pub async fn apply(cluster: &mut ChaosCluster, fault: &Planned) -> String {
             cluster.stop(victim);
             let _ = cluster.spawn(victim);
             format!("restart node {victim} with its clock {offset:+} ms")
+        }
+        FaultKind::ClockJump => {
+            let jump = rng.range(60_000, 3_600_000) as i64 * if rng.chance(500) { 1 } else { -1 };
+            if cluster.jump_clock(victim, jump).await {
+                format!("node {victim}'s clock jumps {jump:+} ms while it runs")
+            } else {
+                format!("clock jump skipped: node {victim} did not answer")
+            }
         }
         FaultKind::Restart => {
             for id in 1..=n {

@@ -189,6 +189,7 @@ pub async fn run(
         if let Some((fault, description, started)) = &active {
             if now >= started + fault.hold_ms {
                 cluster.heal()?;
+                cluster.heal_clocks().await;
                 say(&format!("{} healed: {description}", stamp(epoch)));
                 events.push(faults::FaultEvent {
                     start_ms: *started,
@@ -232,6 +233,7 @@ pub async fn run(
         outcome.violations.push(violation);
     }
     cluster.heal()?;
+    cluster.heal_clocks().await;
     say(&format!(
         "{} workload stopped; every fault healed; waiting for leaders and quiescence",
         stamp(epoch)

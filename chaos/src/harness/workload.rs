@@ -20,6 +20,12 @@ const DEADLINE_MS: u64 = 4_000;
 const ATTEMPTS_MAX: usize = 6;
 /// One attempt's HTTP timeout: a paused node must not hold a client for the whole deadline.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2_500);
+/// The treasury looks at every customer this often…
+const TOP_UP_EVERY: Duration = Duration::from_secs(2);
+/// …and issues float to one whose balance fell below this (cents)…
+const TOP_UP_BELOW_CENTS: i64 = 10_000 * 100;
+/// …of this much (cents): long runs keep their customers able to pay.
+const TOP_UP_CENTS: i64 = 40_000 * 100;
 
 /// The accounts the workload uses.
 #[derive(Clone, Debug)]
@@ -297,7 +303,17 @@ impl Clients {
                     }
                 })
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut handles = handles;
+        handles.push(tokio::spawn(treasury(
+            stop.clone(),
+            ops.clone(),
+            urls,
+            bank,
+            client,
+            seed,
+            epoch,
+        )));
         Clients {
             stop,
             ops,
@@ -316,6 +332,70 @@ impl Clients {
         let reads = std::mem::take(&mut *self.reads.lock().expect("no panics hold this lock"));
         (ops, reads)
     }
+}
+
+/// Keeps customers funded: every few seconds, float to each one whose balance fell low. Each
+/// top-up is an operation like any other (kind `float_issue`, payer the issuer of the
+/// customer's shard), so the checker counts it.
+async fn treasury(
+    stop: Arc<AtomicBool>,
+    ops: Arc<Mutex<Vec<Op>>>,
+    urls: Vec<String>,
+    bank: Bank,
+    client: reqwest::Client,
+    seed: u64,
+    epoch: Instant,
+) {
+    let mut rng = SimRng::new(seed ^ 0x7EA5);
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(TOP_UP_EVERY).await;
+        for who in &bank.customers {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let url = &urls[rng.below(urls.len() as u64) as usize];
+            let Some(balance) = admin_balance(&client, url, who).await else {
+                continue;
+            };
+            if balance >= TOP_UP_BELOW_CENTS {
+                continue;
+            }
+            n += 1;
+            let id = format!("topup-{n}");
+            let body = json!({
+                "request_id": id, "account": who,
+                "amount": format!("{}.{:02}", TOP_UP_CENTS / 100, TOP_UP_CENTS % 100),
+            });
+            let started = Instant::now();
+            let outcome = post_until_answered(&client, &urls, &mut rng, "/admin/v1/float", &body).await;
+            ops.lock().expect("no panics hold this lock").push(Op {
+                id,
+                kind: "float_issue",
+                from: who.clone(),
+                to: who.clone(),
+                amount_cents: TOP_UP_CENTS,
+                started_ms: started.duration_since(epoch).as_millis() as u64,
+                latency_ms: started.elapsed().as_millis() as u64,
+                outcome,
+            });
+        }
+    }
+}
+
+/// An account's posted balance through the admin API, if a node answers.
+async fn admin_balance(client: &reqwest::Client, url: &str, who: &str) -> Option<i64> {
+    let response = client
+        .get(format!("{url}/admin/v1/accounts/{who}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let body: Value = response.json().await.ok()?;
+    Some(cents(body["balance"].as_str()?))
 }
 
 /// Care reverses a confirmed transfer by its receipt, retrying with the same request id.

@@ -4,6 +4,8 @@
 //! engine code runs in both, deterministically from a seed in the simulator.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tuma_actors::ledger::ShardLedger;
@@ -21,15 +23,20 @@ pub trait Clock: Send {
     fn wall_ms(&self) -> u64;
 }
 
-/// The host's clocks, with an optional fixed offset on the wall clock (chaos tests skew nodes
-/// with `--clock-offset-ms`; 0 in production).
+/// The host's clocks, with an offset on the wall clock (0 in production; chaos tests skew a
+/// node with `--clock-offset-ms` and, with test hooks on, move it while it runs).
 pub struct SystemClock {
     started: Instant,
-    offset_ms: i64,
+    offset_ms: Arc<AtomicI64>,
 }
 
 impl SystemClock {
     pub fn new(offset_ms: i64) -> SystemClock {
+        SystemClock::with_offset(Arc::new(AtomicI64::new(offset_ms)))
+    }
+
+    /// A clock whose wall-clock offset is read from `offset_ms` at every reading.
+    pub fn with_offset(offset_ms: Arc<AtomicI64>) -> SystemClock {
         SystemClock {
             started: Instant::now(),
             offset_ms,
@@ -47,7 +54,7 @@ impl Clock for SystemClock {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        (wall + self.offset_ms).max(0) as u64
+        (wall + self.offset_ms.load(Ordering::Relaxed)).max(0) as u64
     }
 }
 
@@ -105,14 +112,14 @@ impl EngineEnv {
     pub fn production(
         store: Box<dyn LogStore>,
         transport: Transport<PeerFrame>,
-        clock_offset_ms: i64,
+        clock: SystemClock,
     ) -> EngineEnv {
         let mut seed = [0u8; 8];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
         EngineEnv {
             store,
             network: Box::new(transport),
-            clock: Box::new(SystemClock::new(clock_offset_ms)),
+            clock: Box::new(clock),
             seed: u64::from_le_bytes(seed),
             observer: None,
         }

@@ -46,6 +46,15 @@ pub struct NodeStatus {
     pub actors_live: usize,
     pub actor_restarts: u64,
     pub storage_bytes: u64,
+    /// This node's clock against its peers': `in_bounds`, `unknown` or `out_of_bounds`.
+    #[serde(default)]
+    pub clock: String,
+    /// How far the members' consensus clock is from this node's, when out of bounds.
+    #[serde(default)]
+    pub clock_offset_ms: Option<i64>,
+    /// May this node lead now (not stopping, clock in bounds, still a member)?
+    #[serde(default)]
+    pub may_lead: bool,
 }
 
 impl Engine {
@@ -95,6 +104,17 @@ impl Engine {
             actors_live: self.actors.live(),
             actor_restarts: self.actors.restarts(),
             storage_bytes: self.store.size_on_disk(),
+            clock: match self.clock_verdict {
+                super::ClockVerdict::InBounds => "in_bounds",
+                super::ClockVerdict::Unknown => "unknown",
+                super::ClockVerdict::OutOfBounds { .. } => "out_of_bounds",
+            }
+            .to_string(),
+            clock_offset_ms: match self.clock_verdict {
+                super::ClockVerdict::OutOfBounds { offset_ms } => Some(offset_ms),
+                _ => None,
+            },
+            may_lead: self.may_lead(),
         }
     }
 }

@@ -277,7 +277,9 @@ pub async fn issue_float(
         .await;
     match reply {
         ClientReply::Receipt(r) if r.result.is_success() => Ok(Json(json!({
+            "status": "confirmed",
             "transaction_id": r.txn_id.map(|t| t.to_string()),
+            "fee": "0.00",
             "balance": r.balance.to_decimal_string(),
         }))),
         ClientReply::Receipt(r) => Err(ApiError::from_code(r.result)),
@@ -478,11 +480,45 @@ pub async fn plant_panic(
     }
 }
 
+#[derive(Deserialize)]
+pub struct ClockIn {
+    offset_ms: i64,
+}
+
+/// Test-only fault hook (`--enable-test-hooks`): moves this node's wall clock while it runs
+/// (`tuma chaos`'s clock-jump fault).
+pub async fn set_clock_offset(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Json<ClockIn>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Some(offset) = state.clock_offset.as_ref().filter(|_| state.test_hooks) else {
+        return Err(ApiError::not_found("test hooks are disabled"));
+    };
+    authorize(&state, &headers)?;
+    let Json(body) = body?;
+    if body.offset_ms.unsigned_abs() > 86_400_000 {
+        return Err(ApiError::field("offset_ms", "at most a day either way"));
+    }
+    offset.store(body.offset_ms, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(offset_ms = body.offset_ms, "test hook: this node's wall clock moved");
+    Ok(Json(json!({ "offset_ms": body.offset_ms })))
+}
+
+/// Liveness, and whether this node may lead: its clock against its peers' (`in_bounds`,
+/// `unknown` right after a start, `out_of_bounds` with the offset, when it refuses to lead).
 pub async fn health(State(state): State<ApiState>) -> impl IntoResponse {
     match state.calls.handle.status().await {
         Some(status) => (
             StatusCode::OK,
-            Json(json!({ "status": "ok", "node": status.node_id, "leading": status.leading })),
+            Json(json!({
+                "status": "ok",
+                "node": status.node_id,
+                "leading": status.leading,
+                "may_lead": status.may_lead,
+                "clock": status.clock,
+                "clock_offset_ms": status.clock_offset_ms,
+            })),
         ),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -38,6 +38,8 @@ pub struct ApiState {
     pub hasher: PinHasher,
     /// Enables `/admin/v1/test/…` fault hooks (tests only).
     pub test_hooks: bool,
+    /// The engine clock's wall-clock offset, movable by the clock test hook (tests only).
+    pub clock_offset: Option<Arc<std::sync::atomic::AtomicI64>>,
     pub prometheus: Option<PrometheusHandle>,
     /// Bounds concurrent argon2 work (19 MiB each by default) to the number of cores.
     pin_permits: Arc<tokio::sync::Semaphore>,
@@ -57,6 +59,7 @@ impl ApiState {
             admin_token: admin_token.into(),
             hasher,
             test_hooks,
+            clock_offset: None,
             prometheus,
             pin_permits: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
@@ -112,6 +115,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/v1/members/:id", delete(members::remove))
         .route("/admin/v1/audit", get(admin::audit))
         .route("/admin/v1/test/panic", post(admin::plant_panic))
+        .route("/admin/v1/test/clock", post(admin::set_clock_offset))
         .route("/v1/transfers", post(app::create_transfer))
         .route("/v1/transfers/:request_id", get(app::transfer_status))
         .route("/v1/accounts/:msisdn/balance", get(app::balance))
