@@ -23,8 +23,9 @@ pub struct ChaosArgs {
     /// Seed of the fault schedule and the workload; the same seed replays the same schedule.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Faults to use, comma-separated: kill, pause, partition, net, clock, restart, drain
-    /// (drain removes a member while the others go on; it needs --nodes 4 or more).
+    /// Faults to use, comma-separated: kill, pause, partition, net, clock (restart a node with
+    /// its clock skewed), clock-jump (move a running node's clock by up to an hour), restart,
+    /// drain (removes a member while the others go on; it needs --nodes 4 or more).
     #[arg(long, default_value = "kill,pause,partition,net,clock,clock-jump,restart")]
     faults: String,
     /// Concurrent clients.

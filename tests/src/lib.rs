@@ -239,6 +239,22 @@ impl TestCluster {
         }
     }
 
+    /// Waits (at most `timeout`) for node `id` to exit on its own; returns its exit code.
+    pub fn wait_exit(&mut self, id: usize, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.nodes[id - 1].child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.nodes[id - 1].child = None;
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM node `id` and return its exit code.
     pub fn stop(&mut self, id: usize) -> Option<i32> {
         use nix::sys::signal::{kill, Signal};

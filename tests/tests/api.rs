@@ -192,6 +192,49 @@ fn wrong_pins_fail_then_lock_and_duplicates_answer_the_same() {
     assert_eq!((status, answer["balance"].as_str()), (200, Some("110.00")));
 }
 
+/// A gateway that reuses a request id for another payment must be told so — never answered
+/// with the first payment's receipt (before, this answered 200 "confirmed" with it).
+#[test]
+fn a_request_id_reused_for_another_request_is_refused_and_moves_no_money() {
+    const CAROL: &str = "254711000003";
+    let cluster = TestCluster::start("api-reuse", 1, 4);
+    for who in [ALICE, BOB, CAROL] {
+        cluster.register_customer(who);
+    }
+    cluster.fund(ALICE, "1000.00", "fund-alice");
+    let url = format!("{}/v1/transfers", cluster.url(1));
+    let (status, first) = cluster
+        .post(&url, &send_money("reused-1", ALICE, BOB, "100.00"))
+        .unwrap();
+    assert_eq!((status, first["status"].as_str()), (200, Some("confirmed")), "{first}");
+    let mut other = send_money("reused-1", ALICE, CAROL, "250.00");
+    other["pin"] = json!("9999");
+    let (status, refused) = cluster.post(&url, &other).unwrap();
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["result"], "idempotency_conflict", "{refused}");
+    assert_eq!(refused["error"], "request_id reused for a different request");
+    assert!(refused.get("transaction_id").is_none(), "{refused}");
+    let (status, again) = cluster
+        .post(&url, &send_money("reused-1", ALICE, BOB, "100.00"))
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(again["transaction_id"], first["transaction_id"], "the same request keeps its answer");
+    assert_eq!(balance(&cluster, CAROL), "0.00");
+    assert_eq!(balance(&cluster, BOB), "100.00");
+}
+
+/// A node whose engine dies exits (status 70, logged) rather than keep HTTP and the peer port
+/// up with nothing behind them.
+#[test]
+fn an_engine_panic_stops_the_node() {
+    let mut cluster = TestCluster::start("engine-panic", 1, 2);
+    let _ = cluster.post(&format!("{}/admin/v1/test/engine-panic", cluster.url(1)), &json!({}));
+    let code = cluster.wait_exit(1, Duration::from_secs(20));
+    assert_eq!(code, Some(70), "the node kept running (or exited otherwise) after its engine died");
+    let log = std::fs::read_to_string(cluster.log_dir().join("node-1.log")).unwrap();
+    assert!(log.contains("the engine thread panicked; exiting"), "{log}");
+}
+
 #[test]
 fn a_panicking_actor_is_restarted_and_the_node_keeps_serving() {
     let cluster = TestCluster::start("api-panic", 1, 4);

@@ -45,6 +45,13 @@ impl Engine {
         if let ClientRequest::Meta { command } = request {
             return self.serve_meta(command, waiter);
         }
+        if let ClientRequest::PlantEnginePanic = request {
+            if self.config.test_hooks {
+                panic!("planted engine panic (test hook)");
+            }
+            tracing::warn!("a test hook was asked of a node started without test hooks");
+            return self.reply(waiter, ClientReply::Refused(ResultCode::NotPermitted));
+        }
         let shard = request.shard(&self.map);
         let may_lead = self.may_lead();
         let (leading, serving) = match self.replicas.get(&shard) {

@@ -108,7 +108,7 @@ pub(super) fn answer(ledger: &ShardLedger, request: &ClientRequest) -> ClientRep
             match other {
                 ClientRequest::Command { .. } => "command",
                 ClientRequest::Transfer { .. } => "transfer",
-                ClientRequest::PlantPanic { .. } => "test hook",
+                ClientRequest::PlantPanic { .. } | ClientRequest::PlantEnginePanic => "test hook",
                 _ => "cluster change",
             }
         )),

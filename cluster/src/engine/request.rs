@@ -40,6 +40,9 @@ pub enum ClientRequest {
     PlantPanic { account: AccountRef },
     /// A change to the cluster (join, drain), for the meta group's leader.
     Meta { command: MetaCommand },
+    /// Test-only fault hook (served only with test hooks on): the engine thread panics, as a
+    /// defect in it would; the node must exit rather than serve on without an engine.
+    PlantEnginePanic,
 }
 
 impl ClientRequest {
@@ -67,7 +70,7 @@ impl ClientRequest {
             ClientRequest::Account { account }
             | ClientRequest::Statement { account, .. }
             | ClientRequest::PlantPanic { account } => map.shard_of(account),
-            ClientRequest::Meta { .. } => META_GROUP,
+            ClientRequest::Meta { .. } | ClientRequest::PlantEnginePanic => META_GROUP,
         }
     }
 }

@@ -480,6 +480,27 @@ pub async fn plant_panic(
     }
 }
 
+/// Test-only fault hook (`--enable-test-hooks`): the engine thread panics. The node exits
+/// (status 70) instead of serving on with no engine behind it.
+pub async fn plant_engine_panic(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if !state.test_hooks {
+        return Err(ApiError::not_found("test hooks are disabled"));
+    }
+    authorize(&state, &headers)?;
+    let reply = state
+        .calls
+        .handle
+        .request(ClientRequest::PlantEnginePanic, Duration::from_secs(2))
+        .await;
+    Err::<Json<Value>, _>(ApiError::unavailable(format!(
+        "the engine did not survive: {}",
+        reply.describe()
+    )))
+}
+
 #[derive(Deserialize)]
 pub struct ClockIn {
     offset_ms: i64,
