@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use super::cluster::ADMIN_TOKEN;
 use crate::sim::SimRng;
 
-pub const CUSTOMERS: usize = 12;
+/// Enough customers that the daily limit (KES 500,000 each) lasts for runs of several minutes.
+pub const CUSTOMERS: usize = 60;
 pub const CUSTOMER_FLOAT_CENTS: i64 = 50_000 * 100;
 pub const AGENT_FLOAT_CENTS: i64 = 200_000 * 100;
 /// How long a client waits for a decision (the transfer's deadline), ms.
@@ -173,7 +174,7 @@ fn draw(rng: &mut SimRng, bank: &Bank) -> (&'static str, String, String, i64) {
     let agent =
         |rng: &mut SimRng| bank.agents[rng.below(bank.agents.len() as u64) as usize].clone();
     // Mostly everyday amounts, a few large ones; enough to hit limits and empty wallets sometimes.
-    let amount = (if rng.chance(50) {
+    let amount = (if rng.chance(20) {
         rng.range(500, 20_000)
     } else {
         rng.range(1, 300)
