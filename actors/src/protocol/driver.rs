@@ -168,9 +168,10 @@ impl ShardDriver {
                 }
             },
             PeerMessage::CreditAnswer { id, answer } => {
+                // Only the transfer's payee shard answers for it.
                 let prepared = ledger
                     .outgoing(id)
-                    .is_some_and(|r| r.state == OutgoingState::Prepared);
+                    .is_some_and(|r| r.state == OutgoingState::Prepared && r.payee_shard == from);
                 if prepared && self.due(id, Duty::ProposeDecide, retry, now) {
                     effects.propose.push(Command::Decide {
                         id: id.clone(),
@@ -204,7 +205,9 @@ impl ShardDriver {
                 }
             }
             PeerMessage::DecisionAck { id } => {
-                let pending = ledger.pending_decision(id).is_some();
+                let pending = ledger
+                    .pending_decision(id)
+                    .is_some_and(|(payee_shard, _)| payee_shard == from);
                 if pending && self.due(id, Duty::ProposeDelivered, retry, now) {
                     effects
                         .propose
@@ -227,6 +230,8 @@ impl ShardDriver {
         let decision = match ledger.outgoing(id) {
             // Presumed abort: this shard never prepared it.
             None => Some(Decision::Abort),
+            // Only the transfer's payee shard may ask about it.
+            Some(record) if record.payee_shard != from => None,
             Some(record) => match record.state {
                 OutgoingState::Committed => Some(Decision::Commit),
                 OutgoingState::Aborted(_) | OutgoingState::Refused(_) => Some(Decision::Abort),

@@ -154,3 +154,37 @@ fn driver_config_is_validated() {
     };
     assert!(no_budget.validate().is_err());
 }
+
+/// A shard speaks only for its own side of a transfer: an answer, an acknowledgement or an
+/// inquiry about a transfer from a shard that is not its payee is ignored.
+#[test]
+fn only_the_payee_shard_answers_acknowledges_or_inquires() {
+    let mut c = Cluster::new(3);
+    let alice = c.open(&c.customer_on(0, 1), AccountKind::Customer);
+    let bob = c.open(&c.customer_on(1, 2), AccountKind::Customer);
+    c.fund(&alice, ksh(100));
+    let request = c.request(TransferKind::SendMoney, &alice, &bob, ksh(10));
+    c.submit(request.clone());
+    c.in_flight.clear();
+    let mut driver = ShardDriver::new(0, DriverConfig::default());
+    let answer = |from| Envelope {
+        from,
+        to: 0,
+        message: PeerMessage::CreditAnswer {
+            id: request.id.clone(),
+            answer: crate::ledger::CreditAnswer::Accepted {
+                payee_name: "BOB".into(),
+            },
+        },
+    };
+    assert!(driver.on_message(&c.ledgers[0], &answer(2), c.now).is_empty(), "shard 2 is not the payee");
+    assert_eq!(driver.on_message(&c.ledgers[0], &answer(1), c.now).propose.len(), 1);
+    let inquiry = Envelope {
+        from: 2,
+        to: 0,
+        message: PeerMessage::Inquiry {
+            id: request.id.clone(),
+        },
+    };
+    assert!(driver.on_message(&c.ledgers[0], &inquiry, request.deadline_ms + 5_000).is_empty());
+}
