@@ -37,7 +37,11 @@ fn open_agent(cluster: &mut Scripted, at: u64, account: &AccountRef, shard: u32)
         },
         5_000,
     );
-    assert!(matches!(reply, Some(ClientReply::Done(code)) if code.is_success()), "{:?}", reply.map(|r| r.describe()));
+    assert!(
+        matches!(reply, Some(ClientReply::Done(code)) if code.is_success()),
+        "{:?}",
+        reply.map(|r| r.describe())
+    );
 }
 
 fn float(cluster: &Scripted, n: usize, to: &AccountRef, shard: u32) -> ClientRequest {
@@ -73,8 +77,15 @@ fn a_leader_answers_nothing_before_it_applied_an_entry_of_its_term() {
         cluster.crash(1);
         cluster.run_for(100);
         cluster.start(1);
-        let unready = |c: &Scripted| c.replicas(0).iter().any(|(id, p)| *id == 1 && p.leader && !p.serving);
-        assert!(cluster.run_until(15_000, unready), "node 1 took shard 0 back");
+        let unready = |c: &Scripted| {
+            c.replicas(0)
+                .iter()
+                .any(|(id, p)| *id == 1 && p.leader && !p.serving)
+        };
+        assert!(
+            cluster.run_until(15_000, unready),
+            "node 1 took shard 0 back"
+        );
         cluster.mute(1);
         cluster.take_sent();
         let inquiry = Envelope {
@@ -87,15 +98,31 @@ fn a_leader_answers_nothing_before_it_applied_an_entry_of_its_term() {
         cluster.inject(3, 1, PeerFrame::Protocol(inquiry));
         let mut read = cluster.submit(1, ClientRequest::Audit { shard: 0 });
         cluster.run_for(50);
-        assert!(unready(&cluster), "node 1 still leads without its first entry applied");
+        assert!(
+            unready(&cluster),
+            "node 1 still leads without its first entry applied"
+        );
         let presumed = cluster.take_sent().into_iter().any(|(from, _, frame)| {
             from == 1
-                && matches!(frame, PeerFrame::Protocol(Envelope { message: PeerMessage::Decision { .. }, .. }))
+                && matches!(
+                    frame,
+                    PeerFrame::Protocol(Envelope {
+                        message: PeerMessage::Decision { .. },
+                        ..
+                    })
+                )
         });
-        assert_eq!(presumed, answers, "planted {planted:?}: presumed abort answered");
+        assert_eq!(
+            presumed, answers,
+            "planted {planted:?}: presumed abort answered"
+        );
         if planted.is_none() {
             let answer = read.try_recv().expect("answered at once");
-            assert!(matches!(answer, ClientReply::Unavailable(_)), "{}", answer.describe());
+            assert!(
+                matches!(answer, ClientReply::Unavailable(_)),
+                "{}",
+                answer.describe()
+            );
         }
     }
 }
@@ -129,9 +156,13 @@ fn a_single_voter_group_restarts_after_checkpoints() {
         config.checkpoint_every_entries = 50;
         config.log_keep_entries = 5;
     });
-    assert!(cluster.run_until(5_000, |c| c.leader_of(0).is_some() && c.leader_of(1).is_some()));
+    assert!(cluster.run_until(5_000, |c| c.leader_of(0).is_some()
+        && c.leader_of(1).is_some()));
     let map = ShardMap::new(2).unwrap();
-    let to = (100_000..).map(agent).find(|a| map.shard_of(a) == 0).unwrap();
+    let to = (100_000..)
+        .map(agent)
+        .find(|a| map.shard_of(a) == 0)
+        .unwrap();
     open_agent(&mut cluster, 1, &to, 0);
     for n in 0..120 {
         let request = float(&cluster, n, &to, 0);
@@ -140,7 +171,10 @@ fn a_single_voter_group_restarts_after_checkpoints() {
     }
     cluster.crash(1);
     cluster.start(1);
-    assert!(cluster.run_until(5_000, |c| c.leader_of(0).is_some()), "the node came back");
+    assert!(
+        cluster.run_until(5_000, |c| c.leader_of(0).is_some()),
+        "the node came back"
+    );
     let reply = cluster.ask(1, ClientRequest::Account { account: to }, 2_000);
     let Some(ClientReply::Account(Some(account))) = reply else {
         panic!("no account after the restart");
@@ -156,7 +190,13 @@ fn a_raft_message_claiming_another_sender_is_dropped() {
     let mut cluster = Scripted::new(3, 1, 3, None);
     assert!(cluster.run_until(5_000, |c| c.leader_of(0).is_some()));
     let leader = cluster.leader_of(0).unwrap();
-    let term = cluster.replicas(0).iter().find(|(id, _)| *id == leader).unwrap().1.term;
+    let term = cluster
+        .replicas(0)
+        .iter()
+        .find(|(id, _)| *id == leader)
+        .unwrap()
+        .1
+        .term;
     let liar = (1..=3).find(|n| *n != leader).unwrap();
     let claimed = (1..=3).find(|n| *n != leader && *n != liar).unwrap();
     let mut vote = Message::default();
@@ -172,7 +212,16 @@ fn a_raft_message_claiming_another_sender_is_dropped() {
     };
     cluster.inject(liar, leader, frame);
     cluster.run_for(20);
-    let now = cluster.replicas(0).iter().find(|(id, _)| *id == leader).unwrap().1.term;
-    assert_eq!(now, term, "the forged vote request changed the leader's term");
+    let now = cluster
+        .replicas(0)
+        .iter()
+        .find(|(id, _)| *id == leader)
+        .unwrap()
+        .1
+        .term;
+    assert_eq!(
+        now, term,
+        "the forged vote request changed the leader's term"
+    );
     assert_eq!(cluster.leader_of(0), Some(leader));
 }

@@ -22,7 +22,9 @@ impl Drain for TracingDrain {
     fn log(&self, record: &Record, values: &OwnedKVList) -> Result<(), slog::Never> {
         // Formatting costs more than raft-rs's work on many records: skip what nobody reads.
         let enabled = match record.level() {
-            Level::Critical | Level::Error => tracing::enabled!(target: "raft", tracing::Level::ERROR),
+            Level::Critical | Level::Error => {
+                tracing::enabled!(target: "raft", tracing::Level::ERROR)
+            }
             Level::Warning => tracing::enabled!(target: "raft", tracing::Level::WARN),
             Level::Info => tracing::enabled!(target: "raft", tracing::Level::DEBUG),
             Level::Debug | Level::Trace => tracing::enabled!(target: "raft", tracing::Level::TRACE),

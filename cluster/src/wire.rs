@@ -40,9 +40,16 @@ pub enum PeerFrame {
     },
     /// From a replica that has not heard from its group's leader for long: whoever leads the
     /// shard answers with a tombstone if its configuration no longer has the sender.
-    ReplicaQuery { shard: u32 },
+    ReplicaQuery {
+        shard: u32,
+    },
     /// Clock offset measurement: the sender's monotonic clock when it sent the ping…
-    ClockPing { mono_ms: u64 },
+    ClockPing {
+        mono_ms: u64,
+    },
     /// …echoed with the answerer's wall clock.
-    ClockPong { echo_mono_ms: u64, wall_ms: u64 },
+    ClockPong {
+        echo_mono_ms: u64,
+        wall_ms: u64,
+    },
 }

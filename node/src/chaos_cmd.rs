@@ -26,7 +26,10 @@ pub struct ChaosArgs {
     /// Faults to use, comma-separated: kill, pause, partition, net, clock (restart a node with
     /// its clock skewed), clock-jump (move a running node's clock by up to an hour), restart,
     /// drain (removes a member while the others go on; it needs --nodes 4 or more).
-    #[arg(long, default_value = "kill,pause,partition,net,clock,clock-jump,restart")]
+    #[arg(
+        long,
+        default_value = "kill,pause,partition,net,clock,clock-jump,restart"
+    )]
     faults: String,
     /// Concurrent clients.
     #[arg(long, default_value_t = 4)]

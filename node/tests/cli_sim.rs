@@ -62,13 +62,22 @@ fn the_model_simulator_passes_a_few_hundred_seeds() {
 #[test]
 fn a_planted_replica_destruction_fails_the_run_and_names_the_replay_command() {
     let output = tuma()
-        .args(["sim", "--seeds", "60", "--seed-start", "40", "--plant-fault", "destroy-on-placement-change"])
+        .args([
+            "sim",
+            "--seeds",
+            "60",
+            "--seed-start",
+            "40",
+            "--plant-fault",
+            "destroy-on-placement-change",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(!output.status.success(), "{stdout}");
     assert!(
-        stdout.contains("--plant-fault destroy-on-placement-change") && stdout.contains("destroyed its replica"),
+        stdout.contains("--plant-fault destroy-on-placement-change")
+            && stdout.contains("destroyed its replica"),
         "{stdout}"
     );
 }

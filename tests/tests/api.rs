@@ -206,19 +206,29 @@ fn a_request_id_reused_for_another_request_is_refused_and_moves_no_money() {
     let (status, first) = cluster
         .post(&url, &send_money("reused-1", ALICE, BOB, "100.00"))
         .unwrap();
-    assert_eq!((status, first["status"].as_str()), (200, Some("confirmed")), "{first}");
+    assert_eq!(
+        (status, first["status"].as_str()),
+        (200, Some("confirmed")),
+        "{first}"
+    );
     let mut other = send_money("reused-1", ALICE, CAROL, "250.00");
     other["pin"] = json!("9999");
     let (status, refused) = cluster.post(&url, &other).unwrap();
     assert_eq!(status, 409, "{refused}");
     assert_eq!(refused["result"], "idempotency_conflict", "{refused}");
-    assert_eq!(refused["error"], "request_id reused for a different request");
+    assert_eq!(
+        refused["error"],
+        "request_id reused for a different request"
+    );
     assert!(refused.get("transaction_id").is_none(), "{refused}");
     let (status, again) = cluster
         .post(&url, &send_money("reused-1", ALICE, BOB, "100.00"))
         .unwrap();
     assert_eq!(status, 200);
-    assert_eq!(again["transaction_id"], first["transaction_id"], "the same request keeps its answer");
+    assert_eq!(
+        again["transaction_id"], first["transaction_id"],
+        "the same request keeps its answer"
+    );
     assert_eq!(balance(&cluster, CAROL), "0.00");
     assert_eq!(balance(&cluster, BOB), "100.00");
 }
@@ -228,9 +238,16 @@ fn a_request_id_reused_for_another_request_is_refused_and_moves_no_money() {
 #[test]
 fn an_engine_panic_stops_the_node() {
     let mut cluster = TestCluster::start("engine-panic", 1, 2);
-    let _ = cluster.post(&format!("{}/admin/v1/test/engine-panic", cluster.url(1)), &json!({}));
+    let _ = cluster.post(
+        &format!("{}/admin/v1/test/engine-panic", cluster.url(1)),
+        &json!({}),
+    );
     let code = cluster.wait_exit(1, Duration::from_secs(20));
-    assert_eq!(code, Some(70), "the node kept running (or exited otherwise) after its engine died");
+    assert_eq!(
+        code,
+        Some(70),
+        "the node kept running (or exited otherwise) after its engine died"
+    );
     let log = std::fs::read_to_string(cluster.log_dir().join("node-1.log")).unwrap();
     assert!(log.contains("the engine thread panicked; exiting"), "{log}");
 }

@@ -149,7 +149,10 @@ pub(super) fn check_payer_funds(
 pub(super) const COUNTER_CAPACITY_CENTS: i64 = i64::MAX / 4;
 
 /// Refuses a transfer that could take the shard's counters past their capacity.
-pub(super) fn check_capacity(totals: &super::records::Balances, moving: Money) -> Result<(), ResultCode> {
+pub(super) fn check_capacity(
+    totals: &super::records::Balances,
+    moving: Money,
+) -> Result<(), ResultCode> {
     let fits = |counter: Money, more: Money| {
         counter
             .cents()

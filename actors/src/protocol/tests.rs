@@ -177,8 +177,19 @@ fn only_the_payee_shard_answers_acknowledges_or_inquires() {
             },
         },
     };
-    assert!(driver.on_message(&c.ledgers[0], &answer(2), c.now).is_empty(), "shard 2 is not the payee");
-    assert_eq!(driver.on_message(&c.ledgers[0], &answer(1), c.now).propose.len(), 1);
+    assert!(
+        driver
+            .on_message(&c.ledgers[0], &answer(2), c.now)
+            .is_empty(),
+        "shard 2 is not the payee"
+    );
+    assert_eq!(
+        driver
+            .on_message(&c.ledgers[0], &answer(1), c.now)
+            .propose
+            .len(),
+        1
+    );
     let inquiry = Envelope {
         from: 2,
         to: 0,
@@ -186,5 +197,7 @@ fn only_the_payee_shard_answers_acknowledges_or_inquires() {
             id: request.id.clone(),
         },
     };
-    assert!(driver.on_message(&c.ledgers[0], &inquiry, request.deadline_ms + 5_000).is_empty());
+    assert!(driver
+        .on_message(&c.ledgers[0], &inquiry, request.deadline_ms + 5_000)
+        .is_empty());
 }

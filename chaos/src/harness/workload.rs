@@ -369,7 +369,8 @@ async fn treasury(
                 "amount": format!("{}.{:02}", TOP_UP_CENTS / 100, TOP_UP_CENTS % 100),
             });
             let started = Instant::now();
-            let outcome = post_until_answered(&client, &urls, &mut rng, "/admin/v1/float", &body).await;
+            let outcome =
+                post_until_answered(&client, &urls, &mut rng, "/admin/v1/float", &body).await;
             ops.lock().expect("no panics hold this lock").push(Op {
                 id,
                 kind: "float_issue",

@@ -63,7 +63,9 @@ impl Engine {
             // bounds): nothing is done; the caller retries.
             return self.reply(
                 waiter,
-                ClientReply::Unavailable(format!("the leader of shard {shard} is not ready to serve yet")),
+                ClientReply::Unavailable(format!(
+                    "the leader of shard {shard} is not ready to serve yet"
+                )),
             );
         }
         if !leading {
@@ -249,4 +251,3 @@ pub(super) fn pin_unverifiable(error: &tuma_actors::pin::PinError) -> ClientRepl
     metrics::counter!("tuma_pin_key_mismatch_total").increment(1);
     ClientReply::Unavailable(format!("this node cannot verify the PIN: {error}"))
 }
-

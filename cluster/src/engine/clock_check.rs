@@ -62,7 +62,8 @@ impl PeerClocks {
         };
         let midpoint = sent_mono_ms + round_trip / 2;
         let wall_minus_mono_ms = (i128::from(peer_wall_ms) - i128::from(midpoint))
-            .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+            .clamp(i128::from(i64::MIN), i128::from(i64::MAX))
+            as i64;
         self.samples.insert(
             peer,
             Sample {
@@ -80,13 +81,24 @@ impl PeerClocks {
             .filter(|n| **n != me)
             .filter_map(|n| self.samples.get(n))
             .filter(|s| now_mono_ms.saturating_sub(s.at_ms) <= SAMPLE_TTL_MS)
-            .map(|s| (s.wall_minus_mono_ms.saturating_add(now_mono_ms as i64), s.uncertainty_ms))
+            .map(|s| {
+                (
+                    s.wall_minus_mono_ms.saturating_add(now_mono_ms as i64),
+                    s.uncertainty_ms,
+                )
+            })
             .collect()
     }
 
     /// Whether this node's wall clock (`wall_ms` now) agrees with a majority of `members`
     /// (this node counts as agreeing with itself).
-    pub fn verdict(&self, members: &[NodeId], me: NodeId, now_mono_ms: u64, wall_ms: u64) -> ClockVerdict {
+    pub fn verdict(
+        &self,
+        members: &[NodeId],
+        me: NodeId,
+        now_mono_ms: u64,
+        wall_ms: u64,
+    ) -> ClockVerdict {
         let others = members.iter().filter(|n| **n != me).count();
         if others == 0 {
             return ClockVerdict::InBounds;
@@ -160,13 +172,19 @@ mod tests {
 
     #[test]
     fn a_node_alone_is_always_in_bounds() {
-        assert_eq!(PeerClocks::new(500).verdict(&[1], 1, 0, wall(0)), ClockVerdict::InBounds);
+        assert_eq!(
+            PeerClocks::new(500).verdict(&[1], 1, 0, wall(0)),
+            ClockVerdict::InBounds
+        );
     }
 
     #[test]
     fn a_node_an_hour_ahead_of_both_peers_is_out_of_bounds_and_they_are_not() {
         let clocks = clocks_with(&[(2, 0), (3, 0)]);
-        assert_eq!(clocks.verdict(&[1, 2, 3], 1, 110, wall(0)), ClockVerdict::InBounds);
+        assert_eq!(
+            clocks.verdict(&[1, 2, 3], 1, 110, wall(0)),
+            ClockVerdict::InBounds
+        );
         assert_eq!(
             clocks.verdict(&[1, 2, 3], 1, 110, wall(HOUR as i64)),
             ClockVerdict::OutOfBounds {
@@ -175,7 +193,10 @@ mod tests {
             "a jump is seen at once, without a new measurement"
         );
         let peer = clocks_with(&[(1, HOUR as i64), (3, 3)]);
-        assert_eq!(peer.verdict(&[1, 2, 3], 2, 110, wall(0)), ClockVerdict::InBounds);
+        assert_eq!(
+            peer.verdict(&[1, 2, 3], 2, 110, wall(0)),
+            ClockVerdict::InBounds
+        );
     }
 
     #[test]
@@ -185,19 +206,28 @@ mod tests {
             clocks.verdict(&[1, 2, 3], 1, 110 + SAMPLE_TTL_MS + 1, wall(0)),
             ClockVerdict::Unknown
         );
-        assert_eq!(PeerClocks::new(500).verdict(&[1, 2, 3], 1, 0, wall(0)), ClockVerdict::Unknown);
+        assert_eq!(
+            PeerClocks::new(500).verdict(&[1, 2, 3], 1, 0, wall(0)),
+            ClockVerdict::Unknown
+        );
     }
 
     #[test]
     fn one_fresh_agreeing_peer_of_two_is_a_majority() {
         let clocks = clocks_with(&[(2, 40)]);
-        assert_eq!(clocks.verdict(&[1, 2, 3], 1, 110, wall(0)), ClockVerdict::InBounds);
+        assert_eq!(
+            clocks.verdict(&[1, 2, 3], 1, 110, wall(0)),
+            ClockVerdict::InBounds
+        );
     }
 
     #[test]
     fn an_offset_within_the_round_trip_uncertainty_is_tolerated() {
         let clocks = clocks_with(&[(2, 504), (3, 504)]);
-        assert_eq!(clocks.verdict(&[1, 2, 3], 1, 110, wall(0)), ClockVerdict::InBounds);
+        assert_eq!(
+            clocks.verdict(&[1, 2, 3], 1, 110, wall(0)),
+            ClockVerdict::InBounds
+        );
         let clocks = clocks_with(&[(2, 520), (3, 520)]);
         assert!(matches!(
             clocks.verdict(&[1, 2, 3], 1, 110, wall(0)),
@@ -223,6 +253,9 @@ mod tests {
     fn a_pong_from_a_previous_run_is_ignored() {
         let mut clocks = PeerClocks::new(500);
         clocks.record(2, 1_000, WALL, 10);
-        assert_eq!(clocks.verdict(&[1, 2], 1, 10, wall(0)), ClockVerdict::Unknown);
+        assert_eq!(
+            clocks.verdict(&[1, 2], 1, 10, wall(0)),
+            ClockVerdict::Unknown
+        );
     }
 }

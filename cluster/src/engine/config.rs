@@ -179,4 +179,3 @@ impl EngineConfig {
         self.driver.validate().map_err(|e| e.to_string())
     }
 }
-

@@ -168,7 +168,11 @@ impl RaftGroup {
             return false;
         }
         let term = self.raw.raft.term + 1;
-        tracing::info!(group = self.id, term, "this leader left its group's configuration; stepping down");
+        tracing::info!(
+            group = self.id,
+            term,
+            "this leader left its group's configuration; stepping down"
+        );
         self.raw.raft.become_follower(term, raft::INVALID_ID);
         true
     }
@@ -193,9 +197,14 @@ impl RaftGroup {
         for peer in sending {
             let since = *self.snapshot_since.entry(peer).or_insert(now_ms);
             if now_ms >= since.saturating_add(stall_ms) {
-                tracing::info!(group = self.id, peer, "a snapshot got no answer in time; sending another");
+                tracing::info!(
+                    group = self.id,
+                    peer,
+                    "a snapshot got no answer in time; sending another"
+                );
                 metrics::counter!("tuma_raft_snapshots_retried_total").increment(1);
-                self.raw.report_snapshot(peer, raft::SnapshotStatus::Failure);
+                self.raw
+                    .report_snapshot(peer, raft::SnapshotStatus::Failure);
                 self.snapshot_since.remove(&peer);
             }
         }
@@ -216,7 +225,6 @@ impl RaftGroup {
     pub fn conf_index(&self) -> (u64, u64) {
         (self.conf_index, self.conf_term)
     }
-
 
     /// Records that `entry` applied.
     pub fn note_applied(&mut self, entry: &Entry) {
@@ -455,5 +463,59 @@ impl RaftGroup {
             compact_from: first,
             compact_to: compact_to.max(first.saturating_sub(1)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn single_voter_group(incarnation: u64) -> RaftGroup {
+        let config = EngineConfig::new(1, BTreeMap::new(), 1, 1);
+        let start = GroupStart::Bootstrap {
+            voters: vec![1],
+            data: Vec::new(),
+        };
+        let (mut group, _, _) =
+            RaftGroup::open(&config, 0, start, incarnation).expect("open group");
+        group.raw.campaign().expect("campaign");
+        assert!(group.is_leader(), "a single voter elects itself");
+        group
+    }
+
+    fn last_unstable_entry(group: &RaftGroup) -> Entry {
+        group
+            .raw
+            .raft
+            .raft_log
+            .unstable_entries()
+            .last()
+            .cloned()
+            .expect("an entry was proposed")
+    }
+
+    #[test]
+    fn a_tag_matches_only_the_run_that_proposed_it() {
+        let mut before_restart = single_voter_group(0x1111);
+        before_restart
+            .propose_tagged(b"transfer".to_vec(), Some(42))
+            .expect("propose");
+        let entry = last_unstable_entry(&before_restart);
+        assert_eq!(before_restart.tag_of(&entry), Some(42));
+
+        // The same node after a restart: same id, same tag counter, new incarnation.
+        let after_restart = single_voter_group(0x2222);
+        assert_eq!(
+            after_restart.tag_of(&entry),
+            None,
+            "an entry proposed before the restart must not answer a waiter of this run"
+        );
+
+        let mut untagged = single_voter_group(0x1111);
+        untagged
+            .propose_tagged(b"x".to_vec(), None)
+            .expect("propose");
+        assert_eq!(untagged.tag_of(&last_unstable_entry(&untagged)), None);
     }
 }

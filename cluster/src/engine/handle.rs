@@ -103,4 +103,3 @@ impl NodeHandle {
         self.node_id
     }
 }
-

@@ -12,9 +12,7 @@ use super::group::GroupStart;
 use super::replica::Replica;
 use super::request::{ClientReply, Waiter};
 use super::{Engine, EngineFault};
-use crate::membership::{
-    next_step, plan, ConfStep, MemberState, MetaCommand, META_GROUP,
-};
+use crate::membership::{next_step, plan, ConfStep, MemberState, MetaCommand, META_GROUP};
 use crate::storage::{StorageError, WriteBatch, WriteOp};
 use crate::transport::NodeId;
 use crate::wire::PeerFrame;
@@ -43,7 +41,13 @@ impl Engine {
             }
         };
         if message.from != from || message.to != self.config.node_id {
-            tracing::warn!(from, claimed = message.from, to = message.to, group, "raft message not from its connection's peer (or not for this node); dropped");
+            tracing::warn!(
+                from,
+                claimed = message.from,
+                to = message.to,
+                group,
+                "raft message not from its connection's peer (or not for this node); dropped"
+            );
             metrics::counter!("tuma_engine_frames_refused_total").increment(1);
             return;
         }
@@ -69,7 +73,8 @@ impl Engine {
             );
             return;
         }
-        if group != META_GROUP && !self.replicas.contains_key(&group) && !self.create_replica(group) {
+        if group != META_GROUP && !self.replicas.contains_key(&group) && !self.create_replica(group)
+        {
             return;
         }
         if group != META_GROUP && !self.empty_replica_takes(group, &mut message) {
@@ -123,7 +128,12 @@ impl Engine {
                 let index = message.get_snapshot().get_metadata().index;
                 let removed_at = self.tombstones.get(&shard).copied().unwrap_or(0);
                 if index <= removed_at {
-                    tracing::info!(shard, index, removed_at, "refused a snapshot from before this node's removal");
+                    tracing::info!(
+                        shard,
+                        index,
+                        removed_at,
+                        "refused a snapshot from before this node's removal"
+                    );
                 }
                 index > removed_at
             }
@@ -143,7 +153,13 @@ impl Engine {
             return false;
         }
         let incarnation = self.rng.next_u64();
-        match Replica::open(&self.config, self.map, shard, GroupStart::Uninitialized, incarnation) {
+        match Replica::open(
+            &self.config,
+            self.map,
+            shard,
+            GroupStart::Uninitialized,
+            incarnation,
+        ) {
             Ok((mut replica, _)) => {
                 tracing::info!(shard, "receiving a new replica");
                 replica.group.randomize_election_timeout(&mut self.rng);
@@ -187,7 +203,8 @@ impl Engine {
             .meta
             .as_ref()
             .is_some_and(|m| m.state_of(from) == Some(MemberState::Removed));
-        (meta.is_ready_leader() && removed && !meta.in_configuration(from)).then(|| meta.conf_index())
+        (meta.is_ready_leader() && removed && !meta.in_configuration(from))
+            .then(|| meta.conf_index())
     }
 
     /// A shard's leader says its configuration, set by entry (`conf_index`, `conf_term`), no
@@ -196,7 +213,13 @@ impl Engine {
     /// applies its own removal. If the log ends before it, or diverged from it, nothing this
     /// replica holds was acknowledged after its removal: it may go. A tombstone for a point
     /// this replica has moved past (it was added back since) is stale and ignored.
-    pub(super) fn on_tombstone(&mut self, from: NodeId, shard: u32, conf_index: u64, conf_term: u64) {
+    pub(super) fn on_tombstone(
+        &mut self,
+        from: NodeId,
+        shard: u32,
+        conf_index: u64,
+        conf_term: u64,
+    ) {
         if shard == META_GROUP {
             // Out of the meta group: this node's cluster state is frozen wherever it stopped
             // following, so it must not lead anything it might steer by it.
@@ -222,7 +245,12 @@ impl Engine {
         let (first, last) = group.log.bounds();
         let held = group.log.term_of(conf_index);
         if conf_index > last {
-            tracing::info!(shard, leader = from, conf_index, "removed from the group (by its leader's tombstone)");
+            tracing::info!(
+                shard,
+                leader = from,
+                conf_index,
+                "removed from the group (by its leader's tombstone)"
+            );
             replica.tombstoned = Some(conf_index);
         } else if conf_term != 0 && held == Some(conf_term) {
             if conf_index > group.raw.raft.raft_log.committed {
@@ -230,7 +258,12 @@ impl Engine {
                 group.commit_advanced();
             }
         } else if conf_term != 0 && conf_index >= first && held.is_some() {
-            tracing::info!(shard, leader = from, conf_index, "removed from the group; this replica's tail diverged");
+            tracing::info!(
+                shard,
+                leader = from,
+                conf_index,
+                "removed from the group; this replica's tail diverged"
+            );
             replica.tombstoned = Some(conf_index);
         }
     }
@@ -328,7 +361,11 @@ impl Engine {
                 *kept = (*kept).max(index);
             }
             batch.ops.push(WriteOp::Destroy { shard, removed_at });
-            tracing::info!(shard, ?removed_at, "replica removed from its group; destroyed on this node");
+            tracing::info!(
+                shard,
+                ?removed_at,
+                "replica removed from its group; destroyed on this node"
+            );
             metrics::counter!("tuma_replicas_removed_total").increment(1);
         }
         self.store.write(batch)
@@ -341,7 +378,11 @@ impl Engine {
     fn query_silent_replicas(&mut self, now: u64) {
         let silent_ms = 3 * self.config.election_ticks as u64 * self.config.tick_ms;
         let me = self.config.node_id;
-        let members: Vec<NodeId> = self.live_members().into_iter().filter(|n| *n != me).collect();
+        let members: Vec<NodeId> = self
+            .live_members()
+            .into_iter()
+            .filter(|n| *n != me)
+            .collect();
         let mut queries = Vec::new();
         for (shard, replica) in self.replicas.iter_mut() {
             if replica.is_leader() {
@@ -394,20 +435,22 @@ impl Engine {
             self.shard_holders(shard)
         };
         let network = &self.network;
-        self.router.guess(
-            shard,
-            self.config.node_id,
-            known,
-            candidates,
-            |n| network.is_connected(n),
-        )
+        self.router
+            .guess(shard, self.config.node_id, known, candidates, |n| {
+                network.is_connected(n)
+            })
     }
 
     /// Sends every live member a clock ping.
     pub(super) fn ping_clocks(&mut self, now_mono_ms: u64) {
         let me = self.config.node_id;
         for member in self.live_members().into_iter().filter(|n| *n != me) {
-            self.send_frame(member, PeerFrame::ClockPing { mono_ms: now_mono_ms });
+            self.send_frame(
+                member,
+                PeerFrame::ClockPing {
+                    mono_ms: now_mono_ms,
+                },
+            );
         }
     }
 
@@ -492,7 +535,9 @@ impl Engine {
             // done, and the caller retries (the change itself was not refused).
             Err(error) => self.reply(
                 waiter,
-                ClientReply::Unavailable(format!("the meta leader did not take the change: {error}")),
+                ClientReply::Unavailable(format!(
+                    "the meta leader did not take the change: {error}"
+                )),
             ),
         }
     }
@@ -509,7 +554,12 @@ impl Engine {
         if self.meta.group.is_ready_leader() {
             let now_ms = self.now_ms();
             let _ = self.meta.propose(command, None, now_ms);
-        } else if let Some(leader) = self.meta.group.leader().filter(|l| *l != self.config.node_id) {
+        } else if let Some(leader) = self
+            .meta
+            .group
+            .leader()
+            .filter(|l| *l != self.config.node_id)
+        {
             self.send_frame(leader, PeerFrame::MetaProposal(command));
         }
     }

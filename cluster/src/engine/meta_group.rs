@@ -133,7 +133,8 @@ impl MetaGroup {
     pub fn on_role_change(&mut self) -> Vec<(Waiter, ClientReply)> {
         match self.group.role_changed() {
             Some(false) => {
-                let lost = ClientReply::Ambiguous("meta leadership changed before the answer".into());
+                let lost =
+                    ClientReply::Ambiguous("meta leadership changed before the answer".into());
                 std::mem::take(&mut self.tagged)
                     .into_values()
                     .map(|w| (w, lost.clone()))

@@ -42,8 +42,8 @@ mod meta_group;
 mod open;
 mod pins;
 mod probe;
-mod ready;
 mod reads;
+mod ready;
 mod replica;
 mod request;
 mod router;
@@ -65,8 +65,8 @@ pub use actors::AccountActors;
 pub use clock_check::ClockVerdict;
 pub use config::{EngineConfig, EngineFault};
 pub use env::{ApplyObserver, Clock, EngineEnv, Network, SystemClock};
-pub use probe::{MetaProbe, ReplicaProbe};
 pub use handle::NodeHandle;
+pub use probe::{MetaProbe, ReplicaProbe};
 pub use request::{ClientReply, ClientRequest, Input, StatementLine, Waiter};
 pub use status::{NodeStatus, ShardStatus};
 
@@ -190,7 +190,14 @@ impl Engine {
         let tombstones = store.tombstones()?;
         let bootstrap = groups.is_empty() && config.bootstrap;
         let mut writes = Vec::new();
-        let meta = open::open_meta(&config, store.as_ref(), &groups, bootstrap, incarnation, &mut writes)?;
+        let meta = open::open_meta(
+            &config,
+            store.as_ref(),
+            &groups,
+            bootstrap,
+            incarnation,
+            &mut writes,
+        )?;
         let replicas = open::open_replicas(
             &config,
             map,
@@ -276,10 +283,7 @@ impl Engine {
     fn run(mut self) -> Result<(), EngineFatal> {
         let _span = tracing::info_span!("engine", node = self.config.node_id).entered();
         loop {
-            let wait = self
-                .timers
-                .next()
-                .saturating_sub(self.clock.monotonic_ms());
+            let wait = self.timers.next().saturating_sub(self.clock.monotonic_ms());
             match self.inputs.recv_timeout(Duration::from_millis(wait)) {
                 Ok(input) => self.handle_input(input),
                 Err(RecvTimeoutError::Timeout) => {}

@@ -87,7 +87,10 @@ pub(super) fn open_replicas(
 }
 
 /// Refuses a data directory that belongs to another node or another cluster shape.
-pub(super) fn check_identity(config: &EngineConfig, store: &dyn LogStore) -> Result<(), EngineError> {
+pub(super) fn check_identity(
+    config: &EngineConfig,
+    store: &dyn LogStore,
+) -> Result<(), EngineError> {
     let identity = ClusterIdentity {
         node_id: config.node_id,
         shards: config.shards,

@@ -90,12 +90,9 @@ pub(super) fn answer(ledger: &ShardLedger, request: &ClientRequest) -> ClientRep
                 None => ClientReply::InProgress,
             },
         },
-        ClientRequest::TransferByReceipt { txn_id, .. } => ClientReply::Transfer(
-            ledger
-                .outgoing_by_receipt(txn_id)
-                .cloned()
-                .map(Box::new),
-        ),
+        ClientRequest::TransferByReceipt { txn_id, .. } => {
+            ClientReply::Transfer(ledger.outgoing_by_receipt(txn_id).cloned().map(Box::new))
+        }
         ClientRequest::Audit { .. } => match ledger.audit() {
             Ok(audit) => ClientReply::Audit(Box::new(audit)),
             Err(violation) => ClientReply::Unavailable(format!("audit failed: {violation}")),

@@ -376,7 +376,11 @@ impl Engine {
                 }
                 match self.router.answered(id, from, &reply) {
                     Some(waiter) => self.reply(waiter, reply),
-                    None => tracing::debug!(from, id, "an answer to no forward of ours (late, or from another node)"),
+                    None => tracing::debug!(
+                        from,
+                        id,
+                        "an answer to no forward of ours (late, or from another node)"
+                    ),
                 }
             }
             PeerFrame::MetaProposal(command) => {
@@ -441,7 +445,11 @@ impl Engine {
     /// idea of the leader was stale.
     fn on_protocol(&mut self, from: NodeId, envelope: Envelope, relay: bool) {
         if !self.holds_or_held(envelope.from, from) && relay {
-            tracing::warn!(from, shard = envelope.from, "protocol message from a node that holds no replica of its shard; dropped");
+            tracing::warn!(
+                from,
+                shard = envelope.from,
+                "protocol message from a node that holds no replica of its shard; dropped"
+            );
             metrics::counter!("tuma_engine_frames_refused_total").increment(1);
             return;
         }

@@ -139,7 +139,13 @@ impl Replica {
     }
 
     /// Proposes an admin command whose caller waits for its result.
-    pub fn propose_for(&mut self, command: Command, tag: u64, waiter: Waiter, now_ms: u64) -> Option<(Waiter, ClientReply)> {
+    pub fn propose_for(
+        &mut self,
+        command: Command,
+        tag: u64,
+        waiter: Waiter,
+        now_ms: u64,
+    ) -> Option<(Waiter, ClientReply)> {
         match self.propose(command, Some(tag), now_ms) {
             Ok(()) => {
                 self.waiters.wait_tag(tag, waiter);
@@ -150,7 +156,12 @@ impl Replica {
     }
 
     /// Proposes a transfer whose caller waits for its final answer.
-    pub fn propose_transfer(&mut self, request: TransferRequest, waiter: Waiter, now_ms: u64) -> Option<(Waiter, ClientReply)> {
+    pub fn propose_transfer(
+        &mut self,
+        request: TransferRequest,
+        waiter: Waiter,
+        now_ms: u64,
+    ) -> Option<(Waiter, ClientReply)> {
         if let Err(_) = self.propose(Command::Transfer(request.clone()), None, now_ms) {
             return Some((waiter, self.not_leader()));
         }
@@ -158,21 +169,34 @@ impl Replica {
     }
 
     /// Waits for the final answer of a transfer already in flight.
-    pub fn wait_transfer(&mut self, request: TransferRequest, waiter: Waiter) -> Option<(Waiter, ClientReply)> {
-        self.waiters
-            .wait_transfer(request, waiter)
-            .err()
-            .map(|w| (w, ClientReply::Unavailable("too many retries waiting for this transfer".into())))
+    pub fn wait_transfer(
+        &mut self,
+        request: TransferRequest,
+        waiter: Waiter,
+    ) -> Option<(Waiter, ClientReply)> {
+        self.waiters.wait_transfer(request, waiter).err().map(|w| {
+            (
+                w,
+                ClientReply::Unavailable("too many retries waiting for this transfer".into()),
+            )
+        })
     }
 
     /// Starts a linearizable read: confirmed by a quorum (ReadIndex), answered once applied.
-    pub fn read(&mut self, request: ClientRequest, waiter: Waiter) -> Option<(Waiter, ClientReply)> {
+    pub fn read(
+        &mut self,
+        request: ClientRequest,
+        waiter: Waiter,
+    ) -> Option<(Waiter, ClientReply)> {
         match self.reads.register(request, waiter) {
             Ok(context) => {
                 self.group.raw.read_index(context);
                 None
             }
-            Err(waiter) => Some((waiter, ClientReply::Unavailable("too many reads waiting".into()))),
+            Err(waiter) => Some((
+                waiter,
+                ClientReply::Unavailable("too many reads waiting".into()),
+            )),
         }
     }
 
@@ -199,7 +223,12 @@ impl Replica {
             if self.group.apply_conf_entry(&entry) {
                 if let Some(observer) = observer.as_deref_mut() {
                     let conf = self.group.log.conf_state();
-                    let voters: Vec<u64> = conf.voters.iter().chain(&conf.voters_outgoing).copied().collect();
+                    let voters: Vec<u64> = conf
+                        .voters
+                        .iter()
+                        .chain(&conf.voters_outgoing)
+                        .copied()
+                        .collect();
                     observer.configured(self.shard, entry.index, &voters);
                 }
                 continue;
@@ -353,7 +382,11 @@ impl Replica {
     /// Every waiting caller gets `reply` (reads get "not leader": they did nothing).
     pub fn drain(&mut self, reply: ClientReply) -> Vec<(Waiter, ClientReply)> {
         let not_leader = self.not_leader();
-        let reads = self.reads.drain().into_iter().map(|w| (w, not_leader.clone()));
+        let reads = self
+            .reads
+            .drain()
+            .into_iter()
+            .map(|w| (w, not_leader.clone()));
         self.waiters
             .drain()
             .into_iter()

@@ -131,7 +131,10 @@ impl ClientReply {
                 shard,
                 leader: Some(leader),
             } => format!("shard {shard} is led by node {leader}"),
-            ClientReply::NotLeader { shard, leader: None } => {
+            ClientReply::NotLeader {
+                shard,
+                leader: None,
+            } => {
                 format!("shard {shard} has no leader right now")
             }
             ClientReply::Unavailable(why) => format!("unavailable: {why}"),

@@ -44,7 +44,13 @@ impl Router {
     }
 
     /// Remembers a waiter whose request goes to node `to`; returns the forward's id.
-    pub fn forwarding(&mut self, waiter: Waiter, to: NodeId, request: &ClientRequest, now_ms: u64) -> u64 {
+    pub fn forwarding(
+        &mut self,
+        waiter: Waiter,
+        to: NodeId,
+        request: &ClientRequest,
+        now_ms: u64,
+    ) -> u64 {
         self.next_forward_id = self.next_forward_id.wrapping_add(1);
         let transfer = match request {
             ClientRequest::Transfer { request, .. } => Some(request.id.clone()),
@@ -160,7 +166,10 @@ mod tests {
         let audit = ClientRequest::Audit { shard: 0 };
         let id = router.forwarding(Waiter::Local(tx), 2, &audit, 100);
         let reply = ClientReply::InProgress;
-        assert!(router.answered(id, 3, &reply).is_none(), "only node 2 may answer");
+        assert!(
+            router.answered(id, 3, &reply).is_none(),
+            "only node 2 may answer"
+        );
         assert!(router.expire(200, 1_000).is_empty());
         assert_eq!(router.expire(1_100, 1_000).len(), 1);
         assert!(router.answered(id, 2, &reply).is_none());

@@ -21,7 +21,11 @@ pub(super) struct Waiters {
 
 impl Waiters {
     /// Waits for the final answer to `request`; hands the waiter back when too many wait.
-    pub fn wait_transfer(&mut self, request: TransferRequest, waiter: Waiter) -> Result<(), Waiter> {
+    pub fn wait_transfer(
+        &mut self,
+        request: TransferRequest,
+        waiter: Waiter,
+    ) -> Result<(), Waiter> {
         let waiting = self.transfers.entry(request.id.clone()).or_default();
         if waiting.len() >= WAITERS_PER_TRANSFER_MAX {
             return Err(waiter);

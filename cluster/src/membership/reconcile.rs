@@ -72,7 +72,12 @@ pub fn next_step(desired: &[NodeId], view: &GroupView) -> ConfStep {
             .voters
             .iter()
             .filter(|n| view.caught_up(**n))
-            .max_by_key(|n| (view.matched.get(*n).copied().unwrap_or(0), std::cmp::Reverse(**n)));
+            .max_by_key(|n| {
+                (
+                    view.matched.get(*n).copied().unwrap_or(0),
+                    std::cmp::Reverse(**n),
+                )
+            });
         return match heir {
             Some(&heir) => ConfStep::TransferLeader(heir),
             None => ConfStep::Wait,

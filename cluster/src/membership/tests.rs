@@ -295,11 +295,18 @@ fn two_draining_members_of_one_shard_are_replaced_in_one_move() {
     let mut meta = cluster(5, 3);
     let shard0 = meta.placement[0].clone();
     for node in &shard0[1..] {
-        assert_eq!(meta.apply(&MetaCommand::Drain { node: *node }, 0), MetaOutcome::Done);
+        assert_eq!(
+            meta.apply(&MetaCommand::Drain { node: *node }, 0),
+            MetaOutcome::Done
+        );
     }
     settle(&mut meta, PlanLimits::default());
     for node in &shard0[1..] {
-        assert_eq!(meta.state_of(*node), Some(MemberState::Removed), "node {node}");
+        assert_eq!(
+            meta.state_of(*node),
+            Some(MemberState::Removed),
+            "node {node}"
+        );
     }
     assert!(meta.placement.iter().all(|p| p.len() == 3));
 }

@@ -259,11 +259,16 @@ mod tests {
                 old_last,
             }],
         };
-        store.write(append(vec![entry(1, 1), entry(2, 1)], 0)).unwrap();
+        store
+            .write(append(vec![entry(1, 1), entry(2, 1)], 0))
+            .unwrap();
         disk.arm(1, WriteFault::Torn);
         assert!(store.write(append(vec![entry(3, 1)], 2)).is_err());
         assert!(disk.fault_fired());
-        assert!(store.write(append(vec![entry(3, 1)], 2)).is_err(), "a dead node writes nothing");
+        assert!(
+            store.write(append(vec![entry(3, 1)], 2)).is_err(),
+            "a dead node writes nothing"
+        );
         drop(store);
         let store = disk.open();
         let loaded = store.load_shard(1).unwrap().unwrap();

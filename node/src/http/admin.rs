@@ -96,7 +96,9 @@ async fn admin_command(
         ClientReply::Done(code) if code.is_success() => Ok(()),
         ClientReply::Done(code) => Err(ApiError::from_code(code)),
         other => Err(ApiError::unavailable(format!(
-            "no leader answered: {}", other.describe()))),
+            "no leader answered: {}",
+            other.describe()
+        ))),
     }
 }
 
@@ -284,7 +286,10 @@ pub async fn issue_float(
         }))),
         ClientReply::Receipt(r) => Err(ApiError::from_code(r.result)),
         ClientReply::Refused(code) => Err(ApiError::from_code(code)),
-        other => Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
+        other => Err(ApiError::unavailable(format!(
+            "no answer: {}",
+            other.describe()
+        ))),
     }
 }
 
@@ -324,7 +329,10 @@ pub async fn account(
     match reply {
         ClientReply::Account(Some(account)) => Ok(Json(account_json(&reference, &account))),
         ClientReply::Account(None) => Err(ApiError::not_found(format!("no account {reference}"))),
-        other => Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
+        other => Err(ApiError::unavailable(format!(
+            "no answer: {}",
+            other.describe()
+        ))),
     }
 }
 
@@ -421,7 +429,9 @@ pub async fn audit(
             ClientReply::Audit(audit) => audits.push(*audit),
             other => {
                 return Err(ApiError::unavailable(format!(
-                    "shard {shard} did not answer: {}", other.describe())))
+                    "shard {shard} did not answer: {}",
+                    other.describe()
+                )))
             }
         }
     }
@@ -476,7 +486,10 @@ pub async fn plant_panic(
         .await;
     match reply {
         ClientReply::Done(_) => Ok(Json(json!({ "planted": true }))),
-        other => Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
+        other => Err(ApiError::unavailable(format!(
+            "no answer: {}",
+            other.describe()
+        ))),
     }
 }
 
@@ -522,7 +535,10 @@ pub async fn set_clock_offset(
         return Err(ApiError::field("offset_ms", "at most a day either way"));
     }
     offset.store(body.offset_ms, std::sync::atomic::Ordering::Relaxed);
-    tracing::warn!(offset_ms = body.offset_ms, "test hook: this node's wall clock moved");
+    tracing::warn!(
+        offset_ms = body.offset_ms,
+        "test hook: this node's wall clock moved"
+    );
     Ok(Json(json!({ "offset_ms": body.offset_ms })))
 }
 

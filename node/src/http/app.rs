@@ -215,7 +215,9 @@ pub async fn transfer_status(
             ClientReply::UnknownTransfer => {}
             other => {
                 return Err(ApiError::unavailable(format!(
-                    "a shard did not answer: {}", other.describe())))
+                    "a shard did not answer: {}",
+                    other.describe()
+                )))
             }
         }
     }
@@ -255,7 +257,12 @@ async fn check_pin(
     let hash = match reply {
         ClientReply::Account(Some(a)) => a.pin.map(|p| p.hash),
         ClientReply::Account(None) => return Err(ApiError::from_code(ResultCode::UnknownAccount)),
-        other => return Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
+        other => {
+            return Err(ApiError::unavailable(format!(
+                "no answer: {}",
+                other.describe()
+            )))
+        }
     };
     let verdict = match hash {
         Some(hash) => match state.verify_pin(hash, pin).await {
@@ -287,7 +294,10 @@ async fn check_pin(
     {
         ClientReply::Done(ResultCode::Success) => Ok(account),
         ClientReply::Done(code) => Err(ApiError::from_code(code)),
-        other => Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
+        other => Err(ApiError::unavailable(format!(
+            "no answer: {}",
+            other.describe()
+        ))),
     }
 }
 
@@ -312,7 +322,10 @@ pub async fn balance(
             "balance": a.balances.balance().to_decimal_string(),
             "available": a.balances.available().to_decimal_string(),
         }))),
-        other => Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
+        other => Err(ApiError::unavailable(format!(
+            "no answer: {}",
+            other.describe()
+        ))),
     }
 }
 
@@ -350,6 +363,9 @@ pub async fn statement(
                 json!({ "msisdn": account.to_string(), "lines": lines }),
             ))
         }
-        other => Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
+        other => Err(ApiError::unavailable(format!(
+            "no answer: {}",
+            other.describe()
+        ))),
     }
 }

@@ -60,7 +60,12 @@ pub async fn reverse(
     {
         ClientReply::Transfer(Some(record)) if record.state == OutgoingState::Committed => record,
         ClientReply::Transfer(_) => return Err(ApiError::from_code(ResultCode::NotReversible)),
-        other => return Err(ApiError::unavailable(format!("no answer: {}", other.describe()))),
+        other => {
+            return Err(ApiError::unavailable(format!(
+                "no answer: {}",
+                other.describe()
+            )))
+        }
     };
     let request = TransferRequest {
         id,
@@ -81,6 +86,9 @@ pub async fn reverse(
     {
         (ClientReply::Receipt(receipt), retries) => Ok(Json(receipt_json(&receipt, retries))),
         (ClientReply::Refused(code), _) => Err(ApiError::from_code(code)),
-        (other, _) => Err(ApiError::unavailable(format!("no decision: {}", other.describe()))),
+        (other, _) => Err(ApiError::unavailable(format!(
+            "no decision: {}",
+            other.describe()
+        ))),
     }
 }

@@ -117,7 +117,9 @@ async fn change(state: &ApiState, command: MetaCommand) -> Result<MetaOutcome, A
         }),
         ClientReply::Meta(outcome) => Ok(outcome),
         other => Err(ApiError::unavailable(format!(
-            "the cluster did not record the change: {}", other.describe()))),
+            "the cluster did not record the change: {}",
+            other.describe()
+        ))),
     }
 }
 

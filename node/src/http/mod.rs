@@ -116,7 +116,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/v1/audit", get(admin::audit))
         .route("/admin/v1/test/panic", post(admin::plant_panic))
         .route("/admin/v1/test/clock", post(admin::set_clock_offset))
-        .route("/admin/v1/test/engine-panic", post(admin::plant_engine_panic))
+        .route(
+            "/admin/v1/test/engine-panic",
+            post(admin::plant_engine_panic),
+        )
         .route("/v1/transfers", post(app::create_transfer))
         .route("/v1/transfers/:request_id", get(app::transfer_status))
         .route("/v1/accounts/:msisdn/balance", get(app::balance))

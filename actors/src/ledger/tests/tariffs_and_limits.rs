@@ -202,13 +202,22 @@ fn float_issue_has_a_per_transaction_limit_and_agents_a_maximum_balance() {
         c.finish(r).result
     };
     let limits = Tariffs::kenya_default().limits;
-    let over = limits.float_per_transaction.checked_add(Money::from_cents(1)).unwrap();
+    let over = limits
+        .float_per_transaction
+        .checked_add(Money::from_cents(1))
+        .unwrap();
     assert_eq!(issue(&mut c, over), ResultCode::LimitExceeded);
-    assert_eq!(issue(&mut c, limits.float_per_transaction), ResultCode::Success);
+    assert_eq!(
+        issue(&mut c, limits.float_per_transaction),
+        ResultCode::Success
+    );
     // Fill the agent up to its maximum balance; a cent more is refused.
     let mut balance = limits.float_per_transaction;
     while balance < limits.max_float_balance {
-        assert_eq!(issue(&mut c, limits.float_per_transaction), ResultCode::Success);
+        assert_eq!(
+            issue(&mut c, limits.float_per_transaction),
+            ResultCode::Success
+        );
         balance = balance.checked_add(limits.float_per_transaction).unwrap();
     }
     assert_eq!(c.balance(&agent), limits.max_float_balance);

@@ -59,5 +59,7 @@ pub fn run_seeds(
     progress: &(dyn Fn(&SeedReport) + Sync),
 ) -> Summary {
     let tariffs = Arc::new(Tariffs::kenya_default());
-    run_many(seeds, threads, progress, &|seed| run_seed(cfg, seed, tariffs.clone()))
+    run_many(seeds, threads, progress, &|seed| {
+        run_seed(cfg, seed, tariffs.clone())
+    })
 }

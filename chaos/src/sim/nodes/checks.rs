@@ -35,12 +35,17 @@ impl World {
     /// Checks after a node stepped.
     pub(super) fn check_node(&mut self, id: NodeId) {
         let now = self.now();
-        let bound = EPOCH_MS + now + self.cfg.skew_ms_max + self.template.max_clock_offset_ms + CLOCK_SLACK_MS;
+        let bound = EPOCH_MS
+            + now
+            + self.cfg.skew_ms_max
+            + self.template.max_clock_offset_ms
+            + CLOCK_SLACK_MS;
         let mut problems = Vec::new();
         let mut held = BTreeMap::new();
         if let Some(running) = self.nodes.get(&id).and_then(|n| n.running.as_ref()) {
             for probe in running.engine.probe_replicas() {
-                let counts_me = probe.conf.voters.contains(&id) || probe.conf.voters_outgoing.contains(&id);
+                let counts_me =
+                    probe.conf.voters.contains(&id) || probe.conf.voters_outgoing.contains(&id);
                 held.insert(probe.shard, (probe.conf_index, counts_me));
                 if probe.ledger.clock_ms() > bound && !self.poisoned.contains(&probe.shard) {
                     self.poisoned.insert(probe.shard);
@@ -52,7 +57,11 @@ impl World {
                 }
             }
         }
-        let before = self.nodes.get(&id).map(|n| n.replicas_seen.clone()).unwrap_or_default();
+        let before = self
+            .nodes
+            .get(&id)
+            .map(|n| n.replicas_seen.clone())
+            .unwrap_or_default();
         for (shard, (_, counted_me)) in before {
             if held.contains_key(&shard) || !counted_me {
                 continue; // still here, or its own configuration no longer counted it
@@ -87,7 +96,9 @@ impl World {
 
     /// At the hard stop: the cluster never settled.
     pub(super) fn finish_unsettled(&mut self) {
-        let why = self.unsettled().unwrap_or_else(|| "the run ended early".into());
+        let why = self
+            .unsettled()
+            .unwrap_or_else(|| "the run ended early".into());
         for (id, node) in &self.nodes {
             let Some(running) = node.running.as_ref() else {
                 continue;
@@ -98,16 +109,27 @@ impl World {
                 running.engine.clock_verdict(),
                 meta.applied,
                 meta.leader,
-                meta.meta.map(|m| m.moves.keys().copied().collect::<Vec<_>>()),
-                meta.meta.map(|m| m.members.iter().map(|(id, m)| (*id, m.state)).collect::<Vec<_>>()),
-                (0..self.map.shard_count()).map(|s| format!("[{}]", self.describe_shard(s))).collect::<Vec<_>>().join(" ")
+                meta.meta
+                    .map(|m| m.moves.keys().copied().collect::<Vec<_>>()),
+                meta.meta.map(|m| m
+                    .members
+                    .iter()
+                    .map(|(id, m)| (*id, m.state))
+                    .collect::<Vec<_>>()),
+                (0..self.map.shard_count())
+                    .map(|s| format!("[{}]", self.describe_shard(s)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
             if self.cfg.trace {
                 self.trace.push(line);
             }
         }
         if self.violations.is_empty() {
-            self.violation(format!("liveness: not settled {} ms after healing: {why}", self.cfg.settle_ms));
+            self.violation(format!(
+                "liveness: not settled {} ms after healing: {why}",
+                self.cfg.settle_ms
+            ));
         }
     }
 
@@ -120,7 +142,10 @@ impl World {
             };
             let probe = running.engine.probe_meta();
             if let Some(meta) = probe.meta {
-                if best.as_ref().is_none_or(|(applied, _)| probe.applied > *applied) {
+                if best
+                    .as_ref()
+                    .is_none_or(|(applied, _)| probe.applied > *applied)
+                {
                     best = Some((probe.applied, meta.clone()));
                 }
             }
@@ -131,12 +156,17 @@ impl World {
     /// What keeps the cluster from being settled, if anything.
     fn unsettled(&self) -> Option<String> {
         if let Some(i) = self.transfers.iter().position(|c| c.answer.is_none()) {
-            return Some(format!("transfer {} has no answer", self.transfers[i].request.id));
+            return Some(format!(
+                "transfer {} has no answer",
+                self.transfers[i].request.id
+            ));
         }
         if self.metas.iter().any(|m| m.outcome.is_none()) || self.commands.iter().any(|c| !c.done) {
             return Some("a cluster change or registration has no answer".into());
         }
-        if self.balance_reads.iter().any(|r| r.result.is_none()) || self.status_reads.iter().any(|r| r.result.is_none()) {
+        if self.balance_reads.iter().any(|r| r.result.is_none())
+            || self.status_reads.iter().any(|r| r.result.is_none())
+        {
             return Some("a read has no answer".into());
         }
         let meta = self.cluster_view()?;
@@ -145,7 +175,10 @@ impl World {
                 "shard {shard} still moving from {:?} to {:?} (members {:?}); {}",
                 meta.placement[*shard as usize],
                 mv.target,
-                meta.members.iter().map(|(id, m)| (*id, m.state)).collect::<Vec<_>>(),
+                meta.members
+                    .iter()
+                    .map(|(id, m)| (*id, m.state))
+                    .collect::<Vec<_>>(),
                 self.describe_shard(*shard)
             ));
         }
@@ -160,15 +193,27 @@ impl World {
         None
     }
 
-    fn shard_unsettled(&self, shard: u32, meta: &tuma_cluster::membership::ClusterMeta) -> Option<String> {
+    fn shard_unsettled(
+        &self,
+        shard: u32,
+        meta: &tuma_cluster::membership::ClusterMeta,
+    ) -> Option<String> {
         let placed: BTreeSet<NodeId> = meta.placement[shard as usize].iter().copied().collect();
         let replicas = self.replicas_of(shard);
-        let leaders: Vec<&(NodeId, ReplicaProbe<'_>)> = replicas.iter().filter(|(_, p)| p.serving).collect();
+        let leaders: Vec<&(NodeId, ReplicaProbe<'_>)> =
+            replicas.iter().filter(|(_, p)| p.serving).collect();
         let [(leader, lead)] = leaders.as_slice() else {
-            return Some(format!("shard {shard} has {} serving leaders", leaders.len()));
+            return Some(format!(
+                "shard {shard} has {} serving leaders",
+                leaders.len()
+            ));
         };
         let voters: BTreeSet<NodeId> = lead.conf.voters.iter().copied().collect();
-        if voters.len() != self.replicas || voters != placed || !lead.conf.voters_outgoing.is_empty() || !lead.conf.learners.is_empty() {
+        if voters.len() != self.replicas
+            || voters != placed
+            || !lead.conf.voters_outgoing.is_empty()
+            || !lead.conf.learners.is_empty()
+        {
             return Some(format!(
                 "shard {shard}: voters {voters:?} learners {:?} (placement {placed:?}, {} replicas wanted)",
                 lead.conf.learners, self.replicas
@@ -176,25 +221,40 @@ impl World {
         }
         for voter in &voters {
             if meta.state_of(*voter) != Some(MemberState::Active) {
-                return Some(format!("shard {shard} has voter {voter}, not an active member"));
+                return Some(format!(
+                    "shard {shard} has voter {voter}, not an active member"
+                ));
             }
             let caught_up = replicas
                 .iter()
                 .any(|(n, p)| n == voter && p.initialized && p.applied == lead.applied);
             if !caught_up {
-                return Some(format!("shard {shard}: voter {voter} is not live and caught up with leader {leader}"));
+                return Some(format!(
+                    "shard {shard}: voter {voter} is not live and caught up with leader {leader}"
+                ));
             }
         }
         for (node, replica) in &replicas {
             let counted = lead.conf.voters.contains(node) || lead.conf.learners.contains(node);
             if replica.initialized && !counted {
-                return Some(format!("node {node} still holds a replica of shard {shard} its group removed"));
+                return Some(format!(
+                    "node {node} still holds a replica of shard {shard} its group removed"
+                ));
             }
         }
         let ledger = lead.ledger;
-        let prepared: Vec<String> = ledger.prepared().map(|r| r.request.id.to_string()).collect();
-        let accepted: Vec<String> = ledger.accepted().map(|(id, r)| format!("{id} from shard {}", r.payer_shard)).collect();
-        let outbox: Vec<String> = ledger.outbox().map(|(id, to, d)| format!("{id} {d:?} to shard {to}")).collect();
+        let prepared: Vec<String> = ledger
+            .prepared()
+            .map(|r| r.request.id.to_string())
+            .collect();
+        let accepted: Vec<String> = ledger
+            .accepted()
+            .map(|(id, r)| format!("{id} from shard {}", r.payer_shard))
+            .collect();
+        let outbox: Vec<String> = ledger
+            .outbox()
+            .map(|(id, to, d)| format!("{id} {d:?} to shard {to}"))
+            .collect();
         if !prepared.is_empty() || !accepted.is_empty() || !outbox.is_empty() {
             return Some(format!(
                 "shard {shard} (leader node {leader}) still has transfers in flight: prepared {prepared:?}, accepted {accepted:?}, undelivered decisions {outbox:?}"
@@ -296,7 +356,10 @@ impl World {
                 continue;
             };
             for (node, replica) in &replicas {
-                if replica.initialized && replica.applied == lead.applied && replica.ledger.state() != lead.ledger.state() {
+                if replica.initialized
+                    && replica.applied == lead.applied
+                    && replica.ledger.state() != lead.ledger.state()
+                {
                     problems.push(format!(
                         "shard {shard}: node {node} and leader {leader} applied to the same index {} but hold different state",
                         lead.applied
@@ -317,19 +380,38 @@ impl World {
                 (Some(Answer::Receipt(receipt)), Some(record)) => {
                     if !record.request.same_request(request) {
                         problems.push(format!("transfer {id}: the caller got the receipt of another request under its id"));
-                    } else if receipt.result.is_success() != (record.state == OutgoingState::Committed) {
-                        problems.push(format!("transfer {id}: told {:?}, but the record is {:?}", receipt.result, record.state));
+                    } else if receipt.result.is_success()
+                        != (record.state == OutgoingState::Committed)
+                    {
+                        problems.push(format!(
+                            "transfer {id}: told {:?}, but the record is {:?}",
+                            receipt.result, record.state
+                        ));
                     } else if receipt.result.is_success() && receipt.txn_id != record.txn_id {
-                        problems.push(format!("transfer {id}: told receipt {:?}, recorded {:?}", receipt.txn_id, record.txn_id));
-                    } else if !receipt.result.is_success() && record.result() != Some(receipt.result) {
-                        problems.push(format!("transfer {id}: told {:?}, recorded {:?}", receipt.result, record.result()));
+                        problems.push(format!(
+                            "transfer {id}: told receipt {:?}, recorded {:?}",
+                            receipt.txn_id, record.txn_id
+                        ));
+                    } else if !receipt.result.is_success()
+                        && record.result() != Some(receipt.result)
+                    {
+                        problems.push(format!(
+                            "transfer {id}: told {:?}, recorded {:?}",
+                            receipt.result,
+                            record.result()
+                        ));
                     }
-                    if record.state == OutgoingState::Committed && record.decided_ms.is_some_and(|d| d > request.deadline_ms) {
+                    if record.state == OutgoingState::Committed
+                        && record.decided_ms.is_some_and(|d| d > request.deadline_ms)
+                    {
                         problems.push(format!("transfer {id} committed after its deadline"));
                     }
                 }
                 (Some(Answer::Receipt(receipt)), None) => {
-                    problems.push(format!("transfer {id}: told {:?}, but its payer shard has no record", receipt.result));
+                    problems.push(format!(
+                        "transfer {id}: told {:?}, but its payer shard has no record",
+                        receipt.result
+                    ));
                 }
                 (Some(Answer::Refused(ResultCode::IdempotencyConflict)), record) => {
                     if record.is_none_or(|r| r.request.same_request(request)) {
@@ -337,7 +419,9 @@ impl World {
                     }
                 }
                 (Some(Answer::Refused(_)), _) => {}
-                (None, _) => problems.push(format!("transfer {id}: the caller never heard an answer")),
+                (None, _) => {
+                    problems.push(format!("transfer {id}: the caller never heard an answer"))
+                }
             }
         }
     }
@@ -352,8 +436,12 @@ impl World {
                     continue;
                 }
                 let amount = record.request.amount.cents();
-                if !matches!(record.request.from, AccountRef::System(SystemAccount::Issuer(_))) {
-                    *expected.entry(record.request.from.clone()).or_default() -= amount + record.fee.cents();
+                if !matches!(
+                    record.request.from,
+                    AccountRef::System(SystemAccount::Issuer(_))
+                ) {
+                    *expected.entry(record.request.from.clone()).or_default() -=
+                        amount + record.fee.cents();
                 }
                 *expected.entry(record.ledger_payee.clone()).or_default() += amount;
             }
@@ -377,7 +465,11 @@ impl World {
             let Some((balance, answered)) = read.result else {
                 continue;
             };
-            let timeline = recorder.timelines.get(&read.account).map(Vec::as_slice).unwrap_or(&[]);
+            let timeline = recorder
+                .timelines
+                .get(&read.account)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             if !read_is_linearizable(timeline, balance, read.started_at, answered) {
                 problems.push(format!(
                     "a balance read of {} over [{}, {answered}] ms answered {balance} cents: not a state current during the read",

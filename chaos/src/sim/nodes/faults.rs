@@ -39,7 +39,9 @@ pub(super) enum Fault {
     Stop(NodeId, u64),
     /// A new node joins through any member; sometimes it is drained again soon after (the
     /// moves towards it are then cancelled).
-    Join { drain_after_ms: Option<u64> },
+    Join {
+        drain_after_ms: Option<u64>,
+    },
     /// The operator removes a member (live or dead).
     Drain(NodeId),
 }
@@ -102,7 +104,10 @@ fn draw(world: &mut World) -> Option<Fault> {
         30..=39 => Fault::Pause(node, hold),
         40..=54 => {
             let others: Vec<NodeId> = world.nodes.keys().copied().filter(|n| *n != node).collect();
-            let links = others.iter().flat_map(|o| [(node, *o), (*o, node)]).collect();
+            let links = others
+                .iter()
+                .flat_map(|o| [(node, *o), (*o, node)])
+                .collect();
             Fault::Cut(links, hold)
         }
         55..=61 => {
@@ -113,7 +118,10 @@ fn draw(world: &mut World) -> Option<Fault> {
             Fault::Cut(vec![(node, other)], hold)
         }
         62..=71 => {
-            let jump = world.rng.range(60_000, world.cfg.clock_jump_ms_max.max(60_000)) as i64;
+            let jump = world
+                .rng
+                .range(60_000, world.cfg.clock_jump_ms_max.max(60_000))
+                as i64;
             let jump = if world.rng.chance(500) { jump } else { -jump };
             Fault::ClockJump(node, jump, hold)
         }
@@ -221,7 +229,11 @@ impl World {
             }
             Fault::Leave(id, down) => {
                 self.resume(id);
-                let handle = self.nodes.get(&id).and_then(|n| n.running.as_ref()).map(|r| r.handle.clone());
+                let handle = self
+                    .nodes
+                    .get(&id)
+                    .and_then(|n| n.running.as_ref())
+                    .map(|r| r.handle.clone());
                 if let Some(handle) = handle {
                     let _ = handle.begin_leave(Duration::from_millis(2_000));
                     self.step_node(id);
@@ -231,7 +243,11 @@ impl World {
             }
             Fault::Stop(id, down) => {
                 self.resume(id);
-                let handle = self.nodes.get(&id).and_then(|n| n.running.as_ref()).map(|r| r.handle.clone());
+                let handle = self
+                    .nodes
+                    .get(&id)
+                    .and_then(|n| n.running.as_ref())
+                    .map(|r| r.handle.clone());
                 if let Some(handle) = handle {
                     handle.shutdown();
                     self.step_node(id);
@@ -272,8 +288,20 @@ impl World {
             .iter()
             .filter_map(|(id, n)| {
                 let running = n.running.as_ref()?;
-                let led: Vec<_> = running.engine.probe_replicas().into_iter().filter(|p| p.leader).collect();
-                let followers: Vec<NodeId> = led.first()?.conf.voters.iter().copied().filter(|v| v != id).collect();
+                let led: Vec<_> = running
+                    .engine
+                    .probe_replicas()
+                    .into_iter()
+                    .filter(|p| p.leader)
+                    .collect();
+                let followers: Vec<NodeId> = led
+                    .first()?
+                    .conf
+                    .voters
+                    .iter()
+                    .copied()
+                    .filter(|v| v != id)
+                    .collect();
                 (!followers.is_empty()).then_some((led.len(), *id, followers))
             })
             .max()

@@ -107,7 +107,9 @@ pub fn run_seeds(
 ) -> Summary {
     let tariffs = Arc::new(Tariffs::kenya_default());
     quiet_panics();
-    run_many(seeds, threads, progress, &|seed| run_seed(cfg, seed, tariffs.clone()))
+    run_many(seeds, threads, progress, &|seed| {
+        run_seed(cfg, seed, tariffs.clone())
+    })
 }
 
 /// A replica that panics is a finding the checker reports; the default hook would also print
@@ -119,7 +121,9 @@ fn quiet_panics() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if SIMULATING.with(|s| s.get()) {
-                let at = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+                let at = info
+                    .location()
+                    .map(|l| format!("{}:{}", l.file(), l.line()));
                 PANIC_AT.with(|p| *p.borrow_mut() = at);
             } else {
                 previous(info);

@@ -193,7 +193,9 @@ impl SimNode {
     /// Frames the engine sent since the last call.
     pub fn take_outbox(&mut self) -> Vec<(NodeId, PeerFrame)> {
         match &self.running {
-            Some(running) => std::mem::take(&mut *running.outbox.lock().unwrap_or_else(|p| p.into_inner())),
+            Some(running) => {
+                std::mem::take(&mut *running.outbox.lock().unwrap_or_else(|p| p.into_inner()))
+            }
             None => Vec::new(),
         }
     }

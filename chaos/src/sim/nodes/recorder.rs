@@ -62,7 +62,15 @@ impl Recorder {
         hash
     }
 
-    fn applied(&mut self, node: NodeId, shard: u32, index: u64, data: &[u8], ledger: &ShardLedger, now: u64) {
+    fn applied(
+        &mut self,
+        node: NodeId,
+        shard: u32,
+        index: u64,
+        data: &[u8],
+        ledger: &ShardLedger,
+        now: u64,
+    ) {
         self.applications += 1;
         let hash = fnv(FNV_OFFSET, data);
         let seen = self.entries.entry(shard).or_default();
@@ -132,7 +140,12 @@ impl ApplyObserver for NodeObserver {
 /// Is `balance` what a linearizable read running over `[started, answered]` could return?
 /// It must be a committed state first applied no later than the answer, and no later state may
 /// have been applied before the read began.
-pub fn read_is_linearizable(timeline: &[BalanceState], balance: i64, started: u64, answered: u64) -> bool {
+pub fn read_is_linearizable(
+    timeline: &[BalanceState],
+    balance: i64,
+    started: u64,
+    answered: u64,
+) -> bool {
     timeline.iter().enumerate().any(|(i, state)| {
         state.balance_cents == balance
             && state.first_applied_at <= answered
@@ -158,10 +171,22 @@ mod tests {
     fn a_read_may_return_any_state_current_during_it_and_nothing_older() {
         let timeline = [state(0, 0), state(100, 50), state(200, 70)];
         assert!(read_is_linearizable(&timeline, 50, 150, 160));
-        assert!(read_is_linearizable(&timeline, 50, 150, 250), "70 is concurrent, 50 still fine");
+        assert!(
+            read_is_linearizable(&timeline, 50, 150, 250),
+            "70 is concurrent, 50 still fine"
+        );
         assert!(read_is_linearizable(&timeline, 70, 150, 250));
-        assert!(!read_is_linearizable(&timeline, 0, 150, 160), "a stale read");
-        assert!(!read_is_linearizable(&timeline, 70, 120, 150), "a read from the future");
-        assert!(!read_is_linearizable(&timeline, 99, 0, 1_000), "a value never committed");
+        assert!(
+            !read_is_linearizable(&timeline, 0, 150, 160),
+            "a stale read"
+        );
+        assert!(
+            !read_is_linearizable(&timeline, 70, 120, 150),
+            "a read from the future"
+        );
+        assert!(
+            !read_is_linearizable(&timeline, 99, 0, 1_000),
+            "a value never committed"
+        );
     }
 }

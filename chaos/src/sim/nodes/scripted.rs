@@ -38,11 +38,18 @@ pub struct Scripted {
 impl Scripted {
     /// `nodes` initial members holding `shards` shards of `replicas` replicas each.
     pub fn new(nodes: u64, shards: u32, replicas: usize, planted: Option<EngineFault>) -> Scripted {
-        Scripted::with(nodes, shards, replicas, |config| config.planted_fault = planted)
+        Scripted::with(nodes, shards, replicas, |config| {
+            config.planted_fault = planted
+        })
     }
 
     /// As [`Scripted::new`], with the engine configuration adjusted by `tune`.
-    pub fn with(nodes: u64, shards: u32, replicas: usize, tune: impl FnOnce(&mut EngineConfig)) -> Scripted {
+    pub fn with(
+        nodes: u64,
+        shards: u32,
+        replicas: usize,
+        tune: impl FnOnce(&mut EngineConfig),
+    ) -> Scripted {
         let members = (1..=nodes).map(|n| (n, peer_addr(n))).collect();
         let mut template = EngineConfig::new(1, members, shards, replicas);
         template.tariffs = std::sync::Arc::new(Tariffs::kenya_default());
@@ -177,7 +184,12 @@ impl Scripted {
     /// `from`).
     pub fn inject(&mut self, from: NodeId, to: NodeId, frame: PeerFrame) {
         let at = self.now() + 1;
-        self.in_flight.push(InFlight { at, from, to, frame });
+        self.in_flight.push(InFlight {
+            at,
+            from,
+            to,
+            frame,
+        });
     }
 
     /// Submits a request at node `id`.

@@ -37,7 +37,10 @@ pub(super) struct Setup {
 
 /// The PIN hasher every simulated node shares (a keyed digest, verified in the actor).
 pub fn sim_pin_hasher() -> PinHasher {
-    PinHasher::fast_for_tests().keyed(PinKey::derive(b"tuma simulator pin key, not a secret"), true)
+    PinHasher::fast_for_tests().keyed(
+        PinKey::derive(b"tuma simulator pin key, not a secret"),
+        true,
+    )
 }
 
 /// Builds a seed's world with its initial members started.
@@ -59,13 +62,13 @@ pub(super) fn build(cfg: &NodesConfig, seed: u64, tariffs: Arc<Tariffs>) -> Worl
         .keyed_with_salt(&Pin::parse(RIGHT_PIN).expect("valid pin"), salt)
         .expect("a keyed hasher");
     let (bank, opens) = Bank::open(&mut rng, pin_hash);
-    let members: std::collections::BTreeMap<NodeId, std::net::SocketAddr> = (1..=nodes)
-        .map(|n| (n, super::env::peer_addr(n)))
-        .collect();
+    let members: std::collections::BTreeMap<NodeId, std::net::SocketAddr> =
+        (1..=nodes).map(|n| (n, super::env::peer_addr(n))).collect();
     let mut template = EngineConfig::new(1, members, shards, replicas);
     template.tariffs = tariffs;
     template.pin_hasher = hasher;
-    template.checkpoint_every_entries = rng.range(cfg.checkpoint_every_min, cfg.checkpoint_every_max);
+    template.checkpoint_every_entries =
+        rng.range(cfg.checkpoint_every_min, cfg.checkpoint_every_max);
     template.log_keep_entries = rng.range(2, 30);
     template.forward_timeout_ms = 3_000;
     template.snapshot_retry_ms = 2_000;
@@ -176,7 +179,8 @@ impl World {
             }
             return;
         }
-        let confirmed = matches!(&self.transfers[i].answer, Some(Answer::Receipt(r)) if r.result.is_success());
+        let confirmed =
+            matches!(&self.transfers[i].answer, Some(Answer::Receipt(r)) if r.result.is_success());
         if confirmed && self.rng.chance(250) {
             // The status of a confirmed transfer, asked of any node: never "unknown".
             let started_at = self.now();
@@ -225,7 +229,8 @@ impl World {
                 PinVerdict::Wrong => WRONG_PIN.to_string(),
                 _ => RIGHT_PIN.to_string(),
             };
-            self.transfers.push(TransferClient::new(request, pin, wait_ms));
+            self.transfers
+                .push(TransferClient::new(request, pin, wait_ms));
             let i = self.transfers.len() - 1;
             self.schedule(at, Event::Transfer(i));
             if self.rng.chance(40) {
@@ -259,7 +264,8 @@ impl World {
         let extra = tuma_actors::money::Money::from_shillings(self.rng.range(1, 50) as i64);
         request.amount = request.amount.checked_add(extra).unwrap_or(request.amount);
         request.pin = PinVerdict::Wrong;
-        let mut client = TransferClient::new(request, WRONG_PIN.to_string(), self.transfers[i].wait_ms);
+        let mut client =
+            TransferClient::new(request, WRONG_PIN.to_string(), self.transfers[i].wait_ms);
         client.reuses_id_of = Some(i);
         self.transfers.push(client);
         let j = self.transfers.len() - 1;

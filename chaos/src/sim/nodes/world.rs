@@ -313,7 +313,10 @@ impl World {
                 },
                 _ => false,
             });
-            worst && outbox.iter().any(|(_, frame)| matches!(frame, PeerFrame::Raft { .. }))
+            worst
+                && outbox
+                    .iter()
+                    .any(|(_, frame)| matches!(frame, PeerFrame::Raft { .. }))
         })
     }
 
@@ -330,7 +333,9 @@ impl World {
             if self.cfg.trace {
                 let what = match &frame.1 {
                     PeerFrame::Protocol(e) => format!("{:?} to shard {}", e.message, e.to),
-                    PeerFrame::Raft { shard, .. } => format!("raft of shard {shard} to node {}", frame.0),
+                    PeerFrame::Raft { shard, .. } => {
+                        format!("raft of shard {shard} to node {}", frame.0)
+                    }
                     _ => "other".into(),
                 };
                 story.push(format!("{what}: {}", if out { "out" } else { "lost" }));
@@ -339,9 +344,19 @@ impl World {
                 sent.push(frame);
             }
         }
-        self.note(|| format!("node {id} crashed while sending ({} frames got out): {}", sent.len(), story.join("; ")));
+        self.note(|| {
+            format!(
+                "node {id} crashed while sending ({} frames got out): {}",
+                sent.len(),
+                story.join("; ")
+            )
+        });
         if let Some(running) = self.nodes.get(&id).and_then(|n| n.running.as_ref()) {
-            running.outbox.lock().unwrap_or_else(|p| p.into_inner()).extend(sent);
+            running
+                .outbox
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(sent);
         }
         self.send_outbox(id);
         self.poll_callers(id);
@@ -357,7 +372,10 @@ impl World {
         let Some(running) = node.running.as_ref() else {
             return;
         };
-        let at = running.engine.next_timer_ms().max(self.now.load(AtomicOrdering::Relaxed) + 1);
+        let at = running
+            .engine
+            .next_timer_ms()
+            .max(self.now.load(AtomicOrdering::Relaxed) + 1);
         if node.next_wake.is_none_or(|w| at < w) {
             node.next_wake = Some(at);
             self.schedule(at, Event::Wake(id));
@@ -373,7 +391,12 @@ impl World {
         };
         for (to, frame) in frames {
             self.stats.frames += 1;
-            let passes = self.shared.links.lock().unwrap_or_else(|p| p.into_inner()).passes(from, to);
+            let passes = self
+                .shared
+                .links
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .passes(from, to);
             if !passes || self.rng.chance(self.drop_per_mille) {
                 self.stats.dropped += 1;
                 continue;
@@ -381,7 +404,14 @@ impl World {
             if self.rng.chance(self.duplicate_per_mille) {
                 self.stats.duplicated += 1;
                 let delay = self.delay();
-                self.schedule_in(delay, Event::Deliver { from, to, frame: frame.clone() });
+                self.schedule_in(
+                    delay,
+                    Event::Deliver {
+                        from,
+                        to,
+                        frame: frame.clone(),
+                    },
+                );
             }
             let delay = self.delay();
             self.schedule_in(delay, Event::Deliver { from, to, frame });
@@ -407,7 +437,12 @@ impl World {
         }
         node.crash();
         self.stats.crashes += 1;
-        self.shared.links.lock().unwrap_or_else(|p| p.into_inner()).up.remove(&id);
+        self.shared
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .up
+            .remove(&id);
         self.poll_callers(id);
     }
 
@@ -435,7 +470,12 @@ impl World {
                 if restart {
                     self.stats.restarts += 1;
                 }
-                self.shared.links.lock().unwrap_or_else(|p| p.into_inner()).up.insert(id);
+                self.shared
+                    .links
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .up
+                    .insert(id);
                 self.note(|| format!("node {id} started"));
                 self.step_node(id);
             }
@@ -466,7 +506,12 @@ impl World {
     }
 
     /// Submits `request` for `caller` at a node; `None` when no node serves (retry later).
-    fn submit(&mut self, caller: Caller, preferred: Option<NodeId>, request: ClientRequest) -> Option<Pending> {
+    fn submit(
+        &mut self,
+        caller: Caller,
+        preferred: Option<NodeId>,
+        request: ClientRequest,
+    ) -> Option<Pending> {
         let node = self.pick_node(preferred)?;
         let handle = self.nodes[&node].running.as_ref()?.handle.clone();
         let reply = handle.submit(request).ok()?;
@@ -504,7 +549,10 @@ impl World {
                 client.attempts += 1;
                 let attempt = client.attempts;
                 client.pending = Some(pending);
-                self.schedule_in(ATTEMPT_TIMEOUT_MS, Event::AttemptTimeout(Caller::Transfer(i), attempt));
+                self.schedule_in(
+                    ATTEMPT_TIMEOUT_MS,
+                    Event::AttemptTimeout(Caller::Transfer(i), attempt),
+                );
             }
             None => self.retry_later(Event::Transfer(i)),
         }
@@ -524,7 +572,10 @@ impl World {
                 read.attempts += 1;
                 let attempt = read.attempts;
                 read.pending = Some(pending);
-                self.schedule_in(ATTEMPT_TIMEOUT_MS, Event::AttemptTimeout(Caller::Balance(i), attempt));
+                self.schedule_in(
+                    ATTEMPT_TIMEOUT_MS,
+                    Event::AttemptTimeout(Caller::Balance(i), attempt),
+                );
             }
             None => self.retry_later(Event::Balance(i)),
         }
@@ -546,7 +597,10 @@ impl World {
                 read.attempts += 1;
                 let attempt = read.attempts;
                 read.pending = Some(pending);
-                self.schedule_in(ATTEMPT_TIMEOUT_MS, Event::AttemptTimeout(Caller::Status(i), attempt));
+                self.schedule_in(
+                    ATTEMPT_TIMEOUT_MS,
+                    Event::AttemptTimeout(Caller::Status(i), attempt),
+                );
             }
             None => self.retry_later(Event::Status(i)),
         }
@@ -566,7 +620,10 @@ impl World {
                 meta.attempts += 1;
                 let attempt = meta.attempts;
                 meta.pending = Some(pending);
-                self.schedule_in(ATTEMPT_TIMEOUT_MS, Event::AttemptTimeout(Caller::Meta(i), attempt));
+                self.schedule_in(
+                    ATTEMPT_TIMEOUT_MS,
+                    Event::AttemptTimeout(Caller::Meta(i), attempt),
+                );
             }
             None => self.retry_later(Event::Meta(i)),
         }
@@ -587,7 +644,10 @@ impl World {
                 command.attempts += 1;
                 let attempt = command.attempts;
                 command.pending = Some(pending);
-                self.schedule_in(ATTEMPT_TIMEOUT_MS, Event::AttemptTimeout(Caller::Command(i), attempt));
+                self.schedule_in(
+                    ATTEMPT_TIMEOUT_MS,
+                    Event::AttemptTimeout(Caller::Command(i), attempt),
+                );
             }
             None => self.retry_later(Event::Command(i)),
         }
@@ -642,7 +702,9 @@ impl World {
                     still.insert(caller);
                     continue;
                 }
-                Err(TryRecvError::Closed) => ClientReply::Ambiguous("the node dropped the request".into()),
+                Err(TryRecvError::Closed) => {
+                    ClientReply::Ambiguous("the node dropped the request".into())
+                }
             };
             *self.pending_of(caller) = None;
             self.on_reply(caller, reply);
@@ -682,9 +744,9 @@ impl World {
                 _ => self.retry_later(Event::Balance(i)),
             },
             Caller::Status(i) => match reply {
-                ClientReply::NotLeader { .. } | ClientReply::Unavailable(_) | ClientReply::Ambiguous(_) => {
-                    self.retry_later(Event::Status(i))
-                }
+                ClientReply::NotLeader { .. }
+                | ClientReply::Unavailable(_)
+                | ClientReply::Ambiguous(_) => self.retry_later(Event::Status(i)),
                 other => self.status_reads[i].result = Some(other),
             },
             Caller::Meta(i) => match reply {
@@ -727,7 +789,10 @@ impl World {
     }
 
     pub fn recorder(&self) -> std::sync::MutexGuard<'_, Recorder> {
-        self.shared.recorder.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared
+            .recorder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn links(&self) -> std::sync::MutexGuard<'_, Links> {

@@ -16,10 +16,10 @@ use tuma_actors::tariff::Tariffs;
 use tuma_actors::transfer::{TransferId, TransferRequest};
 use tuma_actors::ShardMap;
 
+use super::super::bank::Bank;
+use super::super::rng::SimRng;
 use super::checker::Checker;
 use super::config::SimConfig;
-use super::super::rng::SimRng;
-use super::super::bank::Bank;
 
 mod client;
 mod leader;
