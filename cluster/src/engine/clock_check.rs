@@ -103,7 +103,8 @@ impl PeerClocks {
         if others == 0 {
             return ClockVerdict::InBounds;
         }
-        let majority = (others + 1) / 2 + 1;
+        let cluster_size = others + 1;
+        let majority = cluster_size / 2 + 1;
         let estimates = self.estimates(members, me, now_mono_ms);
         let agreeing = 1 + estimates
             .iter()

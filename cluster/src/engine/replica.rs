@@ -162,7 +162,10 @@ impl Replica {
         waiter: Waiter,
         now_ms: u64,
     ) -> Option<(Waiter, ClientReply)> {
-        if let Err(_) = self.propose(Command::Transfer(request.clone()), None, now_ms) {
+        if self
+            .propose(Command::Transfer(request.clone()), None, now_ms)
+            .is_err()
+        {
             return Some((waiter, self.not_leader()));
         }
         self.wait_transfer(request, waiter)

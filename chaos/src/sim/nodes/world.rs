@@ -41,7 +41,7 @@ pub(super) enum Event {
     Deliver {
         from: NodeId,
         to: NodeId,
-        frame: PeerFrame,
+        frame: Box<PeerFrame>,
     },
     Transfer(usize),
     Balance(usize),
@@ -211,7 +211,7 @@ impl World {
                 }
                 self.step_node(id);
             }
-            Event::Deliver { from, to, frame } => self.deliver(from, to, frame),
+            Event::Deliver { from, to, frame } => self.deliver(from, to, *frame),
             Event::Transfer(i) => {
                 let prefer = self.transfers[i].prefer.take();
                 self.send_transfer(i, prefer)
@@ -409,12 +409,19 @@ impl World {
                     Event::Deliver {
                         from,
                         to,
-                        frame: frame.clone(),
+                        frame: Box::new(frame.clone()),
                     },
                 );
             }
             let delay = self.delay();
-            self.schedule_in(delay, Event::Deliver { from, to, frame });
+            self.schedule_in(
+                delay,
+                Event::Deliver {
+                    from,
+                    to,
+                    frame: Box::new(frame),
+                },
+            );
         }
     }
 
