@@ -74,6 +74,12 @@ impl Pin {
             Err(PinError::Format)
         }
     }
+
+    /// The digits, to carry the PIN to the node that verifies it (the payer shard's leader,
+    /// which may be another node). Never log or store them.
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Pin {

@@ -95,13 +95,9 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen_http))?;
     tracing::info!(node = config.id, http = %listener.local_addr()?, peer = %transport.local_addr(), "node serving");
-    let mut state = http::ApiState::new(
-        handle.clone(),
-        &config.admin_token,
-        config.hasher.clone(),
-        config.test_hooks,
-        prometheus,
-    );
+    let service = tuma_service::Service::new(handle.clone(), config.hasher.clone());
+    let mut state =
+        http::ApiState::new(service, &config.admin_token, config.test_hooks, prometheus);
     if config.test_hooks {
         state.clock_offset = Some(clock_offset);
     }

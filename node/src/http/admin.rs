@@ -1,7 +1,5 @@
 //! `/admin/v1/…` (bearer token), `/health`, `/metrics`.
 
-use std::time::{Duration, Instant};
-
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -10,20 +8,16 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tuma_actors::account::{AccountRef, AgentNumber, Shortcode, SystemAccount};
-use tuma_actors::ledger::{Account, ApiCredentials, Command, OpenAccount};
-use tuma_actors::money::Money;
+use tuma_actors::account::{AccountRef, AgentNumber, Shortcode};
+use tuma_actors::ledger::{Account, ApiCredentials, OpenAccount};
 use tuma_actors::msisdn::Msisdn;
 use tuma_actors::pin::Pin;
-use tuma_actors::roles::{AccountKind, Role};
-use tuma_actors::transfer::{PinVerdict, TransferId, TransferKind, TransferRequest};
-use tuma_cluster::engine::{ClientReply, ClientRequest};
+use tuma_actors::roles::AccountKind;
+use tuma_actors::transfer::TransferId;
 
 use super::error::ApiError;
 use super::ApiState;
 
-/// Admin calls give up after this long.
-const ADMIN_DEADLINE: Duration = Duration::from_secs(15);
 const NAME_LEN_MAX: usize = 100;
 const CREDENTIAL_LEN_MAX: usize = 256;
 
@@ -74,32 +68,11 @@ pub fn pin_field(value: &str) -> Result<Pin, ApiError> {
 
 async fn hash_pin(state: &ApiState, pin: Pin) -> Result<tuma_actors::pin::PinHash, ApiError> {
     state
-        .hash_pin(pin)
+        .service
+        .pins()
+        .hash(pin)
         .await
         .ok_or_else(|| ApiError::unavailable("PIN hashing failed"))
-}
-
-async fn admin_command(
-    state: &ApiState,
-    account: &AccountRef,
-    command: Command,
-) -> Result<(), ApiError> {
-    let shard = state.calls.handle.shard_map().shard_of(account);
-    let (reply, _) = state
-        .calls
-        .call(
-            ClientRequest::Command { shard, command },
-            Instant::now() + ADMIN_DEADLINE,
-        )
-        .await;
-    match reply {
-        ClientReply::Done(code) if code.is_success() => Ok(()),
-        ClientReply::Done(code) => Err(ApiError::from_code(code)),
-        other => Err(ApiError::unavailable(format!(
-            "no leader answered: {}",
-            other.describe()
-        ))),
-    }
 }
 
 fn created(reference: &AccountRef) -> (StatusCode, Json<Value>) {
@@ -140,7 +113,7 @@ pub async fn register_customer(
         pin_hash: Some(hash_pin(&state, pin).await?),
         api_credentials: None,
     };
-    admin_command(&state, &account, Command::OpenAccount(open)).await?;
+    state.service.open_account(open).await?;
     Ok(created(&account))
 }
 
@@ -178,7 +151,7 @@ pub async fn register_agent(
         pin_hash: Some(hash_pin(&state, pin).await?),
         api_credentials: None,
     };
-    admin_command(&state, &account, Command::OpenAccount(open)).await?;
+    state.service.open_account(open).await?;
     Ok(created(&account))
 }
 
@@ -234,7 +207,7 @@ pub async fn register_business(
             passkey,
         }),
     };
-    admin_command(&state, &account, Command::OpenAccount(open)).await?;
+    state.service.open_account(open).await?;
     Ok(created(&account))
 }
 
@@ -257,40 +230,13 @@ pub async fn issue_float(
     let to =
         AccountRef::parse(&body.account).map_err(|e| ApiError::field("account", e.to_string()))?;
     let amount = super::app::amount_field(&body.amount)?;
-    let shard = state.calls.handle.shard_map().shard_of(&to);
-    let request = TransferRequest {
-        id,
-        kind: TransferKind::FloatIssue,
-        from: AccountRef::System(SystemAccount::Issuer(shard)),
-        to,
-        amount,
-        account_reference: None,
-        pin: PinVerdict::NotRequired,
-        deadline_ms: super::app::unix_ms() + ADMIN_DEADLINE.as_millis() as u64,
-        initiator: Role::Operator,
-        reverses: None,
-    };
-    let (reply, _) = state
-        .calls
-        .call(
-            ClientRequest::Transfer { request, pin: None },
-            Instant::now() + ADMIN_DEADLINE,
-        )
-        .await;
-    match reply {
-        ClientReply::Receipt(r) if r.result.is_success() => Ok(Json(json!({
-            "status": "confirmed",
-            "transaction_id": r.txn_id.map(|t| t.to_string()),
-            "fee": "0.00",
-            "balance": r.balance.to_decimal_string(),
-        }))),
-        ClientReply::Receipt(r) => Err(ApiError::from_code(r.result)),
-        ClientReply::Refused(code) => Err(ApiError::from_code(code)),
-        other => Err(ApiError::unavailable(format!(
-            "no answer: {}",
-            other.describe()
-        ))),
-    }
+    let receipt = state.service.issue_float(id, to, amount).await?;
+    Ok(Json(json!({
+        "status": "confirmed",
+        "transaction_id": receipt.txn_id.map(|t| t.to_string()),
+        "fee": "0.00",
+        "balance": receipt.balance.to_decimal_string(),
+    })))
 }
 
 /// The account view of the admin API.
@@ -317,22 +263,9 @@ pub async fn account(
     authorize(&state, &headers)?;
     let reference =
         AccountRef::parse(&reference).map_err(|e| ApiError::field("ref", e.to_string()))?;
-    let (reply, _) = state
-        .calls
-        .call(
-            ClientRequest::Account {
-                account: reference.clone(),
-            },
-            Instant::now() + ADMIN_DEADLINE,
-        )
-        .await;
-    match reply {
-        ClientReply::Account(Some(account)) => Ok(Json(account_json(&reference, &account))),
-        ClientReply::Account(None) => Err(ApiError::not_found(format!("no account {reference}"))),
-        other => Err(ApiError::unavailable(format!(
-            "no answer: {}",
-            other.describe()
-        ))),
+    match state.service.account(&reference).await? {
+        Some(account) => Ok(Json(account_json(&reference, &account))),
+        None => Err(ApiError::not_found(format!("no account {reference}"))),
     }
 }
 
@@ -351,14 +284,7 @@ pub async fn unlock_pin(
     let Json(body) = body?;
     let account =
         AccountRef::parse(&body.account).map_err(|e| ApiError::field("account", e.to_string()))?;
-    admin_command(
-        &state,
-        &account,
-        Command::UnlockPin {
-            account: account.clone(),
-        },
-    )
-    .await?;
+    state.service.unlock_pin(&account).await?;
     Ok(Json(
         json!({ "ref": account.to_string(), "pin": "unlocked" }),
     ))
@@ -374,16 +300,7 @@ pub async fn reset_pin(
     let account =
         AccountRef::parse(&body.account).map_err(|e| ApiError::field("account", e.to_string()))?;
     let pin = pin_field(body.pin.as_deref().unwrap_or(""))?;
-    let new_hash = hash_pin(&state, pin).await?;
-    admin_command(
-        &state,
-        &account,
-        Command::ResetPin {
-            account: account.clone(),
-            new_hash,
-        },
-    )
-    .await?;
+    state.service.reset_pin(&account, pin).await?;
     Ok(Json(json!({ "ref": account.to_string(), "pin": "reset" })))
 }
 
@@ -392,16 +309,11 @@ pub async fn cluster(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers)?;
-    let status = state
-        .calls
-        .handle
-        .status()
-        .await
-        .ok_or_else(|| ApiError::unavailable("engine not answering"))?;
+    let status = state.service.status().await?;
     Ok(Json(json!({
         "node": status.node_id,
         "members": status.members,
-        "shard_count": state.calls.handle.shard_map().shard_count(),
+        "shard_count": state.service.shard_count(),
         "leading": status.leading,
         "actors_live": status.actors_live,
         "actor_restarts": status.actor_restarts,
@@ -417,45 +329,21 @@ pub async fn audit(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers)?;
-    let shards = state.calls.handle.shard_map().shard_count();
-    let deadline = Instant::now() + ADMIN_DEADLINE;
-    let replies = futures::future::join_all(
-        (0..shards).map(|shard| state.calls.call(ClientRequest::Audit { shard }, deadline)),
-    )
-    .await;
-    let mut audits = Vec::new();
-    for (shard, (reply, _)) in replies.into_iter().enumerate() {
-        match reply {
-            ClientReply::Audit(audit) => audits.push(*audit),
-            other => {
-                return Err(ApiError::unavailable(format!(
-                    "shard {shard} did not answer: {}",
-                    other.describe()
-                )))
-            }
-        }
-    }
-    let sum =
-        |f: &dyn Fn(&tuma_actors::ledger::ShardAudit) -> i64| audits.iter().map(f).sum::<i64>();
-    let balance_sum = sum(&|a| a.balance_sum.cents());
-    let clearing_sum = sum(&|a| a.clearing.cents());
-    let in_flight = audits
-        .iter()
-        .map(|a| a.prepared + a.accepted + a.outbox)
-        .sum::<usize>();
-    let money = |cents: i64| Money::from_cents(cents).to_decimal_string();
+    let audit = state.service.audit().await?;
+    let totals = &audit.totals;
+    let money = |amount: tuma_actors::money::Money| amount.to_decimal_string();
     Ok(Json(json!({
         "totals": {
-            "balance_sum": money(balance_sum),
-            "clearing_sum": money(clearing_sum),
-            "e_money_issued": money(-sum(&|a| a.issuer.cents())),
-            "fees": money(sum(&|a| a.fees.cents())),
-            "commissions": money(sum(&|a| a.commissions.cents())),
-            "transfers_in_flight": in_flight,
-            "accounts": audits.iter().map(|a| a.accounts).sum::<usize>(),
+            "balance_sum": money(totals.balance_sum),
+            "clearing_sum": money(totals.clearing_sum),
+            "e_money_issued": money(totals.e_money_issued),
+            "fees": money(totals.fees),
+            "commissions": money(totals.commissions),
+            "transfers_in_flight": totals.transfers_in_flight,
+            "accounts": totals.accounts,
         },
-        "balanced": balance_sum == 0 && (in_flight > 0 || clearing_sum == 0),
-        "shards": audits,
+        "balanced": totals.balanced(),
+        "shards": audit.shards,
     })))
 }
 
@@ -477,20 +365,8 @@ pub async fn plant_panic(
     let Json(body) = body?;
     let account =
         AccountRef::parse(&body.account).map_err(|e| ApiError::field("account", e.to_string()))?;
-    let (reply, _) = state
-        .calls
-        .call(
-            ClientRequest::PlantPanic { account },
-            Instant::now() + ADMIN_DEADLINE,
-        )
-        .await;
-    match reply {
-        ClientReply::Done(_) => Ok(Json(json!({ "planted": true }))),
-        other => Err(ApiError::unavailable(format!(
-            "no answer: {}",
-            other.describe()
-        ))),
-    }
+    state.service.plant_actor_panic(account).await?;
+    Ok(Json(json!({ "planted": true })))
 }
 
 /// Test-only fault hook (`--enable-test-hooks`): the engine thread panics. The node exits
@@ -503,14 +379,9 @@ pub async fn plant_engine_panic(
         return Err(ApiError::not_found("test hooks are disabled"));
     }
     authorize(&state, &headers)?;
-    let reply = state
-        .calls
-        .handle
-        .request(ClientRequest::PlantEnginePanic, Duration::from_secs(2))
-        .await;
+    let how = state.service.plant_engine_panic().await;
     Err::<Json<Value>, _>(ApiError::unavailable(format!(
-        "the engine did not survive: {}",
-        reply.describe()
+        "the engine did not survive: {how}"
     )))
 }
 
@@ -545,7 +416,7 @@ pub async fn set_clock_offset(
 /// Liveness, and whether this node may lead: its clock against its peers' (`in_bounds`,
 /// `unknown` right after a start, `out_of_bounds` with the offset, when it refuses to lead).
 pub async fn health(State(state): State<ApiState>) -> impl IntoResponse {
-    match state.calls.handle.status().await {
+    match state.service.status().await.ok() {
         Some(status) => (
             StatusCode::OK,
             Json(json!({

@@ -2,9 +2,6 @@
 //! existing customer base would. Rows are validated, grouped by shard, and each group becomes one
 //! log entry on its shard's leader, all shards in parallel.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -13,12 +10,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tuma_actors::account::AccountRef;
-use tuma_actors::ledger::{Command, OpenAccount};
+use tuma_actors::ledger::OpenAccount;
 use tuma_actors::msisdn::Msisdn;
-use tuma_actors::outcome::ResultCode;
 use tuma_actors::pin::PinHash;
 use tuma_actors::roles::AccountKind;
-use tuma_cluster::engine::{ClientReply, ClientRequest};
+use tuma_service::RowOutcome;
 
 use super::admin::{authorize, pin_field, text_field};
 use super::error::ApiError;
@@ -26,7 +22,6 @@ use super::ApiState;
 
 /// Most rows per request (one request's entries stay small enough to replicate quickly).
 pub const BULK_ROWS_MAX: usize = 10_000;
-const BULK_DEADLINE: Duration = Duration::from_secs(60);
 
 #[derive(Deserialize)]
 pub struct BulkIn {
@@ -52,14 +47,21 @@ async fn row_to_open(state: &ApiState, row: BulkRow) -> Result<OpenAccount, Stri
     let pin_hash = match (row.pin_hash, row.pin) {
         (Some(phc), _) => {
             let hash = PinHash::from_phc(phc).map_err(|e| format!("pin_hash: {e}"))?;
-            if hash.key_id().is_some() && hash.key_id() != state.hasher.key_id() {
+            if hash.key_id().is_some() && hash.key_id() != state.service.pins().hasher().key_id() {
                 return Err("pin_hash: a keyed digest made with another PIN key".into());
             }
             Some(hash)
         }
         (None, Some(pin)) => {
             let pin = pin_field(&pin).map_err(|e| e.message)?;
-            Some(state.hash_pin(pin).await.ok_or("PIN hashing failed")?)
+            Some(
+                state
+                    .service
+                    .pins()
+                    .hash(pin)
+                    .await
+                    .ok_or("PIN hashing failed")?,
+            )
         }
         (None, None) => None,
     };
@@ -88,54 +90,33 @@ pub async fn register_customers(
             format!("customers must hold 1 to {BULK_ROWS_MAX} rows"),
         ));
     }
-    let map = state.calls.handle.shard_map();
     let mut failed: Vec<Value> = Vec::new();
-    let mut by_shard: BTreeMap<u32, Vec<(usize, OpenAccount)>> = BTreeMap::new();
+    let mut rows = Vec::new();
+    let mut opens = Vec::new();
     for (row_number, row) in body.customers.into_iter().enumerate() {
         match row_to_open(&state, row).await {
-            Ok(open) => by_shard
-                .entry(map.shard_of(&open.account))
-                .or_default()
-                .push((row_number, open)),
+            Ok(open) => {
+                rows.push(row_number);
+                opens.push(open);
+            }
             Err(error) => failed.push(json!({"row": row_number, "error": error})),
         }
     }
-    let deadline = Instant::now() + BULK_DEADLINE;
-    let calls = by_shard.into_iter().map(|(shard, rows)| {
-        let calls = state.calls.clone();
-        async move {
-            let (numbers, opens): (Vec<usize>, Vec<OpenAccount>) = rows.into_iter().unzip();
-            let (reply, _) = calls
-                .call(
-                    ClientRequest::Command {
-                        shard,
-                        command: Command::OpenAccounts(opens),
-                    },
-                    deadline,
-                )
-                .await;
-            (numbers, reply)
-        }
-    });
     let (mut created, mut existing) = (0usize, 0usize);
-    for (numbers, reply) in futures::future::join_all(calls).await {
-        match reply {
-            ClientReply::DoneMany(codes) if codes.len() == numbers.len() => {
-                for (row, code) in numbers.into_iter().zip(codes) {
-                    match code {
-                        ResultCode::Success => created += 1,
-                        ResultCode::AccountExists => existing += 1,
-                        other => failed.push(json!({"row": row, "error": other.description(), "result": other.name()})),
-                    }
-                }
+    let outcomes = state.service.open_accounts(opens).await;
+    for (row, outcome) in rows.into_iter().zip(outcomes) {
+        match outcome {
+            RowOutcome::Opened => created += 1,
+            RowOutcome::Existed => existing += 1,
+            RowOutcome::Refused(code) => {
+                failed.push(json!({"row": row, "error": code.description(), "result": code.name()}))
             }
-            other => {
-                for row in numbers {
-                    failed.push(json!({"row": row, "error": format!("not registered: {}", other.describe())}));
-                }
+            RowOutcome::NotRecorded(why) => {
+                failed.push(json!({"row": row, "error": format!("not registered: {why}")}))
             }
         }
     }
+    failed.sort_by_key(|f| f["row"].as_u64());
     Ok(Json(
         json!({ "created": created, "existing": existing, "failed": failed }),
     ))

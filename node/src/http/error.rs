@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use tuma_actors::outcome::ResultCode;
+use tuma_service::ServiceError;
 
 /// A failed request.
 #[derive(Debug)]
@@ -86,6 +87,23 @@ impl IntoResponse for ApiError {
             body["result"] = json!(code.name());
         }
         (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> ApiError {
+        match error {
+            ServiceError::Refused(code) => ApiError::from_code(code),
+            ServiceError::Invalid { field, message } => ApiError::field(field, message),
+            ServiceError::NotFound(message) => ApiError::not_found(message),
+            ServiceError::Conflict(message) => ApiError {
+                status: StatusCode::CONFLICT,
+                message,
+                field: None,
+                code: None,
+            },
+            ServiceError::Unavailable(message) => ApiError::unavailable(message),
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -12,15 +11,11 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tuma_cluster::engine::{ClientReply, ClientRequest, NodeStatus};
-use tuma_cluster::membership::{ClusterMeta, MetaCommand, MetaOutcome};
+use tuma_cluster::engine::NodeStatus;
 
 use super::admin::authorize;
 use super::error::ApiError;
 use super::ApiState;
-
-/// Cluster changes give up after this long.
-const MEMBERS_DEADLINE: Duration = Duration::from_secs(15);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,19 +43,11 @@ pub async fn join(
             "must be an address other members can reach",
         ));
     }
-    let command = MetaCommand::Join {
-        node_id: body.node_id,
-        peer_addr: body.peer_addr,
-        http_addr: body.http_addr,
-    };
-    let node_id = match change(&state, command).await? {
-        MetaOutcome::Joined(id) => id,
-        MetaOutcome::Done => {
-            return Err(ApiError::unavailable("the join was recorded without an id"))
-        }
-        MetaOutcome::Refused(why) => return Err(ApiError::unavailable(why)),
-    };
-    let cluster = cluster_state(&state).await?;
+    let node_id = state
+        .service
+        .join(body.node_id, body.peer_addr, body.http_addr)
+        .await?;
+    let cluster = state.service.cluster_state().await?;
     let mut members: BTreeMap<String, String> = cluster
         .members
         .iter()
@@ -85,7 +72,7 @@ pub async fn remove(
     Path(node): Path<u64>,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers)?;
-    change(&state, MetaCommand::Drain { node }).await?;
+    state.service.drain(node).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "node": node, "state": "draining" })),
@@ -98,45 +85,8 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers)?;
-    let status = node_status(&state).await?;
+    let status = state.service.status().await?;
     Ok(Json(cluster_json(&status)))
-}
-
-async fn change(state: &ApiState, command: MetaCommand) -> Result<MetaOutcome, ApiError> {
-    let deadline = Instant::now() + MEMBERS_DEADLINE;
-    let (reply, _) = state
-        .calls
-        .call(ClientRequest::Meta { command }, deadline)
-        .await;
-    match reply {
-        ClientReply::Meta(MetaOutcome::Refused(reason)) => Err(ApiError {
-            status: StatusCode::CONFLICT,
-            message: reason,
-            field: None,
-            code: None,
-        }),
-        ClientReply::Meta(outcome) => Ok(outcome),
-        other => Err(ApiError::unavailable(format!(
-            "the cluster did not record the change: {}",
-            other.describe()
-        ))),
-    }
-}
-
-async fn node_status(state: &ApiState) -> Result<NodeStatus, ApiError> {
-    state
-        .calls
-        .handle
-        .status()
-        .await
-        .ok_or_else(|| ApiError::unavailable("engine not answering"))
-}
-
-async fn cluster_state(state: &ApiState) -> Result<ClusterMeta, ApiError> {
-    node_status(state)
-        .await?
-        .cluster
-        .ok_or_else(|| ApiError::unavailable("this node has not received the cluster state yet"))
 }
 
 /// Members (state, replicas held, preferred leaderships), moves under way, and what this

@@ -1,9 +1,10 @@
-//! The HTTP API every node serves (the app channel and the admin API).
+//! The HTTP API every node serves (the app channel and the admin API), on the typed node API
+//! ([`tuma_service::Service`]): handlers parse and validate JSON, call the service, and shape
+//! its answers; they never see shards, log commands or the engine's requests.
 //!
 //! | file | holds |
 //! |---|---|
 //! | `error.rs` | the JSON error answer and how each failure maps to a status code |
-//! | `calls.rs` | calling the engine with retries on leader change until a deadline |
 //! | `admin.rs` | `/admin/v1/…`: registration, float, accounts, cluster, audit, care |
 //! | `app.rs` | `/v1/…`: transfers, balance, statement |
 //! | `bulk.rs` | `/admin/v1/customers/bulk`: bulk registration for imports |
@@ -14,7 +15,6 @@
 mod admin;
 mod app;
 mod bulk;
-mod calls;
 mod care;
 mod error;
 mod members;
@@ -24,75 +24,34 @@ use std::sync::Arc;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tuma_actors::pin::{Pin, PinError, PinHash, PinHasher};
-use tuma_cluster::engine::NodeHandle;
-
-pub use calls::Calls;
+use tuma_service::Service;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct ApiState {
-    pub calls: Calls,
+    pub service: Service,
     pub admin_token: Arc<str>,
-    /// Hashes PINs at registration (argon2id; slow on purpose, run on the blocking pool).
-    pub hasher: PinHasher,
     /// Enables `/admin/v1/test/…` fault hooks (tests only).
     pub test_hooks: bool,
     /// The engine clock's wall-clock offset, movable by the clock test hook (tests only).
     pub clock_offset: Option<Arc<std::sync::atomic::AtomicI64>>,
     pub prometheus: Option<PrometheusHandle>,
-    /// Bounds concurrent argon2 work (19 MiB each by default) to the number of cores.
-    pin_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
     pub fn new(
-        handle: NodeHandle,
+        service: Service,
         admin_token: &str,
-        hasher: PinHasher,
         test_hooks: bool,
         prometheus: Option<PrometheusHandle>,
     ) -> ApiState {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         ApiState {
-            calls: Calls::new(handle),
+            service,
             admin_token: admin_token.into(),
-            hasher,
             test_hooks,
             clock_offset: None,
             prometheus,
-            pin_permits: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
-    }
-
-    /// Runs slow PIN work (hash or verify) on the blocking pool, at most one job per core.
-    /// Verifies a PIN: a keyed digest right here (microseconds), an argon2id hash on the
-    /// bounded blocking pool.
-    pub async fn verify_pin(&self, hash: PinHash, pin: Pin) -> Result<bool, PinError> {
-        if hash.key_id().is_some() {
-            return self.hasher.verify(&hash, &pin);
-        }
-        let hasher = self.hasher.clone();
-        self.pin_work(move || hasher.verify(&hash, &pin))
-            .await
-            .unwrap_or(Ok(false))
-    }
-
-    /// Hashes a new PIN: keyed digests right here, argon2id on the bounded blocking pool.
-    pub async fn hash_pin(&self, pin: Pin) -> Option<PinHash> {
-        if self.hasher.makes_keyed() {
-            return Some(self.hasher.hash(&pin));
-        }
-        let hasher = self.hasher.clone();
-        self.pin_work(move || hasher.hash(&pin)).await
-    }
-
-    pub async fn pin_work<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Option<T> {
-        let _permit = self.pin_permits.acquire().await.ok()?;
-        tokio::task::spawn_blocking(work).await.ok()
     }
 }
 

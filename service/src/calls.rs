@@ -23,6 +23,7 @@ pub enum Repeat {
     AtMostOnce,
 }
 
+/// The engine, asked with retries.
 #[derive(Clone)]
 pub struct Calls {
     pub handle: NodeHandle,

@@ -1,0 +1,73 @@
+//! The typed node API: what a caller can ask a node for — transfers, accounts and their PINs,
+//! statements, receipts and reversals, audits, cluster changes — in the types of the money
+//! core. Every channel (the HTTP API, USSD, SMS, the business API) is built on it and never
+//! sees a shard, a log command or the engine's request enum: which shard leads an account,
+//! forwarding to its leader and retrying across leader changes happen here.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `calls.rs` | asking the engine, retried on leader change until a deadline |
+//! | `error.rs` | [`ServiceError`]: why a call gave nothing |
+//! | `pins.rs` | hashing and verifying PINs off the async threads |
+//! | `transfers.rs` | transfers, their status, float issue, reversals by receipt |
+//! | `accounts.rs` | registration (one or in bulk), account reads, PIN checks and resets, balance, statement |
+//! | `cluster.rs` | the audit over every shard, node status, joins and drains |
+//! | `test_hooks.rs` | faults tests plant (only on nodes started with test hooks) |
+
+mod accounts;
+mod calls;
+mod cluster;
+mod error;
+mod pins;
+mod test_hooks;
+mod transfers;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tuma_actors::pin::PinHasher;
+use tuma_cluster::engine::NodeHandle;
+
+pub use accounts::RowOutcome;
+pub use calls::{Calls, Repeat};
+pub use cluster::{Audit, AuditTotals};
+pub use error::ServiceError;
+pub use pins::Pins;
+pub use transfers::{TransferOrder, TransferOutcome, TransferStatus};
+pub use tuma_cluster::engine::StatementLine;
+
+/// A node's typed API. Cheap to clone; every clone talks to the same engine.
+#[derive(Clone)]
+pub struct Service {
+    calls: Calls,
+    pins: Pins,
+}
+
+impl Service {
+    pub fn new(handle: NodeHandle, hasher: PinHasher) -> Service {
+        Service {
+            calls: Calls::new(handle),
+            pins: Pins::new(hasher),
+        }
+    }
+
+    pub fn pins(&self) -> &Pins {
+        &self.pins
+    }
+
+    /// How many shards the accounts are spread over.
+    pub fn shard_count(&self) -> u32 {
+        self.calls.handle.shard_map().shard_count()
+    }
+
+    fn handle(&self) -> &NodeHandle {
+        &self.calls.handle
+    }
+}
+
+/// Wall-clock milliseconds since the epoch (deadlines travel as absolute times).
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
