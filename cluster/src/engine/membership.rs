@@ -247,9 +247,9 @@ impl Engine {
         if conf_index > last {
             tracing::info!(
                 shard,
-                leader = from,
+                by = from,
                 conf_index,
-                "removed from the group (by its leader's tombstone)"
+                "removed from the group (by a member's tombstone)"
             );
             replica.tombstoned = Some(conf_index);
         } else if conf_term != 0 && held == Some(conf_term) {
@@ -260,7 +260,7 @@ impl Engine {
         } else if conf_term != 0 && conf_index >= first && held.is_some() {
             tracing::info!(
                 shard,
-                leader = from,
+                by = from,
                 conf_index,
                 "removed from the group; this replica's tail diverged"
             );
@@ -373,8 +373,8 @@ impl Engine {
 
     /// A replica that has not heard from its group's leader for three election timeouts — a
     /// learner never campaigns, a node outside the cluster may hold stale ones — asks every
-    /// member (every 2 s at most); the shard's leader answers with a tombstone if its group no
-    /// longer has it.
+    /// member (every 2 s at most); any replica whose applied configuration no longer has it
+    /// answers with a tombstone (the leader may be on a node the asker never heard of).
     fn query_silent_replicas(&mut self, now: u64) {
         let silent_ms = 3 * self.config.election_ticks as u64 * self.config.tick_ms;
         let me = self.config.node_id;

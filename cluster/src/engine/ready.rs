@@ -394,10 +394,12 @@ impl Engine {
                 conf_term,
             } => self.on_tombstone(from, shard, conf_index, conf_term),
             PeerFrame::ReplicaQuery { shard } => {
+                // Any replica answers from its applied (so committed) configuration, not only
+                // the leader: the asker may not know the node that leads the group now.
                 let unwanted = self
                     .replicas
                     .get(&shard)
-                    .filter(|r| r.is_leader() && !r.group.in_configuration(from))
+                    .filter(|r| r.group.is_initialized() && !r.group.in_configuration(from))
                     .map(|r| r.group.conf_index());
                 if let Some((conf_index, conf_term)) = unwanted {
                     self.send_frame(
