@@ -38,10 +38,32 @@ pub enum PeerFrame {
         conf_index: u64,
         conf_term: u64,
     },
-    /// From a replica that has not heard from its group's leader for long: whoever leads the
-    /// shard answers with a tombstone if its configuration no longer has the sender.
+    /// From a replica that has not heard from its group's leader for long: any replica whose
+    /// applied configuration no longer has the sender answers with a tombstone.
     ReplicaQuery {
         shard: u32,
+    },
+    /// A piece of a Raft snapshot, streamed from the leader's stored checkpoint: `header` is
+    /// the raft-rs `MsgSnapshot` (protobuf) without its data; `data` holds bytes
+    /// `offset..offset+data.len()` of the `total` bytes of the checkpoint at `index`.
+    SnapshotChunk {
+        shard: u32,
+        /// The sender's id for this stream (a fresh snapshot of the same index is a new one).
+        stream: u64,
+        header: Vec<u8>,
+        index: u64,
+        offset: u64,
+        total: u64,
+        data: Vec<u8>,
+    },
+    /// The receiver holds the first `received` bytes of the snapshot at `index` (the sender
+    /// resumes from there); `done` once it handed the whole snapshot to its group.
+    SnapshotAck {
+        shard: u32,
+        stream: u64,
+        index: u64,
+        received: u64,
+        done: bool,
     },
     /// Clock offset measurement: the sender's monotonic clock when it sent the ping…
     ClockPing {

@@ -11,6 +11,9 @@ use tuma_actors::ShardMap;
 use crate::membership::PlanLimits;
 use crate::transport::NodeId;
 
+/// Largest snapshot chunk: well inside the transport's frame limit.
+pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 8 << 20;
+
 /// Engine settings; every queue and timer is bounded here and validated at start-up.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -46,8 +49,11 @@ pub struct EngineConfig {
     pub max_clock_offset_ms: u64,
     /// Test-only hooks (`PlantPanic`) are served only when this is on.
     pub test_hooks: bool,
-    /// A snapshot a leader sent that gets no answer within this long is sent again.
+    /// A snapshot a leader delivered whose follower still has not answered within this long
+    /// is sent again (the stream itself resumes and gives up by `snapshot_streams`).
     pub snapshot_retry_ms: u64,
+    /// Chunk size, window and timers of snapshot streams.
+    pub snapshot_streams: super::snapshots::StreamConfig,
     /// A fault planted for chaos-checker tests; `None` in production.
     pub planted_fault: Option<EngineFault>,
     /// Verifies PINs (keyed digests need the cluster's PIN key).
@@ -118,6 +124,7 @@ impl EngineConfig {
             max_clock_offset_ms: 500,
             test_hooks: false,
             snapshot_retry_ms: 10_000,
+            snapshot_streams: super::snapshots::StreamConfig::default(),
             planted_fault: None,
             pin_hasher: tuma_actors::pin::PinHasher::owasp(),
         }
@@ -172,6 +179,15 @@ impl EngineConfig {
         }
         if self.max_clock_offset_ms == 0 {
             return Err("max_clock_offset_ms must be positive".into());
+        }
+        let streams = &self.snapshot_streams;
+        if streams.chunk_bytes == 0
+            || streams.chunk_bytes > SNAPSHOT_CHUNK_BYTES_MAX
+            || streams.window_chunks == 0
+            || streams.resend_ms == 0
+            || streams.give_up_ms <= streams.resend_ms
+        {
+            return Err(format!("snapshot streams need 1..={SNAPSHOT_CHUNK_BYTES_MAX} bytes per chunk, a window of at least one chunk, and a give-up time longer than the resend time"));
         }
         if self.checkpoint_every_entries == 0 || self.input_queue_max == 0 {
             return Err("checkpoint interval and input queue must be positive".into());

@@ -177,10 +177,16 @@ impl RaftGroup {
         true
     }
 
-    /// A snapshot this leader sent that neither arrived nor was refused within `stall_ms` (lost
-    /// on the way, or its receiver restarted) is reported failed, so raft-rs sends another:
-    /// until then raft-rs sends that follower nothing at all.
-    pub fn retry_stalled_snapshots(&mut self, now_ms: u64, stall_ms: u64) {
+    /// A snapshot this leader sent that got no answer within `stall_ms` after its stream ended
+    /// (delivered but refused, or its receiver restarted) is reported failed, so raft-rs sends
+    /// another: until then raft-rs sends that follower nothing at all. Followers whose
+    /// snapshot is still `streaming` are left to the stream's own resend and give-up.
+    pub fn retry_stalled_snapshots(
+        &mut self,
+        now_ms: u64,
+        stall_ms: u64,
+        streaming: impl Fn(NodeId) -> bool,
+    ) {
         if !self.is_leader() {
             self.snapshot_since.clear();
             return;
@@ -195,6 +201,10 @@ impl RaftGroup {
             .collect();
         self.snapshot_since.retain(|id, _| sending.contains(id));
         for peer in sending {
+            if streaming(peer) {
+                self.snapshot_since.insert(peer, now_ms);
+                continue;
+            }
             let since = *self.snapshot_since.entry(peer).or_insert(now_ms);
             if now_ms >= since.saturating_add(stall_ms) {
                 tracing::info!(

@@ -33,13 +33,26 @@ impl Engine {
     /// not the authenticated peer is dropped and logged; a message from a node this shard's
     /// leader no longer has in its configuration is answered with a tombstone.
     pub(super) fn step_raft(&mut self, from: NodeId, group: u32, bytes: &[u8]) {
-        let mut message = match Message::parse_from_bytes(bytes) {
+        let message = match Message::parse_from_bytes(bytes) {
             Ok(message) => message,
             Err(error) => {
                 tracing::warn!(from, group, %error, "undecodable raft message");
                 return;
             }
         };
+        if message.get_msg_type() == MessageType::MsgSnapshot
+            && message.get_snapshot().data.is_empty()
+        {
+            // Snapshots travel as streams (`snapshots/`); a bare one would install nothing.
+            tracing::warn!(from, group, "a snapshot message without data; dropped");
+            return;
+        }
+        self.step_raft_message(from, group, message);
+    }
+
+    /// Steps a decoded Raft message (one from the transport, or a snapshot whose stream
+    /// completed) into its group; see [`Engine::step_raft`].
+    pub(super) fn step_raft_message(&mut self, from: NodeId, group: u32, mut message: Message) {
         if message.from != from || message.to != self.config.node_id {
             tracing::warn!(
                 from,
@@ -572,10 +585,15 @@ impl Engine {
         self.check_clock();
         let now = self.clock.monotonic_ms();
         let retry = self.config.snapshot_retry_ms;
-        for replica in self.replicas.values_mut() {
-            replica.group.retry_stalled_snapshots(now, retry);
+        let streams = &self.snapshots;
+        for (shard, replica) in self.replicas.iter_mut() {
+            let streaming = |peer| streams.sending(*shard, peer);
+            replica.group.retry_stalled_snapshots(now, retry, streaming);
         }
-        self.meta.group.retry_stalled_snapshots(now, retry);
+        let streaming = |peer| streams.sending(META_GROUP, peer);
+        self.meta
+            .group
+            .retry_stalled_snapshots(now, retry, streaming);
         self.query_silent_replicas(now);
         if !self.may_lead() {
             return self.hand_over_leaderships();

@@ -21,6 +21,7 @@
 //! | `membership.rs` | following the cluster state, the rebalancer, conf-change steps, leaving |
 //! | `ready.rs` | the Ready loop over all groups with one write batch and one fsync |
 //! | `router.rs` | leader hints, forwarded requests, guessing a shard's leader |
+//! | `snapshots/` | snapshots streamed in chunks from the stored checkpoint, resumable |
 //! | `clients.rs` | serving client requests: leaders answer, others forward |
 //! | `clock_check.rs` | peers' clock offsets; refusing to lead with a clock out of bounds |
 //! | `actors.rs` | account actors and their supervision |
@@ -47,6 +48,7 @@ mod ready;
 mod replica;
 mod request;
 mod router;
+mod snapshots;
 mod status;
 mod waiters;
 
@@ -68,6 +70,7 @@ pub use env::{ApplyObserver, Clock, EngineEnv, Network, SystemClock};
 pub use handle::NodeHandle;
 pub use probe::{MetaProbe, ReplicaProbe};
 pub use request::{ClientReply, ClientRequest, Input, StatementLine, Waiter};
+pub use snapshots::StreamConfig;
 pub use status::{NodeStatus, ShardStatus};
 
 use clock_check::PeerClocks;
@@ -128,6 +131,8 @@ pub struct Engine {
     tombstones: BTreeMap<u32, u64>,
     actors: AccountActors,
     router: Router,
+    /// Snapshots streaming to followers and from leaders.
+    snapshots: snapshots::SnapshotStreams,
     /// Measured offsets of the peers' wall clocks.
     peer_clocks: PeerClocks,
     /// The last verdict on this node's clock (logged when it changes).
@@ -221,6 +226,7 @@ impl Engine {
         };
         let now = clock.monotonic_ms();
         let first_forward_id = rng.next_u64() >> 1;
+        let first_stream = rng.next_u64() >> 1;
         let mut engine = Engine {
             actors: AccountActors::new(config.actor_idle_ms),
             pin_verifier: pins::PinVerifier::new(
@@ -230,6 +236,10 @@ impl Engine {
                 config.pin_hasher.clone(),
             ),
             peer_clocks: PeerClocks::new(config.max_clock_offset_ms),
+            snapshots: snapshots::SnapshotStreams::new(
+                config.snapshot_streams.clone(),
+                first_stream,
+            ),
             clock_verdict: ClockVerdict::Unknown,
             timers: Timers {
                 raft_tick: now + config.tick_ms,
@@ -443,6 +453,9 @@ impl Engine {
     }
 
     fn housekeeping(&mut self, now: u64) {
+        self.snapshots.expire(now);
+        metrics::gauge!("tuma_snapshot_receiving_bytes")
+            .set(self.snapshots.receiving_bytes() as f64);
         let passivated = self.actors.passivate_idle(now);
         if passivated > 0 {
             tracing::debug!(passivated, "passivated idle account actors");

@@ -152,9 +152,15 @@ fn hard_state_op(group: &RaftGroup) -> WriteOp {
 }
 
 impl Engine {
-    fn send_raft(&self, shard: u32, messages: Vec<Message>) {
+    fn send_raft(&mut self, shard: u32, messages: Vec<Message>) {
         for message in messages {
             let to = message.to;
+            if message.get_msg_type() == raft::prelude::MessageType::MsgSnapshot {
+                // Never whole: its data streams from the stored checkpoint.
+                let now = self.clock.monotonic_ms();
+                self.snapshots.start(shard, message, now);
+                continue;
+            }
             let bytes = message
                 .write_to_bytes()
                 .expect("encoding a raft message into memory cannot fail");
@@ -215,7 +221,46 @@ impl Engine {
         }
         self.collect_removed_replicas()?;
         self.finish(output);
+        self.pump_snapshots()
+    }
+
+    /// Sends the snapshot chunks the streams' windows allow; tells raft-rs of streams that
+    /// failed.
+    fn pump_snapshots(&mut self) -> Result<(), StorageError> {
+        let now = self.clock.monotonic_ms();
+        let (meta, replicas) = (&self.meta, &self.replicas);
+        let leads = |group: u32| {
+            if group == META_GROUP {
+                meta.group.is_leader()
+            } else {
+                replicas.get(&group).is_some_and(|r| r.is_leader())
+            }
+        };
+        let pumped = self.snapshots.pump(self.store.as_ref(), now, leads)?;
+        for (to, frame) in pumped.frames {
+            self.send_frame(to, frame);
+        }
+        for (group, peer, status) in pumped.reports {
+            self.report_snapshot(group, peer, status);
+        }
         Ok(())
+    }
+
+    /// Tells a group's raft-rs how a snapshot to `peer` went.
+    pub(super) fn report_snapshot(
+        &mut self,
+        group: u32,
+        peer: NodeId,
+        status: raft::SnapshotStatus,
+    ) {
+        let raft_group = if group == META_GROUP {
+            Some(&mut self.meta.group)
+        } else {
+            self.replicas.get_mut(&group).map(|r| &mut r.group)
+        };
+        if let Some(raft_group) = raft_group.filter(|g| g.is_leader()) {
+            raft_group.raw.report_snapshot(peer, status);
+        }
     }
 
     /// Starts and stops drivers as replicas become (ready) leaders or lose leadership, answers
@@ -430,6 +475,41 @@ impl Engine {
                             conf_term,
                         },
                     );
+                }
+            }
+            PeerFrame::SnapshotChunk {
+                shard,
+                stream,
+                header,
+                index,
+                offset,
+                total,
+                data,
+            } => {
+                let now = self.clock.monotonic_ms();
+                let received = self
+                    .snapshots
+                    .on_chunk(from, shard, stream, header, index, offset, total, data, now);
+                if let Some(message) = received.message {
+                    self.step_raft_message(from, shard, message);
+                }
+                if let Some(ack) = received.ack {
+                    self.send_frame(from, ack);
+                }
+            }
+            PeerFrame::SnapshotAck {
+                shard,
+                stream,
+                index,
+                received,
+                done,
+            } => {
+                let now = self.clock.monotonic_ms();
+                if let Some((group, peer, status)) = self
+                    .snapshots
+                    .on_ack(from, shard, stream, index, received, done, now)
+                {
+                    self.report_snapshot(group, peer, status);
                 }
             }
             PeerFrame::ClockPong {

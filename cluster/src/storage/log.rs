@@ -19,7 +19,9 @@ struct LogCore {
     truncated_index: u64,
     truncated_term: u64,
     entries: Vec<Entry>,
-    /// The newest checkpoint, served to followers that fell behind the compacted log.
+    /// The newest checkpoint's metadata, without its data: raft-rs puts it in the snapshot
+    /// message for a follower that fell behind the compacted log, and the engine streams the
+    /// data from the stored checkpoint (see the engine's `snapshots.rs`).
     checkpoint: Option<Snapshot>,
 }
 
@@ -63,7 +65,7 @@ impl ShardLog {
             if let Some(snapshot) = snapshot {
                 core.truncated_index = snapshot.get_metadata().index;
                 core.truncated_term = snapshot.get_metadata().term;
-                core.checkpoint = Some(snapshot);
+                core.checkpoint = Some(metadata_only(&snapshot));
             }
             core.hard_state = hard_state;
             core.conf_state = conf_state;
@@ -134,7 +136,7 @@ impl ShardLog {
         core.conf_state = meta.get_conf_state().clone();
         core.hard_state.commit = core.hard_state.commit.max(meta.index);
         core.hard_state.term = core.hard_state.term.max(meta.term);
-        core.checkpoint = Some(snapshot.clone());
+        core.checkpoint = Some(metadata_only(snapshot));
     }
 
     /// Records a new checkpoint and drops log entries up to `compact_to` (≤ its index).
@@ -148,7 +150,7 @@ impl ShardLog {
             core.truncated_index = compact_to;
             core.truncated_term = term;
         }
-        core.checkpoint = Some(snapshot);
+        core.checkpoint = Some(metadata_only(&snapshot));
     }
 
     /// The term of an entry still in the log (or the last truncated one).
@@ -170,6 +172,13 @@ impl ShardLog {
         let core = self.read();
         (core.first_index(), core.last_index())
     }
+}
+
+/// A snapshot's metadata without its data.
+fn metadata_only(snapshot: &Snapshot) -> Snapshot {
+    let mut stub = Snapshot::default();
+    stub.set_metadata(snapshot.get_metadata().clone());
+    stub
 }
 
 fn term_in(core: &LogCore, index: u64) -> Option<u64> {

@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use protobuf::Message as _;
 use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 
-use super::{ClusterIdentity, DurableShard, LogStore, StorageError, WriteBatch, WriteOp};
+use super::{
+    CheckpointSlice, ClusterIdentity, DurableShard, LogStore, StorageError, WriteBatch, WriteOp,
+};
 
 /// How the next armed write fails.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -205,6 +207,31 @@ impl LogStore for MemStore {
         image.writes += 1;
         image.bytes += bytes;
         Ok(())
+    }
+
+    fn read_checkpoint(
+        &self,
+        group: u32,
+        index: u64,
+        offset: u64,
+        len: usize,
+    ) -> Result<Option<CheckpointSlice>, StorageError> {
+        let image = self.disk.image();
+        let Some(snapshot) = image
+            .groups
+            .get(&group)
+            .and_then(|g| g.snapshot.as_ref())
+            .filter(|s| s.get_metadata().index == index)
+        else {
+            return Ok(None);
+        };
+        let data = snapshot.get_data();
+        let start = (offset as usize).min(data.len());
+        let end = start.saturating_add(len).min(data.len());
+        Ok(Some(CheckpointSlice {
+            total: data.len() as u64,
+            bytes: data[start..end].to_vec(),
+        }))
     }
 
     fn tombstones(&self) -> Result<BTreeMap<u32, u64>, StorageError> {

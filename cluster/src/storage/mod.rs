@@ -94,6 +94,14 @@ impl WriteBatch {
     }
 }
 
+/// A piece of a stored checkpoint's data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointSlice {
+    /// Length of the whole data.
+    pub total: u64,
+    pub bytes: Vec<u8>,
+}
+
 /// Cluster-wide facts fixed at creation, kept with the data to refuse a mismatched restart.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterIdentity {
@@ -113,6 +121,16 @@ pub trait LogStore: Send {
     fn groups(&self) -> Result<Vec<u32>, StorageError>;
     /// Applies a batch atomically and makes it durable (one fsync).
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError>;
+    /// Up to `len` bytes of the data of `group`'s stored checkpoint, from `offset`, with the
+    /// data's total length; `None` once the stored checkpoint is no longer the one at `index`
+    /// (a newer one replaced it). Snapshots stream from here, never from a copy in memory.
+    fn read_checkpoint(
+        &self,
+        group: u32,
+        index: u64,
+        offset: u64,
+        len: usize,
+    ) -> Result<Option<CheckpointSlice>, StorageError>;
     /// The tombstones of replicas destroyed here: group → index of their removal.
     fn tombstones(&self) -> Result<std::collections::BTreeMap<u32, u64>, StorageError>;
     /// The identity recorded at creation, if any.

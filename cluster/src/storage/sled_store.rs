@@ -1,9 +1,12 @@
 //! The default [`LogStore`] on sled 0.34.
 //!
 //! Keys: `l` + shard (u32 BE) + index (u64 BE) → a log entry; `h`/`c`/`s` + shard → hard state,
-//! conf state, checkpoint; `t` + shard → the index at which a destroyed replica was removed
-//! (u64 BE); `identity` → the cluster identity. Values are protobuf for Raft types
-//! and bincode for ours. The data directory carries a `LOCK` file held with an exclusive lock for
+//! conf state, checkpoint metadata (a snapshot without its data); `d` + shard → the stored
+//! checkpoint's index and data length (u64 BE each); `k` + shard + index + chunk (u32 BE) → the
+//! checkpoint's data in chunks of [`CHECKPOINT_CHUNK_BYTES`], so a snapshot streams from disk a
+//! chunk at a time; `t` + shard → the index at which a destroyed replica was removed (u64 BE);
+//! `identity` → the cluster identity. Values are protobuf for Raft types and bincode for ours.
+//! (A checkpoint written before chunking kept its data inside `s`; it is still read.) The data directory carries a `LOCK` file held with an exclusive lock for
 //! the life of the process, so two nodes cannot open the same directory.
 
 use std::fs::{File, OpenOptions};
@@ -11,7 +14,9 @@ use std::path::Path;
 
 use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 
-use super::{ClusterIdentity, DurableShard, LogStore, StorageError, WriteBatch, WriteOp};
+use super::{
+    CheckpointSlice, ClusterIdentity, DurableShard, LogStore, StorageError, WriteBatch, WriteOp,
+};
 
 /// Tries to open sled while a just-dropped store releases its lock (20 ms apart: 2 s).
 const SLED_OPEN_ATTEMPTS_MAX: u32 = 100;
@@ -20,6 +25,9 @@ const SLED_OPEN_ATTEMPTS_MAX: u32 = 100;
 /// log tail and ledger in memory and never reads the log back while running, so a small cache
 /// costs no throughput.
 pub const CACHE_BYTES_DEFAULT: u64 = 64 << 20;
+
+/// Checkpoint data is stored in chunks of this size.
+pub const CHECKPOINT_CHUNK_BYTES: usize = 1 << 20;
 
 /// sled plus the directory lock.
 pub struct SledStore {
@@ -41,6 +49,33 @@ fn entry_key(shard: u32, index: u64) -> [u8; 13] {
     key[1..5].copy_from_slice(&shard.to_be_bytes());
     key[5..].copy_from_slice(&index.to_be_bytes());
     key
+}
+
+fn chunk_prefix(shard: u32, index: u64) -> [u8; 13] {
+    let mut key = [0u8; 13];
+    key[0] = b'k';
+    key[1..5].copy_from_slice(&shard.to_be_bytes());
+    key[5..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn chunk_key(shard: u32, index: u64, chunk: u32) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[..13].copy_from_slice(&chunk_prefix(shard, index));
+    key[13..].copy_from_slice(&chunk.to_be_bytes());
+    key
+}
+
+/// The stored checkpoint's index and data length (`d` + shard).
+fn checkpoint_header(bytes: &[u8]) -> Result<(u64, u64), StorageError> {
+    let corrupt = || StorageError::Corrupt {
+        key: "checkpoint header".into(),
+        reason: format!("{} bytes", bytes.len()),
+    };
+    let index = <[u8; 8]>::try_from(bytes.get(..8).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
+    let total =
+        <[u8; 8]>::try_from(bytes.get(8..16).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
+    Ok((u64::from_be_bytes(index), u64::from_be_bytes(total)))
 }
 
 fn decode<M: protobuf::Message>(key: &str, bytes: &[u8]) -> Result<M, StorageError> {
@@ -94,6 +129,49 @@ impl SledStore {
     }
 }
 
+impl SledStore {
+    /// Removes every stored chunk of `shard`'s checkpoint data, and those this batch wrote.
+    fn remove_chunks(
+        &self,
+        shard: u32,
+        batch: &mut sled::Batch,
+        written: &mut std::collections::BTreeMap<u32, Vec<[u8; 17]>>,
+    ) -> Result<(), StorageError> {
+        for key in written.remove(&shard).unwrap_or_default() {
+            batch.remove(&key);
+        }
+        for item in self.db.scan_prefix(shard_key(b'k', shard)) {
+            let (key, _) = item?;
+            batch.remove(key);
+        }
+        Ok(())
+    }
+
+    /// A checkpoint written before data was chunked: its data is inside the `s` record.
+    fn read_inline_checkpoint(
+        &self,
+        group: u32,
+        index: u64,
+        offset: u64,
+        len: usize,
+    ) -> Result<Option<CheckpointSlice>, StorageError> {
+        let Some(bytes) = self.db.get(shard_key(b's', group))? else {
+            return Ok(None);
+        };
+        let snapshot = decode::<Snapshot>("checkpoint", &bytes)?;
+        if snapshot.get_metadata().index != index {
+            return Ok(None);
+        }
+        let data = snapshot.get_data();
+        let start = (offset as usize).min(data.len());
+        let end = start.saturating_add(len).min(data.len());
+        Ok(Some(CheckpointSlice {
+            total: data.len() as u64,
+            bytes: data[start..end].to_vec(),
+        }))
+    }
+}
+
 impl LogStore for SledStore {
     fn load_shard(&self, shard: u32) -> Result<Option<DurableShard>, StorageError> {
         let hard = self.db.get(shard_key(b'h', shard))?;
@@ -110,7 +188,22 @@ impl LogStore for SledStore {
             durable.conf_state = decode::<ConfState>("conf state", &bytes)?;
         }
         if let Some(bytes) = snap {
-            durable.snapshot = Some(decode::<Snapshot>("checkpoint", &bytes)?);
+            let mut snapshot = decode::<Snapshot>("checkpoint", &bytes)?;
+            if let Some(header) = self.db.get(shard_key(b'd', shard))? {
+                let (index, total) = checkpoint_header(&header)?;
+                let mut data = Vec::with_capacity(total.min(1 << 30) as usize);
+                for item in self.db.scan_prefix(chunk_prefix(shard, index)) {
+                    data.extend_from_slice(&item?.1);
+                }
+                if data.len() as u64 != total || snapshot.get_metadata().index != index {
+                    return Err(StorageError::Corrupt {
+                        key: format!("checkpoint of group {shard}"),
+                        reason: format!("{} of {total} bytes at index {index}", data.len()),
+                    });
+                }
+                snapshot.data = data.into();
+            }
+            durable.snapshot = Some(snapshot);
         }
         for item in self.db.scan_prefix(shard_key(b'l', shard)) {
             let (_, value) = item?;
@@ -121,6 +214,10 @@ impl LogStore for SledStore {
 
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut sled_batch = sled::Batch::default();
+        // Checkpoint chunks this batch writes, per group (a later op of the same batch may
+        // replace or destroy them before the database sees them).
+        let mut written_chunks: std::collections::BTreeMap<u32, Vec<[u8; 17]>> =
+            std::collections::BTreeMap::new();
         for op in batch.ops {
             match op {
                 WriteOp::Append {
@@ -144,10 +241,23 @@ impl LogStore for SledStore {
                 }
                 WriteOp::Checkpoint {
                     shard,
-                    snapshot,
+                    mut snapshot,
                     compact_from,
                     compact_to,
                 } => {
+                    self.remove_chunks(shard, &mut sled_batch, &mut written_chunks)?;
+                    let index = snapshot.get_metadata().index;
+                    let data = std::mem::take(&mut snapshot.data);
+                    let chunks = written_chunks.entry(shard).or_default();
+                    for (number, chunk) in data.chunks(CHECKPOINT_CHUNK_BYTES).enumerate() {
+                        let key = chunk_key(shard, index, number as u32);
+                        sled_batch.insert(&key, chunk);
+                        chunks.push(key);
+                    }
+                    let mut header = [0u8; 16];
+                    header[..8].copy_from_slice(&index.to_be_bytes());
+                    header[8..].copy_from_slice(&(data.len() as u64).to_be_bytes());
+                    sled_batch.insert(&shard_key(b'd', shard), &header);
                     sled_batch.insert(
                         &shard_key(b'c', shard),
                         encode(snapshot.get_metadata().get_conf_state()),
@@ -158,9 +268,10 @@ impl LogStore for SledStore {
                     }
                 }
                 WriteOp::Destroy { shard, removed_at } => {
-                    for tag in [b'h', b'c', b's'] {
+                    for tag in [b'h', b'c', b's', b'd'] {
                         sled_batch.remove(&shard_key(tag, shard));
                     }
+                    self.remove_chunks(shard, &mut sled_batch, &mut written_chunks)?;
                     if let Some(index) = removed_at {
                         let kept = self
                             .db
@@ -193,6 +304,45 @@ impl LogStore for SledStore {
             }
         }
         Ok(groups.into_iter().collect())
+    }
+
+    fn read_checkpoint(
+        &self,
+        group: u32,
+        index: u64,
+        offset: u64,
+        len: usize,
+    ) -> Result<Option<CheckpointSlice>, StorageError> {
+        let Some(header) = self.db.get(shard_key(b'd', group))? else {
+            return self.read_inline_checkpoint(group, index, offset, len);
+        };
+        let (stored, total) = checkpoint_header(&header)?;
+        if stored != index {
+            return Ok(None);
+        }
+        let end = offset.saturating_add(len as u64).min(total);
+        let mut bytes = Vec::with_capacity(end.saturating_sub(offset) as usize);
+        let mut at = offset;
+        while at < end {
+            let number = at / CHECKPOINT_CHUNK_BYTES as u64;
+            let Some(chunk) = self.db.get(chunk_key(group, index, number as u32))? else {
+                return Err(StorageError::Corrupt {
+                    key: format!("checkpoint chunk {number} of group {group}"),
+                    reason: "missing".into(),
+                });
+            };
+            let from = (at - number * CHECKPOINT_CHUNK_BYTES as u64) as usize;
+            let to = chunk.len().min(from + (end - at) as usize);
+            if from >= to {
+                return Err(StorageError::Corrupt {
+                    key: format!("checkpoint chunk {number} of group {group}"),
+                    reason: format!("{} bytes", chunk.len()),
+                });
+            }
+            bytes.extend_from_slice(&chunk[from..to]);
+            at += (to - from) as u64;
+        }
+        Ok(Some(CheckpointSlice { total, bytes }))
     }
 
     fn tombstones(&self) -> Result<std::collections::BTreeMap<u32, u64>, StorageError> {
@@ -321,6 +471,98 @@ mod tests {
         };
         store.set_identity(&identity).unwrap();
         assert_eq!(store.identity().unwrap(), Some(identity));
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn checkpoint(index: u64, data: Vec<u8>) -> WriteBatch {
+        let mut snapshot = Snapshot::default();
+        snapshot.mut_metadata().index = index;
+        snapshot.mut_metadata().term = 1;
+        snapshot.data = data.into();
+        WriteBatch {
+            ops: vec![WriteOp::Checkpoint {
+                shard: 2,
+                snapshot,
+                compact_from: 1,
+                compact_to: 0,
+            }],
+        }
+    }
+
+    #[test]
+    fn checkpoints_are_stored_in_chunks_and_read_in_slices() {
+        let dir = std::env::temp_dir().join(format!("tuma-sled-chunks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let big: Vec<u8> = (0..CHECKPOINT_CHUNK_BYTES * 5 / 2)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        {
+            let store = SledStore::open(&dir).unwrap();
+            store.write(checkpoint(10, big.clone())).unwrap();
+            // A slice across a chunk boundary, and the tail.
+            let from = CHECKPOINT_CHUNK_BYTES as u64 - 5;
+            let slice = store.read_checkpoint(2, 10, from, 10).unwrap().unwrap();
+            assert_eq!(slice.total, big.len() as u64);
+            assert_eq!(slice.bytes, big[from as usize..from as usize + 10]);
+            let tail = store
+                .read_checkpoint(2, 10, big.len() as u64 - 3, 100)
+                .unwrap()
+                .unwrap();
+            assert_eq!(tail.bytes, big[big.len() - 3..]);
+            assert!(
+                store.read_checkpoint(2, 9, 0, 10).unwrap().is_none(),
+                "only the stored checkpoint's index is served"
+            );
+        }
+        let store = SledStore::open(&dir).unwrap();
+        let loaded = store.load_shard(2).unwrap().unwrap().snapshot.unwrap();
+        assert_eq!(
+            &loaded.data[..],
+            &big[..],
+            "a restart reassembles the chunks"
+        );
+        // A smaller checkpoint replaces it; none of the old chunks stay behind.
+        store.write(checkpoint(20, vec![7; 100])).unwrap();
+        assert!(store.read_checkpoint(2, 10, 0, 10).unwrap().is_none());
+        let chunks = store.db.scan_prefix(shard_key(b'k', 2)).count();
+        assert_eq!(chunks, 1);
+        assert_eq!(
+            &store.load_shard(2).unwrap().unwrap().snapshot.unwrap().data[..],
+            &[7; 100][..]
+        );
+        store
+            .write(WriteBatch {
+                ops: vec![WriteOp::Destroy {
+                    shard: 2,
+                    removed_at: None,
+                }],
+            })
+            .unwrap();
+        assert_eq!(store.db.scan_prefix(shard_key(b'k', 2)).count(), 0);
+        assert!(store.load_shard(2).unwrap().is_none());
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_written_before_chunking_is_still_read() {
+        let dir = std::env::temp_dir().join(format!("tuma-sled-inline-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SledStore::open(&dir).unwrap();
+        let mut snapshot = Snapshot::default();
+        snapshot.mut_metadata().index = 7;
+        snapshot.data = b"an older node's ledger".to_vec().into();
+        store
+            .db
+            .insert(shard_key(b's', 4), encode(&snapshot))
+            .unwrap();
+        let slice = store.read_checkpoint(4, 7, 3, 5).unwrap().unwrap();
+        assert_eq!(slice.bytes, b"older".to_vec());
+        assert_eq!(
+            &store.load_shard(4).unwrap().unwrap().snapshot.unwrap().data[..],
+            b"an older node's ledger"
+        );
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -72,6 +72,13 @@ pub(super) fn build(cfg: &NodesConfig, seed: u64, tariffs: Arc<Tariffs>) -> Worl
     template.log_keep_entries = rng.range(2, 30);
     template.forward_timeout_ms = 3_000;
     template.snapshot_retry_ms = 2_000;
+    // Snapshots stream in small chunks here, so every one spans many frames that drops,
+    // partitions and crashes can cut.
+    let streams = &mut template.snapshot_streams;
+    streams.chunk_bytes = rng.range(64, 4_096) as usize;
+    streams.window_chunks = rng.range(1, 8) as usize;
+    streams.resend_ms = rng.range(100, 1_000);
+    streams.give_up_ms = rng.range(3_000, 20_000);
     template.actor_idle_ms = 5_000;
     template.planted_fault = cfg.planted_fault;
     // Protocol timing differs per seed: short inquiry graces make a payee ask about a

@@ -1,0 +1,397 @@
+//! Snapshots that always arrive: a leader streams a follower's snapshot in chunks read from its
+//! stored checkpoint (never from a copy in memory), with a window of chunks in flight; the
+//! follower acknowledges how much it holds, so a stream cut by a dropped connection resumes
+//! where it stopped. raft-rs hears the outcome through `report_snapshot`: `Finish` once the
+//! follower handed the whole snapshot to its group, `Failure` when the stream made no progress
+//! for too long (raft-rs then sends a fresh one) or its checkpoint was replaced.
+//!
+//! raft-rs builds `MsgSnapshot` from [`ShardLog`](crate::storage::ShardLog)'s checkpoint
+//! metadata, without data; [`SnapshotStreams::start`] takes that message instead of the
+//! transport (a snapshot message never travels whole, so it has no size limit below the disk).
+//! Both halves are plain state machines over the store and the caller's clock.
+
+use std::collections::BTreeMap;
+
+use protobuf::Message as _;
+use raft::prelude::Message;
+use raft::SnapshotStatus;
+
+use crate::storage::{LogStore, StorageError};
+use crate::transport::NodeId;
+use crate::wire::PeerFrame;
+
+/// Timing and size limits of snapshot streams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// Bytes per chunk frame.
+    pub chunk_bytes: usize,
+    /// Chunks sent ahead of the receiver's acknowledgement.
+    pub window_chunks: usize,
+    /// With no acknowledgement for this long, resend from what the receiver holds.
+    pub resend_ms: u64,
+    /// With no progress for this long, give the stream up (raft-rs sends a fresh snapshot).
+    pub give_up_ms: u64,
+    /// Largest snapshot a receiver accepts; a partial one idle this long is dropped.
+    pub receive_bytes_max: u64,
+    pub receive_idle_ms: u64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> StreamConfig {
+        StreamConfig {
+            chunk_bytes: 1 << 20,
+            window_chunks: 8,
+            resend_ms: 2_000,
+            give_up_ms: 60_000,
+            receive_bytes_max: 64 << 30,
+            receive_idle_ms: 300_000,
+        }
+    }
+}
+
+/// A snapshot being sent to one follower.
+struct Outgoing {
+    /// This stream's id (unique per sender and run).
+    id: u64,
+    /// The `MsgSnapshot` raft-rs made, without data (protobuf).
+    header: Vec<u8>,
+    index: u64,
+    /// Bytes of the checkpoint data, once the first read told.
+    total: Option<u64>,
+    /// Next byte to send.
+    next: u64,
+    /// Bytes the receiver said it holds.
+    acked: u64,
+    /// Last acknowledgement that moved `acked` (or the start).
+    progress_at: u64,
+    /// Last progress or rewind: resend from `acked` when quiet this long.
+    quiet_since: u64,
+}
+
+/// A snapshot being received from a leader.
+struct Incoming {
+    from: NodeId,
+    stream: u64,
+    index: u64,
+    total: u64,
+    header: Vec<u8>,
+    data: Vec<u8>,
+    touched_at: u64,
+}
+
+/// What a pump of the outgoing streams produced.
+#[derive(Default)]
+pub struct Pumped {
+    pub frames: Vec<(NodeId, PeerFrame)>,
+    /// Outcomes to report to raft-rs: (group, follower, status).
+    pub reports: Vec<(u32, NodeId, SnapshotStatus)>,
+}
+
+/// What a received chunk produced.
+pub struct Received {
+    /// The acknowledgement to send back (none for a chunk that was refused outright).
+    pub ack: Option<PeerFrame>,
+    /// The whole `MsgSnapshot`, data included, once the last chunk arrived.
+    pub message: Option<Message>,
+}
+
+/// Every snapshot stream of one node, both directions.
+#[derive(Default)]
+pub struct SnapshotStreams {
+    config: StreamConfig,
+    outgoing: BTreeMap<(u32, NodeId), Outgoing>,
+    incoming: BTreeMap<u32, Incoming>,
+    /// The last stream each group received whole: (sender, stream). A chunk of it arriving
+    /// again (its "done" was lost) is answered "done" again; a new stream is taken afresh.
+    completed: BTreeMap<u32, (NodeId, u64)>,
+    /// The id of the next stream this node starts.
+    next_stream: u64,
+}
+
+impl SnapshotStreams {
+    /// `first_stream` should differ between runs of a node (a restarted leader's new streams
+    /// must not look like its old ones): the engine draws it from its seed.
+    pub fn new(config: StreamConfig, first_stream: u64) -> SnapshotStreams {
+        SnapshotStreams {
+            config,
+            next_stream: first_stream,
+            ..SnapshotStreams::default()
+        }
+    }
+
+    /// Takes a `MsgSnapshot` raft-rs wants sent (its data is empty: it comes from the stored
+    /// checkpoint). A stream of the same checkpoint to the same follower goes on from where
+    /// it is; another replaces it.
+    pub fn start(&mut self, group: u32, mut message: Message, now: u64) {
+        let to = message.to;
+        let index = message.get_snapshot().get_metadata().index;
+        if self
+            .outgoing
+            .get(&(group, to))
+            .is_some_and(|s| s.index == index)
+        {
+            return;
+        }
+        message.mut_snapshot().clear_data();
+        let header = message
+            .write_to_bytes()
+            .expect("encoding a raft message into memory cannot fail");
+        let id = self.next_stream;
+        self.next_stream = self.next_stream.wrapping_add(1);
+        tracing::info!(group, to, index, stream = id, "streaming a snapshot");
+        metrics::counter!("tuma_snapshots_started_total").increment(1);
+        self.outgoing.insert(
+            (group, to),
+            Outgoing {
+                id,
+                header,
+                index,
+                total: None,
+                next: 0,
+                acked: 0,
+                progress_at: now,
+                quiet_since: now,
+            },
+        );
+    }
+
+    /// True while a snapshot of `group` is streaming to `to`.
+    pub fn sending(&self, group: u32, to: NodeId) -> bool {
+        self.outgoing.contains_key(&(group, to))
+    }
+
+    /// Sends what the windows allow, resends what went quiet, gives up streams that stalled
+    /// or whose group this node no longer leads (`leads`).
+    pub fn pump(
+        &mut self,
+        store: &dyn LogStore,
+        now: u64,
+        leads: impl Fn(u32) -> bool,
+    ) -> Result<Pumped, StorageError> {
+        let mut pumped = Pumped::default();
+        let config = &self.config;
+        let mut finished = Vec::new();
+        for (&(group, to), stream) in self.outgoing.iter_mut() {
+            if !leads(group) {
+                finished.push((group, to, None));
+                continue;
+            }
+            if now >= stream.progress_at.saturating_add(config.give_up_ms) {
+                tracing::warn!(
+                    group,
+                    to,
+                    index = stream.index,
+                    "a snapshot stream made no progress; giving it up"
+                );
+                finished.push((group, to, Some(SnapshotStatus::Failure)));
+                continue;
+            }
+            if now >= stream.quiet_since.saturating_add(config.resend_ms) {
+                stream.next = stream.acked;
+                stream.quiet_since = now;
+                metrics::counter!("tuma_snapshot_resumes_total").increment(1);
+            }
+            let window_end = stream
+                .acked
+                .saturating_add((config.chunk_bytes * config.window_chunks) as u64);
+            while stream.next < window_end && stream.total.is_none_or(|t| stream.next < t) {
+                let Some(slice) =
+                    store.read_checkpoint(group, stream.index, stream.next, config.chunk_bytes)?
+                else {
+                    tracing::info!(
+                        group,
+                        to,
+                        index = stream.index,
+                        "the checkpoint being streamed was replaced"
+                    );
+                    finished.push((group, to, Some(SnapshotStatus::Failure)));
+                    break;
+                };
+                stream.total = Some(slice.total);
+                let offset = stream.next;
+                stream.next += slice.bytes.len() as u64;
+                metrics::counter!("tuma_snapshot_bytes_sent_total")
+                    .increment(slice.bytes.len() as u64);
+                pumped.frames.push((
+                    to,
+                    PeerFrame::SnapshotChunk {
+                        shard: group,
+                        stream: stream.id,
+                        header: stream.header.clone(),
+                        index: stream.index,
+                        offset,
+                        total: slice.total,
+                        data: slice.bytes,
+                    },
+                ));
+                if slice.total == 0 {
+                    break; // an empty checkpoint travels as one empty chunk
+                }
+            }
+        }
+        for (group, to, report) in finished {
+            self.outgoing.remove(&(group, to));
+            if let Some(status) = report {
+                metrics::counter!("tuma_snapshots_failed_total").increment(1);
+                pumped.reports.push((group, to, status));
+            }
+        }
+        Ok(pumped)
+    }
+
+    /// A follower's acknowledgement: the stream moves on, or is done (reported `Finish`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_ack(
+        &mut self,
+        from: NodeId,
+        group: u32,
+        stream_id: u64,
+        index: u64,
+        received: u64,
+        done: bool,
+        now: u64,
+    ) -> Option<(u32, NodeId, SnapshotStatus)> {
+        let stream = self
+            .outgoing
+            .get_mut(&(group, from))
+            .filter(|s| s.id == stream_id && s.index == index)?;
+        if done {
+            self.outgoing.remove(&(group, from));
+            tracing::info!(group, to = from, index, "snapshot delivered");
+            metrics::counter!("tuma_snapshots_delivered_total").increment(1);
+            return Some((group, from, SnapshotStatus::Finish));
+        }
+        // Only progress counts: acknowledgements of chunks that arrived out of order (after a
+        // lost one) repeat what is held, and the stream resends from there once it is quiet.
+        let received = received.min(stream.total.unwrap_or(u64::MAX));
+        if received > stream.acked {
+            stream.acked = received;
+            stream.next = stream.next.max(received);
+            stream.progress_at = now;
+            stream.quiet_since = now;
+        } else if received < stream.acked {
+            // The receiver lost what it held (it restarted): start again from what it has.
+            stream.acked = received;
+            stream.next = received;
+            stream.quiet_since = now;
+        }
+        None
+    }
+
+    /// A chunk from `from`. Chunks are taken in order; anything else is answered with what is
+    /// held, so the sender resumes there.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_chunk(
+        &mut self,
+        from: NodeId,
+        group: u32,
+        stream_id: u64,
+        header: Vec<u8>,
+        index: u64,
+        offset: u64,
+        total: u64,
+        data: Vec<u8>,
+        now: u64,
+    ) -> Received {
+        let ack = |received, done| PeerFrame::SnapshotAck {
+            shard: group,
+            stream: stream_id,
+            index,
+            received,
+            done,
+        };
+        if total > self.config.receive_bytes_max {
+            tracing::warn!(
+                group,
+                from,
+                total,
+                "refused a snapshot larger than the limit"
+            );
+            return Received {
+                ack: None,
+                message: None,
+            };
+        }
+        if self.completed.get(&group) == Some(&(from, stream_id)) {
+            // Whole already: its "done" was lost on the way.
+            return Received {
+                ack: Some(ack(total, true)),
+                message: None,
+            };
+        }
+        let same = self.incoming.get(&group).is_some_and(|s| {
+            s.from == from && s.stream == stream_id && s.index == index && s.total == total
+        });
+        if !same && offset == 0 {
+            self.incoming.insert(
+                group,
+                Incoming {
+                    from,
+                    stream: stream_id,
+                    index,
+                    total,
+                    header,
+                    data: Vec::new(),
+                    touched_at: now,
+                },
+            );
+        } else if !same {
+            // A stream this node does not hold (it restarted, or dropped it): from the start.
+            return Received {
+                ack: Some(ack(0, false)),
+                message: None,
+            };
+        }
+        let stream = self.incoming.get_mut(&group).expect("present");
+        stream.touched_at = now;
+        let held = stream.data.len() as u64;
+        if offset == held && held + data.len() as u64 <= total {
+            stream.data.extend_from_slice(&data);
+            metrics::counter!("tuma_snapshot_bytes_received_total").increment(data.len() as u64);
+        }
+        let held = stream.data.len() as u64;
+        if held < total {
+            return Received {
+                ack: Some(ack(held, false)),
+                message: None,
+            };
+        }
+        let stream = self.incoming.remove(&group).expect("present");
+        self.completed.insert(group, (from, stream_id));
+        match Message::parse_from_bytes(&stream.header) {
+            Ok(mut message) if message.get_snapshot().get_metadata().index == index => {
+                message.mut_snapshot().data = stream.data.into();
+                Received {
+                    ack: Some(ack(held, true)),
+                    message: Some(message),
+                }
+            }
+            _ => {
+                tracing::warn!(
+                    group,
+                    from,
+                    "a snapshot's header does not parse or match; dropped"
+                );
+                Received {
+                    ack: None,
+                    message: None,
+                }
+            }
+        }
+    }
+
+    /// Drops partial snapshots nobody sent to for long.
+    pub fn expire(&mut self, now: u64) {
+        let idle = self.config.receive_idle_ms;
+        self.incoming
+            .retain(|_, s| now < s.touched_at.saturating_add(idle));
+    }
+
+    /// Bytes held by partial incoming snapshots.
+    pub fn receiving_bytes(&self) -> u64 {
+        self.incoming.values().map(|s| s.data.len() as u64).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;
