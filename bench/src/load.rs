@@ -289,6 +289,7 @@ pub async fn run(
                 plant_fault: None,
                 fast_pin_hash: config.fast_pin_hash,
                 argon2_pins: config.argon2_pins(),
+                extra_args: Vec::new(),
             };
             let local = LocalCluster::start(
                 config.binary.clone(),

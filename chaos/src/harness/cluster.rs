@@ -45,6 +45,8 @@ pub struct NodeOptions {
     pub fast_pin_hash: bool,
     /// Store new PINs as argon2id hashes (`--pin-hash argon2`) instead of keyed digests.
     pub argon2_pins: bool,
+    /// More flags for every node (tests: checkpoint cadence and the like).
+    pub extra_args: Vec<String>,
 }
 
 pub const ADMIN_TOKEN: &str = "chaos-harness-admin-token";
@@ -220,7 +222,11 @@ impl ChaosCluster {
             .args(["--clock-offset-ms", &node.clock_offset_ms.to_string()])
             // The clock-jump fault moves a running node's clock through a test hook.
             .arg("--enable-test-hooks")
-            .env("TUMA_LOG", "info,raft=warn")
+            .env(
+                "TUMA_LOG",
+                // TUMA_CHAOS_NODE_LOG sets the nodes' log filter when a run needs more.
+                std::env::var("TUMA_CHAOS_NODE_LOG").unwrap_or_else(|_| "info,raft=warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -233,6 +239,7 @@ impl ChaosCluster {
         if self.options.argon2_pins {
             command.args(["--pin-hash", "argon2"]);
         }
+        command.args(&self.options.extra_args);
         let child = command.spawn()?;
         let node = &mut self.nodes[id - 1];
         node.child = Some(child);

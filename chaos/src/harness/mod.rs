@@ -150,6 +150,7 @@ pub async fn run(
             plant_fault: config.plant_fault.clone(),
             fast_pin_hash: true,
             argon2_pins: false,
+            extra_args: Vec::new(),
         },
     )
     .await?;

@@ -41,6 +41,8 @@ pub struct RaftGroup {
     /// (it has applied an entry of its term, so it knows everything committed before it).
     applied_term: u64,
     pub checkpoint_index: u64,
+    /// Size of the newest checkpoint's data (what a snapshot of this group streams).
+    pub checkpoint_bytes: u64,
     /// A configuration change applied since the last checkpoint: checkpoint now, so the
     /// snapshot a new replica receives names it.
     pub force_checkpoint: bool,
@@ -133,6 +135,7 @@ impl RaftGroup {
             applied,
             applied_term,
             checkpoint_index: applied,
+            checkpoint_bytes: snapshot.as_ref().map_or(0, |s| s.data.len() as u64),
             force_checkpoint: false,
             was_leader: false,
             incarnation,
@@ -424,11 +427,13 @@ impl RaftGroup {
         self.conf_index = self.applied;
         self.conf_term = self.applied_term;
         self.checkpoint_index = self.applied;
+        self.checkpoint_bytes = snapshot.data.len() as u64;
         // The hard state (commit at least the snapshot's index) goes into the same batch.
         self.commit_dirty = true;
         tracing::info!(
             group = self.id,
             index = self.applied,
+            bytes = self.checkpoint_bytes,
             "installed a snapshot from the leader"
         );
         metrics::counter!("tuma_raft_snapshots_installed_total").increment(1);
@@ -464,9 +469,16 @@ impl RaftGroup {
         snapshot.data = data().into();
         let (first, _) = self.log.bounds();
         let compact_to = self.applied.saturating_sub(keep);
-        self.log.checkpoint(snapshot.clone(), compact_to);
+        self.log.checkpoint(&snapshot, compact_to);
         self.checkpoint_index = self.applied;
+        self.checkpoint_bytes = snapshot.data.len() as u64;
         metrics::counter!("tuma_raft_checkpoints_total").increment(1);
+        tracing::debug!(
+            group = self.id,
+            index = self.applied,
+            bytes = snapshot.data.len(),
+            "checkpoint"
+        );
         Some(WriteOp::Checkpoint {
             shard: self.id,
             snapshot,

@@ -24,6 +24,14 @@ pub struct ShardStatus {
     pub learners: Vec<NodeId>,
     /// For a leader: entries each follower is behind.
     pub follower_lag: BTreeMap<NodeId, u64>,
+    /// The newest checkpoint: its index and data size (what a snapshot of it streams).
+    #[serde(default)]
+    pub checkpoint_index: u64,
+    #[serde(default)]
+    pub checkpoint_bytes: u64,
+    /// The oldest entry the log still holds (older ones are in the checkpoint).
+    #[serde(default)]
+    pub first_index: u64,
 }
 
 /// One node's status.
@@ -85,6 +93,9 @@ impl Engine {
                     voters: r.group.log.conf_state().voters.clone(),
                     learners: r.group.log.conf_state().learners.clone(),
                     follower_lag,
+                    checkpoint_index: r.group.checkpoint_index,
+                    checkpoint_bytes: r.group.checkpoint_bytes,
+                    first_index: r.group.log.bounds().0,
                 }
             })
             .collect();

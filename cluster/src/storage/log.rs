@@ -140,7 +140,7 @@ impl ShardLog {
     }
 
     /// Records a new checkpoint and drops log entries up to `compact_to` (≤ its index).
-    pub fn checkpoint(&self, snapshot: Snapshot, compact_to: u64) {
+    pub fn checkpoint(&self, snapshot: &Snapshot, compact_to: u64) {
         let mut core = self.write();
         let compact_to = compact_to.min(core.last_index());
         if compact_to > core.truncated_index {
@@ -150,7 +150,7 @@ impl ShardLog {
             core.truncated_index = compact_to;
             core.truncated_term = term;
         }
-        core.checkpoint = Some(metadata_only(&snapshot));
+        core.checkpoint = Some(metadata_only(snapshot));
     }
 
     /// The term of an entry still in the log (or the last truncated one).

@@ -64,8 +64,11 @@ struct Outgoing {
     acked: u64,
     /// Last acknowledgement that moved `acked` (or the start).
     progress_at: u64,
-    /// Last progress or rewind: resend from `acked` when quiet this long.
+    /// Last progress or rewind: resend from `acked` when quiet for `resend_after`.
     quiet_since: u64,
+    /// The wait before the next resend: `resend_ms`, doubled after each resend that brought
+    /// no progress (a slow receiver is not buried under copies of what it is still reading).
+    resend_after: u64,
 }
 
 /// A snapshot being received from a leader.
@@ -151,6 +154,7 @@ impl SnapshotStreams {
                 acked: 0,
                 progress_at: now,
                 quiet_since: now,
+                resend_after: self.config.resend_ms,
             },
         );
     }
@@ -186,9 +190,21 @@ impl SnapshotStreams {
                 finished.push((group, to, Some(SnapshotStatus::Failure)));
                 continue;
             }
-            if now >= stream.quiet_since.saturating_add(config.resend_ms) {
+            if now >= stream.quiet_since.saturating_add(stream.resend_after) {
+                tracing::debug!(
+                    group,
+                    to,
+                    acked = stream.acked,
+                    next = stream.next,
+                    "snapshot stream quiet; resending from what the follower holds"
+                );
                 stream.next = stream.acked;
                 stream.quiet_since = now;
+                stream.resend_after = stream
+                    .resend_after
+                    .saturating_mul(2)
+                    .min(config.give_up_ms / 2)
+                    .max(config.resend_ms);
                 metrics::counter!("tuma_snapshot_resumes_total").increment(1);
             }
             let window_end = stream
@@ -264,11 +280,13 @@ impl SnapshotStreams {
         // Only progress counts: acknowledgements of chunks that arrived out of order (after a
         // lost one) repeat what is held, and the stream resends from there once it is quiet.
         let received = received.min(stream.total.unwrap_or(u64::MAX));
+        tracing::trace!(group, from, received, acked = stream.acked, "snapshot ack");
         if received > stream.acked {
             stream.acked = received;
             stream.next = stream.next.max(received);
             stream.progress_at = now;
             stream.quiet_since = now;
+            stream.resend_after = self.config.resend_ms;
         } else if received < stream.acked {
             // The receiver lost what it held (it restarted): start again from what it has.
             stream.acked = received;
@@ -337,6 +355,13 @@ impl SnapshotStreams {
             );
         } else if !same {
             // A stream this node does not hold (it restarted, or dropped it): from the start.
+            tracing::debug!(
+                group,
+                from,
+                stream = stream_id,
+                offset,
+                "snapshot chunk of a stream not held"
+            );
             return Received {
                 ack: Some(ack(0, false)),
                 message: None,
@@ -345,6 +370,7 @@ impl SnapshotStreams {
         let stream = self.incoming.get_mut(&group).expect("present");
         stream.touched_at = now;
         let held = stream.data.len() as u64;
+        tracing::trace!(group, from, offset, held, total, "snapshot chunk");
         if offset == held && held + data.len() as u64 <= total {
             stream.data.extend_from_slice(&data);
             metrics::counter!("tuma_snapshot_bytes_received_total").increment(data.len() as u64);

@@ -352,3 +352,40 @@ fn a_receiver_refuses_oversized_snapshots_and_takes_chunks_only_in_order() {
         "a header that does not parse is dropped"
     );
 }
+
+#[test]
+fn a_silent_receiver_gets_fewer_and_fewer_copies_and_progress_resets_the_wait() {
+    let (_disk, store) = store_with_checkpoint(40, data(95));
+    let mut sender = SnapshotStreams::new(config(), 100);
+    let mut receiver = SnapshotStreams::new(config(), 100);
+    sender.start(GROUP, snapshot_message(40), 0);
+    assert_eq!(sender.pump(&store, 0, |_| true).unwrap().frames.len(), 3);
+    // Nothing is acknowledged: resends after 100 ms, then 200, then 400 more.
+    let resent_at: Vec<u64> = (1..=69)
+        .map(|step| step * 10)
+        .filter(|now| {
+            !sender
+                .pump(&store, *now, |_| true)
+                .unwrap()
+                .frames
+                .is_empty()
+        })
+        .collect();
+    assert_eq!(resent_at, vec![100, 300]);
+    let resent = sender.pump(&store, 700, |_| true).unwrap();
+    assert_eq!(chunk_offsets(&resent.frames), vec![0, 10, 20]);
+    // Progress: the next window goes at once, and the wait is back to 100 ms.
+    let (acks, _) = deliver(&mut receiver, resent.frames, 700);
+    acknowledge(&mut sender, acks, 700);
+    let next = sender.pump(&store, 700, |_| true).unwrap();
+    assert_eq!(chunk_offsets(&next.frames), vec![30, 40, 50]);
+    assert!(sender
+        .pump(&store, 790, |_| true)
+        .unwrap()
+        .frames
+        .is_empty());
+    assert_eq!(
+        chunk_offsets(&sender.pump(&store, 800, |_| true).unwrap().frames),
+        vec![30, 40, 50]
+    );
+}
