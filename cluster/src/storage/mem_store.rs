@@ -225,13 +225,7 @@ impl LogStore for MemStore {
         else {
             return Ok(None);
         };
-        let data = snapshot.get_data();
-        let start = (offset as usize).min(data.len());
-        let end = start.saturating_add(len).min(data.len());
-        Ok(Some(CheckpointSlice {
-            total: data.len() as u64,
-            bytes: data[start..end].to_vec(),
-        }))
+        Ok(Some(CheckpointSlice::of(snapshot.get_data(), offset, len)))
     }
 
     fn tombstones(&self) -> Result<BTreeMap<u32, u64>, StorageError> {

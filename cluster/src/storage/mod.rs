@@ -102,6 +102,20 @@ pub struct CheckpointSlice {
     pub bytes: Vec<u8>,
 }
 
+impl CheckpointSlice {
+    /// Up to `len` bytes of `data` from `offset` (none past its end).
+    pub fn of(data: &[u8], offset: u64, len: usize) -> CheckpointSlice {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        let end = start.saturating_add(len).min(data.len());
+        CheckpointSlice {
+            total: data.len() as u64,
+            bytes: data[start..end].to_vec(),
+        }
+    }
+}
+
 /// Cluster-wide facts fixed at creation, kept with the data to refuse a mismatched restart.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterIdentity {

@@ -7,13 +7,13 @@
 //! It runs the `tuma` binary Cargo built for this workspace (`cargo build -p tuma-node`, or
 //! `cargo test --workspace`). It takes about 4–5 minutes in a debug build (450,000 accounts are
 //! registered to make the checkpoint large), so it is not part of the default run:
-//! `cargo test -p tuma-chaos --test snapshot_stream -- --ignored`.
+//! `cargo test -p tuma-tests --test snapshot_stream -- --ignored`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tuma_chaos::harness::{LocalCluster, NetworkMode, NodeOptions, ADMIN_TOKEN};
+use tuma_tests::tuma_binary;
 
 /// Accounts registered, each with a stored PIN hash: their ledger checkpoint is over 64 MiB
 /// (about 165 bytes each).
@@ -22,21 +22,6 @@ const ROWS_PER_REQUEST: usize = 10_000;
 const FRAME_LIMIT_BYTES: u64 = 64 << 20;
 /// The links are cut once the follower holds this much of the snapshot.
 const CUT_AFTER_BYTES: u64 = 8 << 20;
-
-fn tuma_binary() -> PathBuf {
-    let mut dir = std::env::current_exe().expect("test executable path");
-    dir.pop();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join(format!("tuma{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p tuma-node` (or `cargo test --workspace`)",
-        path.display()
-    );
-    path
-}
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
     let response = client.get(url).bearer_auth(ADMIN_TOKEN).send().await.ok()?;
@@ -108,7 +93,7 @@ async fn register(cluster: &LocalCluster, leader: usize, from: usize, rows: usiz
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "takes 4–5 minutes: cargo test -p tuma-chaos --test snapshot_stream -- --ignored"]
+#[ignore = "takes 4–5 minutes: cargo test -p tuma-tests --test snapshot_stream -- --ignored"]
 async fn a_snapshot_over_64_mib_arrives_after_its_connection_is_cut_midway() {
     let dir = std::env::temp_dir().join(format!("tuma-it-snapshot-stream-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
