@@ -5,7 +5,7 @@
 //! close every open connection of a link they cut.
 //!
 //! It runs the `tuma` binary Cargo built for this workspace (`cargo build -p tuma-node`, or
-//! `cargo test --workspace`). It takes about 4–5 minutes in a debug build (450,000 accounts are
+//! `cargo test --workspace`). It takes about 4–8 minutes in a debug build (450,000 accounts are
 //! registered to make the checkpoint large), so it is not part of the default run:
 //! `cargo test -p tuma-tests --test snapshot_stream -- --ignored`.
 
@@ -93,7 +93,7 @@ async fn register(cluster: &LocalCluster, leader: usize, from: usize, rows: usiz
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "takes 4–5 minutes: cargo test -p tuma-tests --test snapshot_stream -- --ignored"]
+#[ignore = "takes 4–8 minutes: cargo test -p tuma-tests --test snapshot_stream -- --ignored"]
 async fn a_snapshot_over_64_mib_arrives_after_its_connection_is_cut_midway() {
     let dir = std::env::temp_dir().join(format!("tuma-it-snapshot-stream-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
