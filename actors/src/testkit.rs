@@ -115,7 +115,7 @@ impl Cluster {
         applied
     }
 
-    fn run_effects(&mut self, shard: usize, effects: crate::protocol::Effects) {
+    pub fn run_effects(&mut self, shard: usize, effects: crate::protocol::Effects) {
         for command in effects.propose {
             self.apply(shard, command);
         }
@@ -214,7 +214,22 @@ impl Cluster {
     pub fn finish(&mut self, request: TransferRequest) -> Receipt {
         let id = request.id.clone();
         let shard = self.shard_of(&request.from);
-        self.submit(request);
+        let payer = request.from.clone();
+        if let Applied::TransferRefused { result, .. } = self.submit(request) {
+            // Refused without a record: the answer is all there is.
+            let balance = self.ledgers[shard]
+                .account(&payer)
+                .map(|a| a.balances.balance())
+                .unwrap_or_default();
+            return Receipt {
+                id,
+                result,
+                txn_id: None,
+                fee: Money::ZERO,
+                balance,
+                payee_name: None,
+            };
+        }
         self.deliver_all();
         self.ledgers[shard].receipt(&id).expect("transfer decided")
     }

@@ -132,6 +132,11 @@ pub enum Command {
     SmsDelivered {
         up_to_seq: u64,
     },
+    /// The leader's retirement of finished records whose time is at or before `up_to_ms` (the
+    /// idempotency window and its grace behind the leader's clock; see `history.rs`).
+    Retire {
+        up_to_ms: u64,
+    },
 }
 
 /// What a client is told about a transfer once it is final.

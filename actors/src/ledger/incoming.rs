@@ -86,6 +86,9 @@ impl ShardLedger {
         } else {
             Money::ZERO
         };
+        if let IncomingState::Rejected(_) = state {
+            self.finished_incoming(&offer.id, offer.deadline_ms, now);
+        }
         let record = IncomingTransfer {
             offer: Some(offer.clone()),
             payer_shard: offer.payer_shard,
@@ -130,8 +133,12 @@ impl ShardLedger {
         };
         let Some(record) = self.state.incoming.get(id) else {
             if decision == Decision::Commit {
-                self.protocol_error =
-                    Some(format!("commit of {id} that this shard never accepted"));
+                // Once records retire, a commit for an unknown transfer may be a late copy of
+                // one settled and retired long ago; before that it cannot be right.
+                if !self.has_retired() {
+                    self.protocol_error =
+                        Some(format!("commit of {id} that this shard never accepted"));
+                }
             } else {
                 // The abort overtook the offer: leave a tombstone so a late offer is refused.
                 let tombstone = IncomingTransfer {
@@ -144,6 +151,7 @@ impl ShardLedger {
                     reversal: ReversalMark::None,
                 };
                 self.state.incoming.insert(id.clone(), tombstone);
+                self.finished_incoming(id, now, now);
             }
             return settled;
         };
@@ -173,7 +181,10 @@ impl ShardLedger {
                 stored.settled_ms = Some(now);
                 if state == IncomingState::Committed {
                     self.notify_remote_payee(offer, now);
+                    self.credited_remotely(offer, now);
                 }
+                debug_assert!(Self::incoming_final(&state));
+                self.finished_incoming(id, offer.deadline_ms, now);
             }
             (IncomingState::Committed, Decision::Commit)
             | (IncomingState::Aborted, Decision::Abort)

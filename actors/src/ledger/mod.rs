@@ -10,6 +10,7 @@
 //! | `outgoing.rs` | payer side: same-shard transfer, Prepare, Decide, decision delivered |
 //! | `incoming.rs` | payee side: Accept/Reject, Settle |
 //! | `notify.rs` | confirmation SMS records written on commit |
+//! | `history.rs` | history rows emitted as transfers finish, and retirement of finished records |
 //! | `audit.rs` | the invariants asserted on every apply and the full audit |
 //!
 //! `apply` is handed each entry with the leader's timestamp and never reads a clock; the shard's
@@ -21,6 +22,7 @@ mod audit;
 mod books;
 mod checks;
 mod command;
+mod history;
 mod incoming;
 mod notify;
 mod outgoing;
@@ -43,6 +45,7 @@ pub use command::{
     ApiCredentials, Applied, Command, CreditAnswer, CreditOffer, Decision, Entry, OpenAccount,
     Receipt,
 };
+pub use history::{HistoryRow, HistorySide};
 pub use records::{
     Account, AccountStatus, Balances, DailyUsage, IncomingState, IncomingTransfer, OutgoingState,
     OutgoingTransfer, ReversalMark, SmsRecord,
@@ -113,6 +116,12 @@ pub struct LedgerState {
     entries_applied: u64,
     /// Σ of every account's counters: debits must equal credits, pending and posted.
     totals: Balances,
+    /// The number the next history row gets (see `history.rs`).
+    history_next_seq: u64,
+    /// Finished records by retirement time: a `Retire` entry drops those at or before its time.
+    retiring: BTreeSet<(u64, history::RecordSide, TransferId)>,
+    /// The latest `Retire` time applied (0: nothing retired yet).
+    retired_up_to_ms: u64,
 }
 
 /// One shard's ledger: configuration plus replicated state.
@@ -125,6 +134,8 @@ pub struct ShardLedger {
     /// A protocol message that cannot be right (a commit for a transfer never accepted here),
     /// found while applying the current entry.
     protocol_error: Option<String>,
+    /// History rows emitted since the host last took them.
+    history: Vec<HistoryRow>,
 }
 
 impl ShardLedger {
@@ -142,6 +153,7 @@ impl ShardLedger {
             state,
             touched: Vec::new(),
             protocol_error: None,
+            history: Vec::new(),
         }
     }
 
@@ -152,6 +164,7 @@ impl ShardLedger {
             state,
             touched: Vec::new(),
             protocol_error: None,
+            history: Vec::new(),
         }
     }
 
@@ -198,6 +211,7 @@ impl ShardLedger {
             Command::ResetPin { account, new_hash } => self.reset_pin(account, new_hash),
             Command::SetStatus { account, status } => self.set_status(account, *status),
             Command::SmsDelivered { up_to_seq } => self.sms_delivered(*up_to_seq),
+            Command::Retire { up_to_ms } => self.retire(*up_to_ms),
         };
         self.check_invariants()?;
         Ok(applied)

@@ -53,7 +53,14 @@ impl ShardLedger {
                 result: ResultCode::Overloaded,
             };
         }
-        let plan = match self.validate(request, now) {
+        // A refusal that anyone could provoke without the payer's PIN (a malformed request, an
+        // unknown payer, a wrong or locked PIN) leaves no record: it is answered and forgotten,
+        // so it cannot fill the shard (the PIN counter still counts it).
+        let pricing = match self.authenticate(request) {
+            Ok(pricing) => pricing,
+            Err(result) => return Applied::TransferRefused { id, result },
+        };
+        let plan = match self.validate(request, pricing, now) {
             Ok(plan) => plan,
             Err(code) => return self.refuse(request, code, now),
         };
@@ -70,8 +77,9 @@ impl ShardLedger {
         }
     }
 
-    /// Every refusal rule, in order. Mutates only the payer's PIN counter.
-    fn validate(&mut self, request: &TransferRequest, now: u64) -> Result<Plan, ResultCode> {
+    /// The rules checked before the payer is known to have asked: the request's form, the
+    /// payer, and the PIN. Mutates only the payer's PIN counter.
+    fn authenticate(&mut self, request: &TransferRequest) -> Result<Pricing, ResultCode> {
         let pricing = checks::check_request(request, &self.config.tariffs)?;
         if self.config.shard_map.shard_of(&request.from) != self.config.shard {
             return Err(ResultCode::UnknownAccount);
@@ -79,6 +87,16 @@ impl ShardLedger {
         let issuer = self.system(SystemAccount::Issuer);
         checks::check_payer(request, self.state.accounts.get(&request.from), &issuer)?;
         self.check_pin(request)?;
+        Ok(pricing)
+    }
+
+    /// Every other refusal rule, in order, for a request its payer made.
+    fn validate(
+        &mut self,
+        request: &TransferRequest,
+        pricing: Pricing,
+        now: u64,
+    ) -> Result<Plan, ResultCode> {
         if now > request.deadline_ms {
             return Err(ResultCode::DeadlinePassed);
         }
@@ -252,9 +270,12 @@ impl ShardLedger {
             .unwrap_or_default()
     }
 
+    /// A refusal of a request its payer made: recorded, so a retry within the idempotency
+    /// window gets the same answer.
     fn refuse(&mut self, request: &TransferRequest, code: ResultCode, now: u64) -> Applied {
         let record = self.record(request, OutgoingState::Refused(code), now);
         let receipt = self.receipt_of(&record);
+        self.finished_outgoing(&record, now);
         self.state.outgoing.insert(request.id.clone(), record);
         Applied::TransferFinished(receipt)
     }
@@ -320,6 +341,8 @@ impl ShardLedger {
         self.state.by_txn_id.insert(txn_id, request.id.clone());
         self.notify_payer(&record, now);
         self.notify_local_payee(&record, now);
+        self.finished_outgoing(&record, now);
+        self.credited_locally(&record, now);
         let receipt = self.receipt_of(&record);
         self.state.outgoing.insert(request.id.clone(), record);
         Applied::TransferFinished(receipt)
@@ -447,6 +470,7 @@ impl ShardLedger {
         if decision == Decision::Commit {
             self.notify_payer(&record, now);
         }
+        self.finished_outgoing(&record, now);
         Applied::TransferFinished(self.receipt_of(&record))
     }
 

@@ -2,6 +2,7 @@
 //! receipts and texts, reversals, cross-shard flows, and a property test against a model.
 
 mod cross_shard;
+mod history;
 mod model;
 mod outcomes;
 mod pins;
