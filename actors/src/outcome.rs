@@ -53,11 +53,14 @@ pub enum ResultCode {
     AmountOutsideTariff = 21,
     /// A care or admin command on an account without a PIN, or a PIN operation that does not apply.
     NoPin = 22,
+    /// The request id was used longer ago than the idempotency window: its answer is no longer
+    /// kept, and it is not taken as a new request.
+    RequestIdExpired = 23,
 }
 
 impl ResultCode {
     /// Every code, in numeric order.
-    pub const ALL: [ResultCode; 23] = [
+    pub const ALL: [ResultCode; 24] = [
         ResultCode::Success,
         ResultCode::InsufficientFunds,
         ResultCode::LimitExceeded,
@@ -81,6 +84,7 @@ impl ResultCode {
         ResultCode::Overloaded,
         ResultCode::AmountOutsideTariff,
         ResultCode::NoPin,
+        ResultCode::RequestIdExpired,
     ];
 
     /// The stable number.
@@ -119,6 +123,7 @@ impl ResultCode {
             ResultCode::Overloaded => "overloaded",
             ResultCode::AmountOutsideTariff => "amount_outside_tariff",
             ResultCode::NoPin => "no_pin",
+            ResultCode::RequestIdExpired => "request_id_expired",
         }
     }
 
@@ -152,6 +157,9 @@ impl ResultCode {
             ResultCode::Overloaded => "The system is busy; retry shortly.",
             ResultCode::AmountOutsideTariff => "No tariff covers this amount.",
             ResultCode::NoPin => "The account has no PIN to change.",
+            ResultCode::RequestIdExpired => {
+                "request_id expired: it was used longer ago than the idempotency window; use a new request_id"
+            }
         }
     }
 

@@ -214,21 +214,10 @@ impl Cluster {
     pub fn finish(&mut self, request: TransferRequest) -> Receipt {
         let id = request.id.clone();
         let shard = self.shard_of(&request.from);
-        let payer = request.from.clone();
-        if let Applied::TransferRefused { result, .. } = self.submit(request) {
-            // Refused without a record: the answer is all there is.
-            let balance = self.ledgers[shard]
-                .account(&payer)
-                .map(|a| a.balances.balance())
-                .unwrap_or_default();
-            return Receipt {
-                id,
-                result,
-                txn_id: None,
-                fee: Money::ZERO,
-                balance,
-                payee_name: None,
-            };
+        if let Applied::TransferFinished(receipt) = self.submit(request) {
+            if self.ledgers[shard].outgoing(&id).is_none() {
+                return receipt; // refused without a record: the answer is all there is
+            }
         }
         self.deliver_all();
         self.ledgers[shard].receipt(&id).expect("transfer decided")

@@ -63,14 +63,11 @@ pub struct BenchArgs {
 }
 
 fn seconds(flag: &str, text: &str) -> anyhow::Result<Duration> {
-    let value: u64 = text
-        .trim_end_matches('s')
-        .parse()
-        .with_context(|| format!("--{flag} {text:?} is not a number of seconds"))?;
-    if value > 3_600 {
+    let value = crate::duration::parse(flag, text)?;
+    if value > Duration::from_secs(3_600) {
         bail!("--{flag} is at most 3600 s");
     }
-    Ok(Duration::from_secs(value))
+    Ok(value)
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {

@@ -83,6 +83,10 @@ pub struct NodeArgs {
     /// so in its log and `/health` (default 500).
     #[arg(long, env = "TUMA_MAX_CLOCK_OFFSET_MS")]
     pub max_clock_offset_ms: Option<u64>,
+    /// How long a finished transfer's answer is kept for retries with its request_id
+    /// (default 24h); after it the id is refused as `request_id_expired`. Like 90s, 10m, 24h.
+    #[arg(long, env = "TUMA_IDEMPOTENCY_WINDOW")]
+    pub idempotency_window: Option<String>,
     /// Validate the configuration and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -121,7 +125,12 @@ struct FileConfig {
     checkpoint_every_entries: Option<u64>,
     log_keep_entries: Option<u64>,
     max_clock_offset_ms: Option<u64>,
+    idempotency_window: Option<String>,
 }
+
+/// Bounds of `--idempotency-window`: a second (tests, soaks) to thirty days.
+const IDEMPOTENCY_WINDOW_MS_MIN: u64 = 1_000;
+const IDEMPOTENCY_WINDOW_MS_MAX: u64 = 30 * 86_400_000;
 
 /// The resolved, validated configuration.
 #[derive(Debug, Clone)]
@@ -146,6 +155,7 @@ pub struct NodeConfig {
     pub checkpoint_every_entries: u64,
     pub log_keep_entries: u64,
     pub max_clock_offset_ms: u64,
+    pub idempotency_window_ms: u64,
     pub clock_offset_ms: i64,
     pub planted_fault: Option<tuma_cluster::engine::EngineFault>,
 }
@@ -329,6 +339,17 @@ impl NodeArgs {
         if max_clock_offset_ms == 0 {
             bail!("--max-clock-offset-ms must be positive");
         }
+        let idempotency_window_ms =
+            match self.idempotency_window.clone().or(file.idempotency_window) {
+                None => tuma_cluster::engine::IDEMPOTENCY_WINDOW_MS_DEFAULT,
+                Some(text) => {
+                    crate::duration::parse("idempotency-window", &text)?.as_millis() as u64
+                }
+            };
+        if !(IDEMPOTENCY_WINDOW_MS_MIN..=IDEMPOTENCY_WINDOW_MS_MAX).contains(&idempotency_window_ms)
+        {
+            bail!("--idempotency-window must be 1s..=30d");
+        }
         Ok(NodeConfig {
             id,
             data,
@@ -347,6 +368,7 @@ impl NodeArgs {
             checkpoint_every_entries,
             log_keep_entries,
             max_clock_offset_ms,
+            idempotency_window_ms,
             clock_offset_ms: self.clock_offset_ms.unwrap_or(0),
             planted_fault: match self.plant_fault.as_deref() {
                 None => None,

@@ -75,6 +75,7 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     engine_config.checkpoint_every_entries = config.checkpoint_every_entries;
     engine_config.log_keep_entries = config.log_keep_entries;
     engine_config.max_clock_offset_ms = config.max_clock_offset_ms;
+    engine_config.idempotency_window_ms = config.idempotency_window_ms;
     engine_config.test_hooks = config.test_hooks;
     engine_config.planted_fault = config.planted_fault;
     engine_config.pin_hasher = config.hasher.clone();

@@ -151,18 +151,31 @@ impl Service {
             .ok_or(ServiceError::Refused(ResultCode::UnknownAccount))
     }
 
-    /// The account's latest `limit` transfers, newest first, for its holder (PIN checked
-    /// first).
+    /// A page of the account's statement, for its holder (PIN checked first): committed
+    /// transfers numbered below `before` (from the newest, if `None`), newest first, at most
+    /// `limit`.
     pub async fn statement(
         &self,
         account: &AccountRef,
         pin: Pin,
         limit: usize,
+        before: Option<u64>,
     ) -> Result<Vec<StatementLine>, ServiceError> {
         self.authenticate(account, pin).await?;
+        self.statement_page(account, limit, before).await
+    }
+
+    /// A page of any account's statement, for care (no PIN: the caller is staff).
+    pub async fn statement_page(
+        &self,
+        account: &AccountRef,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<Vec<StatementLine>, ServiceError> {
         let request = ClientRequest::Statement {
             account: account.clone(),
             limit,
+            before,
         };
         match self
             .calls

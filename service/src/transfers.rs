@@ -163,6 +163,38 @@ impl Service {
         }
     }
 
+    /// The history rows of a finished transfer by its receipt (payer's first), for the
+    /// whole history; empty when the shard that issued it has no such receipt.
+    pub async fn receipt(
+        &self,
+        txn_id: TransactionId,
+    ) -> Result<Vec<tuma_actors::ledger::HistoryRow>, ServiceError> {
+        let shard = self.receipt_shard(&txn_id)?;
+        match self
+            .calls
+            .call(
+                ClientRequest::Receipt { shard, txn_id },
+                Instant::now() + READ_DEADLINE,
+            )
+            .await
+            .0
+        {
+            ClientReply::History(rows) => Ok(rows),
+            other => Err(ServiceError::no_answer("no answer", &other)),
+        }
+    }
+
+    /// The shard a receipt names (the original payer's).
+    fn receipt_shard(&self, txn_id: &TransactionId) -> Result<u32, ServiceError> {
+        txn_id
+            .decode()
+            .map(|(shard, _)| shard)
+            .filter(|shard| *shard < self.shard_count())
+            .ok_or_else(|| {
+                ServiceError::invalid("transaction_id", "not a receipt this cluster issued")
+            })
+    }
+
     /// Care reverses a confirmed transfer by its receipt: a new transfer (`id`) from the
     /// original payee back to the original payer for the same amount (the fee is not
     /// refunded), refused if the payee no longer holds the money, at most once per receipt.
@@ -172,13 +204,7 @@ impl Service {
         txn_id: TransactionId,
     ) -> Result<TransferOutcome, ServiceError> {
         // The receipt names the shard that issued it: the original payer's.
-        let shard = txn_id
-            .decode()
-            .map(|(shard, _)| shard)
-            .filter(|shard| *shard < self.shard_count())
-            .ok_or_else(|| {
-                ServiceError::invalid("transaction_id", "not a receipt this cluster issued")
-            })?;
+        let shard = self.receipt_shard(&txn_id)?;
         let deadline = Instant::now() + OPERATOR_WAIT;
         let original = match self
             .calls

@@ -55,10 +55,14 @@ impl ShardLedger {
         }
         // A refusal that anyone could provoke without the payer's PIN (a malformed request, an
         // unknown payer, a wrong or locked PIN) leaves no record: it is answered and forgotten,
-        // so it cannot fill the shard (the PIN counter still counts it).
+        // so it cannot fill the shard (the PIN counter still counts it). A retry is judged
+        // again.
         let pricing = match self.authenticate(request) {
             Ok(pricing) => pricing,
-            Err(result) => return Applied::TransferRefused { id, result },
+            Err(code) => {
+                let record = self.record(request, OutgoingState::Refused(code), now);
+                return Applied::TransferFinished(self.receipt_of(&record));
+            }
         };
         let plan = match self.validate(request, pricing, now) {
             Ok(plan) => plan,

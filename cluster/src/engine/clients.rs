@@ -12,6 +12,7 @@ use super::pins::PinJob;
 use super::replica::Replica;
 use super::request::{ClientReply, ClientRequest, Input, Waiter};
 use super::Engine;
+use crate::storage::LogStore;
 
 /// What a transfer's payer shard already knows of its id.
 enum Known {
@@ -25,13 +26,36 @@ enum Known {
 
 /// Looks a transfer's id up on its payer shard. The same id with the same content gets the
 /// first answer; with another payer, payee, kind, amount or reference it is refused as a
-/// conflict — never answered with another request's receipt.
-fn known(replica: &Replica, request: &TransferRequest) -> Known {
+/// conflict — never answered with another request's receipt. An id whose transfer finished
+/// longer ago than the idempotency window (its record retired, or about to be) is refused as
+/// expired — never taken as a new transfer. A retry let through just before the window closed
+/// applies before its record retires (the grace is longer than any wait) or past its own
+/// deadline (refused).
+fn known(
+    replica: &Replica,
+    store: &dyn LogStore,
+    request: &TransferRequest,
+    now_ms: u64,
+    window_ms: u64,
+) -> Known {
+    let expired = Known::Answer(ClientReply::Refused(ResultCode::RequestIdExpired));
     let Some(record): Option<&OutgoingTransfer> = replica.ledger.outgoing(&request.id) else {
-        return Known::New;
+        return match store.history_by_transfer(replica.shard, &request.id) {
+            Ok(Some(_)) => expired,
+            Ok(None) => Known::New,
+            Err(error) => Known::Answer(ClientReply::Unavailable(format!(
+                "history unreadable: {error}"
+            ))),
+        };
     };
     if !record.request.same_request(request) {
         return Known::Answer(ClientReply::Refused(ResultCode::IdempotencyConflict));
+    }
+    if record
+        .decided_ms
+        .is_some_and(|decided| decided.saturating_add(window_ms) < now_ms)
+    {
+        return expired;
     }
     match replica.ledger.receipt(&request.id) {
         Some(receipt) => Known::Answer(ClientReply::Receipt(receipt)),
@@ -124,6 +148,7 @@ impl Engine {
     fn transfer(&mut self, request: TransferRequest, pin: Option<String>, waiter: Waiter) {
         let shard = self.map.shard_of(&request.from);
         let inputs = self.inputs_tx.clone();
+        let wall_ms = self.now_ms();
         let verifier = &mut self.pin_verifier;
         let hasher = &self.config.pin_hasher;
         let Some(replica) = self.replicas.get_mut(&shard) else {
@@ -131,8 +156,10 @@ impl Engine {
         };
         let account = request.from.clone();
         let now = self.clock.monotonic_ms();
+        let window_ms = self.config.idempotency_window_ms;
+        let store = self.store.as_ref();
         let handled = self.actors.dispatch(&account, now, || {
-            match known(replica, &request) {
+            match known(replica, store, &request, wall_ms, window_ms) {
                 Known::Answer(reply) => return Some((waiter, reply)),
                 Known::InFlight => return replica.wait_transfer(request, waiter),
                 Known::New => {}
@@ -230,7 +257,8 @@ impl Engine {
             let leader = self.replicas.get(&shard).and_then(|r| r.leader());
             return self.reply(waiter, ClientReply::NotLeader { shard, leader });
         };
-        let answer = match known(replica, &request) {
+        let window_ms = self.config.idempotency_window_ms;
+        let answer = match known(replica, self.store.as_ref(), &request, now_ms, window_ms) {
             Known::Answer(reply) => Some((waiter, reply)),
             Known::InFlight => replica.wait_transfer(request, waiter),
             Known::New => {

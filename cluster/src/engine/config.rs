@@ -58,7 +58,19 @@ pub struct EngineConfig {
     pub planted_fault: Option<EngineFault>,
     /// Verifies PINs (keyed digests need the cluster's PIN key).
     pub pin_hasher: tuma_actors::pin::PinHasher,
+    /// A finished transfer's record stays in memory this long: a retry with its id within it
+    /// gets the same answer; after it, `request_id_expired`. Its history row stays for good.
+    pub idempotency_window_ms: u64,
+    /// Finished records retire this long after the window closes: longer than any transfer's
+    /// wait plus the clock bound, so a retry let through just before the window closed can only
+    /// apply past its own deadline (and be refused) if its record is gone by then.
+    pub retire_grace_ms: u64,
 }
+
+/// The default idempotency window: 24 hours.
+pub const IDEMPOTENCY_WINDOW_MS_DEFAULT: u64 = 24 * 3_600_000;
+/// The default retirement grace: longer than the longest transfer wait (120 s) plus clock bound.
+pub const RETIRE_GRACE_MS_DEFAULT: u64 = 300_000;
 
 /// Faults a chaos test can plant in a node to prove the checker catches them.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -127,6 +139,8 @@ impl EngineConfig {
             snapshot_streams: super::snapshots::StreamConfig::default(),
             planted_fault: None,
             pin_hasher: tuma_actors::pin::PinHasher::owasp(),
+            idempotency_window_ms: IDEMPOTENCY_WINDOW_MS_DEFAULT,
+            retire_grace_ms: RETIRE_GRACE_MS_DEFAULT,
         }
     }
 
@@ -179,6 +193,9 @@ impl EngineConfig {
         }
         if self.max_clock_offset_ms == 0 {
             return Err("max_clock_offset_ms must be positive".into());
+        }
+        if self.idempotency_window_ms < 1_000 {
+            return Err("the idempotency window must be at least 1 s".into());
         }
         let streams = &self.snapshot_streams;
         if streams.chunk_bytes == 0

@@ -65,7 +65,9 @@ use crate::wire::PeerFrame;
 
 pub use actors::AccountActors;
 pub use clock_check::ClockVerdict;
-pub use config::{EngineConfig, EngineFault};
+pub use config::{
+    EngineConfig, EngineFault, IDEMPOTENCY_WINDOW_MS_DEFAULT, RETIRE_GRACE_MS_DEFAULT,
+};
 pub use env::{ApplyObserver, Clock, EngineEnv, Network, SystemClock};
 pub use handle::NodeHandle;
 pub use probe::{MetaProbe, ReplicaProbe};

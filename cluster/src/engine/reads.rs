@@ -6,13 +6,12 @@
 use std::collections::BTreeMap;
 
 use raft::ReadState;
-use tuma_actors::ledger::{IncomingState, OutgoingState, ShardLedger};
-use tuma_actors::AccountRef;
+use tuma_actors::ledger::{HistoryRow, Receipt, ShardLedger};
+
+use crate::storage::{LogStore, StorageError};
 
 use super::request::{ClientReply, ClientRequest, StatementLine, Waiter};
 
-/// Most statement lines returned.
-const STATEMENT_LINES_MAX: usize = 100;
 /// Most reads waiting on one replica; more are answered "unavailable".
 pub const PENDING_READS_MAX: usize = 10_000;
 
@@ -57,13 +56,18 @@ impl PendingReads {
     }
 
     /// Answers every confirmed read whose index is applied.
-    pub fn answer(&mut self, ledger: &ShardLedger, applied: u64) -> Vec<(Waiter, ClientReply)> {
+    pub fn answer(
+        &mut self,
+        ledger: &ShardLedger,
+        store: &dyn LogStore,
+        applied: u64,
+    ) -> Vec<(Waiter, ClientReply)> {
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed)
             .into_iter()
             .partition(|(index, _)| *index <= applied);
         self.confirmed = later;
         due.into_iter()
-            .map(|(_, read)| (read.waiter, answer(ledger, &read.request)))
+            .map(|(_, read)| (read.waiter, answer(ledger, store, &read.request)))
             .collect()
     }
 
@@ -77,29 +81,50 @@ impl PendingReads {
     }
 }
 
-/// A read answered from the applied state.
-pub(super) fn answer(ledger: &ShardLedger, request: &ClientRequest) -> ClientReply {
+/// A read answered from the applied state and the shard's history (a range read of a few
+/// rows: its cost does not grow with the history).
+pub(super) fn answer(
+    ledger: &ShardLedger,
+    store: &dyn LogStore,
+    request: &ClientRequest,
+) -> ClientReply {
+    let shard = ledger.shard();
+    let unreadable = |error: StorageError| ClientReply::Unavailable(format!("history: {error}"));
     match request {
         ClientRequest::Account { account } => {
             ClientReply::Account(ledger.account(account).cloned().map(Box::new))
         }
         ClientRequest::TransferStatus { id, .. } => match ledger.outgoing(id) {
-            None => ClientReply::UnknownTransfer,
             Some(_) => match ledger.receipt(id) {
                 Some(receipt) => ClientReply::Receipt(receipt),
                 None => ClientReply::InProgress,
+            },
+            // Retired from memory: its payer row answers for the whole history.
+            None => match store.history_by_transfer(shard, id) {
+                Ok(Some(row)) => ClientReply::Receipt(receipt_of_row(&row)),
+                Ok(None) => ClientReply::UnknownTransfer,
+                Err(error) => unreadable(error),
             },
         },
         ClientRequest::TransferByReceipt { txn_id, .. } => {
             ClientReply::Transfer(ledger.outgoing_by_receipt(txn_id).cloned().map(Box::new))
         }
+        ClientRequest::Receipt { txn_id, .. } => match store.history_by_receipt(shard, txn_id) {
+            Ok(rows) => ClientReply::History(rows),
+            Err(error) => unreadable(error),
+        },
         ClientRequest::Audit { .. } => match ledger.audit() {
             Ok(audit) => ClientReply::Audit(Box::new(audit)),
             Err(violation) => ClientReply::Unavailable(format!("audit failed: {violation}")),
         },
-        ClientRequest::Statement { account, limit } => {
-            ClientReply::Statement(statement(ledger, account, *limit))
-        }
+        ClientRequest::Statement {
+            account,
+            limit,
+            before,
+        } => match store.history_page(shard, account, *before, *limit, true) {
+            Ok(rows) => ClientReply::Statement(rows.iter().map(StatementLine::of).collect()),
+            Err(error) => unreadable(error),
+        },
         other => ClientReply::Unavailable(format!(
             "not a read: {}",
             match other {
@@ -112,54 +137,14 @@ pub(super) fn answer(ledger: &ShardLedger, request: &ClientRequest) -> ClientRep
     }
 }
 
-/// Committed transfers touching `account` on its shard, newest first.
-fn statement(ledger: &ShardLedger, account: &AccountRef, limit: usize) -> Vec<StatementLine> {
-    let mut lines = Vec::new();
-    for (id, record) in ledger.outgoing_records() {
-        if record.state != OutgoingState::Committed {
-            continue;
-        }
-        let request = &record.request;
-        let (amount, counterparty) = if &request.from == account {
-            (
-                -(request.amount.cents() + record.fee.cents()),
-                request.to.to_string(),
-            )
-        } else if &record.ledger_payee == account {
-            (request.amount.cents(), request.from.to_string())
-        } else {
-            continue;
-        };
-        lines.push(StatementLine {
-            transfer: id.clone(),
-            receipt: record.txn_id.map(|t| t.to_string()),
-            kind: request.kind.name().to_string(),
-            counterparty,
-            amount_cents: amount,
-            completed_ms: record.decided_ms.unwrap_or(record.created_ms),
-        });
+/// What a client is told of a finished transfer whose record retired from memory.
+fn receipt_of_row(row: &HistoryRow) -> Receipt {
+    Receipt {
+        id: row.transfer.clone(),
+        result: row.result,
+        txn_id: row.receipt,
+        fee: row.fee,
+        balance: row.balance_after,
+        payee_name: None,
     }
-    for (id, record) in ledger.incoming_records() {
-        let (IncomingState::Committed, Some(offer)) = (&record.state, &record.offer) else {
-            continue;
-        };
-        if &offer.to != account {
-            continue;
-        }
-        lines.push(StatementLine {
-            transfer: id.clone(),
-            receipt: Some(offer.txn_id.to_string()),
-            kind: offer.kind.name().to_string(),
-            counterparty: offer.from.to_string(),
-            amount_cents: offer.amount.cents(),
-            completed_ms: record.settled_ms.unwrap_or(record.accepted_ms),
-        });
-    }
-    lines.sort_by(|a, b| {
-        b.completed_ms
-            .cmp(&a.completed_ms)
-            .then_with(|| a.transfer.cmp(&b.transfer))
-    });
-    lines.truncate(limit.min(STATEMENT_LINES_MAX));
-    lines
 }

@@ -29,7 +29,7 @@ pub(super) type Observer<'a> = Option<&'a mut (dyn super::ApplyObserver + 'stati
 pub(super) trait Machine {
     fn group(&mut self) -> &mut RaftGroup;
     /// Replaces the state machine with a leader's snapshot.
-    fn install(&mut self, snapshot: &Snapshot) -> Result<WriteOp, EngineError>;
+    fn install(&mut self, snapshot: &Snapshot) -> Result<Vec<WriteOp>, EngineError>;
     fn apply(&mut self, entries: Vec<Entry>, now_ms: u64, observer: Observer<'_>) -> ApplyOutput;
     /// Read indexes raft-rs confirmed (only shard replicas serve reads).
     fn confirm_reads(&mut self, _states: &[ReadState]) {}
@@ -42,7 +42,7 @@ impl Machine for Replica {
     fn confirm_reads(&mut self, states: &[ReadState]) {
         Replica::confirm_reads(self, states)
     }
-    fn install(&mut self, snapshot: &Snapshot) -> Result<WriteOp, EngineError> {
+    fn install(&mut self, snapshot: &Snapshot) -> Result<Vec<WriteOp>, EngineError> {
         self.install_snapshot(snapshot)
     }
     fn apply(&mut self, entries: Vec<Entry>, now_ms: u64, observer: Observer<'_>) -> ApplyOutput {
@@ -54,8 +54,8 @@ impl Machine for MetaGroup {
     fn group(&mut self) -> &mut RaftGroup {
         &mut self.group
     }
-    fn install(&mut self, snapshot: &Snapshot) -> Result<WriteOp, EngineError> {
-        self.install_snapshot(snapshot)
+    fn install(&mut self, snapshot: &Snapshot) -> Result<Vec<WriteOp>, EngineError> {
+        self.install_snapshot(snapshot).map(|op| vec![op])
     }
     fn apply(&mut self, entries: Vec<Entry>, _now_ms: u64, _observer: Observer<'_>) -> ApplyOutput {
         self.apply_entries(entries)
@@ -82,10 +82,10 @@ fn stage<M: Machine>(
     }
     if !ready.snapshot().is_empty() {
         let snapshot = ready.snapshot().clone();
-        let op = machine
+        let ops = machine
             .install(&snapshot)
             .map_err(|error| StorageError::Mismatch(error.to_string()))?;
-        batch.ops.push(op);
+        batch.ops.extend(ops);
         output.meta_changed |= machine.group().id == META_GROUP;
     }
     output.extend(machine.apply(ready.take_committed_entries(), now_ms, observer));
@@ -156,9 +156,17 @@ impl Engine {
         for message in messages {
             let to = message.to;
             if message.get_msg_type() == raft::prelude::MessageType::MsgSnapshot {
-                // Never whole: its data streams from the stored checkpoint.
+                // Never whole: its data streams from the stored checkpoint (and history).
                 let now = self.clock.monotonic_ms();
-                self.snapshots.start(shard, message, now);
+                let (store, replica) = (self.store.as_ref(), self.replicas.get(&shard));
+                let history = || match replica {
+                    Some(replica) => replica.history_for_snapshot(store).map(Some),
+                    None => Ok(None),
+                };
+                if let Err(error) = self.snapshots.start(shard, message, history, now) {
+                    tracing::error!(shard, to, %error, "cannot read the history a snapshot needs");
+                    self.report_snapshot(shard, to, raft::SnapshotStatus::Failure);
+                }
                 continue;
             }
             let bytes = message
@@ -209,6 +217,7 @@ impl Engine {
             let sends = complete(replica, ready, &mut output, now_ms, observer);
             self.send_raft(shard, sends);
         }
+        self.write_history(&mut output)?;
         self.meta.group.step_down_if_removed();
         for replica in self.replicas.values_mut() {
             replica.group.step_down_if_removed();
@@ -222,6 +231,20 @@ impl Engine {
         self.collect_removed_replicas()?;
         self.finish(output);
         self.pump_snapshots()
+    }
+
+    /// Writes the history rows this pass's applies emitted, before any read answers and before
+    /// any checkpoint that covers their entries is written (whose fsync makes them durable;
+    /// rows of entries after the last checkpoint are written again when a restart replays them).
+    fn write_history(&mut self, output: &mut ApplyOutput) -> Result<(), StorageError> {
+        if output.history.is_empty() {
+            return Ok(());
+        }
+        let ops = std::mem::take(&mut output.history)
+            .into_iter()
+            .map(|(shard, rows)| WriteOp::History { shard, rows })
+            .collect();
+        self.store.write_unsynced(WriteBatch { ops })
     }
 
     /// Sends the snapshot chunks the streams' windows allow; tells raft-rs of streams that
@@ -268,12 +291,13 @@ impl Engine {
     fn follow_roles(&mut self, output: &mut ApplyOutput) {
         let mut lost = Vec::new();
         let may_lead = self.may_lead();
+        let store = self.store.as_ref();
         for (shard, replica) in self.replicas.iter_mut() {
             if let Some(replies) = replica.follow_role(may_lead) {
                 output.replies.extend(replies);
                 lost.push(*shard);
             }
-            output.replies.extend(replica.answer_reads());
+            output.replies.extend(replica.answer_reads(store));
         }
         if !lost.is_empty() {
             let map = self.map;
@@ -390,9 +414,10 @@ impl Engine {
             return;
         }
         let now_ms = self.now_ms();
+        let retire_after_ms = self.config.idempotency_window_ms + self.config.retire_grace_ms;
         let mut envelopes = Vec::new();
         for replica in self.replicas.values_mut() {
-            let effects = replica.drive(now_ms);
+            let effects = replica.drive(now_ms, retire_after_ms);
             envelopes.extend(effects.send);
             for command in effects.propose {
                 let _ = replica.propose(command, None, now_ms);

@@ -11,9 +11,10 @@ use tuma_actors::ShardMap;
 use super::group::{GroupStart, RaftGroup};
 use super::reads::PendingReads;
 use super::request::{ClientReply, ClientRequest, Waiter};
+use super::snapshots::payload;
 use super::waiters::Waiters;
 use super::{EngineConfig, EngineError, EngineFault};
-use crate::storage::WriteOp;
+use crate::storage::{history, LogStore, WriteOp};
 use crate::transport::NodeId;
 
 /// What applying committed entries asks the engine to do.
@@ -23,6 +24,8 @@ pub(super) struct ApplyOutput {
     pub envelopes: Vec<Envelope>,
     /// The cluster state (or the meta group's configuration) changed.
     pub meta_changed: bool,
+    /// History rows the applied entries emitted, per shard, to write before reads answer.
+    pub history: Vec<(u32, Vec<tuma_actors::ledger::HistoryRow>)>,
 }
 
 impl ApplyOutput {
@@ -30,6 +33,7 @@ impl ApplyOutput {
         self.replies.extend(other.replies);
         self.envelopes.extend(other.envelopes);
         self.meta_changed |= other.meta_changed;
+        self.history.extend(other.history);
     }
 }
 
@@ -44,6 +48,10 @@ pub(super) struct Replica {
     reads: PendingReads,
     /// SMS records this leader already handed to the sink (volatile; a new leader may resend).
     pub sms_sent_up_to: u64,
+    /// The latest retirement this replica proposed (volatile).
+    retire_proposed_up_to: u64,
+    /// The history sequence of the stored checkpoint: a snapshot carries the rows below it.
+    checkpoint_history_seq: u64,
     /// The shard's leader said its configuration, as of this index, no longer holds this
     /// replica.
     pub tombstoned: Option<u64>,
@@ -67,6 +75,9 @@ pub(super) fn empty_ledger_data(config: &EngineConfig, map: ShardMap, shard: u32
         .expect("encoding the ledger into memory cannot fail")
 }
 
+/// Least time between two retirements a leader proposes.
+const RETIRE_EVERY_MS: u64 = 1_000;
+
 impl Replica {
     /// Opens a shard replica; returns it and the writes that make a bootstrap durable.
     pub fn open(
@@ -82,15 +93,18 @@ impl Replica {
             Some(snapshot) => restore_ledger(ledger_config, snapshot)?,
             None => ShardLedger::new(ledger_config),
         };
+        let checkpoint_history_seq = ledger.history_next_seq();
         let replica = Replica {
             shard,
             group,
             ledger,
+            checkpoint_history_seq,
             driver: None,
             driver_config: config.driver.clone(),
             waiters: Waiters::default(),
             reads: PendingReads::default(),
             sms_sent_up_to: 0,
+            retire_proposed_up_to: 0,
             tombstoned: None,
             queried_at: 0,
             heard_leader_at: 0,
@@ -209,8 +223,8 @@ impl Replica {
     }
 
     /// Answers the confirmed reads this replica has applied far enough for.
-    pub fn answer_reads(&mut self) -> Vec<(Waiter, ClientReply)> {
-        self.reads.answer(&self.ledger, self.group.applied)
+    pub fn answer_reads(&mut self, store: &dyn LogStore) -> Vec<(Waiter, ClientReply)> {
+        self.reads.answer(&self.ledger, store, self.group.applied)
     }
 
     /// Applies committed entries in order; answers waiters; runs the driver while serving.
@@ -248,6 +262,10 @@ impl Replica {
                 );
             };
             let applied = self.ledger.apply(&ledger_entry);
+            let rows = self.ledger.take_history();
+            if !rows.is_empty() {
+                out.history.push((self.shard, rows));
+            }
             if let Some(observer) = observer.as_deref_mut() {
                 observer.applied(self.shard, entry.index, &entry.data, &self.ledger);
             }
@@ -280,10 +298,12 @@ impl Replica {
     ) {
         match applied {
             Applied::TransferFinished(receipt) => {
-                let Some(record) = self.ledger.outgoing(&receipt.id) else {
-                    return;
+                let request = match (self.ledger.outgoing(&receipt.id), command) {
+                    (Some(record), _) => record.request.clone(),
+                    // Refused without a record: the applied request is the one answered.
+                    (None, Command::Transfer(request)) => request.clone(),
+                    (None, _) => return,
                 };
-                let request = record.request.clone();
                 self.waiters.finished(&request, receipt, out);
             }
             Applied::TransferPrepared(offer)
@@ -312,12 +332,24 @@ impl Replica {
         }
     }
 
-    /// The driver's periodic work (nothing unless serving).
-    pub fn drive(&mut self, now_ms: u64) -> Effects {
-        match self.driver.as_mut() {
-            Some(driver) => driver.on_tick(&self.ledger, now_ms),
-            None => Effects::default(),
+    /// The driver's periodic work (nothing unless serving), and the retirement of finished
+    /// records older than the idempotency window and its grace (`retire_after_ms`).
+    pub fn drive(&mut self, now_ms: u64, retire_after_ms: u64) -> Effects {
+        let Some(driver) = self.driver.as_mut() else {
+            return Effects::default();
+        };
+        let mut effects = driver.on_tick(&self.ledger, now_ms);
+        let up_to_ms = now_ms.saturating_sub(retire_after_ms);
+        let due = self
+            .ledger
+            .oldest_retirable_ms()
+            .is_some_and(|oldest| oldest <= up_to_ms);
+        // At most one retirement a second: each takes every record due by its time.
+        if due && up_to_ms >= self.retire_proposed_up_to.saturating_add(RETIRE_EVERY_MS) {
+            self.retire_proposed_up_to = up_to_ms;
+            effects.propose.push(Command::Retire { up_to_ms });
         }
+        effects
     }
 
     /// A protocol message for this shard (ignored unless serving).
@@ -333,20 +365,55 @@ impl Replica {
         self.driver.is_some()
     }
 
-    /// Installs a snapshot sent by the leader; returns the durable operation that records it.
-    pub fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<WriteOp, EngineError> {
+    /// Installs a snapshot sent by the leader; returns the durable operations that record it:
+    /// the checkpoint (the ledger state alone) and the history it carried, which replaces
+    /// whatever history this replica had.
+    pub fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<Vec<WriteOp>, EngineError> {
+        let parts = payload::split(&snapshot.data)?;
+        let rows = match parts.history {
+            Some(bytes) => history::decode_rows(bytes)?,
+            None => Vec::new(),
+        };
+        let mut checkpoint = snapshot.clone();
+        checkpoint.data = parts.checkpoint.to_vec().into();
         let config = self.ledger.config().clone();
-        self.ledger = restore_ledger(config, snapshot)?;
-        Ok(self.group.install_snapshot(snapshot))
+        self.ledger = restore_ledger(config, &checkpoint)?;
+        self.checkpoint_history_seq = self.ledger.history_next_seq();
+        Ok(vec![
+            self.group.install_snapshot(&checkpoint),
+            WriteOp::ReplaceHistory {
+                shard: self.shard,
+                rows,
+            },
+        ])
     }
 
     /// A checkpoint of the ledger when one is due (see [`RaftGroup::maybe_checkpoint`]).
     pub fn maybe_checkpoint(&mut self, every: u64, keep: u64) -> Option<WriteOp> {
         let ledger = &self.ledger;
-        self.group.maybe_checkpoint(every, keep, || {
+        let op = self.group.maybe_checkpoint(every, keep, || {
             bincode::serde::encode_to_vec(ledger.state(), bincode_config())
                 .expect("encoding the ledger into memory cannot fail")
-        })
+        });
+        if op.is_some() {
+            self.checkpoint_history_seq = self.ledger.history_next_seq();
+        }
+        op
+    }
+
+    /// The history a snapshot of the stored checkpoint carries: every row numbered below the
+    /// checkpoint's history sequence, encoded.
+    pub fn history_for_snapshot(
+        &self,
+        store: &dyn LogStore,
+    ) -> Result<std::sync::Arc<Vec<u8>>, crate::storage::StorageError> {
+        let rows = store.history_export(self.shard, self.checkpoint_history_seq)?;
+        tracing::info!(
+            shard = self.shard,
+            rows = rows.len(),
+            "history rows for a snapshot"
+        );
+        Ok(std::sync::Arc::new(history::encode_rows(&rows)))
     }
 
     /// Follows leadership: the driver starts once this replica leads *and* has applied an

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tuma_actors::account::AccountRef;
-use tuma_actors::ledger::{Account, Command, Receipt, ShardAudit};
+use tuma_actors::ledger::{Account, Command, HistoryRow, Receipt, ShardAudit};
 use tuma_actors::outcome::ResultCode;
 use tuma_actors::transfer::{TransferId, TransferRequest};
 
@@ -33,8 +33,19 @@ pub enum ClientRequest {
         shard: u32,
         txn_id: tuma_actors::txn_id::TransactionId,
     },
-    /// Recent transfers touching an account, newest first.
-    Statement { account: AccountRef, limit: usize },
+    /// A page of an account's statement from its shard's history, newest first: committed
+    /// transfers numbered below `before` (from the newest, if `None`), at most `limit`.
+    Statement {
+        account: AccountRef,
+        limit: usize,
+        before: Option<u64>,
+    },
+    /// Every history row of the transfer with this receipt on the shard that issued it (care:
+    /// receipts stay resolvable for the whole history).
+    Receipt {
+        shard: u32,
+        txn_id: tuma_actors::txn_id::TransactionId,
+    },
     /// Test-only fault hook (served only by a node started with test hooks on): the next
     /// transfer from this account panics in its actor.
     PlantPanic { account: AccountRef },
@@ -56,6 +67,7 @@ impl ClientRequest {
                 | ClientRequest::TransferByReceipt { .. }
                 | ClientRequest::Audit { .. }
                 | ClientRequest::Statement { .. }
+                | ClientRequest::Receipt { .. }
         )
     }
 
@@ -65,7 +77,8 @@ impl ClientRequest {
             ClientRequest::Command { shard, .. }
             | ClientRequest::TransferStatus { shard, .. }
             | ClientRequest::Audit { shard }
-            | ClientRequest::TransferByReceipt { shard, .. } => *shard,
+            | ClientRequest::TransferByReceipt { shard, .. }
+            | ClientRequest::Receipt { shard, .. } => *shard,
             ClientRequest::Transfer { request, .. } => map.shard_of(&request.from),
             ClientRequest::Account { account }
             | ClientRequest::Statement { account, .. }
@@ -85,6 +98,26 @@ pub struct StatementLine {
     /// Signed: negative when money left the account (fee included).
     pub amount_cents: i64,
     pub completed_ms: u64,
+    /// The account's posted balance right after.
+    pub balance_after_cents: i64,
+    /// The line's number in the shard's history: pass it as `before` for the next page.
+    pub seq: u64,
+}
+
+impl StatementLine {
+    /// A statement line from a history row.
+    pub fn of(row: &HistoryRow) -> StatementLine {
+        StatementLine {
+            transfer: row.transfer.clone(),
+            receipt: row.receipt.map(|t| t.to_string()),
+            kind: row.kind.name().to_string(),
+            counterparty: row.counterparty.to_string(),
+            amount_cents: row.amount_cents,
+            completed_ms: row.completed_ms,
+            balance_after_cents: row.balance_after.cents(),
+            seq: row.seq,
+        }
+    }
 }
 
 /// The answer.
@@ -106,6 +139,8 @@ pub enum ClientReply {
     Transfer(Option<Box<tuma_actors::ledger::OutgoingTransfer>>),
     Audit(Box<ShardAudit>),
     Statement(Vec<StatementLine>),
+    /// History rows (a receipt's, payer first).
+    History(Vec<HistoryRow>),
     /// A cluster change's outcome.
     Meta(MetaOutcome),
     /// This node does not lead the shard (or leads it but is not ready to serve yet); nothing
@@ -148,6 +183,7 @@ impl ClientReply {
             ClientReply::Transfer(_) => "transfer".into(),
             ClientReply::Audit(_) => "audit".into(),
             ClientReply::Statement(_) => "statement".into(),
+            ClientReply::History(_) => "history".into(),
             ClientReply::Meta(_) => "cluster change".into(),
         }
     }

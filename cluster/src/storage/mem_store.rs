@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use protobuf::Message as _;
 use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 
+use super::history::{self, HistoryKv};
 use super::{
     CheckpointSlice, ClusterIdentity, DurableShard, LogStore, StorageError, WriteBatch, WriteOp,
 };
@@ -43,6 +44,8 @@ struct Image {
     groups: BTreeMap<u32, DurableGroup>,
     tombstones: BTreeMap<u32, u64>,
     identity: Option<ClusterIdentity>,
+    /// History keys and values (see `history.rs`).
+    history: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Writes until the armed fault fires (1 = the next write).
     fault_in_writes: Option<(u64, WriteFault)>,
     /// Set once a fault fired: every later write fails too (the node is dead).
@@ -146,6 +149,7 @@ fn apply(image: &mut Image, batch: WriteBatch) -> u64 {
             }
             WriteOp::Destroy { shard, removed_at } => {
                 image.groups.remove(&shard);
+                remove_history(image, shard);
                 if let Some(index) = removed_at {
                     let kept = image.tombstones.entry(shard).or_default();
                     *kept = (*kept).max(index);
@@ -154,9 +158,35 @@ fn apply(image: &mut Image, batch: WriteBatch) -> u64 {
             WriteOp::ForgetTombstone { shard } => {
                 image.tombstones.remove(&shard);
             }
+            WriteOp::History { shard, rows } => add_history(image, shard, &rows),
+            WriteOp::ReplaceHistory { shard, rows } => {
+                remove_history(image, shard);
+                add_history(image, shard, &rows);
+            }
         }
     }
     bytes
+}
+
+fn add_history(image: &mut Image, shard: u32, rows: &[tuma_actors::ledger::HistoryRow]) {
+    for row in rows {
+        image
+            .history
+            .extend(super::history::row_entries(shard, row));
+    }
+}
+
+fn remove_history(image: &mut Image, shard: u32) {
+    let prefix = super::history::shard_prefix(shard);
+    let doomed: Vec<Vec<u8>> = image
+        .history
+        .range(prefix.clone()..)
+        .take_while(|(key, _)| key.starts_with(&prefix))
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in doomed {
+        image.history.remove(&key);
+    }
 }
 
 impl LogStore for MemStore {
@@ -243,6 +273,29 @@ impl LogStore for MemStore {
 
     fn size_on_disk(&self) -> u64 {
         self.disk.image().bytes
+    }
+
+    fn history_kv(&self) -> &dyn HistoryKv {
+        self
+    }
+}
+
+impl HistoryKv for MemStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        HistoryKv::get(&self.disk.image().history, key)
+    }
+
+    fn range_rev(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<history::Pairs, StorageError> {
+        self.disk.image().history.range_rev(start, end, limit)
+    }
+
+    fn range(&self, start: &[u8], end: &[u8]) -> Result<history::Pairs, StorageError> {
+        HistoryKv::range(&self.disk.image().history, start, end)
     }
 }
 

@@ -4,16 +4,22 @@
 //! |---|---|
 //! | `log.rs` | [`ShardLog`]: the in-memory log raft-rs reads (`raft::Storage`) |
 //! | `sled_store.rs` | [`SledStore`]: the default [`LogStore`] on sled 0.34, and the data-directory lock |
+//! | `history.rs` | the per-account history of finished transfers: keys, pages, lookups, export |
 //! | `mem_store.rs` | [`MemStore`]: an in-memory [`LogStore`] with crash and torn-write faults (simulator, tests) |
 //!
 //! One write batch per engine loop carries every shard's appended entries, hard states,
 //! checkpoints and compactions, and is made durable with one fsync: the group commit.
 
+pub mod history;
 mod log;
 mod mem_store;
 mod sled_store;
 
 use raft::prelude::{ConfState, Entry, HardState, Snapshot};
+use tuma_actors::ledger::HistoryRow;
+use tuma_actors::transfer::TransferId;
+use tuma_actors::txn_id::TransactionId;
+use tuma_actors::AccountRef;
 
 pub use log::ShardLog;
 pub use mem_store::{MemDisk, MemStore, WriteFault};
@@ -80,6 +86,16 @@ pub enum WriteOp {
     ForgetTombstone {
         shard: u32,
     },
+    /// History rows of finished transfers, written as their entries applied.
+    History {
+        shard: u32,
+        rows: Vec<HistoryRow>,
+    },
+    /// A snapshot's history replaces everything the shard had here.
+    ReplaceHistory {
+        shard: u32,
+        rows: Vec<HistoryRow>,
+    },
 }
 
 /// Everything one engine loop persists, written atomically and fsynced once.
@@ -135,6 +151,12 @@ pub trait LogStore: Send {
     fn groups(&self) -> Result<Vec<u32>, StorageError>;
     /// Applies a batch atomically and makes it durable (one fsync).
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError>;
+    /// Applies a batch atomically without waiting for the disk: it becomes durable with the
+    /// next [`LogStore::write`] (whose flush covers every earlier write). For what a restart
+    /// can rebuild, such as history rows of entries the log still holds.
+    fn write_unsynced(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.write(batch)
+    }
     /// Up to `len` bytes of the data of `group`'s stored checkpoint, from `offset`, with the
     /// data's total length; `None` once the stored checkpoint is no longer the one at `index`
     /// (a newer one replaced it). Snapshots stream from here, never from a copy in memory.
@@ -152,4 +174,45 @@ pub trait LogStore: Send {
     fn set_identity(&self, identity: &ClusterIdentity) -> Result<(), StorageError>;
     /// Bytes used on disk.
     fn size_on_disk(&self) -> u64;
+    /// What the history queries read through.
+    fn history_kv(&self) -> &dyn history::HistoryKv;
+
+    /// A statement page of `account` on `shard` (see [`history::page`]).
+    fn history_page(
+        &self,
+        shard: u32,
+        account: &AccountRef,
+        before: Option<u64>,
+        limit: usize,
+        committed_only: bool,
+    ) -> Result<Vec<HistoryRow>, StorageError> {
+        history::page(
+            self.history_kv(),
+            shard,
+            account,
+            before,
+            limit,
+            committed_only,
+        )
+    }
+    /// The payer's row of a finished transfer by its request id.
+    fn history_by_transfer(
+        &self,
+        shard: u32,
+        id: &TransferId,
+    ) -> Result<Option<HistoryRow>, StorageError> {
+        history::by_transfer(self.history_kv(), shard, id)
+    }
+    /// The rows of a finished transfer by its receipt, the payer's first.
+    fn history_by_receipt(
+        &self,
+        shard: u32,
+        receipt: &TransactionId,
+    ) -> Result<Vec<HistoryRow>, StorageError> {
+        history::by_receipt(self.history_kv(), shard, receipt)
+    }
+    /// Every row of `shard` numbered below `below`, in order.
+    fn history_export(&self, shard: u32, below: u64) -> Result<Vec<HistoryRow>, StorageError> {
+        history::export(self.history_kv(), shard, below)
+    }
 }

@@ -14,6 +14,7 @@ use std::path::Path;
 
 use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 
+use super::history::{self, HistoryKv};
 use super::{
     CheckpointSlice, ClusterIdentity, DurableShard, LogStore, StorageError, WriteBatch, WriteOp,
 };
@@ -130,6 +131,16 @@ impl SledStore {
 }
 
 impl SledStore {
+    /// Removes every history key of `shard` (a destroyed replica, or one a snapshot replaces).
+    /// A later insert of the same key in the batch still wins: sled applies a batch in order.
+    fn remove_history(&self, shard: u32, batch: &mut sled::Batch) -> Result<(), StorageError> {
+        for item in self.db.scan_prefix(history::shard_prefix(shard)) {
+            let (key, _) = item?;
+            batch.remove(key);
+        }
+        Ok(())
+    }
+
     /// Removes every stored chunk of `shard`'s checkpoint data, and those this batch wrote.
     fn remove_chunks(
         &self,
@@ -207,6 +218,12 @@ impl LogStore for SledStore {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.write_unsynced(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn write_unsynced(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut sled_batch = sled::Batch::default();
         // Checkpoint chunks this batch writes, per group (a later op of the same batch may
         // replace or destroy them before the database sees them).
@@ -278,12 +295,27 @@ impl LogStore for SledStore {
                         let (key, _) = item?;
                         sled_batch.remove(key);
                     }
+                    self.remove_history(shard, &mut sled_batch)?;
                 }
                 WriteOp::ForgetTombstone { shard } => sled_batch.remove(&shard_key(b't', shard)),
+                WriteOp::History { shard, rows } => {
+                    for row in &rows {
+                        for (key, value) in history::row_entries(shard, row) {
+                            sled_batch.insert(key, value);
+                        }
+                    }
+                }
+                WriteOp::ReplaceHistory { shard, rows } => {
+                    self.remove_history(shard, &mut sled_batch)?;
+                    for row in &rows {
+                        for (key, value) in history::row_entries(shard, row) {
+                            sled_batch.insert(key, value);
+                        }
+                    }
+                }
             }
         }
         self.db.apply_batch(sled_batch)?;
-        self.db.flush()?;
         Ok(())
     }
 
@@ -377,8 +409,41 @@ impl LogStore for SledStore {
         Ok(())
     }
 
+    fn history_kv(&self) -> &dyn HistoryKv {
+        self
+    }
+
     fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+impl HistoryKv for SledStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn range_rev(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<history::Pairs, StorageError> {
+        let mut found = Vec::with_capacity(limit);
+        for item in self.db.range(start..end).rev().take(limit) {
+            let (key, value) = item?;
+            found.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(found)
+    }
+
+    fn range(&self, start: &[u8], end: &[u8]) -> Result<history::Pairs, StorageError> {
+        let mut found = Vec::new();
+        for item in self.db.range(start..end) {
+            let (key, value) = item?;
+            found.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(found)
     }
 }
 

@@ -34,8 +34,6 @@ const APP_KINDS: [TransferKind; 6] = [
 const DEADLINE_MS_DEFAULT: u64 = 15_000;
 const DEADLINE_MS_MIN: u64 = 100;
 const DEADLINE_MS_MAX: u64 = 120_000;
-/// Lines in a statement.
-const STATEMENT_LINES: usize = 20;
 
 /// A positive decimal amount with at most two places.
 pub fn amount_field(text: &str) -> Result<Money, ApiError> {
@@ -181,7 +179,7 @@ pub async fn transfer_status(
 }
 
 /// The customer named in the path and the PIN in the `X-Tuma-Pin` header.
-fn holder(headers: &HeaderMap, msisdn: &str) -> Result<(AccountRef, Pin), ApiError> {
+pub fn holder(headers: &HeaderMap, msisdn: &str) -> Result<(AccountRef, Pin), ApiError> {
     let msisdn = Msisdn::parse(msisdn).map_err(|e| ApiError::field("msisdn", e.to_string()))?;
     let pin = pin_field(
         headers
@@ -204,32 +202,4 @@ pub async fn balance(
         "balance": balances.balance().to_decimal_string(),
         "available": balances.available().to_decimal_string(),
     })))
-}
-
-pub async fn statement(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path(msisdn): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let (account, pin) = holder(&headers, &msisdn)?;
-    let lines = state
-        .service
-        .statement(&account, pin, STATEMENT_LINES)
-        .await?;
-    let lines: Vec<Value> = lines
-        .iter()
-        .map(|l| {
-            json!({
-                "request_id": l.transfer.as_str(),
-                "transaction_id": l.receipt,
-                "kind": l.kind,
-                "counterparty": l.counterparty,
-                "amount": Money::from_cents(l.amount_cents).to_decimal_string(),
-                "completed_ms": l.completed_ms,
-            })
-        })
-        .collect();
-    Ok(Json(
-        json!({ "msisdn": account.to_string(), "lines": lines }),
-    ))
 }

@@ -61,7 +61,9 @@ impl ApiError {
     /// A ledger refusal of an admin command.
     pub fn from_code(code: ResultCode) -> ApiError {
         let status = match code {
-            ResultCode::AccountExists | ResultCode::IdempotencyConflict => StatusCode::CONFLICT,
+            ResultCode::AccountExists
+            | ResultCode::IdempotencyConflict
+            | ResultCode::RequestIdExpired => StatusCode::CONFLICT,
             ResultCode::UnknownAccount | ResultCode::UnknownPayee => StatusCode::NOT_FOUND,
             ResultCode::WrongPin | ResultCode::PinLocked => StatusCode::UNAUTHORIZED,
             ResultCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,

@@ -6,7 +6,8 @@
 //! |---|---|
 //! | `error.rs` | the JSON error answer and how each failure maps to a status code |
 //! | `admin.rs` | `/admin/v1/…`: registration, float, accounts, cluster, audit, care |
-//! | `app.rs` | `/v1/…`: transfers, balance, statement |
+//! | `app.rs` | `/v1/…`: transfers, balance |
+//! | `history.rs` | statements (pages, mini) and receipts from the history store |
 //! | `bulk.rs` | `/admin/v1/customers/bulk`: bulk registration for imports |
 //! | `care.rs` | `/admin/v1/reversals`: care reverses a confirmed transfer |
 //!
@@ -17,6 +18,7 @@ mod app;
 mod bulk;
 mod care;
 mod error;
+mod history;
 mod members;
 
 use std::sync::Arc;
@@ -82,6 +84,18 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/transfers", post(app::create_transfer))
         .route("/v1/transfers/:request_id", get(app::transfer_status))
         .route("/v1/accounts/:msisdn/balance", get(app::balance))
-        .route("/v1/accounts/:msisdn/statement", get(app::statement))
+        .route("/v1/accounts/:msisdn/statement", get(history::statement))
+        .route(
+            "/v1/accounts/:msisdn/mini-statement",
+            get(history::mini_statement),
+        )
+        .route(
+            "/admin/v1/accounts/:reference/statement",
+            get(history::care_statement),
+        )
+        .route(
+            "/admin/v1/transactions/:transaction_id",
+            get(history::receipt),
+        )
         .with_state(state)
 }

@@ -23,7 +23,11 @@ fn a_same_shard_transfer_writes_a_row_for_each_party_with_one_receipt() {
     let bob = c.open(&c.customer_on(0, 2), AccountKind::Customer);
     c.fund(&alice, ksh(5_000));
     let funded = rows(&mut c, 0);
-    assert_eq!(funded.len(), 1, "the issuer is a system account: no row for it");
+    assert_eq!(
+        funded.len(),
+        1,
+        "the issuer is a system account: no row for it"
+    );
     assert_eq!(funded[0].account, alice);
     assert_eq!(funded[0].side, HistorySide::Payee);
 
@@ -35,7 +39,10 @@ fn a_same_shard_transfer_writes_a_row_for_each_party_with_one_receipt() {
     let (payer, payee) = (&sent[0], &sent[1]);
     assert_eq!((payer.seq, payee.seq), (1, 2));
     assert_eq!(payer.account, alice);
-    assert_eq!(payer.amount_cents, -(ksh(1_000).cents() + receipt.fee.cents()));
+    assert_eq!(
+        payer.amount_cents,
+        -(ksh(1_000).cents() + receipt.fee.cents())
+    );
     assert_eq!(payer.balance_after, receipt.balance);
     assert_eq!(payee.account, bob);
     assert_eq!(payee.amount_cents, ksh(1_000).cents());
@@ -58,7 +65,10 @@ fn a_cross_shard_transfer_writes_the_payer_row_on_its_shard_and_the_payee_row_on
     let payee = rows(&mut c, 1);
     assert_eq!(payer.len(), 1);
     assert_eq!(payee.len(), 1);
-    assert_eq!((payer[0].side, payee[0].side), (HistorySide::Payer, HistorySide::Payee));
+    assert_eq!(
+        (payer[0].side, payee[0].side),
+        (HistorySide::Payer, HistorySide::Payee)
+    );
     assert_eq!(payer[0].receipt, receipt.txn_id);
     assert_eq!(payee[0].receipt, receipt.txn_id);
     assert_eq!(payee[0].counterparty, alice);
@@ -105,16 +115,31 @@ fn retirement_drops_finished_records_and_their_receipts_but_not_undelivered_deci
     while let Some(envelope) = c.in_flight.pop_front() {
         budget -= 1;
         assert!(budget > 0);
-        if envelope.to == 1 && matches!(envelope.message, crate::protocol::PeerMessage::Decision { .. }) {
+        if envelope.to == 1
+            && matches!(
+                envelope.message,
+                crate::protocol::PeerMessage::Decision { .. }
+            )
+        {
             continue;
         }
-        let effects = c.drivers[envelope.to as usize].on_message(&c.ledgers[envelope.to as usize], &envelope, c.now);
+        let effects = c.drivers[envelope.to as usize].on_message(
+            &c.ledgers[envelope.to as usize],
+            &envelope,
+            c.now,
+        );
         c.run_effects(envelope.to as usize, effects);
     }
-    assert_eq!(c.ledgers[0].pending_decision(&remote.id), Some((1, Decision::Commit)));
+    assert_eq!(
+        c.ledgers[0].pending_decision(&remote.id),
+        Some((1, Decision::Commit))
+    );
     c.now += 1;
     retire_all(&mut c, 0);
-    assert!(c.ledgers[0].outgoing(&local.id).is_none(), "finished and retired");
+    assert!(
+        c.ledgers[0].outgoing(&local.id).is_none(),
+        "finished and retired"
+    );
     let txn = local_receipt.txn_id.unwrap();
     assert!(c.ledgers[0].outgoing_by_receipt(&txn).is_none());
     assert!(
@@ -159,7 +184,11 @@ fn a_retirement_before_a_record_finished_leaves_it() {
     let request = c.request(TransferKind::SendMoney, &alice, &bob, ksh(100));
     let first = c.finish(request.clone());
     c.apply(0, Command::Retire { up_to_ms: earlier });
-    assert_eq!(c.finish(request), first, "within the window: the same answer");
+    assert_eq!(
+        c.finish(request),
+        first,
+        "within the window: the same answer"
+    );
 }
 
 #[test]

@@ -10,7 +10,10 @@
 //! transport (a snapshot message never travels whole, so it has no size limit below the disk).
 //! Both halves are plain state machines over the store and the caller's clock.
 
+pub mod payload;
+
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use protobuf::Message as _;
 use raft::prelude::Message;
@@ -56,7 +59,10 @@ struct Outgoing {
     /// The `MsgSnapshot` raft-rs made, without data (protobuf).
     header: Vec<u8>,
     index: u64,
-    /// Bytes of the checkpoint data, once the first read told.
+    /// The shard's history rows below the checkpoint's sequence, encoded, sent after the
+    /// checkpoint (see `payload.rs`); `None` for the meta group.
+    history: Option<Arc<Vec<u8>>>,
+    /// Bytes of the stream's data, once the first read told.
     total: Option<u64>,
     /// Next byte to send.
     next: u64,
@@ -125,7 +131,13 @@ impl SnapshotStreams {
     /// Takes a `MsgSnapshot` raft-rs wants sent (its data is empty: it comes from the stored
     /// checkpoint). A stream of the same checkpoint to the same follower goes on from where
     /// it is; another replaces it.
-    pub fn start(&mut self, group: u32, mut message: Message, now: u64) {
+    pub fn start(
+        &mut self,
+        group: u32,
+        mut message: Message,
+        history: impl FnOnce() -> Result<Option<Arc<Vec<u8>>>, StorageError>,
+        now: u64,
+    ) -> Result<(), StorageError> {
         let to = message.to;
         let index = message.get_snapshot().get_metadata().index;
         if self
@@ -133,8 +145,9 @@ impl SnapshotStreams {
             .get(&(group, to))
             .is_some_and(|s| s.index == index)
         {
-            return;
+            return Ok(());
         }
+        let history = history()?;
         message.mut_snapshot().clear_data();
         let header = message
             .write_to_bytes()
@@ -149,6 +162,7 @@ impl SnapshotStreams {
                 id,
                 header,
                 index,
+                history,
                 total: None,
                 next: 0,
                 acked: 0,
@@ -157,6 +171,7 @@ impl SnapshotStreams {
                 resend_after: self.config.resend_ms,
             },
         );
+        Ok(())
     }
 
     /// True while a snapshot of `group` is streaming to `to`.
@@ -211,8 +226,15 @@ impl SnapshotStreams {
                 .acked
                 .saturating_add((config.chunk_bytes * config.window_chunks) as u64);
             while stream.next < window_end && stream.total.is_none_or(|t| stream.next < t) {
-                let Some(slice) =
-                    store.read_checkpoint(group, stream.index, stream.next, config.chunk_bytes)?
+                let history = stream.history.as_deref().map(Vec::as_slice);
+                let Some(slice) = payload::read(
+                    store,
+                    group,
+                    stream.index,
+                    history,
+                    stream.next,
+                    config.chunk_bytes,
+                )?
                 else {
                     tracing::info!(
                         group,

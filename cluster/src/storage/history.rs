@@ -1,0 +1,336 @@
+//! The durable per-account history of finished transfers, kept beside the log in the same
+//! store (one write batch, one fsync) and read by range.
+//!
+//! Keys, under `H` + shard (4 bytes, big-endian) + a kind byte:
+//!
+//! | kind | key rest | value |
+//! |---|---|---|
+//! | `a` | account, `0x00`, sequence (8) | the row |
+//! | `q` | request id, `0x00`, side | the row's `a` key |
+//! | `t` | receipt, `0x00`, side | the row's `a` key |
+//! | `s` | sequence (8) | the row's `a` key |
+//!
+//! A statement page is a reverse range read of `a` keys below a sequence number, so its cost
+//! does not depend on how much history the shard holds. `s` keys list a shard's rows in order,
+//! for snapshots (rows below the checkpoint's sequence) and for removal.
+
+use std::collections::BTreeMap;
+
+use tuma_actors::ledger::{HistoryRow, HistorySide};
+use tuma_actors::transfer::TransferId;
+use tuma_actors::txn_id::TransactionId;
+use tuma_actors::AccountRef;
+
+use super::StorageError;
+
+const HISTORY: u8 = b'H';
+/// Most rows one statement page returns.
+pub const PAGE_ROWS_MAX: usize = 100;
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+fn prefix(shard: u32, kind: u8) -> Vec<u8> {
+    let mut key = Vec::with_capacity(64);
+    key.push(HISTORY);
+    key.extend_from_slice(&shard.to_be_bytes());
+    key.push(kind);
+    key
+}
+
+/// Every history key of `shard` starts with this.
+pub fn shard_prefix(shard: u32) -> Vec<u8> {
+    let mut key = vec![HISTORY];
+    key.extend_from_slice(&shard.to_be_bytes());
+    key
+}
+
+fn account_prefix(shard: u32, account: &AccountRef) -> Vec<u8> {
+    let mut key = prefix(shard, b'a');
+    key.extend_from_slice(account.to_string().as_bytes());
+    key.push(0);
+    key
+}
+
+fn side_byte(side: HistorySide) -> u8 {
+    match side {
+        HistorySide::Payer => b'p',
+        HistorySide::Payee => b'r',
+    }
+}
+
+fn transfer_key(shard: u32, id: &TransferId, side: HistorySide) -> Vec<u8> {
+    let mut key = prefix(shard, b'q');
+    key.extend_from_slice(id.as_str().as_bytes());
+    key.push(0);
+    key.push(side_byte(side));
+    key
+}
+
+fn receipt_key(shard: u32, receipt: &TransactionId, side: HistorySide) -> Vec<u8> {
+    let mut key = prefix(shard, b't');
+    key.extend_from_slice(receipt.as_str().as_bytes());
+    key.push(0);
+    key.push(side_byte(side));
+    key
+}
+
+fn seq_key(shard: u32, seq: u64) -> Vec<u8> {
+    let mut key = prefix(shard, b's');
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The key-value pairs that store `row` of `shard`.
+pub fn row_entries(shard: u32, row: &HistoryRow) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut row_key = account_prefix(shard, &row.account);
+    row_key.extend_from_slice(&row.seq.to_be_bytes());
+    let value = bincode::serde::encode_to_vec(row, config())
+        .expect("encoding a history row into memory cannot fail");
+    let mut entries = vec![
+        (
+            transfer_key(shard, &row.transfer, row.side),
+            row_key.clone(),
+        ),
+        (seq_key(shard, row.seq), row_key.clone()),
+    ];
+    if let Some(receipt) = &row.receipt {
+        entries.push((receipt_key(shard, receipt, row.side), row_key.clone()));
+    }
+    entries.push((row_key, value));
+    entries
+}
+
+fn decode(key: &[u8], bytes: &[u8]) -> Result<HistoryRow, StorageError> {
+    bincode::serde::decode_from_slice(bytes, config())
+        .map(|(row, _)| row)
+        .map_err(|error| StorageError::Corrupt {
+            key: format!("history {key:?}"),
+            reason: error.to_string(),
+        })
+}
+
+/// Key-value pairs read from a range.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// What the history queries need from a store: point reads and ordered range reads.
+pub trait HistoryKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Values with keys in `[start, end)`, newest (greatest key) first, at most `limit`.
+    fn range_rev(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Pairs, StorageError>;
+    /// Values with keys in `[start, end)`, in key order.
+    fn range(&self, start: &[u8], end: &[u8]) -> Result<Pairs, StorageError>;
+}
+
+/// A statement page: `account`'s rows below sequence `before` (all, if `None`), newest first,
+/// at most `limit` (capped at [`PAGE_ROWS_MAX`]); committed transfers only when
+/// `committed_only`.
+pub fn page(
+    kv: &dyn HistoryKv,
+    shard: u32,
+    account: &AccountRef,
+    before: Option<u64>,
+    limit: usize,
+    committed_only: bool,
+) -> Result<Vec<HistoryRow>, StorageError> {
+    let start = account_prefix(shard, account);
+    let mut end = start.clone();
+    match before {
+        Some(seq) => end.extend_from_slice(&seq.to_be_bytes()),
+        None => *end.last_mut().expect("ends in the separator") = 1,
+    }
+    let limit = limit.min(PAGE_ROWS_MAX);
+    let mut rows = Vec::with_capacity(limit);
+    // Aborted and refused rows are skipped; read on until the page is full or the rows end.
+    loop {
+        let batch = kv.range_rev(&start, &end, limit.max(1))?;
+        let exhausted = batch.len() < limit.max(1);
+        for (key, value) in &batch {
+            let row = decode(key, value)?;
+            if !committed_only || row.committed() {
+                rows.push(row);
+                if rows.len() == limit {
+                    return Ok(rows);
+                }
+            }
+        }
+        match batch.last() {
+            Some((key, _)) if !exhausted => end = key.clone(),
+            _ => return Ok(rows),
+        }
+    }
+}
+
+fn follow(
+    kv: &dyn HistoryKv,
+    pointer: Option<Vec<u8>>,
+) -> Result<Option<HistoryRow>, StorageError> {
+    let Some(row_key) = pointer else {
+        return Ok(None);
+    };
+    match kv.get(&row_key)? {
+        Some(value) => decode(&row_key, &value).map(Some),
+        None => Err(StorageError::Corrupt {
+            key: format!("history {row_key:?}"),
+            reason: "an index names a missing row".into(),
+        }),
+    }
+}
+
+/// The payer's row of the transfer with this request id, if it finished on `shard`.
+pub fn by_transfer(
+    kv: &dyn HistoryKv,
+    shard: u32,
+    id: &TransferId,
+) -> Result<Option<HistoryRow>, StorageError> {
+    follow(kv, kv.get(&transfer_key(shard, id, HistorySide::Payer))?)
+}
+
+/// The rows of the transfer with this receipt on `shard`: the payer's first.
+pub fn by_receipt(
+    kv: &dyn HistoryKv,
+    shard: u32,
+    receipt: &TransactionId,
+) -> Result<Vec<HistoryRow>, StorageError> {
+    let mut rows = Vec::new();
+    for side in [HistorySide::Payer, HistorySide::Payee] {
+        if let Some(row) = follow(kv, kv.get(&receipt_key(shard, receipt, side))?)? {
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// Every row of `shard` numbered below `below`, in sequence order (what a snapshot carries).
+pub fn export(kv: &dyn HistoryKv, shard: u32, below: u64) -> Result<Vec<HistoryRow>, StorageError> {
+    let start = seq_key(shard, 0);
+    let end = seq_key(shard, below);
+    let mut rows = Vec::new();
+    for (_, row_key) in kv.range(&start, &end)? {
+        if let Some(row) = follow(kv, Some(row_key))? {
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// Encodes rows for a snapshot stream.
+pub fn encode_rows(rows: &[HistoryRow]) -> Vec<u8> {
+    bincode::serde::encode_to_vec(rows, config()).expect("encoding history into memory cannot fail")
+}
+
+/// Decodes rows a snapshot stream carried.
+pub fn decode_rows(bytes: &[u8]) -> Result<Vec<HistoryRow>, StorageError> {
+    bincode::serde::decode_from_slice(bytes, config())
+        .map(|(rows, _)| rows)
+        .map_err(|error| StorageError::Corrupt {
+            key: "snapshot history".into(),
+            reason: error.to_string(),
+        })
+}
+
+/// An in-memory [`HistoryKv`] (the in-memory store's, and tests').
+impl HistoryKv for BTreeMap<Vec<u8>, Vec<u8>> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(BTreeMap::get(self, key).cloned())
+    }
+
+    fn range_rev(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Pairs, StorageError> {
+        Ok(BTreeMap::range(self, start.to_vec()..end.to_vec())
+            .rev()
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn range(&self, start: &[u8], end: &[u8]) -> Result<Pairs, StorageError> {
+        Ok(BTreeMap::range(self, start.to_vec()..end.to_vec())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tuma_actors::calendar::CivilTime;
+    use tuma_actors::transfer::TransferKind;
+    use tuma_actors::{Money, ResultCode};
+
+    fn row(seq: u64, account: &AccountRef, result: ResultCode) -> HistoryRow {
+        HistoryRow {
+            seq,
+            account: account.clone(),
+            side: HistorySide::Payer,
+            transfer: TransferId::parse(&format!("t-{seq}")).unwrap(),
+            receipt: None,
+            kind: TransferKind::SendMoney,
+            counterparty: AccountRef::parse("254700000009").unwrap(),
+            amount_cents: -100,
+            fee: Money::ZERO,
+            result,
+            completed_ms: seq,
+            balance_after: Money::ZERO,
+        }
+    }
+
+    fn store(rows: &[HistoryRow]) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        rows.iter().flat_map(|r| row_entries(3, r)).collect()
+    }
+
+    #[test]
+    fn pages_go_newest_first_below_a_sequence_and_skip_what_did_not_move_money() {
+        let alice = AccountRef::parse("254700000001").unwrap();
+        let bob = AccountRef::parse("254700000002").unwrap();
+        let mut rows = Vec::new();
+        for seq in 0..30 {
+            let result = if seq % 3 == 0 {
+                ResultCode::InsufficientFunds
+            } else {
+                ResultCode::Success
+            };
+            let account = if seq % 2 == 0 { &alice } else { &bob };
+            rows.push(row(seq, account, result));
+        }
+        let kv = store(&rows);
+        let page1 = page(&kv, 3, &alice, None, 4, true).unwrap();
+        let seqs: Vec<u64> = page1.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![28, 26, 22, 20]);
+        let page2 = page(&kv, 3, &alice, Some(20), 4, true).unwrap();
+        let seqs: Vec<u64> = page2.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![16, 14, 10, 8]);
+        let last = page(&kv, 3, &alice, Some(8), 100, true).unwrap();
+        let seqs: Vec<u64> = last.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![4, 2]);
+        let everything = page(&kv, 3, &alice, None, 100, false).unwrap();
+        assert_eq!(everything.len(), 15);
+        assert!(
+            page(&kv, 4, &alice, None, 10, false).unwrap().is_empty(),
+            "another shard"
+        );
+    }
+
+    #[test]
+    fn rows_are_found_by_request_id_and_receipt_and_exported_in_order() {
+        let alice = AccountRef::parse("254700000001").unwrap();
+        let mut rows: Vec<HistoryRow> = (0..5)
+            .map(|s| row(s, &alice, ResultCode::Success))
+            .collect();
+        let receipt = TransactionId::generate(CivilTime::from_unix_ms(1_800_000_000_000), 3, 7);
+        assert!(receipt.is_some());
+        rows[2].receipt = receipt;
+        let kv = store(&rows);
+        let found = by_transfer(&kv, 3, &TransferId::parse("t-2").unwrap()).unwrap();
+        assert_eq!(found.as_ref(), Some(&rows[2]));
+        if let Some(receipt) = receipt {
+            assert_eq!(by_receipt(&kv, 3, &receipt).unwrap(), vec![rows[2].clone()]);
+        }
+        assert_eq!(
+            by_transfer(&kv, 3, &TransferId::parse("t-9").unwrap()).unwrap(),
+            None
+        );
+        assert_eq!(export(&kv, 3, 3).unwrap(), rows[..3].to_vec());
+        assert_eq!(decode_rows(&encode_rows(&rows)).unwrap(), rows);
+    }
+}
