@@ -25,6 +25,9 @@ pub struct SeedReport {
     pub dropped: u64,
     pub entries: u64,
     pub lost_entries: u64,
+    /// History rows written, and those whose in-memory record has retired.
+    pub history_rows: u64,
+    pub retired: u64,
     pub violations: Vec<Violation>,
     /// The event trace, when tracing was on.
     pub trace: Vec<String>,
@@ -56,6 +59,8 @@ pub struct Summary {
     pub partitions: u64,
     pub messages: u64,
     pub dropped: u64,
+    pub history_rows: u64,
+    pub retired: u64,
     pub violations: u64,
     /// Reports of the seeds that failed (at most a few kept).
     pub failed: Vec<SeedReport>,
@@ -76,6 +81,8 @@ impl Summary {
         self.partitions += report.partitions;
         self.messages += report.messages;
         self.dropped += report.dropped;
+        self.history_rows += report.history_rows;
+        self.retired += report.retired;
         self.violations += report.violations.len() as u64;
         if let Some(first) = report.violations.first() {
             self.failed_seeds.push((report.seed, first.message.clone()));
@@ -96,8 +103,8 @@ impl Summary {
     /// The detail line printed before it.
     pub fn detail(&self) -> String {
         format!(
-            "deadline_expired={} ambiguous={} reversals={} crashes={} partitions={} messages={} dropped={}",
-            self.deadline_expired, self.ambiguous, self.reversals, self.crashes, self.partitions, self.messages, self.dropped
+            "deadline_expired={} ambiguous={} reversals={} crashes={} partitions={} messages={} dropped={} history_rows={} retired={}",
+            self.deadline_expired, self.ambiguous, self.reversals, self.crashes, self.partitions, self.messages, self.dropped, self.history_rows, self.retired
         )
     }
 }

@@ -69,8 +69,9 @@ pub struct EngineConfig {
 
 /// The default idempotency window: 24 hours.
 pub const IDEMPOTENCY_WINDOW_MS_DEFAULT: u64 = 24 * 3_600_000;
-/// The default retirement grace: longer than the longest transfer wait (120 s) plus clock bound.
-pub const RETIRE_GRACE_MS_DEFAULT: u64 = 300_000;
+/// The default retirement grace: longer than the longest wait the API allows a transfer
+/// (120 s) plus the clock bound.
+pub const RETIRE_GRACE_MS_DEFAULT: u64 = 130_000;
 
 /// Faults a chaos test can plant in a node to prove the checker catches them.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -298,13 +298,13 @@ impl Replica {
     ) {
         match applied {
             Applied::TransferFinished(receipt) => {
-                let request = match (self.ledger.outgoing(&receipt.id), command) {
-                    (Some(record), _) => record.request.clone(),
+                let (request, recorded) = match (self.ledger.outgoing(&receipt.id), command) {
+                    (Some(record), _) => (record.request.clone(), true),
                     // Refused without a record: the applied request is the one answered.
-                    (None, Command::Transfer(request)) => request.clone(),
+                    (None, Command::Transfer(request)) => (request.clone(), false),
                     (None, _) => return,
                 };
-                self.waiters.finished(&request, receipt, out);
+                self.waiters.finished(&request, receipt, recorded, out);
             }
             Applied::TransferPrepared(offer)
                 if self.planted_fault == Some(EngineFault::AckBeforeDecide) =>
@@ -319,7 +319,7 @@ impl Replica {
                 };
                 if let Some(record) = self.ledger.outgoing(&offer.id) {
                     let request = record.request.clone();
-                    self.waiters.finished(&request, &premature, out);
+                    self.waiters.finished(&request, &premature, true, out);
                 }
             }
             Applied::TransferRefused { result, .. } => {

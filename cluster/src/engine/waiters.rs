@@ -63,14 +63,20 @@ impl Waiters {
     }
 
     /// A transfer became final with `receipt` for `request`: its own waiters get the receipt,
-    /// and anyone who asked for a different request under the same id is told the id is taken.
+    /// and — when it is `recorded` under its id — anyone who asked for a different request
+    /// under the same id is told the id is taken. A refusal left without a record takes no
+    /// id: the others keep waiting for their own entries.
     pub fn finished(
         &mut self,
         request: &TransferRequest,
         receipt: &Receipt,
+        recorded: bool,
         out: &mut Vec<(Waiter, ClientReply)>,
     ) {
         self.answer_request(request, &ClientReply::Receipt(receipt.clone()), out);
+        if !recorded {
+            return;
+        }
         if let Some(others) = self.transfers.remove(&request.id) {
             let conflict = ClientReply::Refused(ResultCode::IdempotencyConflict);
             out.extend(others.into_iter().map(|(_, w)| (w, conflict.clone())));

@@ -91,6 +91,15 @@ impl MemDisk {
         self.image().writes
     }
 
+    /// Every history row of `shard` on this disk, in sequence order (the simulator's checks
+    /// read it without opening a store).
+    pub fn history_rows(
+        &self,
+        shard: u32,
+    ) -> Result<Vec<tuma_actors::ledger::HistoryRow>, StorageError> {
+        history::export(&self.image().history, shard, u64::MAX)
+    }
+
     /// Torn records recovery cut.
     pub fn torn_writes_cut(&self) -> u64 {
         self.image().torn_cut

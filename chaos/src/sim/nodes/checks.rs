@@ -11,13 +11,14 @@
 //! Then the final checks: books balance (Σ balances 0, Σ clearing 0, every shard's audit), the
 //! replicas of each shard hold identical state, every caller's answer matches the final
 //! record (the same request, the same receipt; a refused reuse of an id really was a reuse),
-//! every account's balance equals its committed transfers, balance reads were linearizable,
-//! and status reads of confirmed transfers never answered "unknown".
+//! (or, once retired from memory, its history row), every account's balance equals its
+//! committed history rows and every confirmed transfer appears once on each side of the
+//! history on every caught-up replica (`history_checks.rs`), balance reads were
+//! linearizable, and status reads of confirmed transfers never answered "unknown".
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tuma_actors::account::{AccountRef, SystemAccount};
-use tuma_actors::ledger::{OutgoingState, ShardLedger};
+use tuma_actors::ledger::{HistorySide, OutgoingState, ShardLedger};
 use tuma_actors::outcome::ResultCode;
 use tuma_cluster::engine::{ClientReply, ReplicaProbe};
 use tuma_cluster::membership::MemberState;
@@ -25,6 +26,7 @@ use tuma_cluster::transport::NodeId;
 
 use super::clients::Answer;
 use super::env::EPOCH_MS;
+use super::history_checks::Histories;
 use super::recorder::read_is_linearizable;
 use super::world::World;
 
@@ -260,6 +262,15 @@ impl World {
                 "shard {shard} (leader node {leader}) still has transfers in flight: prepared {prepared:?}, accepted {accepted:?}, undelivered decisions {outbox:?}"
             ));
         }
+        // Every finished record leaves memory once its window and grace have passed, so the
+        // final checks see the whole run through the history.
+        if ledger.retiring() > 0 {
+            return Some(format!(
+                "shard {shard} (leader node {leader}) still holds {} finished records, the oldest due to retire at {:?}",
+                ledger.retiring(),
+                ledger.oldest_retirable_ms()
+            ));
+        }
         None
     }
 
@@ -284,7 +295,7 @@ impl World {
     }
 
     /// Every live replica of `shard`, with its node.
-    fn replicas_of(&self, shard: u32) -> Vec<(NodeId, ReplicaProbe<'_>)> {
+    pub(super) fn replicas_of(&self, shard: u32) -> Vec<(NodeId, ReplicaProbe<'_>)> {
         let mut out = Vec::new();
         for (id, node) in &self.nodes {
             if let Some(running) = node.running.as_ref() {
@@ -302,7 +313,7 @@ impl World {
     }
 
     /// The serving leader's ledger of every shard (the cluster has settled).
-    fn leader_ledgers(&self) -> BTreeMap<u32, &ShardLedger> {
+    pub(super) fn leader_ledgers(&self) -> BTreeMap<u32, &ShardLedger> {
         let mut ledgers = BTreeMap::new();
         for node in self.nodes.values() {
             if let Some(running) = node.running.as_ref() {
@@ -320,8 +331,10 @@ impl World {
         let mut problems = Vec::new();
         self.check_books(&mut problems);
         self.check_replicas_agree(&mut problems);
-        self.check_answers(&mut problems);
-        self.check_balances(&mut problems);
+        let histories = self.histories(&mut problems);
+        self.check_answers(&histories, &mut problems);
+        self.check_balances(&histories, &mut problems);
+        self.check_confirmed_in_history(&histories, &mut problems);
         self.check_reads(&mut problems);
         let recorded = std::mem::take(&mut self.recorder().violations);
         problems.extend(recorded);
@@ -369,7 +382,7 @@ impl World {
         }
     }
 
-    fn check_answers(&self, problems: &mut Vec<String>) {
+    fn check_answers(&self, histories: &Histories, problems: &mut Vec<String>) {
         let ledgers = self.leader_ledgers();
         for client in &self.transfers {
             let request = &client.request;
@@ -410,15 +423,55 @@ impl World {
                         problems.push(format!("transfer {id} committed after its deadline"));
                     }
                 }
-                (Some(Answer::Receipt(receipt)), None) if unrecorded_refusal(receipt) => {}
                 (Some(Answer::Receipt(receipt)), None) => {
-                    problems.push(format!(
-                        "transfer {id}: told {:?}, but its payer shard has no record",
-                        receipt.result
-                    ));
+                    // Retired from memory, or refused without a record: the payer's history row
+                    // (of this request: the id may have been reused) answers for it.
+                    let row = histories.get(&shard).and_then(|rows| {
+                        rows.iter().find(|r| {
+                            r.transfer == *id
+                                && r.side == HistorySide::Payer
+                                && r.kind == request.kind
+                                && r.counterparty == request.to
+                                && (!r.committed()
+                                    || -r.amount_cents - r.fee.cents() == request.amount.cents())
+                        })
+                    });
+                    match row {
+                        Some(row) if row.result == receipt.result && row.receipt == receipt.txn_id => {}
+                        // Refused without a record; the row is another request's under the id.
+                        Some(_) if unrecorded_refusal(receipt) => {}
+                        Some(row) => problems.push(format!(
+                            "transfer {id}: told {:?} {:?}, its history row says {:?} {:?}",
+                            receipt.result, receipt.txn_id, row.result, row.receipt
+                        )),
+                        None if unrecorded_refusal(receipt) => {}
+                        // A system payer (float) keeps no history; its payee's row is checked.
+                        None if request.from.is_system() => {}
+                        None => problems.push(format!(
+                            "transfer {id}: told {:?}, but its payer shard has neither a record nor a history row",
+                            receipt.result
+                        )),
+                    }
                 }
                 (Some(Answer::Refused(ResultCode::IdempotencyConflict)), record) => {
-                    if record.is_none_or(|r| r.request.same_request(request)) {
+                    // Once retired, the other request shows as a history row under the id.
+                    let retired = record.is_none()
+                        && histories.get(&shard).is_some_and(|rows| {
+                            rows.iter()
+                                .any(|r| r.transfer == *id && r.side == HistorySide::Payer)
+                        });
+                    // Or the other request held the id while in flight, then was refused
+                    // without a record.
+                    let held_unrecorded = record.is_none()
+                        && self.transfers.iter().any(|other| {
+                            other.request.id == *id
+                                && !other.request.same_request(request)
+                                && matches!(&other.answer, Some(Answer::Receipt(r)) if unrecorded_refusal(r))
+                        });
+                    if !retired
+                        && !held_unrecorded
+                        && record.is_none_or(|r| r.request.same_request(request))
+                    {
                         problems.push(format!("transfer {id}: refused as a reuse of its id, but no other request holds it"));
                     }
                 }
@@ -426,39 +479,6 @@ impl World {
                 (None, _) => {
                     problems.push(format!("transfer {id}: the caller never heard an answer"))
                 }
-            }
-        }
-    }
-
-    /// Every bank account's balance is what its committed transfers add up to.
-    fn check_balances(&self, problems: &mut Vec<String>) {
-        let ledgers = self.leader_ledgers();
-        let mut expected: BTreeMap<AccountRef, i64> = BTreeMap::new();
-        for ledger in ledgers.values() {
-            for (_, record) in ledger.outgoing_records() {
-                if record.state != OutgoingState::Committed {
-                    continue;
-                }
-                let amount = record.request.amount.cents();
-                if !matches!(
-                    record.request.from,
-                    AccountRef::System(SystemAccount::Issuer(_))
-                ) {
-                    *expected.entry(record.request.from.clone()).or_default() -=
-                        amount + record.fee.cents();
-                }
-                *expected.entry(record.ledger_payee.clone()).or_default() += amount;
-            }
-        }
-        for account in super::setup::bank_accounts(&self.bank) {
-            let shard = self.map.shard_of(&account);
-            let actual = ledgers
-                .get(&shard)
-                .and_then(|l| l.account(&account))
-                .map_or(0, |a| a.balances.balance().cents());
-            let want = expected.get(&account).copied().unwrap_or(0);
-            if actual != want {
-                problems.push(format!("account {account}: balance {actual} cents, its committed transfers add up to {want}"));
             }
         }
     }

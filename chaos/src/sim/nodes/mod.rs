@@ -28,6 +28,7 @@ mod clients;
 mod config;
 mod env;
 mod faults;
+mod history_checks;
 mod node;
 mod recorder;
 pub mod scripted;
@@ -79,6 +80,7 @@ pub fn run_seed(cfg: &NodesConfig, seed: u64, tariffs: Arc<Tariffs>) -> SeedRepo
     report.dropped = stats.dropped;
     report.entries = entries;
     report.lost_entries = world.nodes.values().map(|n| n.disk.torn_writes_cut()).sum();
+    (report.history_rows, report.retired) = world.history_counts();
     world.note(|| {
         format!(
             "end: steps={} frames={} dropped={} duplicated={} crashes={} restarts={} faults={} digest={digest:016x}",

@@ -70,6 +70,11 @@ pub(super) fn build(cfg: &NodesConfig, seed: u64, tariffs: Arc<Tariffs>) -> Worl
     template.checkpoint_every_entries =
         rng.range(cfg.checkpoint_every_min, cfg.checkpoint_every_max);
     template.log_keep_entries = rng.range(2, 30);
+    // A window of seconds, so every finished record retires to history before the run ends
+    // (settling waits for it; late retries meet request_id_expired); the grace stays above the
+    // longest wait (6 s) plus the clock bound.
+    template.idempotency_window_ms = rng.range(1_000, 3_000);
+    template.retire_grace_ms = 7_000;
     template.forward_timeout_ms = 3_000;
     template.snapshot_retry_ms = 2_000;
     // Snapshots stream in small chunks here, so every one spans many frames that drops,
