@@ -9,7 +9,9 @@ use tuma_actors::pin::{Pin, PinHasher};
 use tuma_chaos::harness::{post_admin, LocalCluster, NetworkMode, NodeOptions};
 use tuma_chaos::sim::SimRng;
 
-use crate::measure::{process_usage, BenchResult, NodeUsage, Recorder, TICKS_PER_SECOND};
+use crate::measure::{
+    process_usage, resident_mib, BenchResult, NodeUsage, Recorder, TICKS_PER_SECOND,
+};
 
 /// What the clients send.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -63,6 +65,9 @@ pub struct BenchConfig {
     /// Production argon2id PIN hashes (`--pin-hash argon2` on the nodes) instead of keyed
     /// digests; `fast_pin_hash` implies argon2 with the cheapest parameters.
     pub argon2_pin_hash: bool,
+    /// Extra `tuma node` flags for a local cluster (such as a short `--idempotency-window`
+    /// for a soak).
+    pub node_flags: Vec<String>,
 }
 
 impl BenchConfig {
@@ -289,7 +294,7 @@ pub async fn run(
                 plant_fault: None,
                 fast_pin_hash: config.fast_pin_hash,
                 argon2_pins: config.argon2_pins(),
-                extra_args: Vec::new(),
+                extra_args: config.node_flags.clone(),
             };
             let local = LocalCluster::start(
                 config.binary.clone(),
@@ -324,6 +329,25 @@ pub async fn run(
             .collect(),
         None => Vec::new(),
     };
+    // Each node's resident memory, once a second from the start of the warm-up to the end.
+    let memory: Arc<Mutex<Vec<Vec<f64>>>> = Arc::new(Mutex::new(Vec::new()));
+    let sampler = cluster.as_ref().map(|c| {
+        let pids: Vec<Option<u32>> = (1..=config.nodes).map(|id| c.pid(id)).collect();
+        let memory = memory.clone();
+        tokio::spawn(async move {
+            while Instant::now() < end {
+                let sample = pids
+                    .iter()
+                    .map(|pid| pid.and_then(resident_mib).unwrap_or(0.0))
+                    .collect();
+                memory
+                    .lock()
+                    .expect("no panics hold this lock")
+                    .push(sample);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    });
     let one = |n: u64, rng: &mut SimRng| {
         let id = format!("bench-{}-{n}", config.seed);
         let (path, body) = draw(config.workload, rng, trading, &id);
@@ -396,6 +420,9 @@ pub async fn run(
             while tasks.join_next().await.is_some() {}
         }
     }
+    if let Some(sampler) = sampler {
+        let _ = sampler.await;
+    }
     let node_usage = match &cluster {
         Some(c) => (1..=config.nodes)
             .filter_map(|id| {
@@ -423,9 +450,11 @@ pub async fn run(
         config.duration.as_secs_f64(),
         node_usage,
     );
+    let memory = std::mem::take(&mut *memory.lock().expect("no panics hold this lock"));
     let result = BenchResult {
         accounts: config.accounts,
         import_rows_per_s: import_rate,
+        rss_mib_per_second: memory,
         ..result
     };
     if let Some(mut c) = cluster {

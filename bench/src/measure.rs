@@ -50,6 +50,9 @@ pub struct BenchResult {
     /// Customers registered (in bulk) before the run, and the import rate.
     pub accounts: usize,
     pub import_rows_per_s: f64,
+    /// Each local node's resident memory (MiB), sampled once a second from the warm-up on:
+    /// `[second][node]`.
+    pub rss_mib_per_second: Vec<Vec<f64>>,
 }
 
 /// Collects samples during the measured window.
@@ -131,6 +134,7 @@ impl Recorder {
             node_usage,
             accounts: 0,
             import_rows_per_s: 0.0,
+            rss_mib_per_second: Vec::new(),
         }
     }
 }
@@ -150,6 +154,19 @@ pub fn process_usage(pid: u32) -> Option<(u64, f64)> {
         .parse()
         .ok()?;
     Some((ticks, hwm_kib / 1024.0))
+}
+
+/// Current resident memory of a process (MiB), from `/proc`.
+pub fn resident_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Clock ticks per second for `/proc/<pid>/stat` (USER_HZ; 100 on Linux).

@@ -62,6 +62,26 @@ pub fn markdown(result: &BenchResult, postgres: Option<&BenchResult>) -> String 
             result.accounts, result.import_rows_per_s
         );
     }
+    if let (Some(first), Some(last)) = (
+        result.rss_mib_per_second.first(),
+        result.rss_mib_per_second.last(),
+    ) {
+        let mid = &result.rss_mib_per_second[result.rss_mib_per_second.len() / 2];
+        let show = |sample: &[f64]| {
+            sample
+                .iter()
+                .map(|m| format!("{m:.0}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        let _ = writeln!(
+            out,
+            "\nResident memory per node (MiB): {} at the start, {} halfway, {} at the end.",
+            show(first),
+            show(mid),
+            show(last)
+        );
+    }
     if !result.node_usage.is_empty() {
         let _ = writeln!(
             out,
@@ -133,7 +153,7 @@ fn chart(out: &mut String, y0: f64, title: &str, x_max: f64, x_label: &str, seri
 /// Throughput and latency over time, and the latency CDF.
 pub fn svg(result: &BenchResult) -> String {
     let mut out = String::from(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="960" height="760" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>"##,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="960" height="1000" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>"##,
     );
     let _ = write!(
         out,
@@ -185,6 +205,32 @@ pub fn svg(result: &BenchResult) -> String {
         "ms",
         &[("CDF", "#d33", cdf)],
     );
+    if !result.rss_mib_per_second.is_empty() {
+        const COLORS: [&str; 7] = [
+            "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf",
+        ];
+        let nodes = result.rss_mib_per_second[0].len();
+        let labels: Vec<String> = (1..=nodes).map(|n| format!("node {n}")).collect();
+        let series: Vec<Line> = (0..nodes)
+            .map(|n| {
+                let points = result
+                    .rss_mib_per_second
+                    .iter()
+                    .enumerate()
+                    .map(|(i, sample)| (i as f64, sample.get(n).copied().unwrap_or(0.0)))
+                    .collect();
+                (labels[n].as_str(), COLORS[n % COLORS.len()], points)
+            })
+            .collect();
+        chart(
+            &mut out,
+            770.0,
+            "resident memory per node (MiB), from the warm-up on",
+            result.rss_mib_per_second.len() as f64,
+            "seconds",
+            &series,
+        );
+    }
     out.push_str("</svg>\n");
     out
 }

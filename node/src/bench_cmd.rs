@@ -26,7 +26,7 @@ pub struct BenchArgs {
     /// `transfers` (cross-shard send money), `skewed` (hot paybill and agent) or `day` (a mix).
     #[arg(long, default_value = "transfers")]
     workload: String,
-    /// Measured time, in seconds (`30s` or `30`).
+    /// Measured time (`30s`, `30`, `10m`; at most an hour).
     #[arg(long, default_value = "30s")]
     duration: String,
     /// Unmeasured warm-up before it, in seconds.
@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// Side-by-side baseline (`postgres`).
     #[arg(long)]
     baseline: Option<String>,
+    /// The local nodes' `--idempotency-window` (like 60s): a short one shows memory levelling
+    /// off in a soak once finished transfers start to retire.
+    #[arg(long)]
+    idempotency_window: Option<String>,
     /// Where result.json, result.md and plots.svg go.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
@@ -110,6 +114,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         rate: args.rate,
         fast_pin_hash: args.fast_pin_hash,
         argon2_pin_hash: args.argon2_pin_hash,
+        node_flags: match &args.idempotency_window {
+            Some(window) => {
+                crate::duration::parse("idempotency-window", window)?;
+                vec!["--idempotency-window".into(), window.clone()]
+            }
+            None => Vec::new(),
+        },
     };
     let bar = ProgressBar::new(duration.as_secs());
     bar.set_style(

@@ -35,6 +35,9 @@ pub struct EngineConfig {
     pub driver: DriverConfig,
     /// Checkpoint a shard's ledger after this many applied entries…
     pub checkpoint_every_entries: u64,
+    /// …or after this many bytes of entries, whichever comes first (the log a node keeps in
+    /// memory and replays at restart stays bounded in bytes whatever the traffic per shard)…
+    pub checkpoint_every_bytes: u64,
     /// …keeping this many entries before it in the log for slow followers.
     pub log_keep_entries: u64,
     /// Passivate an account actor idle this long.
@@ -129,6 +132,7 @@ impl EngineConfig {
             heartbeat_ticks: 2,
             driver: DriverConfig::default(),
             checkpoint_every_entries: 20_000,
+            checkpoint_every_bytes: 1 << 20,
             log_keep_entries: 2_000,
             actor_idle_ms: 120_000,
             input_queue_max: 100_000,
@@ -207,7 +211,10 @@ impl EngineConfig {
         {
             return Err(format!("snapshot streams need 1..={SNAPSHOT_CHUNK_BYTES_MAX} bytes per chunk, a window of at least one chunk, and a give-up time longer than the resend time"));
         }
-        if self.checkpoint_every_entries == 0 || self.input_queue_max == 0 {
+        if self.checkpoint_every_entries == 0
+            || self.checkpoint_every_bytes == 0
+            || self.input_queue_max == 0
+        {
             return Err("checkpoint interval and input queue must be positive".into());
         }
         self.driver.validate().map_err(|e| e.to_string())

@@ -19,6 +19,14 @@ use crate::slog_bridge::shard_logger;
 use crate::storage::{DurableShard, ShardLog, WriteOp};
 use crate::transport::NodeId;
 
+/// When a checkpoint is due: after this many entries, or this many bytes of entries, since the
+/// last one, whichever comes first.
+#[derive(Copy, Clone, Debug)]
+pub struct Every {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
 /// Index and term of every group's base checkpoint.
 pub const BASE_INDEX: u64 = 5;
 
@@ -43,6 +51,9 @@ pub struct RaftGroup {
     pub checkpoint_index: u64,
     /// Size of the newest checkpoint's data (what a snapshot of this group streams).
     pub checkpoint_bytes: u64,
+    /// Bytes of entries applied since the newest checkpoint (the log a restart replays and
+    /// memory holds).
+    bytes_since_checkpoint: u64,
     /// A configuration change applied since the last checkpoint: checkpoint now, so the
     /// snapshot a new replica receives names it.
     pub force_checkpoint: bool,
@@ -136,6 +147,7 @@ impl RaftGroup {
             applied_term,
             checkpoint_index: applied,
             checkpoint_bytes: snapshot.as_ref().map_or(0, |s| s.data.len() as u64),
+            bytes_since_checkpoint: 0,
             force_checkpoint: false,
             was_leader: false,
             incarnation,
@@ -243,6 +255,7 @@ impl RaftGroup {
     pub fn note_applied(&mut self, entry: &Entry) {
         self.applied = entry.index;
         self.applied_term = entry.term;
+        self.bytes_since_checkpoint += entry.data.len() as u64;
     }
 
     /// Draws a new election timeout from the engine's seeded randomness whenever raft-rs has
@@ -428,6 +441,7 @@ impl RaftGroup {
         self.conf_term = self.applied_term;
         self.checkpoint_index = self.applied;
         self.checkpoint_bytes = snapshot.data.len() as u64;
+        self.bytes_since_checkpoint = 0;
         // The hard state (commit at least the snapshot's index) goes into the same batch.
         self.commit_dirty = true;
         tracing::info!(
@@ -449,11 +463,12 @@ impl RaftGroup {
     /// behind it, once `every` entries applied since the last one or a configuration changed.
     pub fn maybe_checkpoint(
         &mut self,
-        every: u64,
+        every: Every,
         keep: u64,
         data: impl FnOnce() -> Vec<u8>,
     ) -> Option<WriteOp> {
-        let due = self.applied >= self.checkpoint_index + every
+        let due = self.applied >= self.checkpoint_index + every.entries
+            || (self.bytes_since_checkpoint >= every.bytes && self.applied > self.checkpoint_index)
             || (self.force_checkpoint && self.applied > self.checkpoint_index);
         if !due {
             return None;
@@ -472,6 +487,7 @@ impl RaftGroup {
         self.log.checkpoint(&snapshot, compact_to);
         self.checkpoint_index = self.applied;
         self.checkpoint_bytes = snapshot.data.len() as u64;
+        self.bytes_since_checkpoint = 0;
         metrics::counter!("tuma_raft_checkpoints_total").increment(1);
         tracing::debug!(
             group = self.id,

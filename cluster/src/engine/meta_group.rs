@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use raft::prelude::{Entry, Snapshot};
 use serde::{Deserialize, Serialize};
 
-use super::group::{GroupStart, RaftGroup};
+use super::group::{Every, GroupStart, RaftGroup};
 use super::replica::ApplyOutput;
 use super::request::{ClientReply, Waiter};
 use super::{EngineConfig, EngineError};
@@ -124,7 +124,7 @@ impl MetaGroup {
         Ok(self.group.install_snapshot(snapshot))
     }
 
-    pub fn maybe_checkpoint(&mut self, every: u64, keep: u64) -> Option<WriteOp> {
+    pub fn maybe_checkpoint(&mut self, every: Every, keep: u64) -> Option<WriteOp> {
         let meta = self.meta.as_ref()?;
         self.group.maybe_checkpoint(every, keep, || meta_data(meta))
     }

@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 
+use super::group::Every;
+
 use protobuf::Message as _;
 use raft::prelude::{Entry, Message, Snapshot};
 use raft::ReadState;
@@ -310,14 +312,16 @@ impl Engine {
     /// commit index is never behind a checkpoint (a restart would refuse such a log).
     fn checkpoint(&mut self) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        let (every, keep) = (
-            self.config.checkpoint_every_entries,
-            self.config.log_keep_entries,
-        );
-        if let Some(op) = self
-            .meta
-            .maybe_checkpoint(every.min(META_CHECKPOINT_EVERY), keep)
-        {
+        let every = Every {
+            entries: self.config.checkpoint_every_entries,
+            bytes: self.config.checkpoint_every_bytes,
+        };
+        let keep = self.config.log_keep_entries;
+        let meta_every = Every {
+            entries: every.entries.min(META_CHECKPOINT_EVERY),
+            ..every
+        };
+        if let Some(op) = self.meta.maybe_checkpoint(meta_every, keep) {
             batch.ops.push(op);
             batch.ops.push(hard_state_op(&self.meta.group));
         }

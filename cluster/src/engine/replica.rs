@@ -8,7 +8,7 @@ use tuma_actors::protocol::{Effects, Envelope, ShardDriver};
 use tuma_actors::transfer::TransferRequest;
 use tuma_actors::ShardMap;
 
-use super::group::{GroupStart, RaftGroup};
+use super::group::{Every, GroupStart, RaftGroup};
 use super::reads::PendingReads;
 use super::request::{ClientReply, ClientRequest, Waiter};
 use super::snapshots::payload;
@@ -389,7 +389,7 @@ impl Replica {
     }
 
     /// A checkpoint of the ledger when one is due (see [`RaftGroup::maybe_checkpoint`]).
-    pub fn maybe_checkpoint(&mut self, every: u64, keep: u64) -> Option<WriteOp> {
+    pub fn maybe_checkpoint(&mut self, every: Every, keep: u64) -> Option<WriteOp> {
         let ledger = &self.ledger;
         let op = self.group.maybe_checkpoint(every, keep, || {
             bincode::serde::encode_to_vec(ledger.state(), bincode_config())

@@ -32,6 +32,12 @@ pub struct ShardStatus {
     /// The oldest entry the log still holds (older ones are in the checkpoint).
     #[serde(default)]
     pub first_index: u64,
+    /// History rows this replica's ledger has numbered (the rows its history holds), and
+    /// finished records still in memory waiting to retire.
+    #[serde(default)]
+    pub history_rows: u64,
+    #[serde(default)]
+    pub retiring: u64,
 }
 
 /// One node's status.
@@ -96,6 +102,8 @@ impl Engine {
                     checkpoint_index: r.group.checkpoint_index,
                     checkpoint_bytes: r.group.checkpoint_bytes,
                     first_index: r.group.log.bounds().0,
+                    history_rows: r.ledger.history_next_seq(),
+                    retiring: r.ledger.retiring() as u64,
                 }
             })
             .collect();

@@ -5,13 +5,14 @@
 //!
 //! | kind | key rest | value |
 //! |---|---|---|
-//! | `a` | account, `0x00`, sequence (8) | the row |
+//! | `a` | account, `0x00`, sequence inverted (8: `!seq`, newest first) | the row |
 //! | `q` | request id, `0x00`, side | the row's `a` key |
 //! | `t` | receipt, `0x00`, side | the row's `a` key |
 //! | `s` | sequence (8) | the row's `a` key |
 //!
-//! A statement page is a reverse range read of `a` keys below a sequence number, so its cost
-//! does not depend on how much history the shard holds. `s` keys list a shard's rows in order,
+//! A statement page is a forward range read of an account's `a` keys from a sequence number
+//! down (the sequence is stored inverted, so the newest row comes first and a page is one
+//! sequential scan), so its cost does not depend on how much history the shard holds. `s` keys list a shard's rows in order,
 //! for snapshots (rows below the checkpoint's sequence) and for removal.
 
 use std::collections::BTreeMap;
@@ -85,7 +86,7 @@ fn seq_key(shard: u32, seq: u64) -> Vec<u8> {
 /// The key-value pairs that store `row` of `shard`.
 pub fn row_entries(shard: u32, row: &HistoryRow) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut row_key = account_prefix(shard, &row.account);
-    row_key.extend_from_slice(&row.seq.to_be_bytes());
+    row_key.extend_from_slice(&(!row.seq).to_be_bytes());
     let value = bincode::serde::encode_to_vec(row, config())
         .expect("encoding a history row into memory cannot fail");
     let mut entries = vec![
@@ -117,10 +118,8 @@ pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 /// What the history queries need from a store: point reads and ordered range reads.
 pub trait HistoryKv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
-    /// Values with keys in `[start, end)`, newest (greatest key) first, at most `limit`.
-    fn range_rev(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Pairs, StorageError>;
-    /// Values with keys in `[start, end)`, in key order.
-    fn range(&self, start: &[u8], end: &[u8]) -> Result<Pairs, StorageError>;
+    /// Pairs with keys in `[start, end)`, in key order, at most `limit`.
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Pairs, StorageError>;
 }
 
 /// A statement page: `account`'s rows below sequence `before` (all, if `None`), newest first,
@@ -134,17 +133,20 @@ pub fn page(
     limit: usize,
     committed_only: bool,
 ) -> Result<Vec<HistoryRow>, StorageError> {
-    let start = account_prefix(shard, account);
-    let mut end = start.clone();
+    let prefix = account_prefix(shard, account);
+    let mut start = prefix.clone();
     match before {
-        Some(seq) => end.extend_from_slice(&seq.to_be_bytes()),
-        None => *end.last_mut().expect("ends in the separator") = 1,
+        Some(0) => return Ok(Vec::new()),
+        Some(seq) => start.extend_from_slice(&(!(seq - 1)).to_be_bytes()),
+        None => {}
     }
+    let mut end = prefix;
+    *end.last_mut().expect("ends in the separator") = 1;
     let limit = limit.min(PAGE_ROWS_MAX);
     let mut rows = Vec::with_capacity(limit);
     // Aborted and refused rows are skipped; read on until the page is full or the rows end.
     loop {
-        let batch = kv.range_rev(&start, &end, limit.max(1))?;
+        let batch = kv.range(&start, &end, limit.max(1))?;
         let exhausted = batch.len() < limit.max(1);
         for (key, value) in &batch {
             let row = decode(key, value)?;
@@ -156,7 +158,10 @@ pub fn page(
             }
         }
         match batch.last() {
-            Some((key, _)) if !exhausted => end = key.clone(),
+            Some((key, _)) if !exhausted => {
+                start = key.clone();
+                start.push(0); // the next key after it
+            }
             _ => return Ok(rows),
         }
     }
@@ -207,7 +212,7 @@ pub fn export(kv: &dyn HistoryKv, shard: u32, below: u64) -> Result<Vec<HistoryR
     let start = seq_key(shard, 0);
     let end = seq_key(shard, below);
     let mut rows = Vec::new();
-    for (_, row_key) in kv.range(&start, &end)? {
+    for (_, row_key) in kv.range(&start, &end, usize::MAX)? {
         if let Some(row) = follow(kv, Some(row_key))? {
             rows.push(row);
         }
@@ -236,16 +241,9 @@ impl HistoryKv for BTreeMap<Vec<u8>, Vec<u8>> {
         Ok(BTreeMap::get(self, key).cloned())
     }
 
-    fn range_rev(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Pairs, StorageError> {
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Pairs, StorageError> {
         Ok(BTreeMap::range(self, start.to_vec()..end.to_vec())
-            .rev()
             .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
-    }
-
-    fn range(&self, start: &[u8], end: &[u8]) -> Result<Pairs, StorageError> {
-        Ok(BTreeMap::range(self, start.to_vec()..end.to_vec())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }

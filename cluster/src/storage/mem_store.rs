@@ -294,17 +294,13 @@ impl HistoryKv for MemStore {
         HistoryKv::get(&self.disk.image().history, key)
     }
 
-    fn range_rev(
+    fn range(
         &self,
         start: &[u8],
         end: &[u8],
         limit: usize,
     ) -> Result<history::Pairs, StorageError> {
-        self.disk.image().history.range_rev(start, end, limit)
-    }
-
-    fn range(&self, start: &[u8], end: &[u8]) -> Result<history::Pairs, StorageError> {
-        HistoryKv::range(&self.disk.image().history, start, end)
+        HistoryKv::range(&self.disk.image().history, start, end, limit)
     }
 }
 

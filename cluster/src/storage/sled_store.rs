@@ -423,23 +423,14 @@ impl HistoryKv for SledStore {
         Ok(self.db.get(key)?.map(|v| v.to_vec()))
     }
 
-    fn range_rev(
+    fn range(
         &self,
         start: &[u8],
         end: &[u8],
         limit: usize,
     ) -> Result<history::Pairs, StorageError> {
-        let mut found = Vec::with_capacity(limit);
-        for item in self.db.range(start..end).rev().take(limit) {
-            let (key, value) = item?;
-            found.push((key.to_vec(), value.to_vec()));
-        }
-        Ok(found)
-    }
-
-    fn range(&self, start: &[u8], end: &[u8]) -> Result<history::Pairs, StorageError> {
         let mut found = Vec::new();
-        for item in self.db.range(start..end) {
+        for item in self.db.range(start..end).take(limit) {
             let (key, value) = item?;
             found.push((key.to_vec(), value.to_vec()));
         }

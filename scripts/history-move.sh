@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# A shard with millions of finished transfers in its history gets a new replica, and the move
+# finishes (issue 11's acceptance; figures in BENCHMARKS.md).
+#
+#   scripts/history-move.sh [SECONDS_OF_TRANSFERS] [MIN_HISTORY_ROWS]
+#
+# Starts `tuma cluster up --nodes 3 --shards 1`, drives same-shard transfers into its one shard
+# with `tuma bench --target` for SECONDS_OF_TRANSFERS (default 900), then a fourth node joins and
+# node 3 is drained, so the shard's replica moves to node 4: a snapshot of the checkpoint and the
+# whole history. Prints how long the move took and the history rows on the new replica, and
+# fails unless they match the leader's and number at least MIN_HISTORY_ROWS (default 0).
+# Needs a release build (`cargo build --release`) and curl; everything runs on loopback.
+set -euo pipefail
+seconds=${1:-900}
+min_rows=${2:-0}
+tuma=${TUMA:-./target/release/tuma}
+dir=$(mktemp -d /tmp/tuma-history-move.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "${KEEP:-0}" != 1 ]; then rm -rf "$dir"; fi
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+field() { # field NAME JSON: the first numeric value of "NAME": in JSON
+  grep -o "\"$1\":[0-9]*" <<<"$2" | head -n 1 | cut -d: -f2
+}
+
+"$tuma" cluster up --nodes 3 --shards 1 --data "$dir" >"$dir/up.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 120); do grep -q "cluster ready" "$dir/up.log" && break; sleep 1; done
+grep -q "cluster ready" "$dir/up.log" || { cat "$dir/up.log"; exit 1; }
+token=$(cat "$dir/admin-token")
+mapfile -t ports < <(grep -A4 '^http_ports' "$dir/cluster.toml" | grep -o '[0-9]\{2,\}')
+urls="http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[1]},http://127.0.0.1:${ports[2]}"
+first="http://127.0.0.1:${ports[0]}"
+echo "cluster up in $dir ($urls); transfers for ${seconds}s"
+
+"$tuma" bench --target "$urls" --duration "${seconds}s" --warmup 1s --accounts 2000 \
+  --clients 64 --out "$dir/bench" | tail -n 1
+
+shard_status() { # shard_status URL: shard 0's entry in the node's status
+  curl -s "$1/admin/v1/cluster" -H "Authorization: Bearer $token" | tr '{' '\n' | grep '"shard":0,' | head -n 1
+}
+leader_rows=$(field history_rows "$(shard_status "$first")")
+echo "history rows in the shard: $leader_rows"
+
+peer=$(free_port); http=$(free_port)
+"$tuma" node --join "$first" --data "$dir/node-4" --listen-peer "127.0.0.1:$peer" \
+  --listen-http "127.0.0.1:$http" --cluster-secret-file "$dir/cluster-secret" \
+  --admin-token "$token" >"$dir/node-4.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 60); do curl -sf "http://127.0.0.1:$http/health" >/dev/null && break; sleep 1; done
+
+started=$(date +%s)
+"$tuma" ctl --node "$first" --admin-token "$token" members remove 3
+while true; do
+  members=$(curl -s "$first/admin/v1/members" -H "Authorization: Bearer $token")
+  status=$(shard_status "http://127.0.0.1:$http")
+  applied=$(field applied_index "$status")
+  if grep -q '"moves":\[\]' <<<"$members" && [ -n "$applied" ] && [ "$applied" -gt 0 ]; then
+    break
+  fi
+  if [ $(( $(date +%s) - started )) -gt 3600 ]; then
+    echo "the move did not finish within an hour"; exit 1
+  fi
+  sleep 2
+done
+elapsed=$(( $(date +%s) - started ))
+new_rows=$(field history_rows "$(shard_status "http://127.0.0.1:$http")")
+bytes=$(grep -o 'bytes=[0-9]*' "$dir/node-4.log" | tail -n 1 || true)
+echo "move finished in ${elapsed}s: node 4 holds the shard with $new_rows history rows (leader: $leader_rows); installed snapshot $bytes"
+if [ "$new_rows" -ne "$leader_rows" ]; then
+  echo "node 4's history differs from the leader's"; exit 1
+fi
+if [ "$new_rows" -lt "$min_rows" ]; then
+  echo "fewer than $min_rows history rows: run longer"; exit 1
+fi
