@@ -37,7 +37,11 @@ fn row(seq: u64, account: AccountRef) -> HistoryRow {
         receipt: None,
         kind: TransferKind::SendMoney,
         counterparty: customer(99_999_999),
-        amount_cents: if seq.is_multiple_of(2) { -10_000 } else { 10_000 },
+        amount_cents: if seq.is_multiple_of(2) {
+            -10_000
+        } else {
+            10_000
+        },
         fee: Money::ZERO,
         result: ResultCode::Success,
         completed_ms: 1_800_000_000_000 + seq,

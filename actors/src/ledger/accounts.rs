@@ -7,7 +7,7 @@ use crate::roles::AccountKind;
 use crate::transfer::PinVerdict;
 
 use super::command::{Applied, OpenAccount};
-use super::records::{Account, AccountStatus, Balances, DailyUsage};
+use super::records::{Account, AccountExtras, AccountStatus, Balances, DailyUsage};
 use super::ShardLedger;
 
 /// Does the reference's form fit the kind of account being opened?
@@ -29,8 +29,8 @@ fn same_registration(existing: &Account, open: &OpenAccount) -> bool {
     existing.kind == open.kind
         && existing.name == open.name
         && existing.id_number == open.id_number
-        && existing.store_number == open.store_number
-        && existing.api_credentials == open.api_credentials
+        && existing.store_number() == open.store_number.as_deref()
+        && existing.api_credentials() == open.api_credentials.as_ref()
         && existing.pin.as_ref().map(|p| &p.hash) == open.pin_hash.as_ref()
 }
 
@@ -48,21 +48,24 @@ impl ShardLedger {
                 ResultCode::AccountExists
             }
         } else {
+            let extras =
+                (open.store_number.is_some() || open.api_credentials.is_some()).then(|| {
+                    Box::new(AccountExtras {
+                        store_number: open.store_number.clone(),
+                        commission_earned: crate::money::Money::ZERO,
+                        api_credentials: open.api_credentials.clone(),
+                    })
+                });
             let account = Account {
                 kind: open.kind,
+                status: AccountStatus::Active,
                 name: open.name.clone(),
                 id_number: open.id_number.clone(),
-                phone: open
-                    .phone
-                    .clone()
-                    .or_else(|| open.account.msisdn().cloned()),
-                store_number: open.store_number.clone(),
-                status: AccountStatus::Active,
+                phone: open.phone.or_else(|| open.account.msisdn().copied()),
                 pin: open.pin_hash.clone().map(PinState::new),
                 balances: Balances::default(),
                 daily: DailyUsage::default(),
-                commission_earned: crate::money::Money::ZERO,
-                api_credentials: open.api_credentials.clone(),
+                extras,
             };
             self.state.accounts.insert(open.account.clone(), account);
             ResultCode::Success

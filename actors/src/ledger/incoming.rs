@@ -27,16 +27,11 @@ impl ShardLedger {
         let fees = AccountRef::System(SystemAccount::Fees(self.config.shard));
         let commissions = AccountRef::System(SystemAccount::Commissions(self.config.shard));
         self.post(&fees, &commissions, amount);
-        let record = self
-            .state
+        self.state
             .accounts
             .get_mut(agent)
-            .expect("commission to a known agent");
-        // A statistic, not a balance: it saturates rather than stop the shard.
-        record.commission_earned = record
-            .commission_earned
-            .checked_add(amount)
-            .unwrap_or(Money::MAX);
+            .expect("commission to a known agent")
+            .add_commission(amount);
     }
 
     fn answer_of(record: &IncomingTransfer, payee_name: String) -> CreditAnswer {

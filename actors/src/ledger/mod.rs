@@ -47,8 +47,8 @@ pub use command::{
 };
 pub use history::{HistoryRow, HistorySide};
 pub use records::{
-    Account, AccountStatus, Balances, DailyUsage, IncomingState, IncomingTransfer, OutgoingState,
-    OutgoingTransfer, ReversalMark, SmsRecord,
+    Account, AccountExtras, AccountStatus, Balances, DailyUsage, IncomingState, IncomingTransfer,
+    OutgoingState, OutgoingTransfer, ReversalMark, SmsRecord,
 };
 
 /// Faults a test can plant in the protocol to prove the checkers catch them. Compiled in only

@@ -34,7 +34,7 @@ impl ShardLedger {
         now: u64,
     ) -> Option<(Msisdn, String, Money, Option<Money>)> {
         let record = self.state.accounts.get(account)?;
-        let phone = record.phone.clone()?;
+        let phone = record.phone?;
         let remaining = record.kind.has_customer_limits().then(|| {
             let daily = self.config.tariffs.limits.daily;
             daily

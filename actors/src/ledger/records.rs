@@ -65,20 +65,28 @@ pub struct DailyUsage {
     pub sent: Money,
 }
 
-/// One account of this shard.
+/// One account of this shard. Kept small — a node holds a million of them per shard group:
+/// the phone inline, and what only agents and businesses have out of line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub kind: AccountKind,
+    pub status: AccountStatus,
     pub name: String,
     pub id_number: Option<String>,
     /// Where confirmations go (customers and agents).
     pub phone: Option<Msisdn>,
-    /// Agents: the store this account serves from.
-    pub store_number: Option<String>,
-    pub status: AccountStatus,
     pub pin: Option<PinState>,
     pub balances: Balances,
     pub daily: DailyUsage,
+    /// Agents' and businesses' fields; `None` for customers and system accounts.
+    pub extras: Option<Box<AccountExtras>>,
+}
+
+/// What only agents and businesses have.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountExtras {
+    /// Agents: the store this account serves from.
+    pub store_number: Option<String>,
     /// Agents: commission earned, held in the shard's commissions account until paid out.
     pub commission_earned: Money,
     /// Businesses: API credentials.
@@ -90,16 +98,14 @@ impl Account {
     pub fn system(name: String) -> Account {
         Account {
             kind: AccountKind::System,
+            status: AccountStatus::Active,
             name,
             id_number: None,
             phone: None,
-            store_number: None,
-            status: AccountStatus::Active,
             pin: None,
             balances: Balances::default(),
             daily: DailyUsage::default(),
-            commission_earned: Money::ZERO,
-            api_credentials: None,
+            extras: None,
         }
     }
 
@@ -110,6 +116,32 @@ impl Account {
         } else {
             Money::ZERO
         }
+    }
+
+    /// Agents: the store this account serves from.
+    pub fn store_number(&self) -> Option<&str> {
+        self.extras.as_ref()?.store_number.as_deref()
+    }
+
+    /// Agents: commission earned so far.
+    pub fn commission_earned(&self) -> Money {
+        self.extras
+            .as_ref()
+            .map_or(Money::ZERO, |e| e.commission_earned)
+    }
+
+    /// Businesses: their API credentials.
+    pub fn api_credentials(&self) -> Option<&super::command::ApiCredentials> {
+        self.extras.as_ref()?.api_credentials.as_ref()
+    }
+
+    /// Adds to the commission earned (a statistic: it saturates rather than stop the shard).
+    pub fn add_commission(&mut self, amount: Money) {
+        let extras = self.extras.get_or_insert_with(Box::default);
+        extras.commission_earned = extras
+            .commission_earned
+            .checked_add(amount)
+            .unwrap_or(Money::MAX);
     }
 }
 

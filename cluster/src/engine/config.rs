@@ -38,8 +38,10 @@ pub struct EngineConfig {
     /// …or after this many bytes of entries, whichever comes first (the log a node keeps in
     /// memory and replays at restart stays bounded in bytes whatever the traffic per shard)…
     pub checkpoint_every_bytes: u64,
-    /// …keeping this many entries before it in the log for slow followers.
+    /// …keeping this many entries before it in the log for slow followers…
     pub log_keep_entries: u64,
+    /// …but no more than this many bytes of them.
+    pub log_keep_bytes: u64,
     /// Passivate an account actor idle this long.
     pub actor_idle_ms: u64,
     /// Bound of the engine's input queue (back-pressure to HTTP and peers).
@@ -133,6 +135,7 @@ impl EngineConfig {
             driver: DriverConfig::default(),
             checkpoint_every_entries: 20_000,
             checkpoint_every_bytes: 1 << 20,
+            log_keep_bytes: 512 << 10,
             log_keep_entries: 2_000,
             actor_idle_ms: 120_000,
             input_queue_max: 100_000,

@@ -25,6 +25,8 @@ use crate::transport::NodeId;
 pub struct Every {
     pub entries: u64,
     pub bytes: u64,
+    /// Entry data kept behind a checkpoint for followers slightly behind, at most.
+    pub keep_bytes: u64,
 }
 
 /// Index and term of every group's base checkpoint.
@@ -483,7 +485,7 @@ impl RaftGroup {
             .set_conf_state(self.log.conf_state());
         snapshot.data = data().into();
         let (first, _) = self.log.bounds();
-        let compact_to = self.applied.saturating_sub(keep);
+        let compact_to = self.log.compact_point(self.applied, keep, every.keep_bytes);
         self.log.checkpoint(&snapshot, compact_to);
         self.checkpoint_index = self.applied;
         self.checkpoint_bytes = snapshot.data.len() as u64;

@@ -315,6 +315,7 @@ impl Engine {
         let every = Every {
             entries: self.config.checkpoint_every_entries,
             bytes: self.config.checkpoint_every_bytes,
+            keep_bytes: self.config.log_keep_bytes,
         };
         let keep = self.config.log_keep_entries;
         let meta_every = Every {

@@ -153,6 +153,28 @@ impl ShardLog {
         core.checkpoint = Some(metadata_only(snapshot));
     }
 
+    /// Where a checkpoint at `applied` may compact the log to: the entries after the returned
+    /// index are kept for followers slightly behind — at most `keep_entries` of them, and no
+    /// more than `keep_bytes` of entry data (a few large entries, such as bulk imports, are
+    /// not kept in memory by count alone).
+    pub fn compact_point(&self, applied: u64, keep_entries: u64, keep_bytes: u64) -> u64 {
+        let core = self.read();
+        let mut kept_bytes = 0u64;
+        let mut point = applied;
+        while point > core.truncated_index && applied - point < keep_entries {
+            let offset = (point - core.truncated_index - 1) as usize;
+            let Some(entry) = core.entries.get(offset) else {
+                break;
+            };
+            kept_bytes += entry.data.len() as u64;
+            if kept_bytes > keep_bytes {
+                break;
+            }
+            point -= 1;
+        }
+        point
+    }
+
     /// The term of an entry still in the log (or the last truncated one).
     pub fn term_of(&self, index: u64) -> Option<u64> {
         term_in(&self.read(), index)
@@ -252,5 +274,33 @@ impl Storage for ShardLog {
                 StorageError::SnapshotTemporarilyUnavailable,
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64, bytes: usize) -> Entry {
+        Entry {
+            index,
+            term: 1,
+            data: vec![7u8; bytes].into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn compaction_keeps_entries_by_count_and_by_bytes() {
+        let entries: Vec<Entry> = (1..=10).map(|i| entry(i, 100)).collect();
+        let log = ShardLog::restore(HardState::default(), ConfState::default(), None, entries);
+        assert_eq!(log.compact_point(10, 4, 1 << 20), 6, "four entries kept");
+        assert_eq!(
+            log.compact_point(10, 100, 250),
+            8,
+            "two entries fit in 250 bytes"
+        );
+        assert_eq!(log.compact_point(10, 100, 1 << 20), 0, "everything fits");
+        assert_eq!(log.compact_point(10, 0, 1 << 20), 10, "none kept");
     }
 }

@@ -102,7 +102,7 @@ pub async fn register_customer(
     let name = text_field("name", &body.name, NAME_LEN_MAX)?;
     let id_number = digits_field("id_number", &body.id_number, 20)?;
     let pin = pin_field(&body.pin)?;
-    let account = AccountRef::Customer(msisdn.clone());
+    let account = AccountRef::Customer(msisdn);
     let open = OpenAccount {
         account: account.clone(),
         kind: AccountKind::Customer,
@@ -250,7 +250,7 @@ pub fn account_json(reference: &AccountRef, account: &Account) -> Value {
         "available": account.balances.available().to_decimal_string(),
         "pending_in": account.balances.credits_pending.to_decimal_string(),
         "pending_out": account.balances.debits_pending.to_decimal_string(),
-        "commission_earned": account.commission_earned.to_decimal_string(),
+        "commission_earned": account.commission_earned().to_decimal_string(),
         "pin_locked": account.pin.as_ref().is_some_and(|p| p.locked),
     })
 }

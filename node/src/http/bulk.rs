@@ -66,7 +66,7 @@ async fn row_to_open(state: &ApiState, row: BulkRow) -> Result<OpenAccount, Stri
         (None, None) => None,
     };
     Ok(OpenAccount {
-        account: AccountRef::Customer(msisdn.clone()),
+        account: AccountRef::Customer(msisdn),
         kind: AccountKind::Customer,
         name,
         id_number: Some(id_number),

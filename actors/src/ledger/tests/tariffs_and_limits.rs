@@ -78,12 +78,12 @@ fn free_kinds_and_commissions() {
         (receipt.result, receipt.fee),
         (ResultCode::Success, Money::ZERO)
     );
-    let earned_in = c.ledgers[0].account(&agent).unwrap().commission_earned;
+    let earned_in = c.ledgers[0].account(&agent).unwrap().commission_earned();
     assert_eq!(earned_in, tariffs.cash_in_commission(ksh(5_000)));
     // Withdrawals charge the band fee and earn the agent its share of it.
     let r = c.request(TransferKind::CashOut, &customer, &agent, ksh(1_000));
     assert_eq!(c.finish(r).fee, ksh(29));
-    let earned = c.ledgers[0].account(&agent).unwrap().commission_earned;
+    let earned = c.ledgers[0].account(&agent).unwrap().commission_earned();
     assert_eq!(
         earned.cents() - earned_in.cents(),
         tariffs.cash_out_commission(ksh(1_000)).cents()
