@@ -4,7 +4,7 @@
 #
 #   scripts/history-move.sh [SECONDS_OF_TRANSFERS] [MIN_HISTORY_ROWS]
 #
-# Starts `tuma cluster up --nodes 3 --shards 1`, drives same-shard transfers into its one shard
+# Starts `tuma cluster up --nodes 3 --shards 1 --idempotency-window 60s` (WINDOW=…), drives same-shard transfers into its one shard
 # with `tuma bench --target` for SECONDS_OF_TRANSFERS (default 900), then a fourth node joins and
 # node 3 is drained, so the shard's replica moves to node 4: a snapshot of the checkpoint and the
 # whole history. Prints how long the move took and the history rows on the new replica, and
@@ -26,11 +26,14 @@ trap cleanup EXIT
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
-field() { # field NAME JSON: the first numeric value of "NAME": in JSON
-  grep -o "\"$1\":[0-9]*" <<<"$2" | head -n 1 | cut -d: -f2
+field() { # field NAME JSON: the first numeric value of "NAME": in JSON (empty if absent)
+  { grep -o "\"$1\":[0-9]*" <<<"$2" || true; } | head -n 1 | cut -d: -f2
 }
 
-"$tuma" cluster up --nodes 3 --shards 1 --data "$dir" >"$dir/up.log" 2>&1 &
+# `tuma bench --target` authenticates with the harness's admin token.
+"$tuma" cluster up --nodes 3 --shards 1 --data "$dir" --admin-token chaos-harness-admin-token \
+  --idempotency-window "${WINDOW:-60s}" \
+  >"$dir/up.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 120); do grep -q "cluster ready" "$dir/up.log" && break; sleep 1; done
 grep -q "cluster ready" "$dir/up.log" || { cat "$dir/up.log"; exit 1; }
@@ -43,8 +46,8 @@ echo "cluster up in $dir ($urls); transfers for ${seconds}s"
 "$tuma" bench --target "$urls" --duration "${seconds}s" --warmup 1s --accounts 2000 \
   --clients 64 --out "$dir/bench" | tail -n 1
 
-shard_status() { # shard_status URL: shard 0's entry in the node's status
-  curl -s "$1/admin/v1/cluster" -H "Authorization: Bearer $token" | tr '{' '\n' | grep '"shard":0,' | head -n 1
+shard_status() { # shard_status URL: shard 0's entry in the node's status (empty if none yet)
+  curl -s "$1/admin/v1/cluster" -H "Authorization: Bearer $token" | tr '{' '\n' | grep '"shard":0,' | head -n 1 || true
 }
 leader_rows=$(field history_rows "$(shard_status "$first")")
 echo "history rows in the shard: $leader_rows"
@@ -59,7 +62,7 @@ for _ in $(seq 60); do curl -sf "http://127.0.0.1:$http/health" >/dev/null && br
 started=$(date +%s)
 "$tuma" ctl --node "$first" --admin-token "$token" members remove 3
 while true; do
-  members=$(curl -s "$first/admin/v1/members" -H "Authorization: Bearer $token")
+  members=$(curl -s "$first/admin/v1/members" -H "Authorization: Bearer $token" || true)
   status=$(shard_status "http://127.0.0.1:$http")
   applied=$(field applied_index "$status")
   if grep -q '"moves":\[\]' <<<"$members" && [ -n "$applied" ] && [ "$applied" -gt 0 ]; then

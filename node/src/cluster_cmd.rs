@@ -48,6 +48,9 @@ pub struct UpArgs {
     /// Register demo customers, an agent and a business with float, and print what to try.
     #[arg(long)]
     demo: bool,
+    /// The nodes' `--idempotency-window` (default 24h), like 60s.
+    #[arg(long)]
+    idempotency_window: Option<String>,
     /// Pass --pin-hash-memory-kib to the nodes (tests use a small value).
     #[arg(long, hide = true)]
     pin_hash_memory_kib: Option<u32>,
@@ -184,6 +187,9 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
                 "--pin-hash-iterations",
                 "1",
             ]);
+        }
+        if let Some(window) = &args.idempotency_window {
+            command.args(["--idempotency-window", window]);
         }
         if args.enable_test_hooks {
             command.arg("--enable-test-hooks");

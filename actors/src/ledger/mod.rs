@@ -310,6 +310,13 @@ impl ShardLedger {
         self.state.sms.iter()
     }
 
+    /// Confirmation texts from sequence number `seq` on, oldest first (a binary search, not a
+    /// scan of the texts before it).
+    pub fn sms_outbox_from(&self, seq: u64) -> impl Iterator<Item = &SmsRecord> {
+        let start = self.state.sms.partition_point(|r| r.seq < seq);
+        self.state.sms.range(start..)
+    }
+
     /// The shard's clock: the greatest timestamp applied.
     pub fn clock_ms(&self) -> u64 {
         self.state.clock_ms

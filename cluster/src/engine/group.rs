@@ -470,7 +470,10 @@ impl RaftGroup {
         data: impl FnOnce() -> Vec<u8>,
     ) -> Option<WriteOp> {
         let due = self.applied >= self.checkpoint_index + every.entries
-            || (self.bytes_since_checkpoint >= every.bytes && self.applied > self.checkpoint_index)
+            // By bytes: once the log since the last checkpoint is as large as that checkpoint
+            // (at least `every.bytes`), so a large state is not re-encoded for a little log.
+            || (self.bytes_since_checkpoint >= every.bytes.max(self.checkpoint_bytes)
+                && self.applied > self.checkpoint_index)
             || (self.force_checkpoint && self.applied > self.checkpoint_index);
         if !due {
             return None;

@@ -488,8 +488,7 @@ impl Engine {
             let mut sent = 0u64;
             for record in replica
                 .ledger
-                .sms_outbox()
-                .filter(|r| r.seq >= replica.sms_sent_up_to)
+                .sms_outbox_from(replica.sms_sent_up_to)
                 .take(SMS_PER_PASS_MAX)
             {
                 tracing::info!(target: "tuma::sms", to = %record.to, seq = record.seq, "{}", record.text);

@@ -162,8 +162,8 @@ impl Engine {
                 let now = self.clock.monotonic_ms();
                 let (store, replica) = (self.store.as_ref(), self.replicas.get(&shard));
                 let history = || match replica {
-                    Some(replica) => replica.history_for_snapshot(store).map(Some),
-                    None => Ok(None),
+                    Some(replica) => replica.history_for_snapshot(store),
+                    None => Ok(super::snapshots::History::None),
                 };
                 if let Err(error) = self.snapshots.start(shard, message, history, now) {
                     tracing::error!(shard, to, %error, "cannot read the history a snapshot needs");

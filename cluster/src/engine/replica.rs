@@ -402,18 +402,40 @@ impl Replica {
     }
 
     /// The history a snapshot of the stored checkpoint carries: every row numbered below the
-    /// checkpoint's history sequence, encoded.
+    /// checkpoint's history sequence, encoded — read on a thread of its own when the store
+    /// offers a reader (millions of rows take seconds: the engine must not stall on them, or
+    /// its leadership lapses and the stream with it), else here.
     pub fn history_for_snapshot(
         &self,
         store: &dyn LogStore,
-    ) -> Result<std::sync::Arc<Vec<u8>>, crate::storage::StorageError> {
-        let rows = store.history_export(self.shard, self.checkpoint_history_seq)?;
-        tracing::info!(
-            shard = self.shard,
-            rows = rows.len(),
-            "history rows for a snapshot"
-        );
-        Ok(std::sync::Arc::new(history::encode_rows(&rows)))
+    ) -> Result<super::snapshots::History, crate::storage::StorageError> {
+        use super::snapshots::History;
+        let (shard, below) = (self.shard, self.checkpoint_history_seq);
+        let Some(reader) = store.history_reader() else {
+            let rows = store.history_export(shard, below)?;
+            return Ok(History::Ready(std::sync::Arc::new(history::encode_rows(
+                &rows,
+            ))));
+        };
+        let slot: super::snapshots::PendingHistory = Default::default();
+        let filled = slot.clone();
+        std::thread::Builder::new()
+            .name(format!("history-export-{shard}"))
+            .spawn(move || {
+                let exported = history::export(reader.as_ref(), shard, below)
+                    .map(|rows| {
+                        tracing::info!(
+                            shard,
+                            rows = rows.len(),
+                            "history rows read for a snapshot"
+                        );
+                        std::sync::Arc::new(history::encode_rows(&rows))
+                    })
+                    .map_err(|error| error.to_string());
+                *filled.lock().unwrap_or_else(|p| p.into_inner()) = Some(exported);
+            })
+            .map_err(crate::storage::StorageError::Io)?;
+        Ok(History::Pending(slot))
     }
 
     /// Follows leadership: the driver starts once this replica leads *and* has applied an

@@ -6,14 +6,15 @@
 //! | kind | key rest | value |
 //! |---|---|---|
 //! | `a` | account, `0x00`, sequence inverted (8: `!seq`, newest first) | the row |
-//! | `q` | request id, `0x00`, side | the row's `a` key |
+//! | `q` | request id, `0x00`, side | the payer row's `a` key |
 //! | `t` | receipt, `0x00`, side | the row's `a` key |
-//! | `s` | sequence (8) | the row's `a` key |
 //!
 //! A statement page is a forward range read of an account's `a` keys from a sequence number
 //! down (the sequence is stored inverted, so the newest row comes first and a page is one
-//! sequential scan), so its cost does not depend on how much history the shard holds. `s` keys list a shard's rows in order,
-//! for snapshots (rows below the checkpoint's sequence) and for removal.
+//! sequential scan), so its cost does not depend on how much history the shard holds. A
+//! snapshot's export scans the shard's `a` keys (every row is needed anyway) and keeps the rows
+//! below the checkpoint's sequence, in sequence order. Five keys per transfer: the payer's row,
+//! request id and receipt; the payee's row and receipt.
 
 use std::collections::BTreeMap;
 
@@ -77,25 +78,19 @@ fn receipt_key(shard: u32, receipt: &TransactionId, side: HistorySide) -> Vec<u8
     key
 }
 
-fn seq_key(shard: u32, seq: u64) -> Vec<u8> {
-    let mut key = prefix(shard, b's');
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
 /// The key-value pairs that store `row` of `shard`.
 pub fn row_entries(shard: u32, row: &HistoryRow) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut row_key = account_prefix(shard, &row.account);
     row_key.extend_from_slice(&(!row.seq).to_be_bytes());
     let value = bincode::serde::encode_to_vec(row, config())
         .expect("encoding a history row into memory cannot fail");
-    let mut entries = vec![
-        (
+    let mut entries = Vec::with_capacity(3);
+    if row.side == HistorySide::Payer {
+        entries.push((
             transfer_key(shard, &row.transfer, row.side),
             row_key.clone(),
-        ),
-        (seq_key(shard, row.seq), row_key.clone()),
-    ];
+        ));
+    }
     if let Some(receipt) = &row.receipt {
         entries.push((receipt_key(shard, receipt, row.side), row_key.clone()));
     }
@@ -209,14 +204,16 @@ pub fn by_receipt(
 
 /// Every row of `shard` numbered below `below`, in sequence order (what a snapshot carries).
 pub fn export(kv: &dyn HistoryKv, shard: u32, below: u64) -> Result<Vec<HistoryRow>, StorageError> {
-    let start = seq_key(shard, 0);
-    let end = seq_key(shard, below);
+    let start = prefix(shard, b'a');
+    let end = prefix(shard, b'a' + 1);
     let mut rows = Vec::new();
-    for (_, row_key) in kv.range(&start, &end, usize::MAX)? {
-        if let Some(row) = follow(kv, Some(row_key))? {
+    for (key, value) in kv.range(&start, &end, usize::MAX)? {
+        let row = decode(&key, &value)?;
+        if row.seq < below {
             rows.push(row);
         }
     }
+    rows.sort_unstable_by_key(|r| r.seq);
     Ok(rows)
 }
 

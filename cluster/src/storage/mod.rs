@@ -215,4 +215,9 @@ pub trait LogStore: Send {
     fn history_export(&self, shard: u32, below: u64) -> Result<Vec<HistoryRow>, StorageError> {
         history::export(self.history_kv(), shard, below)
     }
+    /// A handle that reads the history from another thread, for exports too long to run on the
+    /// engine thread; `None` when the store reads fast enough inline (in memory).
+    fn history_reader(&self) -> Option<Box<dyn history::HistoryKv + Send>> {
+        None
+    }
 }

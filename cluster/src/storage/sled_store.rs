@@ -413,6 +413,10 @@ impl LogStore for SledStore {
         self
     }
 
+    fn history_reader(&self) -> Option<Box<dyn HistoryKv + Send>> {
+        Some(Box::new(SledHistory(self.db.clone())))
+    }
+
     fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
@@ -420,7 +424,25 @@ impl LogStore for SledStore {
 
 impl HistoryKv for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+        SledHistory(self.db.clone()).get(key)
+    }
+
+    fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<history::Pairs, StorageError> {
+        SledHistory(self.db.clone()).range(start, end, limit)
+    }
+}
+
+/// The history of a sled database, readable from any thread (sled handles are shared).
+struct SledHistory(sled::Db);
+
+impl HistoryKv for SledHistory {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.0.get(key)?.map(|v| v.to_vec()))
     }
 
     fn range(
@@ -430,7 +452,7 @@ impl HistoryKv for SledStore {
         limit: usize,
     ) -> Result<history::Pairs, StorageError> {
         let mut found = Vec::new();
-        for item in self.db.range(start..end).take(limit) {
+        for item in self.0.range(start..end).take(limit) {
             let (key, value) = item?;
             found.push((key.to_vec(), value.to_vec()));
         }

@@ -223,3 +223,26 @@ fn refusals_anyone_could_provoke_leave_no_record_but_wrong_pins_still_count() {
     assert_eq!(c.finish(poor.clone()).result, ResultCode::InsufficientFunds);
     assert!(c.ledgers[0].outgoing(&poor.id).is_some());
 }
+
+#[test]
+fn the_sms_outbox_is_read_from_a_sequence_number_on() {
+    let mut c = Cluster::new(1);
+    let alice = c.open(&c.customer_on(0, 1), AccountKind::Customer);
+    let bob = c.open(&c.customer_on(0, 2), AccountKind::Customer);
+    c.fund(&alice, ksh(5_000));
+    for _ in 0..3 {
+        let request = c.request(TransferKind::SendMoney, &alice, &bob, ksh(10));
+        assert!(c.finish(request).result.is_success());
+    }
+    let all: Vec<u64> = c.ledgers[0].sms_outbox().map(|r| r.seq).collect();
+    assert!(all.len() >= 6, "{all:?}");
+    let from: Vec<u64> = c.ledgers[0]
+        .sms_outbox_from(all[3])
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(from, all[3..].to_vec());
+    assert_eq!(c.ledgers[0].sms_outbox_from(u64::MAX).count(), 0);
+    c.apply(0, Command::SmsDelivered { up_to_seq: all[1] });
+    let rest: Vec<u64> = c.ledgers[0].sms_outbox_from(0).map(|r| r.seq).collect();
+    assert_eq!(rest, all[2..].to_vec());
+}

@@ -60,8 +60,8 @@ struct Outgoing {
     header: Vec<u8>,
     index: u64,
     /// The shard's history rows below the checkpoint's sequence, encoded, sent after the
-    /// checkpoint (see `payload.rs`); `None` for the meta group.
-    history: Option<Arc<Vec<u8>>>,
+    /// checkpoint (see `payload.rs`).
+    history: History,
     /// Bytes of the stream's data, once the first read told.
     total: Option<u64>,
     /// Next byte to send.
@@ -76,6 +76,20 @@ struct Outgoing {
     /// no progress (a slow receiver is not buried under copies of what it is still reading).
     resend_after: u64,
 }
+
+/// The history a stream sends after its checkpoint.
+pub enum History {
+    /// None: the meta group's snapshots.
+    None,
+    /// Encoded rows, ready to send.
+    Ready(Arc<Vec<u8>>),
+    /// Being read on another thread (reading millions of rows must not stall the engine): the
+    /// stream waits, sending nothing, until the slot is filled.
+    Pending(PendingHistory),
+}
+
+/// Where a background export leaves its encoded rows (or why it failed).
+pub type PendingHistory = Arc<std::sync::Mutex<Option<Result<Arc<Vec<u8>>, String>>>>;
 
 /// A snapshot being received from a leader.
 struct Incoming {
@@ -135,7 +149,7 @@ impl SnapshotStreams {
         &mut self,
         group: u32,
         mut message: Message,
-        history: impl FnOnce() -> Result<Option<Arc<Vec<u8>>>, StorageError>,
+        history: impl FnOnce() -> Result<History, StorageError>,
         now: u64,
     ) -> Result<(), StorageError> {
         let to = message.to;
@@ -195,6 +209,23 @@ impl SnapshotStreams {
                 finished.push((group, to, None));
                 continue;
             }
+            if let History::Pending(slot) = &stream.history {
+                let filled = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                match filled {
+                    None => {
+                        // Still reading: nothing to send, and no stall to count.
+                        stream.progress_at = now;
+                        stream.quiet_since = now;
+                        continue;
+                    }
+                    Some(Ok(rows)) => stream.history = History::Ready(rows),
+                    Some(Err(error)) => {
+                        tracing::error!(group, to, %error, "reading the history a snapshot needs failed");
+                        finished.push((group, to, Some(SnapshotStatus::Failure)));
+                        continue;
+                    }
+                }
+            }
             if now >= stream.progress_at.saturating_add(config.give_up_ms) {
                 tracing::warn!(
                     group,
@@ -226,7 +257,10 @@ impl SnapshotStreams {
                 .acked
                 .saturating_add((config.chunk_bytes * config.window_chunks) as u64);
             while stream.next < window_end && stream.total.is_none_or(|t| stream.next < t) {
-                let history = stream.history.as_deref().map(Vec::as_slice);
+                let history = match &stream.history {
+                    History::Ready(rows) => Some(rows.as_slice()),
+                    _ => None,
+                };
                 let Some(slice) = payload::read(
                     store,
                     group,

@@ -129,7 +129,7 @@ fn a_snapshot_streams_in_windows_and_arrives_whole() {
     let mut sender = SnapshotStreams::new(config(), 100);
     let mut receiver = SnapshotStreams::new(config(), 100);
     sender
-        .start(GROUP, snapshot_message(40), || Ok(None), 0)
+        .start(GROUP, snapshot_message(40), || Ok(History::None), 0)
         .unwrap();
     assert!(sender.sending(GROUP, FOLLOWER));
     let mut now = 0;
@@ -164,7 +164,7 @@ fn a_cut_stream_resumes_where_the_receiver_stopped() {
     let mut sender = SnapshotStreams::new(config(), 100);
     let mut receiver = SnapshotStreams::new(config(), 100);
     sender
-        .start(GROUP, snapshot_message(40), || Ok(None), 0)
+        .start(GROUP, snapshot_message(40), || Ok(History::None), 0)
         .unwrap();
     // The first window arrives and is acknowledged: 30 bytes held.
     let pumped = sender.pump(&store, 0, |_| true).unwrap();
@@ -203,7 +203,7 @@ fn a_lost_done_is_answered_again_and_a_restarted_receiver_starts_over() {
     let mut sender = SnapshotStreams::new(config(), 100);
     let mut receiver = SnapshotStreams::new(config(), 100);
     sender
-        .start(GROUP, snapshot_message(40), || Ok(None), 0)
+        .start(GROUP, snapshot_message(40), || Ok(History::None), 0)
         .unwrap();
     let pumped = sender.pump(&store, 0, |_| true).unwrap();
     let (_lost_acks, whole) = deliver(&mut receiver, pumped.frames, 0);
@@ -220,7 +220,7 @@ fn a_lost_done_is_answered_again_and_a_restarted_receiver_starts_over() {
     // raft-rs sends the same snapshot again (the follower could not install it the first
     // time): a new stream, which the receiver takes whole again rather than answering "done".
     sender
-        .start(GROUP, snapshot_message(40), || Ok(None), 250)
+        .start(GROUP, snapshot_message(40), || Ok(History::None), 250)
         .unwrap();
     let again = sender.pump(&store, 250, |_| true).unwrap();
     let (acks, whole) = deliver(&mut receiver, again.frames, 250);
@@ -237,7 +237,7 @@ fn a_lost_done_is_answered_again_and_a_restarted_receiver_starts_over() {
     let bytes = data(95);
     write_checkpoint(&store, 60, bytes.clone());
     sender
-        .start(GROUP, snapshot_message(60), || Ok(None), 300)
+        .start(GROUP, snapshot_message(60), || Ok(History::None), 300)
         .unwrap();
     let first = sender.pump(&store, 300, |_| true).unwrap();
     let mut restarted = SnapshotStreams::new(config(), 100);
@@ -266,7 +266,7 @@ fn a_replaced_checkpoint_or_a_stalled_stream_is_reported_failed() {
     let (_disk, store) = store_with_checkpoint(40, data(95));
     let mut sender = SnapshotStreams::new(config(), 100);
     sender
-        .start(GROUP, snapshot_message(40), || Ok(None), 0)
+        .start(GROUP, snapshot_message(40), || Ok(History::None), 0)
         .unwrap();
     sender.pump(&store, 0, |_| true).unwrap();
     write_checkpoint(&store, 80, data(50));
@@ -278,7 +278,7 @@ fn a_replaced_checkpoint_or_a_stalled_stream_is_reported_failed() {
     assert!(!sender.sending(GROUP, FOLLOWER));
 
     sender
-        .start(GROUP, snapshot_message(80), || Ok(None), 200)
+        .start(GROUP, snapshot_message(80), || Ok(History::None), 200)
         .unwrap();
     for now in (200..1_200).step_by(100) {
         assert!(sender
@@ -295,7 +295,7 @@ fn a_replaced_checkpoint_or_a_stalled_stream_is_reported_failed() {
     );
 
     sender
-        .start(GROUP, snapshot_message(80), || Ok(None), 2_000)
+        .start(GROUP, snapshot_message(80), || Ok(History::None), 2_000)
         .unwrap();
     let pumped = sender.pump(&store, 2_000, |_| false).unwrap();
     assert!(pumped.frames.is_empty() && pumped.reports.is_empty());
@@ -375,7 +375,7 @@ fn a_silent_receiver_gets_fewer_and_fewer_copies_and_progress_resets_the_wait() 
     let mut sender = SnapshotStreams::new(config(), 100);
     let mut receiver = SnapshotStreams::new(config(), 100);
     sender
-        .start(GROUP, snapshot_message(40), || Ok(None), 0)
+        .start(GROUP, snapshot_message(40), || Ok(History::None), 0)
         .unwrap();
     assert_eq!(sender.pump(&store, 0, |_| true).unwrap().frames.len(), 3);
     // Nothing is acknowledged: resends after 100 ms, then 200, then 400 more.
