@@ -130,9 +130,11 @@ impl SledStore {
     }
 }
 
+/// History rows a snapshot installs per sled batch.
+const HISTORY_ROWS_PER_BATCH: usize = 10_000;
+
 impl SledStore {
-    /// Removes every history key of `shard` (a destroyed replica, or one a snapshot replaces).
-    /// A later insert of the same key in the batch still wins: sled applies a batch in order.
+    /// Removes every history key of `shard` (a destroyed replica).
     fn remove_history(&self, shard: u32, batch: &mut sled::Batch) -> Result<(), StorageError> {
         for item in self.db.scan_prefix(history::shard_prefix(shard)) {
             let (key, _) = item?;
@@ -306,11 +308,19 @@ impl LogStore for SledStore {
                     }
                 }
                 WriteOp::ReplaceHistory { shard, rows } => {
-                    self.remove_history(shard, &mut sled_batch)?;
-                    for row in &rows {
-                        for (key, value) in history::row_entries(shard, row) {
-                            sled_batch.insert(key, value);
+                    // Millions of rows in one sled batch take tens of GiB (a node installing a
+                    // large shard's snapshot was killed for it), so they go in bounded batches
+                    // ahead of this one. Not atomic, and it need not be: rows are a
+                    // deterministic function of the shard's log, so a row already here is the
+                    // same row, and an install cut short is repeated by the next snapshot.
+                    for chunk in rows.chunks(HISTORY_ROWS_PER_BATCH) {
+                        let mut rows_batch = sled::Batch::default();
+                        for row in chunk {
+                            for (key, value) in history::row_entries(shard, row) {
+                                rows_batch.insert(key, value);
+                            }
                         }
+                        self.db.apply_batch(rows_batch)?;
                     }
                 }
             }

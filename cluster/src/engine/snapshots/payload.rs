@@ -1,6 +1,7 @@
 //! What a shard's snapshot stream carries: its checkpoint (the ledger state), then the shard's
 //! history rows numbered below that state's history sequence — read from the history store
-//! when the stream starts, since history is not part of the checkpoint. The meta group's
+//! when the stream starts (on a thread of its own with sled: see `Replica::history_for_snapshot`),
+//! since history is not part of the checkpoint. The meta group's
 //! snapshots carry the checkpoint alone.
 //!
 //! Layout with history: `MAGIC` (8 bytes), the checkpoint's length (8, big-endian), the
