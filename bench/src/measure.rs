@@ -145,28 +145,24 @@ pub fn process_usage(pid: u32) -> Option<(u64, f64)> {
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
     let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let hwm_kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some((ticks, hwm_kib / 1024.0))
+    Some((ticks, status_kib(pid, "VmHWM:")? / 1024.0))
 }
 
 /// Current resident memory of a process (MiB), from `/proc`.
 pub fn resident_mib(pid: u32) -> Option<f64> {
+    Some(status_kib(pid, "VmRSS:")? / 1024.0)
+}
+
+/// A `kB` field of `/proc/<pid>/status`, such as `VmRSS:`.
+fn status_kib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
+    status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()
-        .ok()?;
-    Some(kib / 1024.0)
+        .ok()
 }
 
 /// Clock ticks per second for `/proc/<pid>/stat` (USER_HZ; 100 on Linux).

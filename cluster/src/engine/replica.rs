@@ -381,7 +381,7 @@ impl Replica {
         self.checkpoint_history_seq = self.ledger.history_next_seq();
         Ok(vec![
             self.group.install_snapshot(&checkpoint),
-            WriteOp::ReplaceHistory {
+            WriteOp::SnapshotHistory {
                 shard: self.shard,
                 rows,
             },

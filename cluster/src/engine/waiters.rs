@@ -93,3 +93,84 @@ impl Waiters {
         transfers.chain(tagged).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::oneshot;
+    use tuma_actors::account::AccountRef;
+    use tuma_actors::money::Money;
+    use tuma_actors::roles::Role;
+    use tuma_actors::transfer::{PinVerdict, TransferKind};
+
+    fn request(amount: i64) -> TransferRequest {
+        TransferRequest {
+            id: TransferId::parse("same-id").unwrap(),
+            kind: TransferKind::SendMoney,
+            from: AccountRef::parse("254700000001").unwrap(),
+            to: AccountRef::parse("254700000002").unwrap(),
+            amount: Money::from_cents(amount),
+            account_reference: None,
+            pin: PinVerdict::Verified,
+            deadline_ms: 1,
+            initiator: Role::Customer,
+            reverses: None,
+        }
+    }
+
+    fn receipt(result: ResultCode) -> Receipt {
+        Receipt {
+            id: TransferId::parse("same-id").unwrap(),
+            result,
+            txn_id: None,
+            fee: Money::ZERO,
+            balance: Money::ZERO,
+            payee_name: None,
+        }
+    }
+
+    /// A request refused without a record takes no id: another request waiting under the same
+    /// id keeps waiting for its own entry instead of hearing "conflict" (and then being applied).
+    #[test]
+    fn only_a_recorded_answer_tells_other_requests_the_id_is_taken() {
+        let mut waiters = Waiters::default();
+        let (wrong_pin, genuine) = (request(100), request(200));
+        let (tx1, mut rx1) = oneshot::channel();
+        let (tx2, mut rx2) = oneshot::channel();
+        waiters
+            .wait_transfer(wrong_pin.clone(), Waiter::Local(tx1))
+            .unwrap();
+        waiters
+            .wait_transfer(genuine.clone(), Waiter::Local(tx2))
+            .unwrap();
+        let mut out = Vec::new();
+        waiters.finished(&wrong_pin, &receipt(ResultCode::WrongPin), false, &mut out);
+        assert_eq!(
+            out.len(),
+            1,
+            "only the refused request's caller is answered"
+        );
+        for (waiter, reply) in out.drain(..) {
+            if let Waiter::Local(tx) = waiter {
+                let _ = tx.send(reply);
+            }
+        }
+        assert!(
+            matches!(rx1.try_recv(), Ok(ClientReply::Receipt(r)) if r.result == ResultCode::WrongPin)
+        );
+        assert!(rx2.try_recv().is_err(), "the other request still waits");
+        waiters.finished(&genuine, &receipt(ResultCode::Success), true, &mut out);
+        assert_eq!(out.len(), 1);
+        // Recorded: a third request under the id is told it is taken.
+        let (tx3, _rx3) = oneshot::channel();
+        waiters
+            .wait_transfer(request(300), Waiter::Local(tx3))
+            .unwrap();
+        let mut out = Vec::new();
+        waiters.finished(&genuine, &receipt(ResultCode::Success), true, &mut out);
+        assert!(matches!(
+            out.as_slice(),
+            [(_, ClientReply::Refused(ResultCode::IdempotencyConflict))]
+        ));
+    }
+}

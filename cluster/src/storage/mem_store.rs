@@ -168,7 +168,7 @@ fn apply(image: &mut Image, batch: WriteBatch) -> u64 {
                 image.tombstones.remove(&shard);
             }
             WriteOp::History { shard, rows } => add_history(image, shard, &rows),
-            WriteOp::ReplaceHistory { shard, rows } => add_history(image, shard, &rows),
+            WriteOp::SnapshotHistory { shard, rows } => add_history(image, shard, &rows),
         }
     }
     bytes

@@ -94,7 +94,7 @@ pub enum WriteOp {
     /// A snapshot's history: every row of the shard up to its checkpoint. Rows are a
     /// deterministic function of the shard's log, so any row already here is the same row;
     /// stores may write them ahead of the rest of the batch, in bounded pieces.
-    ReplaceHistory {
+    SnapshotHistory {
         shard: u32,
         rows: Vec<HistoryRow>,
     },

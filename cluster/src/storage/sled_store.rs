@@ -33,6 +33,8 @@ pub const CHECKPOINT_CHUNK_BYTES: usize = 1 << 20;
 /// sled plus the directory lock.
 pub struct SledStore {
     db: sled::Db,
+    /// The same database, for the history queries (also handed to other threads).
+    history: SledHistory,
     /// Held (locked) until the store is dropped.
     _lock: File,
 }
@@ -126,7 +128,11 @@ impl SledStore {
                 other => break other?,
             }
         };
-        Ok(SledStore { db, _lock: lock })
+        Ok(SledStore {
+            history: SledHistory(db.clone()),
+            db,
+            _lock: lock,
+        })
     }
 }
 
@@ -307,7 +313,7 @@ impl LogStore for SledStore {
                         }
                     }
                 }
-                WriteOp::ReplaceHistory { shard, rows } => {
+                WriteOp::SnapshotHistory { shard, rows } => {
                     // Millions of rows in one sled batch take tens of GiB (a node installing a
                     // large shard's snapshot was killed for it), so they go in bounded batches
                     // ahead of this one. Not atomic, and it need not be: rows are a
@@ -420,7 +426,7 @@ impl LogStore for SledStore {
     }
 
     fn history_kv(&self) -> &dyn HistoryKv {
-        self
+        &self.history
     }
 
     fn history_reader(&self) -> Option<Box<dyn HistoryKv + Send>> {
@@ -429,21 +435,6 @@ impl LogStore for SledStore {
 
     fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
-    }
-}
-
-impl HistoryKv for SledStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        SledHistory(self.db.clone()).get(key)
-    }
-
-    fn range(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-    ) -> Result<history::Pairs, StorageError> {
-        SledHistory(self.db.clone()).range(start, end, limit)
     }
 }
 

@@ -1,6 +1,7 @@
 //! History rows as transfers finish, retirement of finished records, and refusals that leave
 //! no record.
 
+use crate::account::AccountRef;
 use crate::ledger::{Command, Decision, HistoryRow, HistorySide};
 use crate::outcome::ResultCode;
 use crate::roles::AccountKind;
@@ -14,6 +15,16 @@ fn rows(c: &mut Cluster, shard: usize) -> Vec<HistoryRow> {
 fn retire_all(c: &mut Cluster, shard: usize) {
     let up_to_ms = c.now;
     c.apply(shard, Command::Retire { up_to_ms });
+}
+
+/// Two shards: alice (funded, her funding row taken) on shard 0, bob on shard 1.
+fn alice_on_0_bob_on_1() -> (Cluster, AccountRef, AccountRef) {
+    let mut c = Cluster::new(2);
+    let alice = c.open(&c.customer_on(0, 1), AccountKind::Customer);
+    let bob = c.open(&c.customer_on(1, 2), AccountKind::Customer);
+    c.fund(&alice, ksh(5_000));
+    rows(&mut c, 0);
+    (c, alice, bob)
 }
 
 #[test]
@@ -53,11 +64,7 @@ fn a_same_shard_transfer_writes_a_row_for_each_party_with_one_receipt() {
 
 #[test]
 fn a_cross_shard_transfer_writes_the_payer_row_on_its_shard_and_the_payee_row_on_the_other() {
-    let mut c = Cluster::new(2);
-    let alice = c.open(&c.customer_on(0, 1), AccountKind::Customer);
-    let bob = c.open(&c.customer_on(1, 2), AccountKind::Customer);
-    c.fund(&alice, ksh(5_000));
-    rows(&mut c, 0);
+    let (mut c, alice, bob) = alice_on_0_bob_on_1();
     let request = c.request(TransferKind::SendMoney, &alice, &bob, ksh(700));
     let receipt = c.finish(request);
     assert!(receipt.result.is_success());
@@ -76,11 +83,7 @@ fn a_cross_shard_transfer_writes_the_payer_row_on_its_shard_and_the_payee_row_on
 
 #[test]
 fn an_aborted_transfer_has_a_payer_row_that_moved_nothing() {
-    let mut c = Cluster::new(2);
-    let alice = c.open(&c.customer_on(0, 1), AccountKind::Customer);
-    let bob = c.open(&c.customer_on(1, 2), AccountKind::Customer);
-    c.fund(&alice, ksh(5_000));
-    rows(&mut c, 0);
+    let (mut c, alice, bob) = alice_on_0_bob_on_1();
     let request = c.request(TransferKind::SendMoney, &alice, &bob, ksh(700));
     c.submit(request.clone());
     c.in_flight.clear(); // the offer is lost
