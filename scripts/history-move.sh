@@ -57,6 +57,7 @@ peer=$(free_port); http=$(free_port)
   --listen-http "127.0.0.1:$http" --cluster-secret-file "$dir/cluster-secret" \
   --admin-token "$token" >"$dir/node-4.log" 2>&1 &
 pids+=($!)
+node4=$!
 for _ in $(seq 60); do curl -sf "http://127.0.0.1:$http/health" >/dev/null && break; sleep 1; done
 
 started=$(date +%s)
@@ -76,7 +77,8 @@ done
 elapsed=$(( $(date +%s) - started ))
 new_rows=$(field history_rows "$(shard_status "http://127.0.0.1:$http")")
 bytes=$(grep -o 'bytes=[0-9]*' "$dir/node-4.log" | tail -n 1 || true)
-echo "move finished in ${elapsed}s: node 4 holds the shard with $new_rows history rows (leader: $leader_rows); installed snapshot $bytes"
+peak=$(awk '/^VmHWM/ { printf "%d MiB", $2 / 1024 }' "/proc/$node4/status" 2>/dev/null || true)
+echo "move finished in ${elapsed}s: node 4 holds the shard with $new_rows history rows (leader: $leader_rows); installed snapshot $bytes; node 4's peak resident memory $peak"
 if [ "$new_rows" -ne "$leader_rows" ]; then
   echo "node 4's history differs from the leader's"; exit 1
 fi

@@ -434,9 +434,9 @@ impl RaftGroup {
     }
 
     /// Installs a leader's snapshot into the log; returns the write that records it.
-    pub fn install_snapshot(&mut self, snapshot: &Snapshot) -> WriteOp {
+    pub fn install_snapshot(&mut self, snapshot: Snapshot) -> WriteOp {
         let (first, last) = self.log.bounds();
-        self.log.apply_snapshot(snapshot);
+        self.log.apply_snapshot(&snapshot);
         self.applied = snapshot.get_metadata().index;
         self.applied_term = snapshot.get_metadata().term;
         self.conf_index = self.applied;
@@ -455,7 +455,7 @@ impl RaftGroup {
         metrics::counter!("tuma_raft_snapshots_installed_total").increment(1);
         WriteOp::Checkpoint {
             shard: self.id,
-            snapshot: snapshot.clone(),
+            snapshot,
             compact_from: first,
             compact_to: last.max(first),
         }

@@ -121,7 +121,7 @@ impl MetaGroup {
 
     pub fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<WriteOp, EngineError> {
         self.meta = Some(restore_meta(snapshot)?);
-        Ok(self.group.install_snapshot(snapshot))
+        Ok(self.group.install_snapshot(snapshot.clone()))
     }
 
     pub fn maybe_checkpoint(&mut self, every: Every, keep: u64) -> Option<WriteOp> {

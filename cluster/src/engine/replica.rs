@@ -374,13 +374,15 @@ impl Replica {
             Some(bytes) => history::decode_rows(bytes)?,
             None => Vec::new(),
         };
-        let mut checkpoint = snapshot.clone();
+        // The metadata and the checkpoint part alone: the history part can be most of the data.
+        let mut checkpoint = Snapshot::default();
+        checkpoint.set_metadata(snapshot.get_metadata().clone());
         checkpoint.data = parts.checkpoint.to_vec().into();
         let config = self.ledger.config().clone();
         self.ledger = restore_ledger(config, &checkpoint)?;
         self.checkpoint_history_seq = self.ledger.history_next_seq();
         Ok(vec![
-            self.group.install_snapshot(&checkpoint),
+            self.group.install_snapshot(checkpoint),
             WriteOp::SnapshotHistory {
                 shard: self.shard,
                 rows,
