@@ -87,6 +87,15 @@ pub struct NodeArgs {
     /// (default 24h); after it the id is refused as `request_id_expired`. Like 90s, 10m, 24h.
     #[arg(long, env = "TUMA_IDEMPOTENCY_WINDOW")]
     pub idempotency_window: Option<String>,
+    /// Failed transfer attempts (wrong PIN, unknown or inactive payer, a reused request_id) a
+    /// payer may make per minute before further attempts are answered `429` (default 10; 0: no
+    /// limit).
+    #[arg(long, env = "TUMA_FAILED_ATTEMPTS_PER_PAYER")]
+    pub failed_attempts_per_payer: Option<u32>,
+    /// Failed transfer attempts per minute from one source address, over all payers (default
+    /// 600; 0: no limit). A USSD or SMS gateway sends every customer's attempts from one address.
+    #[arg(long, env = "TUMA_FAILED_ATTEMPTS_PER_SOURCE")]
+    pub failed_attempts_per_source: Option<u32>,
     /// Validate the configuration and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -126,6 +135,8 @@ struct FileConfig {
     log_keep_entries: Option<u64>,
     max_clock_offset_ms: Option<u64>,
     idempotency_window: Option<String>,
+    failed_attempts_per_payer: Option<u32>,
+    failed_attempts_per_source: Option<u32>,
 }
 
 /// Bounds of `--idempotency-window`: a second (tests, soaks) to thirty days.
@@ -156,6 +167,7 @@ pub struct NodeConfig {
     pub log_keep_entries: u64,
     pub max_clock_offset_ms: u64,
     pub idempotency_window_ms: u64,
+    pub attempt_limits: tuma_service::AttemptLimits,
     pub clock_offset_ms: i64,
     pub planted_fault: Option<tuma_cluster::engine::EngineFault>,
 }
@@ -350,6 +362,18 @@ impl NodeArgs {
         {
             bail!("--idempotency-window must be 1s..=30d");
         }
+        let defaults = tuma_service::AttemptLimits::default();
+        let attempt_limits = tuma_service::AttemptLimits {
+            per_payer_per_minute: self
+                .failed_attempts_per_payer
+                .or(file.failed_attempts_per_payer)
+                .unwrap_or(defaults.per_payer_per_minute),
+            per_source_per_minute: self
+                .failed_attempts_per_source
+                .or(file.failed_attempts_per_source)
+                .unwrap_or(defaults.per_source_per_minute),
+            tracked_max: defaults.tracked_max,
+        };
         Ok(NodeConfig {
             id,
             data,
@@ -369,6 +393,7 @@ impl NodeArgs {
             log_keep_entries,
             max_clock_offset_ms,
             idempotency_window_ms,
+            attempt_limits,
             clock_offset_ms: self.clock_offset_ms.unwrap_or(0),
             planted_fault: match self.plant_fault.as_deref() {
                 None => None,

@@ -96,7 +96,8 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.listen_http))?;
     tracing::info!(node = config.id, http = %listener.local_addr()?, peer = %transport.local_addr(), "node serving");
-    let service = tuma_service::Service::new(handle.clone(), config.hasher.clone());
+    let service = tuma_service::Service::new(handle.clone(), config.hasher.clone())
+        .with_attempt_limits(config.attempt_limits);
     let mut state =
         http::ApiState::new(service, &config.admin_token, config.test_hooks, prometheus);
     if config.test_hooks {
@@ -114,7 +115,9 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
             ),
         }
     };
-    axum::serve(listener, http::router(state))
+    // Handlers see the caller's address: failed attempts are budgeted per source.
+    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(stop)
         .await
         .context("HTTP server")?;

@@ -25,6 +25,10 @@ pub enum ServiceError {
     /// or may not have happened; a transfer retried with the same id learns which.
     #[error("{0}")]
     Unavailable(String),
+    /// Too many failed attempts for this payer or from this source: nothing was submitted;
+    /// try again after `retry_after` (see [`crate::AttemptLimits`]).
+    #[error("too many failed attempts; try again in {} s", .retry_after.as_secs().max(1))]
+    TooManyAttempts { retry_after: std::time::Duration },
 }
 
 impl ServiceError {

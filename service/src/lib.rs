@@ -6,6 +6,7 @@
 //!
 //! | file | holds |
 //! |---|---|
+//! | `attempts.rs` | budgets of failed transfer attempts per payer and per source |
 //! | `calls.rs` | asking the engine, retried on leader change until a deadline |
 //! | `error.rs` | [`ServiceError`]: why a call gave nothing |
 //! | `pins.rs` | hashing and verifying PINs off the async threads |
@@ -15,6 +16,7 @@
 //! | `test_hooks.rs` | faults tests plant (only on nodes started with test hooks) |
 
 mod accounts;
+mod attempts;
 mod calls;
 mod cluster;
 mod error;
@@ -28,6 +30,7 @@ use tuma_actors::pin::PinHasher;
 use tuma_cluster::engine::NodeHandle;
 
 pub use accounts::RowOutcome;
+pub use attempts::{is_failed_attempt, AttemptLimiter, AttemptLimits};
 pub use calls::{Calls, Repeat};
 pub use cluster::{Audit, AuditTotals};
 pub use error::ServiceError;
@@ -40,6 +43,7 @@ pub use tuma_cluster::engine::StatementLine;
 pub struct Service {
     calls: Calls,
     pins: Pins,
+    attempts: std::sync::Arc<AttemptLimiter>,
 }
 
 impl Service {
@@ -47,7 +51,14 @@ impl Service {
         Service {
             calls: Calls::new(handle),
             pins: Pins::new(hasher),
+            attempts: std::sync::Arc::new(AttemptLimiter::new(AttemptLimits::default())),
         }
+    }
+
+    /// The same service with other budgets for failed transfer attempts.
+    pub fn with_attempt_limits(mut self, limits: AttemptLimits) -> Service {
+        self.attempts = std::sync::Arc::new(AttemptLimiter::new(limits));
+        self
     }
 
     pub fn pins(&self) -> &Pins {

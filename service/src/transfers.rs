@@ -12,7 +12,7 @@ use tuma_actors::transfer::{PinVerdict, TransferId, TransferKind, TransferReques
 use tuma_actors::txn_id::TransactionId;
 use tuma_cluster::engine::{ClientReply, ClientRequest};
 
-use crate::{unix_ms, Service, ServiceError};
+use crate::{is_failed_attempt, unix_ms, Service, ServiceError};
 
 /// How long past its deadline a caller waits for the payer shard's decision (its sweeper's).
 const DECISION_GRACE: Duration = Duration::from_secs(3);
@@ -64,6 +64,35 @@ impl Service {
     /// payer shard needs to decide at the deadline). Retries across leader changes with the
     /// same id, so it happens at most once.
     pub async fn transfer(&self, order: TransferOrder) -> Result<TransferOutcome, ServiceError> {
+        self.transfer_from(order, None).await
+    }
+
+    /// [`Service::transfer`] for a caller at `source` (a channel's remote address): failed
+    /// attempts are charged to the payer's budget and the source's, and an attempt is turned
+    /// away unsubmitted while either is spent ([`ServiceError::TooManyAttempts`]).
+    pub async fn transfer_from(
+        &self,
+        order: TransferOrder,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<TransferOutcome, ServiceError> {
+        let payer = order.from.clone();
+        if let Some(retry_after) = self.attempts.wait(&payer, source, unix_ms()) {
+            metrics::counter!("tuma_attempts_turned_away_total").increment(1);
+            return Err(ServiceError::TooManyAttempts { retry_after });
+        }
+        let outcome = self.submit_order(order).await;
+        let failed = match &outcome {
+            Ok(TransferOutcome::Decided { receipt, .. }) => is_failed_attempt(receipt.result),
+            Err(ServiceError::Refused(code)) => is_failed_attempt(*code),
+            _ => false,
+        };
+        if failed {
+            self.attempts.charge(&payer, source, unix_ms());
+        }
+        outcome
+    }
+
+    async fn submit_order(&self, order: TransferOrder) -> Result<TransferOutcome, ServiceError> {
         let deadline = Instant::now() + order.wait + DECISION_GRACE;
         let pin = order.pin.as_ref().map(|p| p.reveal().to_string());
         let request = TransferRequest {

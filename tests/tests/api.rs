@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tuma_tests::{send_money, TestCluster, PIN};
+use tuma_tests::{send_money, with_node_flags, TestCluster, PIN};
 
 const ALICE: &str = "254711000001";
 const BOB: &str = "254711000002";
@@ -190,6 +190,79 @@ fn wrong_pins_fail_then_lock_and_duplicates_answer_the_same() {
         .get(&format!("{}/v1/accounts/{BOB}/balance", cluster.url(1)))
         .unwrap();
     assert_eq!((status, answer["balance"].as_str()), (200, Some("110.00")));
+}
+
+/// Failed attempts are budgeted: a payer who has failed its budget (wrong PINs, here) is turned
+/// away with `429` and `Retry-After` before anything reaches the log — even with the right PIN —
+/// while other payers go on; an unknown payer is budgeted the same way.
+#[test]
+fn failed_attempts_past_the_budget_are_answered_429_and_other_payers_go_on() {
+    const STRANGER: &str = "254799000009";
+    with_node_flags(&["--failed-attempts-per-payer", "3"]);
+    let cluster = TestCluster::start("api-attempts", 1, 4);
+    cluster.register_customer(ALICE);
+    cluster.register_customer(BOB);
+    cluster.fund(ALICE, "1000.00", "fund-alice");
+    cluster.fund(BOB, "1000.00", "fund-bob");
+    let url = format!("{}/v1/transfers", cluster.url(1));
+    let wrong = |id: &str, from: &str, to: &str| {
+        let mut body = send_money(id, from, to, "10.00");
+        body["pin"] = json!("9999");
+        body
+    };
+    for n in 1..=3 {
+        let (status, answer) = cluster
+            .post(&url, &wrong(&format!("try-{n}"), ALICE, BOB))
+            .unwrap();
+        assert_eq!(
+            (status, answer["result"].as_str()),
+            (200, Some("wrong_pin")),
+            "try {n}"
+        );
+    }
+    let response = reqwest::blocking::Client::new()
+        .post(&url)
+        .json(&send_money("try-right", ALICE, BOB, "10.00"))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+    let answer: Value = response.json().unwrap();
+    assert_eq!(answer["result"], "too_many_attempts", "{answer}");
+    assert_eq!(answer["retry_after_s"], retry_after);
+    // Turned away, not submitted: the id was never used, and no money moved.
+    let (status, _) = cluster
+        .get(&format!("{}/v1/transfers/try-right", cluster.url(1)))
+        .unwrap();
+    assert_eq!(status, 404);
+    assert_eq!(balance(&cluster, BOB), "1000.00");
+
+    // Another payer, from the same address, is not held back.
+    let (status, answer) = cluster
+        .post(&url, &send_money("bob-pays", BOB, ALICE, "5.00"))
+        .unwrap();
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("confirmed")),
+        "{answer}"
+    );
+
+    // A payer nobody registered is budgeted too.
+    for n in 1..=3 {
+        let (status, answer) = cluster
+            .post(&url, &wrong(&format!("stranger-{n}"), STRANGER, BOB))
+            .unwrap();
+        assert_ne!(status, 429, "stranger {n}: {answer}");
+    }
+    let (status, _) = cluster
+        .post(&url, &wrong("stranger-4", STRANGER, BOB))
+        .unwrap();
+    assert_eq!(status, 429);
 }
 
 /// A gateway that reuses a request id for another payment must be told so — never answered

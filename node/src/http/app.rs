@@ -1,9 +1,10 @@
 //! `/v1/…`: the app channel for customers and agents.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -130,12 +131,14 @@ pub fn receipt_json(receipt: &Receipt, retries: u32) -> Value {
 
 pub async fn create_transfer(
     State(state): State<ApiState>,
+    caller: Option<ConnectInfo<SocketAddr>>,
     body: Result<Json<TransferIn>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Json(body) = body?;
     let order = parse_transfer(&body)?;
     let id = order.id.clone();
-    match state.service.transfer(order).await? {
+    let source = caller.map(|ConnectInfo(address)| address.ip());
+    match state.service.transfer_from(order, source).await? {
         TransferOutcome::Decided { receipt, retries } => {
             Ok((StatusCode::OK, Json(receipt_json(&receipt, retries))))
         }

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<&'static str>,
     pub code: Option<ResultCode>,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -24,6 +26,7 @@ impl ApiError {
             message: message.into(),
             field: Some(field),
             code: None,
+            retry_after_s: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -32,6 +35,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             code: None,
+            retry_after_s: None,
         }
     }
     pub fn unauthorized() -> ApiError {
@@ -40,6 +44,7 @@ impl ApiError {
             message: "missing or wrong bearer token".into(),
             field: None,
             code: None,
+            retry_after_s: None,
         }
     }
     pub fn unavailable(message: impl Into<String>) -> ApiError {
@@ -48,6 +53,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             code: None,
+            retry_after_s: None,
         }
     }
     pub fn not_found(message: impl Into<String>) -> ApiError {
@@ -56,6 +62,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             code: None,
+            retry_after_s: None,
         }
     }
     /// A ledger refusal of an admin command.
@@ -74,6 +81,7 @@ impl ApiError {
             message: code.description().to_string(),
             field: None,
             code: Some(code),
+            retry_after_s: None,
         }
     }
 }
@@ -87,6 +95,12 @@ impl IntoResponse for ApiError {
         if let Some(code) = self.code {
             body["result_code"] = json!(code.code());
             body["result"] = json!(code.name());
+        }
+        if let Some(seconds) = self.retry_after_s {
+            body["result"] = json!("too_many_attempts");
+            body["retry_after_s"] = json!(seconds);
+            let retry_after = [(axum::http::header::RETRY_AFTER, seconds.to_string())];
+            return (self.status, retry_after, Json(body)).into_response();
         }
         (self.status, Json(body)).into_response()
     }
@@ -103,8 +117,21 @@ impl From<ServiceError> for ApiError {
                 message,
                 field: None,
                 code: None,
+                retry_after_s: None,
             },
             ServiceError::Unavailable(message) => ApiError::unavailable(message),
+            ServiceError::TooManyAttempts { retry_after } => {
+                let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                ApiError {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    message: format!(
+                        "too many failed attempts for this payer or from this address; try again in {seconds} s"
+                    ),
+                    field: None,
+                    code: None,
+                    retry_after_s: Some(seconds),
+                }
+            }
         }
     }
 }
