@@ -17,8 +17,9 @@ const SHARD: u32 = 7;
 /// sled's page cache: large enough to hold the whole history, so both sizes are measured warm
 /// (the figure a cold page adds is the disk's, not the history's).
 const CACHE_BYTES: u64 = 2 << 30;
-/// Rows written per batch while filling the store.
-const BATCH_ROWS: usize = 10_000;
+/// Rows written per batch while filling the store: about what one engine pass writes under load
+/// (sled pages written in much larger batches stay slow to seek; see BENCHMARKS.md).
+const BATCH_ROWS: usize = 500;
 
 fn customer(n: u64) -> AccountRef {
     AccountRef::parse(&format!("2547{:08}", n)).expect("a valid MSISDN")
