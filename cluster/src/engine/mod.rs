@@ -38,6 +38,7 @@ mod config;
 mod env;
 mod group;
 mod handle;
+mod history_reads;
 mod membership;
 mod meta_group;
 mod open;
@@ -127,6 +128,7 @@ pub struct Engine {
     inputs: Receiver<Input>,
     inputs_tx: SyncSender<Input>,
     pin_verifier: pins::PinVerifier,
+    history_reads: history_reads::HistoryReads,
     replicas: BTreeMap<u32, Replica>,
     /// Replicas destroyed here: shard → index of their removal. A replica made again must start
     /// from a snapshot past it.
@@ -231,6 +233,7 @@ impl Engine {
         let first_stream = rng.next_u64() >> 1;
         let mut engine = Engine {
             actors: AccountActors::new(config.actor_idle_ms),
+            history_reads: history_reads::HistoryReads::new(inputs_tx.clone()),
             pin_verifier: pins::PinVerifier::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
                 PIN_QUEUE_MAX,

@@ -1,16 +1,16 @@
 //! Linearizable reads: a leader answers a read only after confirming it still leads (raft-rs's
 //! ReadIndex: a heartbeat round acknowledged by a quorum) and applying up to the commit index
 //! it read — so a deposed leader that does not know it yet can never answer from stale state,
-//! and a transfer that committed is never reported unknown.
+//! and a transfer that committed is never reported unknown. Reads of the history store are
+//! answered off the engine thread (`history_reads.rs`).
 
 use std::collections::BTreeMap;
 
 use raft::ReadState;
-use tuma_actors::ledger::{HistoryRow, Receipt, ShardLedger};
+use tuma_actors::ledger::ShardLedger;
 
-use crate::storage::{LogStore, StorageError};
-
-use super::request::{ClientReply, ClientRequest, StatementLine, Waiter};
+use super::history_reads::{HistoryQuery, HistoryRead};
+use super::request::{ClientReply, ClientRequest, Waiter};
 
 /// Most reads waiting on one replica; more are answered "unavailable".
 pub const PENDING_READS_MAX: usize = 10_000;
@@ -56,18 +56,13 @@ impl PendingReads {
     }
 
     /// Answers every confirmed read whose index is applied.
-    pub fn answer(
-        &mut self,
-        ledger: &ShardLedger,
-        store: &dyn LogStore,
-        applied: u64,
-    ) -> Vec<(Waiter, ClientReply)> {
+    pub fn answer(&mut self, ledger: &ShardLedger, applied: u64) -> Vec<(Waiter, Answer)> {
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed)
             .into_iter()
             .partition(|(index, _)| *index <= applied);
         self.confirmed = later;
         due.into_iter()
-            .map(|(_, read)| (read.waiter, answer(ledger, store, &read.request)))
+            .map(|(_, read)| (read.waiter, answer(ledger, &read.request)))
             .collect()
     }
 
@@ -81,16 +76,20 @@ impl PendingReads {
     }
 }
 
-/// A read answered from the applied state and the shard's history (a range read of a few
-/// rows: its cost does not grow with the history).
-pub(super) fn answer(
-    ledger: &ShardLedger,
-    store: &dyn LogStore,
-    request: &ClientRequest,
-) -> ClientReply {
+/// What a confirmed read gets: an answer from the applied state, or a query of the shard's
+/// history (a range read of a few rows, whose cost does not grow with the history) that the
+/// engine hands to a reader thread ([`super::history_reads`]).
+#[derive(Debug)]
+pub(super) enum Answer {
+    Now(ClientReply),
+    FromHistory(HistoryQuery),
+}
+
+/// The answer to a confirmed read.
+pub(super) fn answer(ledger: &ShardLedger, request: &ClientRequest) -> Answer {
     let shard = ledger.shard();
-    let unreadable = |error: StorageError| ClientReply::Unavailable(format!("history: {error}"));
-    match request {
+    let history = |what| Answer::FromHistory(HistoryQuery { shard, what });
+    let reply = match request {
         ClientRequest::Account { account } => {
             ClientReply::Account(ledger.account(account).cloned().map(Box::new))
         }
@@ -100,19 +99,14 @@ pub(super) fn answer(
                 None => ClientReply::InProgress,
             },
             // Retired from memory: its payer row answers for the whole history.
-            None => match store.history_by_transfer(shard, id) {
-                Ok(Some(row)) => ClientReply::Receipt(receipt_of_row(&row)),
-                Ok(None) => ClientReply::UnknownTransfer,
-                Err(error) => unreadable(error),
-            },
+            None => return history(HistoryRead::TransferStatus { id: id.clone() }),
         },
         ClientRequest::TransferByReceipt { txn_id, .. } => {
             ClientReply::Transfer(ledger.outgoing_by_receipt(txn_id).cloned().map(Box::new))
         }
-        ClientRequest::Receipt { txn_id, .. } => match store.history_by_receipt(shard, txn_id) {
-            Ok(rows) => ClientReply::History(rows),
-            Err(error) => unreadable(error),
-        },
+        ClientRequest::Receipt { txn_id, .. } => {
+            return history(HistoryRead::Receipt { txn_id: *txn_id })
+        }
         ClientRequest::Audit { .. } => match ledger.audit() {
             Ok(audit) => ClientReply::Audit(Box::new(audit)),
             Err(violation) => ClientReply::Unavailable(format!("audit failed: {violation}")),
@@ -121,10 +115,13 @@ pub(super) fn answer(
             account,
             limit,
             before,
-        } => match store.history_page(shard, account, *before, *limit, true) {
-            Ok(rows) => ClientReply::Statement(rows.iter().map(StatementLine::of).collect()),
-            Err(error) => unreadable(error),
-        },
+        } => {
+            return history(HistoryRead::Statement {
+                account: account.clone(),
+                before: *before,
+                limit: *limit,
+            })
+        }
         other => ClientReply::Unavailable(format!(
             "not a read: {}",
             match other {
@@ -134,17 +131,6 @@ pub(super) fn answer(
                 _ => "cluster change",
             }
         )),
-    }
-}
-
-/// What a client is told of a finished transfer whose record retired from memory.
-fn receipt_of_row(row: &HistoryRow) -> Receipt {
-    Receipt {
-        id: row.transfer.clone(),
-        result: row.result,
-        txn_id: row.receipt,
-        fee: row.fee,
-        balance: row.balance_after,
-        payee_name: None,
-    }
+    };
+    Answer::Now(reply)
 }

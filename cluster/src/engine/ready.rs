@@ -11,6 +11,7 @@ use tuma_actors::protocol::Envelope;
 
 use super::group::RaftGroup;
 use super::meta_group::MetaGroup;
+use super::reads::Answer;
 use super::replica::{ApplyOutput, Replica};
 use super::{ClientReply, Engine, EngineError, Waiter};
 use crate::membership::META_GROUP;
@@ -299,7 +300,16 @@ impl Engine {
                 output.replies.extend(replies);
                 lost.push(*shard);
             }
-            output.replies.extend(replica.answer_reads(store));
+            for (waiter, answer) in replica.answer_reads() {
+                match answer {
+                    Answer::Now(reply) => output.replies.push((waiter, reply)),
+                    Answer::FromHistory(query) => {
+                        if let Some(answered) = self.history_reads.submit(query, waiter, store) {
+                            output.replies.push(answered);
+                        }
+                    }
+                }
+            }
         }
         if !lost.is_empty() {
             let map = self.map;

@@ -223,8 +223,8 @@ impl Replica {
     }
 
     /// Answers the confirmed reads this replica has applied far enough for.
-    pub fn answer_reads(&mut self, store: &dyn LogStore) -> Vec<(Waiter, ClientReply)> {
-        self.reads.answer(&self.ledger, store, self.group.applied)
+    pub fn answer_reads(&mut self) -> Vec<(Waiter, super::reads::Answer)> {
+        self.reads.answer(&self.ledger, self.group.applied)
     }
 
     /// Applies committed entries in order; answers waiters; runs the driver while serving.
