@@ -26,8 +26,15 @@ trap cleanup EXIT
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
-field() { # field NAME JSON: the first numeric value of "NAME": in JSON (empty if absent)
-  { grep -o "\"$1\":[0-9]*" <<<"$2" || true; } | head -n 1 | cut -d: -f2
+shard_field() { # shard_field URL NAME: shard 0's NAME in the node's status (empty if none yet)
+  curl -s "$1/admin/v1/cluster" -H "Authorization: Bearer $token" | python3 -c '
+import json, sys
+try:
+    shards = json.load(sys.stdin).get("shards", [])
+except ValueError:
+    shards = []
+print(next((str(s.get(sys.argv[1], "")) for s in shards if s.get("shard") == 0), ""))
+' "$2" || true
 }
 
 # `tuma bench --target` authenticates with the harness's admin token.
@@ -46,10 +53,7 @@ echo "cluster up in $dir ($urls); transfers for ${seconds}s"
 "$tuma" bench --target "$urls" --duration "${seconds}s" --warmup 1s --accounts 2000 \
   --clients 64 --out "$dir/bench" | tail -n 1
 
-shard_status() { # shard_status URL: shard 0's entry in the node's status (empty if none yet)
-  curl -s "$1/admin/v1/cluster" -H "Authorization: Bearer $token" | tr '{' '\n' | grep '"shard":0,' | head -n 1 || true
-}
-leader_rows=$(field history_rows "$(shard_status "$first")")
+leader_rows=$(shard_field "$first" history_rows)
 echo "history rows in the shard: $leader_rows"
 
 peer=$(free_port); http=$(free_port)
@@ -64,8 +68,7 @@ started=$(date +%s)
 "$tuma" ctl --node "$first" --admin-token "$token" members remove 3
 while true; do
   members=$(curl -s "$first/admin/v1/members" -H "Authorization: Bearer $token" || true)
-  status=$(shard_status "http://127.0.0.1:$http")
-  applied=$(field applied_index "$status")
+  applied=$(shard_field "http://127.0.0.1:$http" applied_index)
   if grep -q '"moves":\[\]' <<<"$members" && [ -n "$applied" ] && [ "$applied" -gt 0 ]; then
     break
   fi
@@ -75,7 +78,7 @@ while true; do
   sleep 2
 done
 elapsed=$(( $(date +%s) - started ))
-new_rows=$(field history_rows "$(shard_status "http://127.0.0.1:$http")")
+new_rows=$(shard_field "http://127.0.0.1:$http" history_rows)
 bytes=$(grep -o 'bytes=[0-9]*' "$dir/node-4.log" | tail -n 1 || true)
 peak=$(awk '/^VmHWM/ { printf "%d MiB", $2 / 1024 }' "/proc/$node4/status" 2>/dev/null || true)
 echo "move finished in ${elapsed}s: node 4 holds the shard with $new_rows history rows (leader: $leader_rows); installed snapshot $bytes; node 4's peak resident memory $peak"
