@@ -78,6 +78,7 @@ struct Outgoing {
 }
 
 /// The history a stream sends after its checkpoint.
+#[derive(Clone)]
 pub enum History {
     /// None: the meta group's snapshots.
     None,
@@ -90,6 +91,15 @@ pub enum History {
 
 /// Where a background export leaves its encoded rows (or why it failed).
 pub type PendingHistory = Arc<std::sync::Mutex<Option<Result<Arc<Vec<u8>>, String>>>>;
+
+/// The history read for a group's checkpoint, shared by every stream of that checkpoint (to
+/// several followers, or to one again after a stream was given up) so that millions of rows
+/// are read and held once; dropped once no stream of the group has used it for `give_up_ms`.
+struct Export {
+    index: u64,
+    history: History,
+    used_at: u64,
+}
 
 /// A snapshot being received from a leader.
 struct Incoming {
@@ -127,6 +137,8 @@ pub struct SnapshotStreams {
     /// The last stream each group received whole: (sender, stream). A chunk of it arriving
     /// again (its "done" was lost) is answered "done" again; a new stream is taken afresh.
     completed: BTreeMap<u32, (NodeId, u64)>,
+    /// The history read for each group's latest streamed checkpoint.
+    exports: BTreeMap<u32, Export>,
     /// The id of the next stream this node starts.
     next_stream: u64,
 }
@@ -161,7 +173,24 @@ impl SnapshotStreams {
         {
             return Ok(());
         }
-        let history = history()?;
+        let history = match self.exports.get_mut(&group) {
+            Some(export) if export.index == index => {
+                export.used_at = now;
+                export.history.clone()
+            }
+            _ => {
+                let history = history()?;
+                if !matches!(history, History::None) {
+                    let export = Export {
+                        index,
+                        history: history.clone(),
+                        used_at: now,
+                    };
+                    self.exports.insert(group, export);
+                }
+                history
+            }
+        };
         message.mut_snapshot().clear_data();
         let header = message
             .write_to_bytes()
@@ -202,6 +231,11 @@ impl SnapshotStreams {
         leads: impl Fn(u32) -> bool,
     ) -> Result<Pumped, StorageError> {
         let mut pumped = Pumped::default();
+        for &(group, _) in self.outgoing.keys() {
+            if let Some(export) = self.exports.get_mut(&group) {
+                export.used_at = now;
+            }
+        }
         let config = &self.config;
         let mut finished = Vec::new();
         for (&(group, to), stream) in self.outgoing.iter_mut() {
@@ -210,7 +244,8 @@ impl SnapshotStreams {
                 continue;
             }
             if let History::Pending(slot) = &stream.history {
-                let filled = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                // Cloned, not taken: other streams of the checkpoint share the slot.
+                let filled = slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 match filled {
                     None => {
                         // Still reading: nothing to send, and no stall to count.
@@ -308,6 +343,9 @@ impl SnapshotStreams {
                 pumped.reports.push((group, to, status));
             }
         }
+        let keep_ms = self.config.give_up_ms;
+        self.exports
+            .retain(|_, export| now < export.used_at.saturating_add(keep_ms));
         Ok(pumped)
     }
 

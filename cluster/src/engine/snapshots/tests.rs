@@ -407,3 +407,53 @@ fn a_silent_receiver_gets_fewer_and_fewer_copies_and_progress_resets_the_wait() 
         vec![30, 40, 50]
     );
 }
+
+/// The history is read once per checkpoint: a second follower's stream, or a stream started
+/// again after one was given up, shares it; a new checkpoint reads again, and an export no
+/// stream used for `give_up_ms` is dropped.
+#[test]
+fn streams_of_one_checkpoint_share_one_history_read() {
+    let (_disk, store) = store_with_checkpoint(40, data(25));
+    let mut streams = SnapshotStreams::new(config(), 1);
+    let reads = std::cell::Cell::new(0);
+    let history = || {
+        reads.set(reads.get() + 1);
+        Ok(History::Ready(Arc::new(data(15))))
+    };
+    streams
+        .start(GROUP, snapshot_message(40), history, 0)
+        .unwrap();
+    let mut to_third = snapshot_message(40);
+    to_third.to = 3;
+    streams.start(GROUP, to_third, history, 10).unwrap();
+    assert_eq!(reads.get(), 1, "a second follower shares the read");
+    // Both streams carry checkpoint and history: 16 bytes of framing, 25, then 15.
+    let pumped = streams.pump(&store, 20, |_| true).unwrap();
+    for follower in [FOLLOWER, 3] {
+        let total = pumped.frames.iter().find_map(|(to, frame)| match frame {
+            PeerFrame::SnapshotChunk { total, .. } if *to == follower => Some(*total),
+            _ => None,
+        });
+        assert_eq!(total, Some(16 + 25 + 15), "follower {follower}");
+    }
+    // Given up (no acknowledgement for give_up_ms), then asked for again: still one read.
+    let pumped = streams.pump(&store, 1_020, |_| true).unwrap();
+    assert_eq!(pumped.reports.len(), 2, "both streams given up");
+    streams
+        .start(GROUP, snapshot_message(40), history, 1_030)
+        .unwrap();
+    assert_eq!(reads.get(), 1, "started again: the same read");
+    // A later checkpoint is read afresh.
+    write_checkpoint(&store, 80, data(25));
+    streams
+        .start(GROUP, snapshot_message(80), history, 1_040)
+        .unwrap();
+    assert_eq!(reads.get(), 2);
+    // Unused for give_up_ms once its streams are gone: dropped, so the next start reads.
+    let _ = streams.pump(&store, 3_000, |_| false).unwrap();
+    let _ = streams.pump(&store, 4_100, |_| false).unwrap();
+    streams
+        .start(GROUP, snapshot_message(80), history, 4_200)
+        .unwrap();
+    assert_eq!(reads.get(), 3, "the dropped export is read again");
+}
