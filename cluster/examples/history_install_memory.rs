@@ -2,9 +2,11 @@
 //! replica installing a snapshot does (one `SnapshotHistory` write of every row) or the way a
 //! serving replica does (a `History` write of a few rows per engine pass). It found that sled's
 //! memory grows with the size of a batch, not with its cache: 1.2M rows in batches of 10,000
-//! rows took 6 GiB, in batches of 500 rows 50 MiB (figures in BENCHMARKS.md).
+//! rows took 6 GiB, in batches of 500 rows 50 MiB, key by key (how a snapshot's rows are
+//! written now) 40 MiB (figures in BENCHMARKS.md). `install` writes a 200 MiB checkpoint and
+//! the rows in one write, as the engine does.
 //!
-//! `cargo run --release -p tuma-cluster --example history_install_memory -- ROWS snapshot|incremental`
+//! `cargo run --release -p tuma-cluster --example history_install_memory -- ROWS snapshot|incremental|install`
 
 use tuma_actors::ledger::{HistoryRow, HistorySide};
 use tuma_actors::outcome::ResultCode;
@@ -57,7 +59,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(rows), Some(mode)) = (args.next().and_then(|n| n.parse::<u64>().ok()), args.next())
     else {
-        eprintln!("usage: history_install_memory ROWS snapshot|incremental");
+        eprintln!("usage: history_install_memory ROWS snapshot|incremental|install");
         std::process::exit(2);
     };
     let dir = std::env::temp_dir().join(format!("tuma-history-memory-{}", std::process::id()));
@@ -74,6 +76,30 @@ fn main() {
             }];
             store.write(WriteBatch { ops }).expect("write");
         }
+        "install" => {
+            // As the engine installs a snapshot: its checkpoint and its rows in one write.
+            let all: Vec<HistoryRow> = (0..rows).map(row).collect();
+            let mut snapshot = raft::prelude::Snapshot::default();
+            snapshot.mut_metadata().index = 1;
+            snapshot.data = vec![7u8; 200 << 20].into();
+            println!(
+                "{rows} rows and a 200 MiB checkpoint in memory: rss_mib={}",
+                rss_mib()
+            );
+            let ops = vec![
+                WriteOp::Checkpoint {
+                    shard: SHARD,
+                    snapshot,
+                    compact_from: 1,
+                    compact_to: 0,
+                },
+                WriteOp::SnapshotHistory {
+                    shard: SHARD,
+                    rows: all,
+                },
+            ];
+            store.write(WriteBatch { ops }).expect("write");
+        }
         "incremental" => {
             for from in (0..rows).step_by(ROWS_PER_PASS as usize) {
                 let pass = (from..(from + ROWS_PER_PASS).min(rows)).map(row).collect();
@@ -85,7 +111,7 @@ fn main() {
             }
         }
         other => {
-            eprintln!("unknown mode {other:?}: snapshot or incremental");
+            eprintln!("unknown mode {other:?}: snapshot, incremental or install");
             std::process::exit(2);
         }
     }

@@ -136,11 +136,6 @@ impl SledStore {
     }
 }
 
-/// History rows a snapshot installs per sled batch. sled's memory grows with a batch's size,
-/// not with its cache: 1.2M rows took 6 GiB resident in batches of 10,000 rows and 50 MiB in
-/// batches of 500 (`cargo run --release -p tuma-cluster --example history_install_memory`).
-const HISTORY_ROWS_PER_BATCH: usize = 500;
-
 impl SledStore {
     /// Removes every history key of `shard` (a destroyed replica).
     fn remove_history(&self, shard: u32, batch: &mut sled::Batch) -> Result<(), StorageError> {
@@ -316,19 +311,18 @@ impl LogStore for SledStore {
                     }
                 }
                 WriteOp::SnapshotHistory { shard, rows } => {
-                    // Millions of rows in one sled batch take tens of GiB (a node installing a
-                    // large shard's snapshot was killed for it), so they go in bounded batches
-                    // ahead of this one. Not atomic, and it need not be: rows are a
-                    // deterministic function of the shard's log, so a row already here is the
-                    // same row, and an install cut short is repeated by the next snapshot.
-                    for chunk in rows.chunks(HISTORY_ROWS_PER_BATCH) {
-                        let mut rows_batch = sled::Batch::default();
-                        for row in chunk {
-                            for (key, value) in history::row_entries(shard, row) {
-                                rows_batch.insert(key, value);
-                            }
+                    // Written key by key ahead of this batch: sled's memory grows with a batch's
+                    // size, not with its cache (1.2M rows took 6 GiB in 10,000-row batches,
+                    // 50 MiB in 500-row batches, 40 MiB key by key; on a node installing 0.7M
+                    // rows, 500-row batches peaked at 2.2 GiB, key by key at 1.4 GiB: see
+                    // `examples/history_install_memory.rs`). Not atomic, and it need not be:
+                    // rows are a deterministic function of the shard's log, so a row already
+                    // here is the same row, and an install cut short is repeated by the next
+                    // snapshot.
+                    for row in &rows {
+                        for (key, value) in history::row_entries(shard, row) {
+                            self.db.insert(key, value)?;
                         }
-                        self.db.apply_batch(rows_batch)?;
                     }
                 }
             }
