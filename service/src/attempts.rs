@@ -44,17 +44,6 @@ impl Default for AttemptLimits {
     }
 }
 
-impl AttemptLimits {
-    /// No limits (tests and benchmarks that fail on purpose).
-    pub fn unlimited() -> AttemptLimits {
-        AttemptLimits {
-            per_payer_per_minute: 0,
-            per_source_per_minute: 0,
-            tracked_max: 0,
-        }
-    }
-}
-
 /// Whether a refusal counts as a failed attempt: the ledger refused the caller before (or for)
 /// proving the payer's identity, or the id was not theirs to use.
 pub fn is_failed_attempt(code: ResultCode) -> bool {
@@ -75,6 +64,14 @@ pub fn is_failed_attempt(code: ResultCode) -> bool {
 struct Bucket {
     milli_tokens: u64,
     at_ms: u64,
+}
+
+impl Bucket {
+    /// Thousandths of a token at `now_ms`, refilled at `per_minute` up to a full bucket.
+    fn tokens_at(&self, now_ms: u64, per_minute: u64) -> u64 {
+        let refill = now_ms.saturating_sub(self.at_ms) * per_minute * MILLI / MINUTE_MS;
+        (self.milli_tokens + refill).min(per_minute * MILLI)
+    }
 }
 
 /// Token buckets by key, at most `tracked_max` of them.
@@ -100,13 +97,7 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
 
     /// The bucket's tokens at `now_ms` (a key not tracked has a full bucket).
     fn tokens(&self, bucket: Option<&Bucket>, now_ms: u64) -> u64 {
-        match bucket {
-            None => self.capacity(),
-            Some(b) => {
-                let refill = now_ms.saturating_sub(b.at_ms) * self.per_minute * MILLI / MINUTE_MS;
-                (b.milli_tokens + refill).min(self.capacity())
-            }
-        }
+        bucket.map_or(self.capacity(), |b| b.tokens_at(now_ms, self.per_minute))
     }
 
     /// How long until `key` may fail again; `None` when it may now.
@@ -147,12 +138,9 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
         if self.by_key.len() < self.tracked_max.max(1) {
             return;
         }
-        let capacity = self.capacity();
-        let per_minute = self.per_minute;
-        self.by_key.retain(|_, b| {
-            let refill = now_ms.saturating_sub(b.at_ms) * per_minute * MILLI / MINUTE_MS;
-            b.milli_tokens + refill < capacity
-        });
+        let (capacity, per_minute) = (self.capacity(), self.per_minute);
+        self.by_key
+            .retain(|_, b| b.tokens_at(now_ms, per_minute) < capacity);
         if self.by_key.len() >= self.tracked_max.max(1) {
             if let Some(key) = self.by_key.keys().next().cloned() {
                 self.by_key.remove(&key);
@@ -277,7 +265,7 @@ mod tests {
 
     #[test]
     fn zero_means_no_limit_and_nothing_is_tracked() {
-        let limiter = AttemptLimiter::new(AttemptLimits::unlimited());
+        let limiter = limiter(0, 0, 0);
         for _ in 0..1_000 {
             limiter.charge(&payer(1), HOME, 0);
         }

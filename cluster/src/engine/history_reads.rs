@@ -8,7 +8,7 @@
 //! without one (the in-memory store of tests and the simulator) is read inline, so simulated
 //! runs stay deterministic. A full queue answers "unavailable" (the caller retries).
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use tuma_actors::account::AccountRef;
@@ -19,6 +19,7 @@ use tuma_actors::txn_id::TransactionId;
 use crate::storage::history::{self, HistoryKv};
 use crate::storage::{LogStore, StorageError};
 
+use super::job_queue::{next_job, SharedQueue};
 use super::request::{ClientReply, Input, StatementLine, Waiter};
 
 /// Reader threads.
@@ -95,12 +96,28 @@ struct Job {
 /// The reader threads, started on the first read a store offers a reader for.
 pub struct HistoryReads {
     engine: SyncSender<Input>,
+    workers: usize,
+    queue_max: usize,
     jobs: Option<SyncSender<Job>>,
 }
 
 impl HistoryReads {
     pub fn new(engine: SyncSender<Input>) -> HistoryReads {
-        HistoryReads { engine, jobs: None }
+        HistoryReads::with_limits(engine, WORKERS, QUEUE_MAX)
+    }
+
+    /// `workers` reader threads sharing a queue of at most `queue_max` reads, once started.
+    pub fn with_limits(
+        engine: SyncSender<Input>,
+        workers: usize,
+        queue_max: usize,
+    ) -> HistoryReads {
+        HistoryReads {
+            engine,
+            workers: workers.max(1),
+            queue_max: queue_max.max(1),
+            jobs: None,
+        }
     }
 
     /// Hands `query` to a reader, or answers it here: inline when `store` has no reader of
@@ -132,9 +149,9 @@ impl HistoryReads {
 
     fn start(&self, store: &dyn LogStore) -> Option<SyncSender<Job>> {
         store.history_reader()?;
-        let (jobs, queue) = sync_channel::<Job>(QUEUE_MAX);
+        let (jobs, queue) = sync_channel::<Job>(self.queue_max);
         let queue = Arc::new(Mutex::new(queue));
-        for n in 0..WORKERS {
+        for n in 0..self.workers {
             let reader = store.history_reader()?;
             let (queue, engine) = (queue.clone(), self.engine.clone());
             let spawned = std::thread::Builder::new()
@@ -149,15 +166,8 @@ impl HistoryReads {
     }
 }
 
-fn work(queue: &Mutex<Receiver<Job>>, engine: &SyncSender<Input>, kv: &dyn HistoryKv) {
-    loop {
-        let job = {
-            let Ok(queue) = queue.lock() else { return };
-            match queue.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            }
-        };
+fn work(queue: &SharedQueue<Job>, engine: &SyncSender<Input>, kv: &dyn HistoryKv) {
+    while let Some(job) = next_job(queue) {
         let reply = job.query.run(kv);
         metrics::counter!("tuma_history_reads_total").increment(1);
         let input = Input::Reply {
@@ -251,6 +261,44 @@ mod tests {
             panic!("not a reply: {input:?}");
         };
         assert_eq!(lines(&reply), ["read-4", "read-3", "read-2"]);
+        drop(reads);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn reads_past_the_queue_are_answered_unavailable_and_the_queued_ones_still_answer() {
+        let dir = std::env::temp_dir().join(format!("tuma-history-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SledStore::open(&dir).unwrap();
+        write(&store);
+        // The engine takes no answers yet: the one reader blocks handing over its second
+        // answer, so at most 1 (handed over) + 1 (blocked) + 1 (queued) reads are accepted.
+        let (engine, inputs) = sync_channel(1);
+        let mut reads = HistoryReads::with_limits(engine, 1, 1);
+        let mut refused = 0;
+        for _ in 0..10 {
+            let (waiter, _answer) = tokio::sync::oneshot::channel();
+            match reads.submit(statement(), Waiter::Local(waiter), &store) {
+                None => {}
+                Some((_, ClientReply::Unavailable(why))) => {
+                    assert_eq!(why, "too many history reads waiting");
+                    refused += 1;
+                }
+                Some((_, other)) => panic!("answered inline: {other:?}"),
+            }
+        }
+        assert!((7..=9).contains(&refused), "{refused} of 10 refused");
+        let accepted = 10 - refused;
+        for _ in 0..accepted {
+            let input = inputs
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("every accepted read is answered");
+            let Input::Reply { reply, .. } = input else {
+                panic!("not a reply: {input:?}");
+            };
+            assert_eq!(lines(&reply), ["read-4", "read-3", "read-2"]);
+        }
         drop(reads);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);

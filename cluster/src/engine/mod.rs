@@ -39,6 +39,7 @@ mod env;
 mod group;
 mod handle;
 mod history_reads;
+mod job_queue;
 mod membership;
 mod meta_group;
 mod open;

@@ -7,12 +7,13 @@
 //! set of workers (one per core) takes jobs from a bounded queue; when the queue is full the
 //! request is answered "unavailable" and the caller retries with the same idempotency key.
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use tuma_actors::pin::{Pin, PinHash, PinHasher};
 use tuma_actors::transfer::{PinVerdict, TransferRequest};
 
+use super::job_queue::{next_job, SharedQueue};
 use super::request::{Input, Waiter};
 
 /// One verification to do; its verdict goes back to the engine as `Input::PinChecked`.
@@ -87,15 +88,8 @@ impl PinVerifier {
     }
 }
 
-fn work(queue: &Mutex<Receiver<PinJob>>, engine: &SyncSender<Input>, hasher: &PinHasher) {
-    loop {
-        let job = {
-            let Ok(queue) = queue.lock() else { return };
-            match queue.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            }
-        };
+fn work(queue: &SharedQueue<PinJob>, engine: &SyncSender<Input>, hasher: &PinHasher) {
+    while let Some(job) = next_job(queue) {
         let input = match hasher.verify(&job.hash, &job.pin) {
             Ok(right) => {
                 metrics::counter!("tuma_pin_verifications_total").increment(1);
