@@ -210,6 +210,18 @@ impl Service {
         self.change(account, command).await
     }
 
+    /// The holder changes their PIN: the old one is checked first (a wrong one counts toward
+    /// the lockout), then the new one is stored.
+    pub async fn change_pin(
+        &self,
+        account: &AccountRef,
+        old: Pin,
+        new: Pin,
+    ) -> Result<(), ServiceError> {
+        self.authenticate(account, old).await?;
+        self.reset_pin(account, new).await
+    }
+
     /// Applies an account change on the account's shard.
     async fn change(&self, account: &AccountRef, command: Command) -> Result<(), ServiceError> {
         let shard = self.handle().shard_map().shard_of(account);

@@ -1,13 +1,14 @@
 //! The cluster as a whole: the audit over every shard, this node's status, and changes to the
-//! membership (joins, drains).
+//! membership (joins, drains), and the documents the cluster keeps for the channels.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tuma_actors::ledger::ShardAudit;
 use tuma_actors::money::Money;
 use tuma_cluster::engine::{ClientReply, ClientRequest, NodeStatus};
-use tuma_cluster::membership::{ClusterMeta, MetaCommand, MetaOutcome};
+use tuma_cluster::membership::{ClusterMeta, Document, MetaCommand, MetaOutcome};
 use tuma_cluster::transport::NodeId;
 
 use crate::{Service, ServiceError};
@@ -119,7 +120,7 @@ impl Service {
         };
         match self.change_cluster(command).await? {
             MetaOutcome::Joined(id) => Ok(id),
-            MetaOutcome::Done => Err(ServiceError::Unavailable(
+            MetaOutcome::Done | MetaOutcome::DocumentVersion(_) => Err(ServiceError::Unavailable(
                 "the join was recorded without an id".into(),
             )),
             MetaOutcome::Refused(why) => Err(ServiceError::Conflict(why)),
@@ -131,6 +132,26 @@ impl Service {
     pub async fn drain(&self, node: NodeId) -> Result<(), ServiceError> {
         self.change_cluster(MetaCommand::Drain { node }).await?;
         Ok(())
+    }
+
+    /// Stores a document for the layers above the cluster (menus…), replicated through the
+    /// meta group; answers its version (unchanged when the body is the one stored).
+    pub async fn put_document(&self, name: &str, body: String) -> Result<u64, ServiceError> {
+        let command = MetaCommand::PutDocument {
+            name: name.to_string(),
+            body,
+        };
+        match self.change_cluster(command).await? {
+            MetaOutcome::DocumentVersion(version) => Ok(version),
+            other => Err(ServiceError::Unavailable(format!(
+                "the document was not stored: {other:?}"
+            ))),
+        }
+    }
+
+    /// Every document as this node applied the cluster state (may lag the meta leader briefly).
+    pub async fn documents(&self) -> Result<BTreeMap<String, Document>, ServiceError> {
+        Ok(self.cluster_state().await?.documents)
     }
 
     async fn change_cluster(&self, command: MetaCommand) -> Result<MetaOutcome, ServiceError> {

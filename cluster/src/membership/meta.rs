@@ -39,6 +39,24 @@ pub struct Move {
     pub started_ms: u64,
 }
 
+/// Longest document name.
+pub const DOCUMENT_NAME_LEN_MAX: usize = 64;
+/// Largest document body.
+pub const DOCUMENT_BYTES_MAX: usize = 256 * 1024;
+/// Most documents the cluster keeps.
+pub const DOCUMENTS_MAX: usize = 64;
+
+/// A named text the cluster keeps for the layers above it (a channel's menus…): replicated
+/// through the meta group and versioned, never read by the cluster itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    /// 1 for the first body stored under the name, one more for each different body since.
+    pub version: u64,
+    pub body: String,
+    /// Leader clock when this version was stored (the entry's timestamp).
+    pub stored_ms: u64,
+}
+
 /// The replicated cluster state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterMeta {
@@ -50,6 +68,8 @@ pub struct ClusterMeta {
     pub moves: BTreeMap<u32, Move>,
     /// Moves finished since the cluster was created.
     pub moves_done: u64,
+    /// Named documents, by name (see [`Document`]).
+    pub documents: BTreeMap<String, Document>,
 }
 
 /// A change to the cluster state, proposed through the meta group.
@@ -86,6 +106,11 @@ pub enum MetaCommand {
         shard: u32,
         replicas: Vec<NodeId>,
     },
+    /// Store a document under `name` (a new version if the body differs from the stored one).
+    PutDocument {
+        name: String,
+        body: String,
+    },
 }
 
 /// What applying a command did.
@@ -93,6 +118,8 @@ pub enum MetaCommand {
 pub enum MetaOutcome {
     Joined(NodeId),
     Done,
+    /// The document's version after a `PutDocument`.
+    DocumentVersion(u64),
     Refused(String),
 }
 
@@ -121,6 +148,7 @@ impl ClusterMeta {
             placement: (0..shards).map(|s| placement.replicas_of(s)).collect(),
             moves: BTreeMap::new(),
             moves_done: 0,
+            documents: BTreeMap::new(),
         })
     }
 
@@ -206,6 +234,7 @@ impl ClusterMeta {
             MetaCommand::SetLeaderOrder { shard, replicas } => {
                 self.set_leader_order(*shard, replicas)
             }
+            MetaCommand::PutDocument { name, body } => self.put_document(name, body, timestamp_ms),
         };
         debug_assert!(self.check().is_ok(), "{:?}", self.check());
         outcome
@@ -249,6 +278,48 @@ impl ClusterMeta {
             },
         );
         MetaOutcome::Joined(id)
+    }
+
+    fn put_document(&mut self, name: &str, body: &str, timestamp_ms: u64) -> MetaOutcome {
+        if name.is_empty()
+            || name.len() > DOCUMENT_NAME_LEN_MAX
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+        {
+            return MetaOutcome::Refused(format!(
+                "a document name is 1 to {DOCUMENT_NAME_LEN_MAX} characters of A-Z a-z 0-9 - _ . /"
+            ));
+        }
+        if body.len() > DOCUMENT_BYTES_MAX {
+            return MetaOutcome::Refused(format!(
+                "document {name} has {} bytes; at most {DOCUMENT_BYTES_MAX}",
+                body.len()
+            ));
+        }
+        let room = self.documents.len() < DOCUMENTS_MAX;
+        match self.documents.get_mut(name) {
+            // The same body again (a retried put) is no new version.
+            Some(stored) if stored.body == body => MetaOutcome::DocumentVersion(stored.version),
+            Some(stored) => {
+                stored.version += 1;
+                stored.body = body.to_string();
+                stored.stored_ms = timestamp_ms;
+                MetaOutcome::DocumentVersion(stored.version)
+            }
+            None if !room => MetaOutcome::Refused(format!(
+                "the cluster keeps at most {DOCUMENTS_MAX} documents"
+            )),
+            None => {
+                let document = Document {
+                    version: 1,
+                    body: body.to_string(),
+                    stored_ms: timestamp_ms,
+                };
+                self.documents.insert(name.to_string(), document);
+                MetaOutcome::DocumentVersion(1)
+            }
+        }
     }
 
     fn drain(&mut self, node: NodeId) -> MetaOutcome {

@@ -16,7 +16,8 @@ mod reconcile;
 mod tests;
 
 pub use meta::{
-    same_set, ClusterMeta, Member, MemberState, MetaCommand, MetaOutcome, Move, META_GROUP,
+    same_set, ClusterMeta, Document, Member, MemberState, MetaCommand, MetaOutcome, Move,
+    DOCUMENTS_MAX, DOCUMENT_BYTES_MAX, DOCUMENT_NAME_LEN_MAX, META_GROUP,
 };
 pub use plan::{plan, PlanLimits};
 pub use reconcile::{next_step, ConfStep, GroupView, CATCH_UP_SLACK};

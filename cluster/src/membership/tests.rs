@@ -310,3 +310,44 @@ fn two_draining_members_of_one_shard_are_replaced_in_one_move() {
     }
     assert!(meta.placement.iter().all(|p| p.len() == 3));
 }
+
+#[test]
+fn documents_are_versioned_by_body_and_bounded() {
+    let mut meta = cluster(3, 4);
+    let put = |name: &str, body: &str| MetaCommand::PutDocument {
+        name: name.into(),
+        body: body.into(),
+    };
+    assert_eq!(
+        meta.apply(&put("menu/customer-en", "a"), 10),
+        MetaOutcome::DocumentVersion(1)
+    );
+    // A retried put of the same body is no new version.
+    assert_eq!(
+        meta.apply(&put("menu/customer-en", "a"), 20),
+        MetaOutcome::DocumentVersion(1)
+    );
+    assert_eq!(
+        meta.apply(&put("menu/customer-en", "b"), 30),
+        MetaOutcome::DocumentVersion(2)
+    );
+    let stored = &meta.documents["menu/customer-en"];
+    assert_eq!((stored.body.as_str(), stored.stored_ms), ("b", 30));
+
+    let too_big = "x".repeat(DOCUMENT_BYTES_MAX + 1);
+    assert!(matches!(
+        meta.apply(&put("big", &too_big), 40),
+        MetaOutcome::Refused(_)
+    ));
+    assert!(matches!(
+        meta.apply(&put("bad name", "a"), 40),
+        MetaOutcome::Refused(_)
+    ));
+    for n in 1..DOCUMENTS_MAX {
+        let outcome = meta.apply(&put(&format!("d{n}"), "a"), 50);
+        assert_eq!(outcome, MetaOutcome::DocumentVersion(1));
+    }
+    let refused = meta.apply(&put("one-too-many", "a"), 60);
+    assert!(matches!(refused, MetaOutcome::Refused(r) if r.contains("at most")));
+    assert_eq!(meta.documents.len(), DOCUMENTS_MAX);
+}
