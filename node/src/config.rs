@@ -96,6 +96,22 @@ pub struct NodeArgs {
     /// 600; 0: no limit). A USSD or SMS gateway sends every customer's attempts from one address.
     #[arg(long, env = "TUMA_FAILED_ATTEMPTS_PER_SOURCE")]
     pub failed_attempts_per_source: Option<u32>,
+    /// How long the USSD gateway waits for an answer, in ms (default 8000): a transfer not
+    /// decided by then is answered "request received, you will get an SMS".
+    #[arg(long, env = "TUMA_USSD_ANSWER_MS")]
+    pub ussd_answer_ms: Option<u64>,
+    /// A USSD session with no step for this long is dropped (default 60s).
+    #[arg(long, env = "TUMA_USSD_SESSION_IDLE")]
+    pub ussd_session_idle: Option<String>,
+    /// A USSD session older than this is ended (default 180s).
+    #[arg(long, env = "TUMA_USSD_SESSION_LIFETIME")]
+    pub ussd_session_lifetime: Option<String>,
+    /// Most live USSD sessions on this node (default 100000).
+    #[arg(long, env = "TUMA_USSD_SESSIONS_MAX")]
+    pub ussd_sessions_max: Option<usize>,
+    /// The language USSD sessions start in: a menu's language code (default en).
+    #[arg(long, env = "TUMA_USSD_LANGUAGE")]
+    pub ussd_language: Option<String>,
     /// Validate the configuration and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -137,6 +153,11 @@ struct FileConfig {
     idempotency_window: Option<String>,
     failed_attempts_per_payer: Option<u32>,
     failed_attempts_per_source: Option<u32>,
+    ussd_answer_ms: Option<u64>,
+    ussd_session_idle: Option<String>,
+    ussd_session_lifetime: Option<String>,
+    ussd_sessions_max: Option<usize>,
+    ussd_language: Option<String>,
 }
 
 /// Bounds of `--idempotency-window`: a second (tests, soaks) to thirty days.
@@ -168,6 +189,7 @@ pub struct NodeConfig {
     pub max_clock_offset_ms: u64,
     pub idempotency_window_ms: u64,
     pub attempt_limits: tuma_service::AttemptLimits,
+    pub ussd: tuma_channels::ussd::UssdConfig,
     pub clock_offset_ms: i64,
     pub planted_fault: Option<tuma_cluster::engine::EngineFault>,
 }
@@ -213,6 +235,7 @@ impl NodeArgs {
             }
             None => FileConfig::default(),
         };
+        let ussd = self.ussd_config(&file)?;
         let data = self
             .data
             .clone()
@@ -394,6 +417,7 @@ impl NodeArgs {
             max_clock_offset_ms,
             idempotency_window_ms,
             attempt_limits,
+            ussd,
             clock_offset_ms: self.clock_offset_ms.unwrap_or(0),
             planted_fault: match self.plant_fault.as_deref() {
                 None => None,
@@ -403,6 +427,55 @@ impl NodeArgs {
                 },
             },
         })
+    }
+}
+
+/// Bounds of the USSD settings.
+const USSD_ANSWER_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=60_000;
+const USSD_SESSION_SECS_RANGE: std::ops::RangeInclusive<u64> = 5..=3_600;
+
+impl NodeArgs {
+    fn ussd_config(&self, file: &FileConfig) -> anyhow::Result<tuma_channels::ussd::UssdConfig> {
+        let mut ussd = tuma_channels::ussd::UssdConfig::default();
+        if let Some(ms) = self.ussd_answer_ms.or(file.ussd_answer_ms) {
+            if !USSD_ANSWER_MS_RANGE.contains(&ms) {
+                bail!("--ussd-answer-ms must be 1000..=60000");
+            }
+            ussd.answer_within = std::time::Duration::from_millis(ms);
+        }
+        let seconds =
+            |flag: &str, text: Option<String>| -> anyhow::Result<Option<std::time::Duration>> {
+                let Some(text) = text else { return Ok(None) };
+                let duration = crate::duration::parse(flag, &text)?;
+                if !USSD_SESSION_SECS_RANGE.contains(&duration.as_secs()) {
+                    bail!("--{flag} must be 5s..=1h");
+                }
+                Ok(Some(duration))
+            };
+        let idle = self
+            .ussd_session_idle
+            .clone()
+            .or(file.ussd_session_idle.clone());
+        if let Some(idle) = seconds("ussd-session-idle", idle)? {
+            ussd.sessions.idle = idle;
+        }
+        let lifetime = self
+            .ussd_session_lifetime
+            .clone()
+            .or(file.ussd_session_lifetime.clone());
+        if let Some(lifetime) = seconds("ussd-session-lifetime", lifetime)? {
+            ussd.sessions.lifetime = lifetime;
+        }
+        if let Some(max) = self.ussd_sessions_max.or(file.ussd_sessions_max) {
+            if max == 0 {
+                bail!("--ussd-sessions-max must be at least 1");
+            }
+            ussd.sessions.live_max = max;
+        }
+        if let Some(language) = self.ussd_language.clone().or(file.ussd_language.clone()) {
+            ussd.default_language = language;
+        }
+        Ok(ussd)
     }
 }
 

@@ -71,7 +71,8 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     );
     engine_config.bootstrap = config.join.is_none();
     engine_config.plan_limits.moves_max = config.rebalance_moves_max;
-    engine_config.tariffs = Arc::new(Tariffs::kenya_default());
+    let tariffs = Arc::new(Tariffs::kenya_default());
+    engine_config.tariffs = tariffs.clone();
     engine_config.checkpoint_every_entries = config.checkpoint_every_entries;
     engine_config.log_keep_entries = config.log_keep_entries;
     engine_config.max_clock_offset_ms = config.max_clock_offset_ms;
@@ -98,8 +99,15 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!(node = config.id, http = %listener.local_addr()?, peer = %transport.local_addr(), "node serving");
     let service = tuma_service::Service::new(handle.clone(), config.hasher.clone())
         .with_attempt_limits(config.attempt_limits);
-    let mut state =
-        http::ApiState::new(service, &config.admin_token, config.test_hooks, prometheus);
+    let ussd = tuma_channels::ussd::Ussd::new(service.clone(), tariffs, config.ussd.clone());
+    ussd.spawn_upkeep();
+    let mut state = http::ApiState::new(
+        service,
+        ussd,
+        &config.admin_token,
+        config.test_hooks,
+        prometheus,
+    );
     if config.test_hooks {
         state.clock_offset = Some(clock_offset);
     }

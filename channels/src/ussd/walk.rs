@@ -13,7 +13,10 @@ use tuma_actors::transfer::ACCOUNT_REFERENCE_LEN_MAX;
 use super::menu::{Action, Input, Menu, Screen, Then};
 
 /// The largest amount a caller can type (the ledger's own limits are lower).
-pub const AMOUNT_TYPED_MAX_CENTS: i64 = 999_999_00;
+pub const AMOUNT_TYPED_MAX_CENTS: i64 = 99_999_900;
+
+/// Longest store number (as registration takes them).
+pub const STORE_LEN_MAX: usize = 8;
 
 /// A value a caller typed, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,10 +57,10 @@ pub fn parse_input(input: Input, text: &str) -> Option<Value> {
                 .then_some(Value::Amount(amount))
         }
         Input::Agent | Input::MyAgent => AgentNumber::parse(text).ok().map(Value::Agent),
-        // Store numbers have the same shape as agent numbers.
-        Input::Store => AgentNumber::parse(text)
-            .ok()
-            .map(|s| Value::Store(s.as_str().to_string())),
+        // As registration takes them: 1 to 8 letters or digits.
+        Input::Store => ((1..=STORE_LEN_MAX).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| Value::Store(text.to_string())),
         Input::Business | Input::Till => Shortcode::parse(text).ok().map(Value::Shortcode),
         Input::Account => {
             let fits = !text.trim().is_empty()
@@ -95,16 +98,11 @@ pub fn walk<'m>(menu: &'m Menu, inputs: &[&str]) -> Walked<'m> {
         let last = index + 1 == inputs.len();
         let typed = typed.trim();
         let then = match menu.screen(at) {
-            Screen::Choose { options, .. } => {
-                match typed
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|n| options.get(n.checked_sub(1)?))
-                {
-                    Some((_, next)) => Some(Then::Screen(next.clone())),
-                    None => None,
-                }
-            }
+            Screen::Choose { options, .. } => typed
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| options.get(n.checked_sub(1)?))
+                .map(|(_, next)| Then::Screen(next.clone())),
             Screen::Ask { input, then, .. } => match parse_input(*input, typed) {
                 Some(value) => {
                     values.insert(*input, value);
@@ -172,7 +170,7 @@ mod tests {
         assert_eq!(screen, "send_confirm");
         assert_eq!(
             values[&Input::Amount],
-            Value::Amount(Money::from_cents(500_00))
+            Value::Amount(Money::from_cents(50_000))
         );
         let done = walk(&menu, &["1", "0712345678", "500", "1", "1234"]);
         let Walked::Do { action, values } = done else {

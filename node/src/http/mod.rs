@@ -10,6 +10,10 @@
 //! | `history.rs` | statements (pages, mini) and receipts from the history store |
 //! | `bulk.rs` | `/admin/v1/customers/bulk`: bulk registration for imports |
 //! | `care.rs` | `/admin/v1/reversals`: care reverses a confirmed transfer |
+//! | `menus.rs` | `/admin/v1/menus`: the USSD menus in force, pushing one; gateway session ends |
+//!
+//! The USSD gateway endpoints (`/ussd/v1/…`) come from the `tuma-channels` crate and are merged
+//! in by [`router`].
 //!
 //! Amounts are decimal strings with two places (`"500.00"`), parsed by `Money::parse`.
 
@@ -20,18 +24,22 @@ mod care;
 mod error;
 mod history;
 mod members;
+mod menus;
 
 use std::sync::Arc;
 
 use axum::routing::{delete, get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tuma_channels::ussd::Ussd;
 use tuma_service::Service;
 
 /// What every handler shares.
 #[derive(Clone)]
 pub struct ApiState {
     pub service: Service,
+    /// The USSD channel: its menus and sessions.
+    pub ussd: Ussd,
     pub admin_token: Arc<str>,
     /// Enables `/admin/v1/test/…` fault hooks (tests only).
     pub test_hooks: bool,
@@ -43,12 +51,14 @@ pub struct ApiState {
 impl ApiState {
     pub fn new(
         service: Service,
+        ussd: Ussd,
         admin_token: &str,
         test_hooks: bool,
         prometheus: Option<PrometheusHandle>,
     ) -> ApiState {
         ApiState {
             service,
+            ussd,
             admin_token: admin_token.into(),
             test_hooks,
             clock_offset: None,
@@ -59,7 +69,11 @@ impl ApiState {
 
 /// The router with every endpoint.
 pub fn router(state: ApiState) -> Router {
+    let ussd = tuma_channels::ussd::router(state.ussd.clone());
     Router::new()
+        .route("/admin/v1/menus", get(menus::list))
+        .route("/admin/v1/menus/:name", get(menus::show).put(menus::push))
+        .route("/admin/v1/ussd/events", get(menus::session_ends))
         .route("/health", get(admin::health))
         .route("/metrics", get(admin::metrics))
         .route("/admin/v1/customers", post(admin::register_customer))
@@ -98,4 +112,5 @@ pub fn router(state: ApiState) -> Router {
             get(history::receipt),
         )
         .with_state(state)
+        .merge(ussd)
 }

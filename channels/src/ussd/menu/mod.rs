@@ -70,6 +70,23 @@ impl Menu {
         &self.messages[&message]
     }
 
+    /// The tariff of the actions ahead of screen `id` (checked to be one where `{fee}` shows).
+    pub fn fee_ahead(&self, id: &str) -> Option<FeeKind> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut queue = std::collections::VecDeque::from([id]);
+        while let Some(id) = queue.pop_front() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let screen = self.screens.get(id)?;
+            if let Some(action) = screen.action() {
+                return Some(action.fee());
+            }
+            queue.extend(screen.next_screens());
+        }
+        None
+    }
+
     /// The actions its paths end in.
     pub fn actions(&self) -> std::collections::BTreeSet<Action> {
         self.screens.values().filter_map(Screen::action).collect()
