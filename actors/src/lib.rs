@@ -14,6 +14,7 @@
 //! | [`tariff`] | fee, commission and limit tables loaded from data |
 //! | [`pin`] | PIN format, salted slow hash, lockout state |
 //! | [`calendar`] | civil time in EAT from a timestamp (apply never reads a clock) |
+//! | [`language`] | the language an account holder reads menus in |
 //! | [`txn_id`] | 10-character transaction receipts, unique without coordination |
 //! | [`outcome`] | the stable numbered result codes |
 //! | [`transfer`] | transfer ids, kinds and requests as a channel submits them |
@@ -23,6 +24,7 @@
 
 pub mod account;
 pub mod calendar;
+pub mod language;
 pub mod ledger;
 pub mod money;
 pub mod msisdn;

@@ -41,6 +41,23 @@ enum CtlCommand {
         #[arg(long, default_value_t = 4)]
         parallel: usize,
     },
+    /// USSD menus: list those in force, push a new one.
+    Menus {
+        #[command(subcommand)]
+        command: MenusCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MenusCommand {
+    /// Every menu in force and its version (0: shipped with the binary).
+    List,
+    /// Check a menu file here, then store it in the cluster: every node serves it to new
+    /// sessions within a second; sessions under way keep the version they started with.
+    Push {
+        /// The menu file (TOML; its `role` and `language` name it, e.g. customer-en).
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -73,6 +90,9 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
             *parallel,
         ));
     }
+    if let CtlCommand::Menus { command } = &args.command {
+        return runtime.block_on(menus(&args.node, &args.admin_token, command));
+    }
     if let CtlCommand::Members {
         command: MembersCommand::Remove { id },
     } = &args.command
@@ -103,7 +123,57 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
             print!("{}", status_table(&body));
         }
         CtlCommand::Members { .. } => print!("{}", members_table(&body["cluster"])),
-        CtlCommand::Import { .. } => {}
+        CtlCommand::Import { .. } | CtlCommand::Menus { .. } => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn menus(node: &str, token: &str, command: &MenusCommand) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()?;
+    let base = format!("{}/admin/v1/menus", node.trim_end_matches('/'));
+    let request = match command {
+        MenusCommand::List => client.get(&base),
+        MenusCommand::Push { file } => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let menu = match tuma_channels::ussd::parse_menu(&text) {
+                Ok(menu) => menu,
+                Err(errors) => {
+                    eprintln!("{}: not pushed:\n{errors}", file.display());
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            client.put(format!("{base}/{}", menu.name())).body(text)
+        }
+    };
+    let response = request
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("reaching {node}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        eprintln!("{}", body["error"].as_str().unwrap_or(status.as_str()));
+        return Ok(ExitCode::FAILURE);
+    }
+    match command {
+        MenusCommand::List => {
+            for menu in body["menus"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<16} version {}",
+                    menu["name"].as_str().unwrap_or("?"),
+                    menu["version"]
+                );
+            }
+        }
+        MenusCommand::Push { .. } => println!(
+            "menu {} stored as version {}; new sessions on every node use it within a second",
+            body["name"].as_str().unwrap_or("?"),
+            body["version"]
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ mod ctl_cmd;
 mod duration;
 mod http;
 mod join;
+mod menus_cmd;
 mod node_cmd;
 mod sim_cmd;
 
@@ -47,6 +48,11 @@ enum Command {
     Chaos(chaos_cmd::ChaosArgs),
     /// Run the deterministic simulator of the money core over many seeds.
     Sim(sim_cmd::SimArgs),
+    /// USSD menu files: check one offline (`tuma menus check FILE`), or print a shipped one.
+    Menus {
+        #[command(subcommand)]
+        command: menus_cmd::MenusCommand,
+    },
 }
 
 /// Logs to stderr; `TUMA_LOG` (or `RUST_LOG`) sets the filter (default `info`).
@@ -70,6 +76,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench_cmd::run(args),
         Command::Chaos(args) => chaos_cmd::run(args),
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Menus { command } => menus_cmd::run(command),
     };
     match result {
         Ok(code) => code,

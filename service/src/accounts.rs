@@ -101,16 +101,7 @@ impl Service {
     /// toward the lockout; the attempt is sent at most once).
     pub async fn authenticate(&self, account: &AccountRef, pin: Pin) -> Result<(), ServiceError> {
         let deadline = Instant::now() + READ_DEADLINE;
-        let hash = self
-            .account(account)
-            .await?
-            .ok_or(ServiceError::Refused(ResultCode::UnknownAccount))?
-            .pin
-            .map(|p| p.hash);
-        let verdict = match hash {
-            Some(hash) => self.verdict(hash, pin).await?,
-            None => PinVerdict::Wrong,
-        };
+        let verdict = self.verdict_for(account, pin).await?;
         let command = Command::PinAttempt {
             account: account.clone(),
             verdict,
@@ -126,6 +117,24 @@ impl Service {
             ClientReply::Done(ResultCode::Success) => Ok(()),
             ClientReply::Done(code) => Err(ServiceError::Refused(code)),
             other => Err(ServiceError::no_answer("no answer", &other)),
+        }
+    }
+
+    /// Whether `pin` is the account's PIN (an account without one has no right PIN).
+    async fn verdict_for(
+        &self,
+        account: &AccountRef,
+        pin: Pin,
+    ) -> Result<PinVerdict, ServiceError> {
+        let hash = self
+            .account(account)
+            .await?
+            .ok_or(ServiceError::Refused(ResultCode::UnknownAccount))?
+            .pin
+            .map(|p| p.hash);
+        match hash {
+            Some(hash) => self.verdict(hash, pin).await,
+            None => Ok(PinVerdict::Wrong),
         }
     }
 
@@ -210,16 +219,52 @@ impl Service {
         self.change(account, command).await
     }
 
-    /// The holder changes their PIN: the old one is checked first (a wrong one counts toward
-    /// the lockout), then the new one is stored.
+    /// The holder changes their PIN: one entry carries the old PIN's verdict and the new
+    /// PIN's hash, so a wrong old PIN counts toward the lockout and changes nothing, and the
+    /// change is sent at most once.
     pub async fn change_pin(
         &self,
         account: &AccountRef,
         old: Pin,
         new: Pin,
     ) -> Result<(), ServiceError> {
-        self.authenticate(account, old).await?;
-        self.reset_pin(account, new).await
+        let deadline = Instant::now() + READ_DEADLINE;
+        let verdict = self.verdict_for(account, old).await?;
+        let new_hash = self
+            .pins
+            .hash(new)
+            .await
+            .ok_or_else(|| ServiceError::Unavailable("PIN hashing failed".into()))?;
+        let command = Command::ChangePin {
+            account: account.clone(),
+            verdict,
+            new_hash,
+        };
+        let shard = self.handle().shard_map().shard_of(account);
+        let request = ClientRequest::Command { shard, command };
+        match self
+            .calls
+            .call_with(request, deadline, Repeat::AtMostOnce)
+            .await
+            .0
+        {
+            ClientReply::Done(ResultCode::Success) => Ok(()),
+            ClientReply::Done(code) => Err(ServiceError::Refused(code)),
+            other => Err(ServiceError::no_answer("no answer", &other)),
+        }
+    }
+
+    /// The holder picks the language their menus are shown in.
+    pub async fn set_language(
+        &self,
+        account: &AccountRef,
+        language: tuma_actors::language::Language,
+    ) -> Result<(), ServiceError> {
+        let command = Command::SetLanguage {
+            account: account.clone(),
+            language,
+        };
+        self.change(account, command).await
     }
 
     /// Applies an account change on the account's shard.

@@ -263,6 +263,24 @@ fn every_flow_and_error_screen_with_each_step_on_a_random_node() {
     );
     assert!(screens[6].contains("Confirmed"), "{}", screens[6]);
     assert_eq!(balance(&cluster, CAROL), "400.00");
+    // My Account → Language: the next session is in Kiswahili, and back.
+    let changed = gw.last(BOB, CUSTOMER_CODE, &["5", "4", "2"]);
+    assert_eq!(changed, "END Your M-PESA menu language has been changed.");
+    let swahili = gw.dial(BOB, CUSTOMER_CODE, &["5"]);
+    assert!(
+        swahili[0].starts_with("CON M-PESA\n1. Tuma Pesa"),
+        "{}",
+        swahili[0]
+    );
+    assert!(
+        swahili[1].starts_with("CON Akaunti Yangu"),
+        "{}",
+        swahili[1]
+    );
+    let back = gw.last(BOB, CUSTOMER_CODE, &["5", "4", "1"]);
+    assert_eq!(back, "END Lugha ya menyu yako ya M-PESA imebadilishwa.");
+    assert!(gw.dial(BOB, CUSTOMER_CODE, &[])[0].starts_with("CON M-PESA\n1. Send Money"));
+
     let float = gw.last(AGENT_PHONE, AGENT_CODE, &["5001", "2", PIN]);
     assert!(float.starts_with("END Float balance is Ksh"), "{float}");
     let commission = gw.last(AGENT_PHONE, AGENT_CODE, &["5001", "3", PIN]);

@@ -1,6 +1,7 @@
 //! Opening accounts and changing their PIN or status.
 
 use crate::account::AccountRef;
+use crate::language::Language;
 use crate::outcome::ResultCode;
 use crate::pin::{PinHash, PinState};
 use crate::roles::AccountKind;
@@ -65,6 +66,7 @@ impl ShardLedger {
                 pin: open.pin_hash.clone().map(PinState::new),
                 balances: Balances::default(),
                 daily: DailyUsage::default(),
+                language: None,
                 extras,
             };
             self.state.accounts.insert(open.account.clone(), account);
@@ -152,6 +154,18 @@ impl ShardLedger {
             Some(record) if record.kind == AccountKind::System => ResultCode::NotPermitted,
             Some(record) => {
                 record.status = status;
+                ResultCode::Success
+            }
+        };
+        Applied::Admin(code)
+    }
+
+    pub(super) fn set_language(&mut self, account: &AccountRef, language: Language) -> Applied {
+        let code = match self.state.accounts.get_mut(account) {
+            None => ResultCode::UnknownAccount,
+            Some(record) if record.kind == AccountKind::System => ResultCode::NotPermitted,
+            Some(record) => {
+                record.language = Some(language);
                 ResultCode::Success
             }
         };

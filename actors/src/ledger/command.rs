@@ -128,6 +128,11 @@ pub enum Command {
         account: AccountRef,
         status: AccountStatus,
     },
+    /// The holder picks the language their menus are shown in.
+    SetLanguage {
+        account: AccountRef,
+        language: crate::language::Language,
+    },
     /// The SMS channel delivered every outbox record up to and including `up_to_seq`.
     SmsDelivered {
         up_to_seq: u64,

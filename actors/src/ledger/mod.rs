@@ -210,6 +210,7 @@ impl ShardLedger {
             Command::UnlockPin { account } => self.unlock_pin(account),
             Command::ResetPin { account, new_hash } => self.reset_pin(account, new_hash),
             Command::SetStatus { account, status } => self.set_status(account, *status),
+            Command::SetLanguage { account, language } => self.set_language(account, *language),
             Command::SmsDelivered { up_to_seq } => self.sms_delivered(*up_to_seq),
             Command::Retire { up_to_ms } => self.retire(*up_to_ms),
         };

@@ -78,6 +78,8 @@ pub struct Account {
     pub pin: Option<PinState>,
     pub balances: Balances,
     pub daily: DailyUsage,
+    /// The language the holder chose for menus (`None`: the channel's default).
+    pub language: Option<crate::language::Language>,
     /// Agents' and businesses' fields; `None` for customers and system accounts.
     pub extras: Option<Box<AccountExtras>>,
 }
@@ -105,6 +107,7 @@ impl Account {
             pin: None,
             balances: Balances::default(),
             daily: DailyUsage::default(),
+            language: None,
             extras: None,
         }
     }

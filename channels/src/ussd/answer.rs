@@ -339,10 +339,20 @@ async fn act(
         | Action::MiniStatement
         | Action::ChangePin
         | Action::FloatBalance
-        | Action::Commission => None,
+        | Action::Commission
+        | Action::SetLanguage => None,
     };
     if let Some(order) = order {
         return transfer(ctx, caller, action, order).await;
+    }
+    if action == Action::SetLanguage {
+        let Some(Value::Language(language)) = values.get(&Input::Language) else {
+            return Said::end(Message::Failed);
+        };
+        return match ctx.service.set_language(&me, *language).await {
+            Ok(()) => Said::end(Message::LanguageSet),
+            Err(error) => Said::end(refusal(action, &error)),
+        };
     }
     let Some(pin) = pin else {
         return Said::end(Message::Failed);

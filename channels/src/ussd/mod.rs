@@ -24,6 +24,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use tuma_actors::account::AccountRef;
+use tuma_actors::language::Language;
 use tuma_actors::msisdn::Msisdn;
 use tuma_actors::tariff::Tariffs;
 use tuma_service::{Service, ServiceError};
@@ -43,6 +45,8 @@ const SERVICE_CODE_LEN_MAX: usize = 32;
 const TEXT_LEN_MAX: usize = 512;
 /// Most inputs in one session.
 const INPUTS_MAX: usize = 40;
+/// A new session waits at most this long for the caller's language.
+const LANGUAGE_READ_WITHIN: Duration = Duration::from_millis(1_000);
 /// End-of-session reports kept for `GET /admin/v1/ussd/events`.
 const EVENTS_KEPT: usize = 1_000;
 
@@ -241,6 +245,16 @@ impl Ussd {
             .collect()
     }
 
+    /// The language the caller's account holds, if it has one and the read answers in time.
+    async fn language_of(&self, msisdn: &Msisdn) -> Option<Language> {
+        let account = AccountRef::Customer(*msisdn);
+        let read = self.inner.service.account(&account);
+        match tokio::time::timeout(LANGUAGE_READ_WITHIN, read).await {
+            Ok(Ok(Some(account))) => account.language,
+            _ => None,
+        }
+    }
+
     /// Answers one step of a session. Never fails: every fault is a final screen.
     pub async fn step(&self, request: &UssdRequest, source: Option<IpAddr>) -> UssdReply {
         metrics::counter!("tuma_ussd_steps_total").increment(1);
@@ -262,12 +276,18 @@ impl Ussd {
             request.text.split('*').collect()
         };
         let key = (session_id.to_string(), msisdn.as_str().to_string());
+        // A new session is shown in the language the caller chose (My Account → Language).
+        let language = if self.inner.sessions.contains(&key) {
+            None
+        } else {
+            self.language_of(&msisdn).await
+        };
         let menu = self
             .inner
             .book
             .read()
             .expect("menu book lock")
-            .for_code(&request.service_code, None);
+            .for_code(&request.service_code, language.as_ref().map(|l| l.as_str()));
         let Some(menu) = menu else {
             return UssdReply::End(format!("Unknown service code {}.", request.service_code));
         };

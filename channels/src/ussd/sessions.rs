@@ -116,6 +116,11 @@ impl Sessions {
         Ok(Some(state))
     }
 
+    /// Is there a live session under `key`?
+    pub fn contains(&self, key: &SessionKey) -> bool {
+        self.live.lock().expect("sessions lock").contains_key(key)
+    }
+
     /// Forgets a session (the gateway reported its end, or its step failed).
     pub fn close(&self, key: &SessionKey) {
         let mut live = self.live.lock().expect("sessions lock");

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use tuma_actors::account::{AgentNumber, Shortcode};
+use tuma_actors::language::Language;
 use tuma_actors::money::Money;
 use tuma_actors::msisdn::Msisdn;
 use tuma_actors::pin::Pin;
@@ -28,6 +29,7 @@ pub enum Value {
     Shortcode(Shortcode),
     Account(String),
     Pin(Pin),
+    Language(Language),
 }
 
 impl Value {
@@ -40,6 +42,7 @@ impl Value {
             Value::Store(s) | Value::Account(s) => s.clone(),
             Value::Shortcode(s) => s.as_str().to_string(),
             Value::Pin(_) => String::new(),
+            Value::Language(l) => l.to_string(),
         }
     }
 }
@@ -47,9 +50,16 @@ impl Value {
 /// The values a session collected, by input.
 pub type Values = BTreeMap<Input, Value>;
 
-/// Checks what the caller typed for `input`.
-pub fn parse_input(input: Input, text: &str) -> Option<Value> {
+/// Checks what the caller typed for `input` (a language by its number in `languages`).
+pub fn parse_input(input: Input, text: &str, languages: &[Language]) -> Option<Value> {
     match input {
+        Input::Language => {
+            let n: usize = text.parse().ok()?;
+            languages
+                .get(n.checked_sub(1)?)
+                .copied()
+                .map(Value::Language)
+        }
         Input::Phone => Msisdn::parse(text).ok().map(Value::Phone),
         Input::Amount => {
             let amount = Money::parse(text).ok()?;
@@ -103,7 +113,7 @@ pub fn walk<'m>(menu: &'m Menu, inputs: &[&str]) -> Walked<'m> {
                 .ok()
                 .and_then(|n| options.get(n.checked_sub(1)?))
                 .map(|(_, next)| Then::Screen(next.clone())),
-            Screen::Ask { input, then, .. } => match parse_input(*input, typed) {
+            Screen::Ask { input, then, .. } => match parse_input(*input, typed, &menu.languages) {
                 Some(value) => {
                     values.insert(*input, value);
                     Some(then.clone())

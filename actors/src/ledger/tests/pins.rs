@@ -138,3 +138,30 @@ fn care_reset_and_own_change() {
         Applied::Admin(ResultCode::UnknownAccount)
     );
 }
+
+#[test]
+fn a_holder_sets_a_language_and_system_or_missing_accounts_cannot() {
+    let mut c = Cluster::new(1);
+    let alice = c.open(&c.customer_on(0, 1), AccountKind::Customer);
+    let swahili = crate::language::Language::parse("sw").unwrap();
+    let set = |account: &crate::account::AccountRef| Command::SetLanguage {
+        account: account.clone(),
+        language: swahili,
+    };
+    assert_eq!(c.ledgers[0].account(&alice).unwrap().language, None);
+    assert_eq!(c.apply(0, set(&alice)), Applied::Admin(ResultCode::Success));
+    assert_eq!(
+        c.ledgers[0].account(&alice).unwrap().language,
+        Some(swahili)
+    );
+    let missing = c.customer_on(0, 99);
+    assert_eq!(
+        c.apply(0, set(&missing)),
+        Applied::Admin(ResultCode::UnknownAccount)
+    );
+    let system = crate::account::AccountRef::System(crate::account::SystemAccount::Fees(0));
+    assert_eq!(
+        c.apply(0, set(&system)),
+        Applied::Admin(ResultCode::NotPermitted)
+    );
+}

@@ -40,6 +40,7 @@ pub fn longest(name: &str) -> String {
         "fee" => "Ksh9,999.00".into(),
         "receipt" => "UBG6U6NN6A".into(),
         "balance" | "commission" => "Ksh999,999,999.00".into(),
+        "language" => "kik".into(),
         "lines" => vec!["L".repeat(STATEMENT_LINE_CHARS_MAX); STATEMENT_LINES].join("\n"),
         n if n.ends_with(".name") => "W".repeat(NAME_SHOWN_MAX),
         _ => String::new(),
@@ -76,6 +77,18 @@ pub(super) fn check(menu: &Menu, places: &Places) -> Vec<MenuError> {
                 fault(
                     at(id),
                     format!("screen {id}: leads to {next:?}, which is not defined"),
+                );
+            }
+        }
+        if let Screen::Ask {
+            input: Input::Language,
+            ..
+        } = screen
+        {
+            if menu.languages.is_empty() {
+                fault(
+                    at(id),
+                    format!("screen {id}: asks for a language, but the menu lists no `languages`"),
                 );
             }
         }

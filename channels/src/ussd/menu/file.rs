@@ -4,6 +4,7 @@
 //! role = "customer"
 //! language = "en"
 //! service_codes = ["*334#"]
+//! languages = ["en", "sw"]      # what the `language` input offers, in its order
 //! start = "main"
 //!
 //! [screens.main]
@@ -34,6 +35,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use tuma_actors::language::Language;
+
 use super::{check, Action, Input, Menu, MenuError, MenuErrors, MenuRole, Message, Screen, Then};
 
 #[derive(Deserialize)]
@@ -42,6 +45,8 @@ struct MenuFile {
     role: Spanned<String>,
     language: Spanned<String>,
     service_codes: Spanned<Vec<String>>,
+    #[serde(default)]
+    languages: Option<Spanned<Vec<String>>>,
     start: Spanned<String>,
     screens: BTreeMap<String, Spanned<ScreenFile>>,
     messages: BTreeMap<String, Spanned<String>>,
@@ -114,6 +119,15 @@ pub fn parse_menu(text: &str) -> Result<Menu, MenuErrors> {
             );
         }
     }
+    let mut languages = Vec::new();
+    if let Some(listed) = &file.languages {
+        for code in listed.get_ref() {
+            match Language::parse(code) {
+                Ok(l) => languages.push(l),
+                Err(e) => fault(listed.span(), format!("languages: {code:?}: {e}")),
+            }
+        }
+    }
     let mut screens = BTreeMap::new();
     let mut screen_lines = BTreeMap::new();
     for (id, screen) in &file.screens {
@@ -150,6 +164,7 @@ pub fn parse_menu(text: &str) -> Result<Menu, MenuErrors> {
         role,
         language: language.clone(),
         service_codes: file.service_codes.get_ref().clone(),
+        languages,
         start: file.start.get_ref().clone(),
         screens,
         messages,

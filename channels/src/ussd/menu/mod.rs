@@ -9,6 +9,8 @@ mod text;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use tuma_actors::language::Language;
+
 pub use file::parse_menu;
 pub use text::{fill, placeholders, Fill};
 
@@ -51,6 +53,8 @@ pub struct Menu {
     pub language: String,
     /// The codes customers dial for it (`*334#`).
     pub service_codes: Vec<String>,
+    /// The languages the `language` input offers, in the order its screen lists them.
+    pub languages: Vec<Language>,
     pub start: String,
     pub screens: BTreeMap<String, Screen>,
     pub messages: BTreeMap<Message, String>,
@@ -193,10 +197,12 @@ pub enum Input {
     Pin,
     NewPin,
     RepeatPin,
+    /// A language, by its number in the menu's `languages`.
+    Language,
 }
 
 impl Input {
-    pub const ALL: [Input; 11] = [
+    pub const ALL: [Input; 12] = [
         Input::Phone,
         Input::Amount,
         Input::Agent,
@@ -208,6 +214,7 @@ impl Input {
         Input::Pin,
         Input::NewPin,
         Input::RepeatPin,
+        Input::Language,
     ];
 
     pub fn name(self) -> &'static str {
@@ -223,6 +230,7 @@ impl Input {
             Input::Pin => "pin",
             Input::NewPin => "new_pin",
             Input::RepeatPin => "repeat_pin",
+            Input::Language => "language",
         }
     }
 
@@ -250,10 +258,11 @@ pub enum Action {
     AgentDeposit,
     FloatBalance,
     Commission,
+    SetLanguage,
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::SendMoney,
         Action::Withdraw,
         Action::BuyAirtime,
@@ -265,6 +274,7 @@ impl Action {
         Action::AgentDeposit,
         Action::FloatBalance,
         Action::Commission,
+        Action::SetLanguage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -280,6 +290,7 @@ impl Action {
             Action::AgentDeposit => "agent_deposit",
             Action::FloatBalance => "float_balance",
             Action::Commission => "commission",
+            Action::SetLanguage => "set_language",
         }
     }
 
@@ -300,6 +311,7 @@ impl Action {
             Action::ChangePin => &[Pin, NewPin, RepeatPin],
             Action::AgentDeposit => &[MyAgent, Phone, Amount, Pin],
             Action::FloatBalance | Action::Commission => &[MyAgent, Pin],
+            Action::SetLanguage => &[Language],
         }
     }
 
@@ -370,10 +382,12 @@ pub enum Message {
     /// Any other refusal.
     Failed,
     SessionExpired,
+    /// The holder's menus are now in the language chosen.
+    LanguageSet,
 }
 
 impl Message {
-    pub const ALL: [Message; 26] = [
+    pub const ALL: [Message; 27] = [
         Message::InvalidEntry,
         Message::Cancelled,
         Message::Confirmed,
@@ -400,6 +414,7 @@ impl Message {
         Message::Unavailable,
         Message::Failed,
         Message::SessionExpired,
+        Message::LanguageSet,
     ];
 
     pub fn name(self) -> &'static str {
@@ -430,6 +445,7 @@ impl Message {
             Message::Unavailable => "unavailable",
             Message::Failed => "failed",
             Message::SessionExpired => "session_expired",
+            Message::LanguageSet => "language_set",
         }
     }
 
