@@ -47,6 +47,10 @@ pub struct ChaosArgs {
     /// requested, else loopback with link proxies), `netns`, or `proxy`.
     #[arg(long, default_value = "auto")]
     network: String,
+    /// How the clients reach the cluster: `api` (`POST /v1/transfers`) or `ussd` (whole USSD
+    /// sessions through the gateway callback, each step to a random node).
+    #[arg(long, default_value = "api")]
+    channel: String,
     /// Plant a fault in every node (checker tests): `ack-before-decide`.
     #[arg(long, hide = true)]
     plant_fault: Option<String>,
@@ -118,6 +122,11 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
             "netns" => harness::NetworkChoice::Namespaces,
             "proxy" => harness::NetworkChoice::Proxies,
             other => bail!("--network must be auto, netns or proxy, not {other:?}"),
+        },
+        channel: match args.channel.as_str() {
+            "api" => harness::Channel::Api,
+            "ussd" => harness::Channel::Ussd,
+            other => bail!("--channel must be api or ussd, not {other:?}"),
         },
     };
     println!(

@@ -238,16 +238,17 @@ fn pin_of(values: &Values, input: Input) -> Option<Pin> {
     }
 }
 
-/// The idempotency key of the transfer a session's path orders: the same session, phone, code
-/// and inputs (the PIN aside) give the same key on any node, so a retried or re-routed last
-/// step never orders a second transfer.
-pub fn transfer_id(caller: &Caller<'_>, inputs: &[&str]) -> TransferId {
+/// The idempotency key of the transfer a session's path orders: the same code, phone, session
+/// and inputs (the last — the PIN — aside) give the same key on any node, so a retried or
+/// re-routed last step never orders a second transfer.
+pub fn transfer_id(
+    service_code: &str,
+    msisdn: &Msisdn,
+    session_id: &str,
+    inputs: &[&str],
+) -> TransferId {
     let mut digest = Sha256::new();
-    for part in [
-        caller.service_code,
-        caller.msisdn.as_str(),
-        caller.session_id,
-    ] {
+    for part in [service_code, msisdn.as_str(), session_id] {
         digest.update(part.as_bytes());
         digest.update([0]);
     }
@@ -274,7 +275,12 @@ async fn act(
     let pin = pin_of(values, Input::Pin);
     let order = |kind, from, to, account_reference| {
         Some(TransferOrder {
-            id: transfer_id(caller, inputs),
+            id: transfer_id(
+                caller.service_code,
+                caller.msisdn,
+                caller.session_id,
+                inputs,
+            ),
             kind,
             from,
             to,

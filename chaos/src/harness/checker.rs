@@ -255,7 +255,12 @@ pub async fn final_checks(cluster: &ChaosCluster, bank: &Bank, ops: &[Op]) -> Ve
                         op.id, answer
                     ));
                 }
-                Some(*fee_cents)
+                // A channel that did not tell the fee (USSD): the recorded one.
+                fee_cents.or_else(|| {
+                    answer
+                        .as_ref()
+                        .map(|a| parse_cents(a["fee"].as_str().unwrap_or("0")))
+                })
             }
             (Outcome::Confirmed { txn, .. }, other) => {
                 violations.push(format!(

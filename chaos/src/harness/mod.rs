@@ -5,6 +5,7 @@
 //! | `cluster.rs` | the cluster under test: `tuma node` processes, start/kill/pause/restart |
 //! | `proxy.rs` | per-direction link proxies: partitions (one-way too), delay, loss |
 //! | `workload.rs` | the bank: accounts, float, concurrent clients of every transfer kind |
+//! | `ussd.rs` | the same transfers as whole USSD sessions (`--channel ussd`) |
 //! | `faults.rs` | the seeded fault schedule and what each fault does |
 //! | `checker.rs` | audits during the run; the final verdict on every answer and balance |
 //! | `report.rs` | the SVG report |
@@ -19,6 +20,7 @@ mod faults;
 mod netns;
 mod proxy;
 mod report;
+mod ussd;
 mod workload;
 
 use std::path::PathBuf;
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 
 pub use cluster::{ChaosCluster as LocalCluster, NetworkMode, NodeOptions, ADMIN_TOKEN};
 pub use faults::FaultKind;
-pub use workload::post_admin;
+pub use workload::{post_admin, Channel};
 
 /// Why a run could not be carried out (as opposed to finding violations).
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +57,8 @@ pub struct ChaosConfig {
     /// Passed to every node as `--plant-fault` (checker tests only).
     pub plant_fault: Option<String>,
     pub network: NetworkChoice,
+    /// How the clients reach the cluster.
+    pub channel: Channel,
 }
 
 /// What a run found.
@@ -176,8 +180,14 @@ pub async fn run(
     ));
     let run_epoch = Instant::now();
     let urls_for_audit = urls.clone();
-    let clients =
-        workload::Clients::start(config.clients, config.seed, urls, bank.clone(), run_epoch);
+    let clients = workload::Clients::start(
+        config.clients,
+        config.seed,
+        urls,
+        bank.clone(),
+        config.channel,
+        run_epoch,
+    );
     let duration_ms = config.duration.as_millis() as u64;
     let plan = faults::schedule(config.seed, &config.faults, duration_ms);
     let mut outcome = ChaosOutcome::default();

@@ -18,7 +18,7 @@ pub const AGENT_FLOAT_CENTS: i64 = 200_000 * 100;
 /// How long a client waits for a decision (the transfer's deadline), ms.
 const DEADLINE_MS: u64 = 4_000;
 /// Attempts with the same idempotency key before calling an outcome ambiguous.
-const ATTEMPTS_MAX: usize = 6;
+pub const ATTEMPTS_MAX: usize = 6;
 /// One attempt's HTTP timeout: a paused node must not hold a client for the whole deadline.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2_500);
 /// The treasury looks at every customer this often…
@@ -27,6 +27,14 @@ const TOP_UP_EVERY: Duration = Duration::from_secs(2);
 const TOP_UP_BELOW_CENTS: i64 = 10_000 * 100;
 /// …of this much (cents): long runs keep their customers able to pay.
 const TOP_UP_CENTS: i64 = 40_000 * 100;
+
+/// Every agent's store number.
+pub const AGENT_STORE: &str = "1";
+
+/// The phone agent `i` is registered with (it dials the agent menu from it).
+pub fn agent_phone(i: usize) -> String {
+    format!("25474000000{i}")
+}
 
 /// The accounts the workload uses.
 #[derive(Clone, Debug)]
@@ -72,10 +80,25 @@ impl Default for Bank {
     }
 }
 
+/// How clients reach the cluster.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// `POST /v1/transfers` with the client's own request ids.
+    Api,
+    /// Whole USSD sessions through the gateway callback, each step to a random node; the
+    /// transfer's id is the one the session derives.
+    Ussd,
+}
+
 /// What a client learned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Confirmed { txn: String, fee_cents: i64 },
+    /// `fee_cents` is `None` when the channel does not say it (a USSD screen): the checker
+    /// takes the recorded one.
+    Confirmed {
+        txn: String,
+        fee_cents: Option<i64>,
+    },
     Failed(String),
     Ambiguous,
 }
@@ -139,7 +162,7 @@ pub async fn set_up(client: &reqwest::Client, urls: &[String], bank: &Bank) -> R
         ));
     }
     for (i, a) in bank.agents.iter().enumerate() {
-        steps.push(("/admin/v1/agents", json!({"agent_number": a.trim_start_matches("agent:"), "store_number": "1", "name": format!("Agent {i}"), "msisdn": format!("25474000000{i}"), "pin": "1234"})));
+        steps.push(("/admin/v1/agents", json!({"agent_number": a.trim_start_matches("agent:"), "store_number": AGENT_STORE, "name": format!("Agent {i}"), "msisdn": agent_phone(i), "pin": "1234"})));
     }
     for (b, kind) in [(&bank.paybill, "paybill"), (&bank.till, "till")] {
         steps.push(("/admin/v1/businesses", json!({"shortcode": b.trim_start_matches("business:"), "kind": kind, "name": format!("Biz {kind}"), "consumer_key": "k", "consumer_secret": "s", "passkey": "p"})));
@@ -217,6 +240,7 @@ impl Clients {
         seed: u64,
         urls: Vec<String>,
         bank: Bank,
+        channel: Channel,
         epoch: Instant,
     ) -> Clients {
         let stop = Arc::new(AtomicBool::new(false));
@@ -251,19 +275,24 @@ impl Clients {
                         if from == to && kind != "buy_airtime" {
                             continue;
                         }
-                        let id = format!("c{c}-{n}");
+                        let mut id = format!("c{c}-{n}");
                         let started = Instant::now();
-                        let outcome = send(
-                            &client,
-                            &urls,
-                            &mut rng,
-                            &id,
+                        let order = Order {
                             kind,
-                            &from,
-                            &to,
+                            from: &from,
+                            to: &to,
                             amount_cents,
-                        )
-                        .await;
+                        };
+                        let outcome = match channel {
+                            Channel::Api => send(&client, &urls, &mut rng, &id, &order).await,
+                            Channel::Ussd => {
+                                let (ussd_id, outcome) =
+                                    super::ussd::send(&client, &urls, &mut rng, &bank, &id, &order)
+                                        .await;
+                                id = ussd_id;
+                                outcome
+                            }
+                        };
                         let op = Op {
                             id,
                             kind,
@@ -449,7 +478,7 @@ fn outcome_of(answer: &Value) -> Outcome {
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
-            fee_cents: cents(answer["fee"].as_str().unwrap_or("0")),
+            fee_cents: Some(cents(answer["fee"].as_str().unwrap_or("0"))),
         },
         _ => Outcome::Failed(answer["result"].as_str().unwrap_or("unknown").to_string()),
     }
@@ -479,23 +508,34 @@ async fn read_balance(client: &reqwest::Client, url: &str, who: &str, reads: &Mu
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One transfer a client orders.
+pub struct Order<'a> {
+    pub kind: &'static str,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub amount_cents: i64,
+}
+
+impl Order<'_> {
+    /// `"123.00"`.
+    pub fn amount(&self) -> String {
+        format!("{}.{:02}", self.amount_cents / 100, self.amount_cents % 100)
+    }
+}
+
 async fn send(
     client: &reqwest::Client,
     urls: &[String],
     rng: &mut SimRng,
     id: &str,
-    kind: &str,
-    from: &str,
-    to: &str,
-    amount_cents: i64,
+    order: &Order<'_>,
 ) -> Outcome {
     let mut body = json!({
-        "request_id": id, "kind": kind, "from": from, "to": to,
-        "amount": format!("{}.{:02}", amount_cents / 100, amount_cents % 100),
+        "request_id": id, "kind": order.kind, "from": order.from, "to": order.to,
+        "amount": order.amount(),
         "pin": "1234", "deadline_ms": DEADLINE_MS,
     });
-    if kind == "pay_bill" {
+    if order.kind == "pay_bill" {
         body["account_reference"] = json!("ACC-1");
     }
     post_until_answered(client, urls, rng, "/v1/transfers", &body).await
