@@ -382,6 +382,7 @@ async fn demo(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Resul
     println!("demo: customers 254700000001 (Ksh20,000), 254700000002 (Ksh5,000), 254700000003; agent:500100 (float Ksh100,000); paybill business:888880. Every PIN is 1234.");
     println!("try:  curl -s -X POST {url}/v1/transfers -H 'content-type: application/json' -d '{{\"request_id\":\"first-1\",\"kind\":\"send_money\",\"from\":\"254700000001\",\"to\":\"254700000002\",\"amount\":\"1000.00\",\"pin\":\"1234\"}}'");
     println!("then: curl -s {url}/v1/accounts/254700000002/balance -H 'X-Tuma-Pin: 1234'");
+    println!("ussd: curl -s {url}/ussd/v1/callback -d sessionId=demo-1 -d serviceCode='*334#' -d phoneNumber=+254700000001 -d text=   (then text=1, text=1*0700000002, … as README shows; the agent 500100 dials *335# from 254700000009, store 1)");
     Ok(())
 }
 
