@@ -112,6 +112,31 @@ pub struct NodeArgs {
     /// The language USSD sessions start in: a menu's language code (default en).
     #[arg(long, env = "TUMA_USSD_LANGUAGE")]
     pub ussd_language: Option<String>,
+    /// Where confirmation texts go: `log` (the node log, the default), `kannel` (Kannel's
+    /// sendsms interface) or `africastalking` (its messaging API).
+    #[arg(long, env = "TUMA_SMS_GATEWAY")]
+    pub sms_gateway: Option<String>,
+    /// The gateway's base URL: Kannel's smsbox (`http://host:13013`) or Africa's Talking
+    /// (`https://api.africastalking.com`, the sandbox's for tests).
+    #[arg(long, env = "TUMA_SMS_GATEWAY_URL")]
+    pub sms_gateway_url: Option<String>,
+    /// Kannel's sendsms username, or the Africa's Talking username.
+    #[arg(long, env = "TUMA_SMS_USERNAME")]
+    pub sms_username: Option<String>,
+    /// Kannel's sendsms password, or the Africa's Talking API key.
+    #[arg(long, env = "TUMA_SMS_SECRET", hide_env_values = true)]
+    pub sms_secret: Option<String>,
+    /// The sender id or short code texts come from.
+    #[arg(long, env = "TUMA_SMS_FROM")]
+    pub sms_from: Option<String>,
+    /// Where Kannel sends delivery reports (default: this node's
+    /// `http://<listen-http>/sms/v1/dlr`).
+    #[arg(long, env = "TUMA_SMS_DLR_URL")]
+    pub sms_dlr_url: Option<String>,
+    /// Most texts waiting for the gateway on this node before it stops taking more from the
+    /// shards (default 1000000; `tuma_sms_spool_full` says when it is reached).
+    #[arg(long, env = "TUMA_SMS_SPOOL_MAX")]
+    pub sms_spool_max: Option<usize>,
     /// Validate the configuration and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -158,6 +183,13 @@ struct FileConfig {
     ussd_session_lifetime: Option<String>,
     ussd_sessions_max: Option<usize>,
     ussd_language: Option<String>,
+    sms_gateway: Option<String>,
+    sms_gateway_url: Option<String>,
+    sms_username: Option<String>,
+    sms_secret: Option<String>,
+    sms_from: Option<String>,
+    sms_dlr_url: Option<String>,
+    sms_spool_max: Option<usize>,
 }
 
 /// Bounds of `--idempotency-window`: a second (tests, soaks) to thirty days.
@@ -190,6 +222,7 @@ pub struct NodeConfig {
     pub idempotency_window_ms: u64,
     pub attempt_limits: tuma_service::AttemptLimits,
     pub ussd: tuma_channels::ussd::UssdConfig,
+    pub sms: tuma_channels::sms::SmsConfig,
     pub clock_offset_ms: i64,
     pub planted_fault: Option<tuma_cluster::engine::EngineFault>,
 }
@@ -236,6 +269,7 @@ impl NodeArgs {
             None => FileConfig::default(),
         };
         let ussd = self.ussd_config(&file)?;
+        let sms = self.sms_config(&file, self.listen_http.or(file.listen_http))?;
         let data = self
             .data
             .clone()
@@ -418,6 +452,7 @@ impl NodeArgs {
             idempotency_window_ms,
             attempt_limits,
             ussd,
+            sms,
             clock_offset_ms: self.clock_offset_ms.unwrap_or(0),
             planted_fault: match self.plant_fault.as_deref() {
                 None => None,
@@ -435,6 +470,54 @@ const USSD_ANSWER_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=60_000;
 const USSD_SESSION_SECS_RANGE: std::ops::RangeInclusive<u64> = 5..=3_600;
 
 impl NodeArgs {
+    fn sms_config(
+        &self,
+        file: &FileConfig,
+        listen_http: Option<SocketAddr>,
+    ) -> anyhow::Result<tuma_channels::sms::SmsConfig> {
+        use tuma_channels::sms::{Gateway, SmsConfig};
+        let pick =
+            |flag: &Option<String>, from_file: &Option<String>| flag.clone().or(from_file.clone());
+        let url = pick(&self.sms_gateway_url, &file.sms_gateway_url);
+        let username = pick(&self.sms_username, &file.sms_username);
+        let secret = pick(&self.sms_secret, &file.sms_secret);
+        let from = pick(&self.sms_from, &file.sms_from);
+        let need = |what: &str, value: Option<String>| {
+            value.ok_or_else(|| anyhow::anyhow!("--sms-gateway needs --{what}"))
+        };
+        let gateway = match pick(&self.sms_gateway, &file.sms_gateway).as_deref() {
+            None | Some("log") => Gateway::Log,
+            Some("kannel") => Gateway::Kannel {
+                url: need("sms-gateway-url", url)?,
+                username: need("sms-username", username)?,
+                password: need("sms-secret", secret)?,
+                from,
+                dlr_url: pick(&self.sms_dlr_url, &file.sms_dlr_url)
+                    .or_else(|| listen_http.map(|a| format!("http://{a}/sms/v1/dlr"))),
+            },
+            Some("africastalking") => Gateway::AfricasTalking {
+                url: need("sms-gateway-url", url)?,
+                username: need("sms-username", username)?,
+                api_key: need("sms-secret", secret)?,
+                from,
+            },
+            Some(other) => {
+                bail!("--sms-gateway must be log, kannel or africastalking, not {other:?}")
+            }
+        };
+        let mut sms = SmsConfig {
+            gateway,
+            ..SmsConfig::default()
+        };
+        if let Some(max) = self.sms_spool_max.or(file.sms_spool_max) {
+            if max == 0 {
+                bail!("--sms-spool-max must be at least 1");
+            }
+            sms.spool_max = max;
+        }
+        Ok(sms)
+    }
+
     fn ussd_config(&self, file: &FileConfig) -> anyhow::Result<tuma_channels::ussd::UssdConfig> {
         let mut ussd = tuma_channels::ussd::UssdConfig::default();
         if let Some(ms) = self.ussd_answer_ms.or(file.ussd_answer_ms) {

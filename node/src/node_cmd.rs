@@ -80,6 +80,8 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     engine_config.test_hooks = config.test_hooks;
     engine_config.planted_fault = config.planted_fault;
     engine_config.pin_hasher = config.hasher.clone();
+    // Confirmation texts are taken by the SMS channel below, not written to the log by the engine.
+    engine_config.sms_delivery = tuma_cluster::engine::SmsDelivery::External;
     let clock_offset = Arc::new(AtomicI64::new(config.clock_offset_ms));
     let clock = SystemClock::with_offset(clock_offset.clone());
     let env = EngineEnv::production(Box::new(store), transport.clone(), clock);
@@ -101,9 +103,18 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
         .with_attempt_limits(config.attempt_limits);
     let ussd = tuma_channels::ussd::Ussd::new(service.clone(), tariffs, config.ussd.clone());
     ussd.spawn_upkeep();
+    let sms = tuma_channels::sms::Sms::open(
+        service.clone(),
+        &config.data.join("sms"),
+        config.sms.clone(),
+    )
+    .context("opening the SMS spool")?;
+    sms.spawn();
+    tracing::info!(gateway = sms.gateway().name(), "SMS channel sending");
     let mut state = http::ApiState::new(
         service,
         ussd,
+        sms,
         &config.admin_token,
         config.test_hooks,
         prometheus,

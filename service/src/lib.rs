@@ -12,7 +12,8 @@
 //! | `pins.rs` | hashing and verifying PINs off the async threads |
 //! | `transfers.rs` | transfers, their status, float issue, reversals by receipt |
 //! | `accounts.rs` | registration (one or in bulk), account reads, PIN checks and resets, balance, statement |
-//! | `cluster.rs` | the audit over every shard, node status, joins and drains |
+//! | `cluster.rs` | the audit over every shard, node status, joins and drains, documents |
+//! | `sms.rs` | the shards' confirmation texts for the SMS channel: read, acknowledge |
 //! | `test_hooks.rs` | faults tests plant (only on nodes started with test hooks) |
 
 mod accounts;
@@ -21,6 +22,7 @@ mod calls;
 mod cluster;
 mod error;
 mod pins;
+mod sms;
 mod test_hooks;
 mod transfers;
 

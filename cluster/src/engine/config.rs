@@ -72,6 +72,20 @@ pub struct EngineConfig {
     /// wait plus the clock bound, so a retry let through just before the window closed can only
     /// apply past its own deadline (and be refused) if its record is gone by then.
     pub retire_grace_ms: u64,
+    /// Who takes each led shard's confirmation texts: the engine itself (writing them to the
+    /// node log and acknowledging them at once: the simulator, tools) or a channel outside the
+    /// cluster that reads the outbox and acknowledges what it has taken (`tuma node`).
+    pub sms_delivery: SmsDelivery,
+}
+
+/// Who takes the shards' confirmation texts (see [`EngineConfig::sms_delivery`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SmsDelivery {
+    /// The engine writes them to the node log (target `tuma::sms`) and acknowledges them.
+    Log,
+    /// A channel reads them with `ClientRequest::SmsOutbox` and acknowledges them with
+    /// `Command::SmsDelivered` once it holds them durably.
+    External,
 }
 
 /// The default idempotency window: 24 hours.
@@ -151,6 +165,7 @@ impl EngineConfig {
             pin_hasher: tuma_actors::pin::PinHasher::owasp(),
             idempotency_window_ms: IDEMPOTENCY_WINDOW_MS_DEFAULT,
             retire_grace_ms: RETIRE_GRACE_MS_DEFAULT,
+            sms_delivery: SmsDelivery::Log,
         }
     }
 

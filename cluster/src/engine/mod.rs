@@ -68,7 +68,7 @@ use crate::wire::PeerFrame;
 pub use actors::AccountActors;
 pub use clock_check::ClockVerdict;
 pub use config::{
-    EngineConfig, EngineFault, IDEMPOTENCY_WINDOW_MS_DEFAULT, RETIRE_GRACE_MS_DEFAULT,
+    EngineConfig, EngineFault, SmsDelivery, IDEMPOTENCY_WINDOW_MS_DEFAULT, RETIRE_GRACE_MS_DEFAULT,
 };
 pub use env::{ApplyObserver, Clock, EngineEnv, Network, SystemClock};
 pub use handle::NodeHandle;
@@ -479,11 +479,11 @@ impl Engine {
         metrics::gauge!("tuma_storage_bytes").set(self.store.size_on_disk() as f64);
     }
 
-    /// Drains each led shard's SMS outbox. Until an SMS gateway is connected the sink is the
-    /// node log (target `tuma::sms`); delivery is then recorded through the log, which keeps the
-    /// replicated outbox bounded.
+    /// Drains each led shard's SMS outbox into the node log (target `tuma::sms`) and records the
+    /// delivery, which keeps the replicated outbox bounded — unless an SMS channel outside the
+    /// cluster takes the texts ([`config::SmsDelivery::External`]).
     fn deliver_sms(&mut self) {
-        if !self.may_lead() {
+        if self.config.sms_delivery != config::SmsDelivery::Log || !self.may_lead() {
             return;
         }
         let now_ms = self.now_ms();

@@ -76,6 +76,9 @@ impl PendingReads {
     }
 }
 
+/// Most confirmation texts one outbox read answers.
+pub const SMS_OUTBOX_READ_MAX: usize = 1_000;
+
 /// What a confirmed read gets: an answer from the applied state, or a query of the shard's
 /// history (a range read of a few rows, whose cost does not grow with the history) that the
 /// engine hands to a reader thread ([`super::history_reads`]).
@@ -122,6 +125,15 @@ pub(super) fn answer(ledger: &ShardLedger, request: &ClientRequest) -> Answer {
                 limit: *limit,
             })
         }
+        ClientRequest::SmsOutbox {
+            from_seq, limit, ..
+        } => ClientReply::SmsOutbox(
+            ledger
+                .sms_outbox_from(*from_seq)
+                .take((*limit).min(SMS_OUTBOX_READ_MAX))
+                .cloned()
+                .collect(),
+        ),
         other => ClientReply::Unavailable(format!(
             "not a read: {}",
             match other {

@@ -46,6 +46,14 @@ pub enum ClientRequest {
         shard: u32,
         txn_id: tuma_actors::txn_id::TransactionId,
     },
+    /// Up to `limit` undelivered confirmation texts of the shard from sequence number
+    /// `from_seq` on, oldest first (the SMS channel takes them, then acknowledges with
+    /// `Command::SmsDelivered`).
+    SmsOutbox {
+        shard: u32,
+        from_seq: u64,
+        limit: usize,
+    },
     /// Test-only fault hook (served only by a node started with test hooks on): the next
     /// transfer from this account panics in its actor.
     PlantPanic { account: AccountRef },
@@ -68,6 +76,7 @@ impl ClientRequest {
                 | ClientRequest::Audit { .. }
                 | ClientRequest::Statement { .. }
                 | ClientRequest::Receipt { .. }
+                | ClientRequest::SmsOutbox { .. }
         )
     }
 
@@ -78,7 +87,8 @@ impl ClientRequest {
             | ClientRequest::TransferStatus { shard, .. }
             | ClientRequest::Audit { shard }
             | ClientRequest::TransferByReceipt { shard, .. }
-            | ClientRequest::Receipt { shard, .. } => *shard,
+            | ClientRequest::Receipt { shard, .. }
+            | ClientRequest::SmsOutbox { shard, .. } => *shard,
             ClientRequest::Transfer { request, .. } => map.shard_of(&request.from),
             ClientRequest::Account { account }
             | ClientRequest::Statement { account, .. }
@@ -141,6 +151,8 @@ pub enum ClientReply {
     Statement(Vec<StatementLine>),
     /// History rows (a receipt's, payer first).
     History(Vec<HistoryRow>),
+    /// Undelivered confirmation texts, oldest first.
+    SmsOutbox(Vec<tuma_actors::ledger::SmsRecord>),
     /// A cluster change's outcome.
     Meta(MetaOutcome),
     /// This node does not lead the shard (or leads it but is not ready to serve yet); nothing
@@ -184,6 +196,7 @@ impl ClientReply {
             ClientReply::Audit(_) => "audit".into(),
             ClientReply::Statement(_) => "statement".into(),
             ClientReply::History(_) => "history".into(),
+            ClientReply::SmsOutbox(_) => "sms outbox".into(),
             ClientReply::Meta(_) => "cluster change".into(),
         }
     }

@@ -10,9 +10,9 @@
 //! | `history.rs` | statements (pages, mini) and receipts from the history store |
 //! | `bulk.rs` | `/admin/v1/customers/bulk`: bulk registration for imports |
 //! | `care.rs` | `/admin/v1/reversals`: care reverses a confirmed transfer |
-//! | `menus.rs` | `/admin/v1/menus`: the USSD menus in force, pushing one; gateway session ends |
+//! | `menus.rs` | `/admin/v1/menus`: the USSD menus in force, pushing one; gateway session ends; `/admin/v1/sms`: texts sent |
 //!
-//! The USSD gateway endpoints (`/ussd/v1/…`) come from the `tuma-channels` crate and are merged
+//! The USSD and SMS gateway endpoints (`/ussd/v1/…`, `/sms/v1/…`) come from the `tuma-channels` crate and are merged
 //! in by [`router`].
 //!
 //! Amounts are decimal strings with two places (`"500.00"`), parsed by `Money::parse`.
@@ -31,6 +31,7 @@ use std::sync::Arc;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tuma_channels::sms::Sms;
 use tuma_channels::ussd::Ussd;
 use tuma_service::Service;
 
@@ -40,6 +41,8 @@ pub struct ApiState {
     pub service: Service,
     /// The USSD channel: its menus and sessions.
     pub ussd: Ussd,
+    /// The SMS channel: its spool and what it sent.
+    pub sms: Sms,
     pub admin_token: Arc<str>,
     /// Enables `/admin/v1/test/…` fault hooks (tests only).
     pub test_hooks: bool,
@@ -52,6 +55,7 @@ impl ApiState {
     pub fn new(
         service: Service,
         ussd: Ussd,
+        sms: Sms,
         admin_token: &str,
         test_hooks: bool,
         prometheus: Option<PrometheusHandle>,
@@ -59,6 +63,7 @@ impl ApiState {
         ApiState {
             service,
             ussd,
+            sms,
             admin_token: admin_token.into(),
             test_hooks,
             clock_offset: None,
@@ -70,7 +75,9 @@ impl ApiState {
 /// The router with every endpoint.
 pub fn router(state: ApiState) -> Router {
     let ussd = tuma_channels::ussd::router(state.ussd.clone());
+    let sms = tuma_channels::sms::router(state.sms.clone());
     Router::new()
+        .route("/admin/v1/sms", get(menus::texts))
         .route("/admin/v1/menus", get(menus::list))
         .route("/admin/v1/menus/:name", get(menus::show).put(menus::push))
         .route("/admin/v1/ussd/events", get(menus::session_ends))
@@ -113,4 +120,5 @@ pub fn router(state: ApiState) -> Router {
         )
         .with_state(state)
         .merge(ussd)
+        .merge(sms)
 }
