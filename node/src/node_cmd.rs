@@ -3,6 +3,7 @@
 //! nodes, stop accepting requests, let in-flight ones finish, let the engine apply and flush
 //! what it has, exit 0.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
@@ -15,6 +16,9 @@ use tuma_cluster::transport::{Transport, TransportConfig};
 
 use crate::config::{NodeArgs, NodeConfig};
 use crate::{http, join};
+
+/// Tries to record this node's HTTP address, a second apart.
+const ADVERTISE_ATTEMPTS: usize = 120;
 
 /// How long a stopping node waits for other nodes to take over its leaderships.
 const LEAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -101,6 +105,13 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!(node = config.id, http = %listener.local_addr()?, peer = %transport.local_addr(), "node serving");
     let service = tuma_service::Service::new(handle.clone(), config.hasher.clone())
         .with_attempt_limits(config.attempt_limits);
+    let http_addr = advertised_http(listener.local_addr()?, config.advertise_peer);
+    tokio::spawn(advertise_http(
+        service.clone(),
+        config.id,
+        config.advertise_peer,
+        http_addr,
+    ));
     let ussd = tuma_channels::ussd::Ussd::new(service.clone(), tariffs, config.ussd.clone());
     ussd.spawn_upkeep();
     let sms = tuma_channels::sms::Sms::open(
@@ -150,6 +161,41 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
         Ok(Ok(Err(fatal))) => Err(anyhow::anyhow!("the engine stopped: {fatal}")),
         Ok(Err(_)) | Err(_) => Err(anyhow::anyhow!("the engine thread panicked")),
     }
+}
+
+/// Where other nodes reach this node's HTTP API: the bound address, on the advertised peer
+/// host when bound to every interface.
+fn advertised_http(bound: SocketAddr, advertise_peer: SocketAddr) -> SocketAddr {
+    if bound.ip().is_unspecified() {
+        SocketAddr::new(advertise_peer.ip(), bound.port())
+    } else {
+        bound
+    }
+}
+
+/// Records this node's HTTP address in the cluster state (joining again with its own peer
+/// address), so other nodes can gather what it holds for operators (the texts it sent).
+async fn advertise_http(
+    service: tuma_service::Service,
+    id: u64,
+    peer: SocketAddr,
+    http: SocketAddr,
+) {
+    for _ in 0..ADVERTISE_ATTEMPTS {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let known = service
+            .cluster_state()
+            .await
+            .ok()
+            .and_then(|meta| meta.members.get(&id).and_then(|m| m.http_addr));
+        if known == Some(http) {
+            return;
+        }
+        if let Err(error) = service.join(Some(id), peer, Some(http)).await {
+            tracing::debug!(%error, "HTTP address not recorded yet");
+        }
+    }
+    tracing::warn!(%http, "could not record this node's HTTP address in the cluster state");
 }
 
 /// Watches the engine thread. If it ends on its own — a fatal storage error or a panic — the

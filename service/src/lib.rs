@@ -67,6 +67,11 @@ impl Service {
         &self.pins
     }
 
+    /// This node's id.
+    pub fn node_id(&self) -> u64 {
+        self.calls.handle.node_id()
+    }
+
     /// How many shards the accounts are spread over.
     pub fn shard_count(&self) -> u32 {
         self.calls.handle.shard_map().shard_count()

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod fake_gateway;
 pub mod steady_load;
 
 pub const TOKEN: &str = "integration-test-token";

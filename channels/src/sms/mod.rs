@@ -61,7 +61,7 @@ impl Default for SmsConfig {
 }
 
 /// One text as `GET /admin/v1/sms` shows it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TextView {
     pub id: String,
     pub to: String,
@@ -69,6 +69,8 @@ pub struct TextView {
     /// `queued`, `accepted`, `rejected: …`, or the delivery report's status (`delivered`…).
     pub status: String,
     pub gateway: Option<String>,
+    /// The gateway's own id for it (its delivery reports name it).
+    pub gateway_ref: Option<String>,
     pub queued_ms: Option<u64>,
     pub sent_ms: Option<u64>,
 }
@@ -270,6 +272,7 @@ impl Sms {
                 text: queued.text,
                 status: "queued".into(),
                 gateway: None,
+                gateway_ref: None,
                 queued_ms: Some(queued.queued_ms),
                 sent_ms: None,
             });
@@ -285,6 +288,7 @@ impl Sms {
                 to: sent.to,
                 text: sent.text,
                 gateway: Some(sent.gateway),
+                gateway_ref: sent.gateway_ref,
                 queued_ms: None,
                 sent_ms: Some(sent.sent_ms),
             });

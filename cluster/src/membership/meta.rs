@@ -248,15 +248,21 @@ impl ClusterMeta {
     ) -> MetaOutcome {
         let same_address = self
             .members
-            .iter()
+            .iter_mut()
             .find(|(_, m)| m.peer_addr == peer_addr && m.state != MemberState::Removed);
-        if let Some((&existing, _)) = same_address {
-            // A retried join answers the id already given.
+        if let Some((&existing, member)) = same_address {
+            // A retried join answers the id already given; a member (an initial one, or one
+            // restarted on another HTTP port) says where it serves HTTP this way too.
             return match node_id {
                 Some(id) if id != existing => MetaOutcome::Refused(format!(
                     "peer address {peer_addr} already belongs to node {existing}"
                 )),
-                _ => MetaOutcome::Joined(existing),
+                _ => {
+                    if http_addr.is_some() {
+                        member.http_addr = http_addr;
+                    }
+                    MetaOutcome::Joined(existing)
+                }
             };
         }
         let id = match node_id {

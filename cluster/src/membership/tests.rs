@@ -351,3 +351,31 @@ fn documents_are_versioned_by_body_and_bounded() {
     assert!(matches!(refused, MetaOutcome::Refused(r) if r.contains("at most")));
     assert_eq!(meta.documents.len(), DOCUMENTS_MAX);
 }
+
+#[test]
+fn a_member_joining_again_records_where_it_serves_http() {
+    let mut meta = cluster(3, 4);
+    assert_eq!(meta.members[&2].http_addr, None);
+    let http: SocketAddr = "127.0.0.1:8082".parse().unwrap();
+    let again = MetaCommand::Join {
+        node_id: Some(2),
+        peer_addr: addr(2),
+        http_addr: Some(http),
+    };
+    assert_eq!(meta.apply(&again, 0), MetaOutcome::Joined(2));
+    assert_eq!(meta.members[&2].http_addr, Some(http));
+    // Without an address it keeps the one it has; another node's id is refused.
+    let bare = MetaCommand::Join {
+        node_id: None,
+        peer_addr: addr(2),
+        http_addr: None,
+    };
+    assert_eq!(meta.apply(&bare, 0), MetaOutcome::Joined(2));
+    assert_eq!(meta.members[&2].http_addr, Some(http));
+    let stolen = MetaCommand::Join {
+        node_id: Some(3),
+        peer_addr: addr(2),
+        http_addr: Some(http),
+    };
+    assert!(matches!(meta.apply(&stolen, 0), MetaOutcome::Refused(_)));
+}

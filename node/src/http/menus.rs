@@ -1,7 +1,6 @@
 //! `/admin/v1/menus/…`: the USSD menus in force, and pushing a new one (checked, then stored
 //! in the cluster, so every node serves it within a second; sessions under way keep theirs);
-//! `/admin/v1/ussd/events`: the gateways' latest end-of-session reports; `/admin/v1/sms`: the
-//! texts this node sent to a phone.
+//! `/admin/v1/ussd/events`: the gateways' latest end-of-session reports.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -71,32 +70,6 @@ pub async fn push(
         Err(error @ PushError::Misnamed { .. }) => Err(ApiError::bad_request(error.to_string())),
         Err(PushError::Service(error)) => Err(error.into()),
     }
-}
-
-#[derive(serde::Deserialize)]
-pub struct TextsQuery {
-    msisdn: String,
-}
-
-/// `GET /admin/v1/sms?msisdn=`: the texts this node queued and sent to a phone, with their
-/// delivery reports (a shard's texts are sent by the node that led it at the time).
-pub async fn texts(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    axum::extract::Query(query): axum::extract::Query<TextsQuery>,
-) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
-    let msisdn = tuma_actors::msisdn::Msisdn::parse(&query.msisdn)
-        .map_err(|e| ApiError::field("msisdn", e.to_string()))?;
-    let texts = state
-        .sms
-        .texts_to(msisdn.as_str())
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    Ok(Json(json!({
-        "msisdn": msisdn.as_str(),
-        "gateway": state.sms.gateway().name(),
-        "texts": texts,
-    })))
 }
 
 pub async fn session_ends(

@@ -10,7 +10,8 @@
 //! | `history.rs` | statements (pages, mini) and receipts from the history store |
 //! | `bulk.rs` | `/admin/v1/customers/bulk`: bulk registration for imports |
 //! | `care.rs` | `/admin/v1/reversals`: care reverses a confirmed transfer |
-//! | `menus.rs` | `/admin/v1/menus`: the USSD menus in force, pushing one; gateway session ends; `/admin/v1/sms`: texts sent |
+//! | `menus.rs` | `/admin/v1/menus`: the USSD menus in force, pushing one; gateway session ends |
+//! | `sms.rs` | `/admin/v1/sms`: the texts queued and sent to a phone, gathered from every member |
 //!
 //! The USSD and SMS gateway endpoints (`/ussd/v1/…`, `/sms/v1/…`) come from the `tuma-channels` crate and are merged
 //! in by [`router`].
@@ -25,6 +26,7 @@ mod error;
 mod history;
 mod members;
 mod menus;
+mod sms;
 
 use std::sync::Arc;
 
@@ -77,7 +79,8 @@ pub fn router(state: ApiState) -> Router {
     let ussd = tuma_channels::ussd::router(state.ussd.clone());
     let sms = tuma_channels::sms::router(state.sms.clone());
     Router::new()
-        .route("/admin/v1/sms", get(menus::texts))
+        .route("/admin/v1/sms", get(sms::texts))
+        .route("/admin/v1/sms/reports", get(sms::reports))
         .route("/admin/v1/menus", get(menus::list))
         .route("/admin/v1/menus/:name", get(menus::show).put(menus::push))
         .route("/admin/v1/ussd/events", get(menus::session_ends))

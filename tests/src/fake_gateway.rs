@@ -1,0 +1,163 @@
+//! A stand-in for an SMS gateway's HTTP interface (Kannel's `sendsms`, Africa's Talking's
+//! messaging API): it records every request and answers what the test sets, so tests can take
+//! the gateway down and bring it back.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A request the gateway received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    /// Query and form fields, decoded.
+    pub fields: BTreeMap<String, String>,
+    /// Header names in lower case.
+    pub headers: BTreeMap<String, String>,
+    /// What it answered.
+    pub answered: u16,
+}
+
+/// How the gateway answers while up.
+#[derive(Clone, Copy, Debug)]
+pub enum Style {
+    /// `202 0: Accepted for delivery`.
+    Kannel,
+    /// `201` with an Africa's Talking JSON body, message ids `ATXid_<n>`.
+    AfricasTalking,
+}
+
+/// The running gateway; stops with the test process.
+pub struct FakeGateway {
+    pub url: String,
+    up: Arc<AtomicBool>,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl FakeGateway {
+    pub fn start(style: Style) -> FakeGateway {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let up = Arc::new(AtomicBool::new(true));
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let (up_for_thread, received_for_thread) = (up.clone(), received.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let up = up_for_thread.load(Ordering::SeqCst);
+                if let Some(request) = serve(stream, style, up, &received_for_thread) {
+                    received_for_thread.lock().unwrap().push(request);
+                }
+            }
+        });
+        FakeGateway { url, up, received }
+    }
+
+    /// Answers 503 to everything while down.
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    style: Style,
+    up: bool,
+    received: &Mutex<Vec<Received>>,
+) -> Option<Received> {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            headers.insert(name.trim().to_lowercase(), value.trim().to_string());
+        }
+    }
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).ok()?;
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let mut fields = decode_pairs(query);
+    fields.extend(decode_pairs(&String::from_utf8_lossy(&body)));
+    let sent_before = received.lock().unwrap().len();
+    let (status, answer) = match (up, style) {
+        (false, _) => (503, "gateway down".to_string()),
+        (true, Style::Kannel) => (202, "0: Accepted for delivery".to_string()),
+        (true, Style::AfricasTalking) => (
+            201,
+            format!(
+                r#"{{"SMSMessageData":{{"Message":"Sent to 1/1 Total Cost: KES 0.8000","Recipients":[{{"statusCode":101,"number":"{}","status":"Success","cost":"KES 0.8000","messageId":"ATXid_{sent_before}"}}]}}}}"#,
+                fields.get("to").cloned().unwrap_or_default()
+            ),
+        ),
+    };
+    let mut stream = stream;
+    let response = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+        answer.len()
+    );
+    let _ = stream.write_all(response.as_bytes());
+    Some(Received {
+        method,
+        path: path.to_string(),
+        fields,
+        headers,
+        answered: status,
+    })
+}
+
+/// `a=1&b=x%20y` decoded.
+fn decode_pairs(text: &str) -> BTreeMap<String, String> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

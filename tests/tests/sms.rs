@@ -1,0 +1,188 @@
+//! Confirmation texts through real SMS gateway interfaces (stand-ins that speak Kannel's
+//! `sendsms` and Africa's Talking's messaging API): a gateway outage holds up no money, the
+//! texts wait in the spool and go out when the gateway is back, and delivery reports — sent to
+//! any node — show up in `GET /admin/v1/sms`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tuma_tests::fake_gateway::{FakeGateway, Style};
+use tuma_tests::{send_money, with_node_flags, TestCluster};
+
+const ALICE: &str = "254711000001";
+const BOB: &str = "254711000002";
+
+/// Every text to `msisdn`, as any node gathers them from the cluster.
+fn texts(cluster: &TestCluster, node: usize, msisdn: &str) -> Vec<Value> {
+    let (status, body) = cluster
+        .get(&format!(
+            "{}/admin/v1/sms?msisdn={msisdn}",
+            cluster.url(node)
+        ))
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    body["texts"].as_array().unwrap().clone()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn pay_bob(cluster: &TestCluster, id: &str) {
+    let (status, body) = cluster
+        .post(
+            &format!("{}/v1/transfers", cluster.url(1)),
+            &send_money(id, ALICE, BOB, "100.00"),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["status"], "confirmed",
+        "money moves whatever the gateway does: {body}"
+    );
+}
+
+#[test]
+fn texts_wait_out_an_africastalking_outage_and_reports_from_any_node_show() {
+    let gateway = FakeGateway::start(Style::AfricasTalking);
+    gateway.set_up(false);
+    with_node_flags(&[
+        "--sms-gateway",
+        "africastalking",
+        "--sms-gateway-url",
+        &gateway.url,
+        "--sms-username",
+        "sandbox",
+        "--sms-secret",
+        "test-api-key",
+        "--sms-from",
+        "MPESA",
+    ]);
+    let cluster = TestCluster::start("sms-at", 3, 4);
+    cluster.register_customer(ALICE);
+    cluster.register_customer(BOB);
+    cluster.fund(ALICE, "1000.00", "fund-alice");
+    pay_bob(&cluster, "sms-1");
+    pay_bob(&cluster, "sms-2");
+
+    // The gateway is down: the texts wait, queued, and the gateway was tried.
+    wait_until("two queued texts for Bob", Duration::from_secs(20), || {
+        texts(&cluster, 2, BOB)
+            .iter()
+            .filter(|t| t["status"] == "queued")
+            .count()
+            == 2
+    });
+    wait_until("a refused attempt", Duration::from_secs(10), || {
+        gateway.received().iter().any(|r| r.answered == 503)
+    });
+
+    // Back up: both go out, in the gateway's format, and are recorded as accepted.
+    gateway.set_up(true);
+    wait_until("Bob's texts accepted", Duration::from_secs(90), || {
+        let bobs = texts(&cluster, 3, BOB);
+        bobs.len() == 2 && bobs.iter().all(|t| t["status"] == "accepted")
+    });
+    let accepted: Vec<_> = gateway
+        .received()
+        .into_iter()
+        .filter(|r| r.answered == 201 && r.fields["to"] == format!("+{BOB}"))
+        .collect();
+    assert!(accepted.len() >= 2, "{accepted:?}");
+    for request in &accepted {
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("POST", "/version1/messaging")
+        );
+        assert_eq!(request.headers["apikey"], "test-api-key");
+        assert_eq!(request.fields["username"], "sandbox");
+        assert_eq!(request.fields["from"], "MPESA");
+        assert!(
+            request.fields["message"].contains("Confirmed. You have received Ksh100.00"),
+            "{}",
+            request.fields["message"]
+        );
+    }
+
+    // A delivery report, posted by the gateway to whichever node it likes.
+    let bobs = texts(&cluster, 1, BOB);
+    let gateway_ref = bobs[0]["gateway_ref"].as_str().unwrap().to_string();
+    let report = cluster
+        .client
+        .post(format!("{}/sms/v1/dlr", cluster.url(2)))
+        .form(&[
+            ("id", gateway_ref.as_str()),
+            ("status", "Success"),
+            ("phoneNumber", "+254711000002"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(report.status(), 200);
+    // Viewed from another node than the one the report reached (and whichever sent it).
+    let texts_now = texts(&cluster, 1, BOB);
+    let reported = texts_now
+        .iter()
+        .find(|t| t["gateway_ref"] == gateway_ref.as_str())
+        .unwrap();
+    assert_eq!(reported["status"], "delivered", "{reported}");
+    let (status, body) = cluster
+        .get(&format!("{}/admin/v1/sms?msisdn=0711", cluster.url(1)))
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+}
+
+#[test]
+fn kannel_gets_sendsms_requests_with_a_report_url_that_names_the_text() {
+    let gateway = FakeGateway::start(Style::Kannel);
+    with_node_flags(&[
+        "--sms-gateway",
+        "kannel",
+        "--sms-gateway-url",
+        &gateway.url,
+        "--sms-username",
+        "tuma",
+        "--sms-secret",
+        "kannel-pass",
+    ]);
+    let cluster = TestCluster::start("sms-kannel", 3, 4);
+    cluster.register_customer(ALICE);
+    cluster.register_customer(BOB);
+    cluster.fund(ALICE, "1000.00", "fund-alice");
+    pay_bob(&cluster, "kannel-1");
+    wait_until("Bob's text at Kannel", Duration::from_secs(30), || {
+        gateway
+            .received()
+            .iter()
+            .any(|r| r.fields.get("to").map(String::as_str) == Some(BOB))
+    });
+    let request = gateway
+        .received()
+        .into_iter()
+        .find(|r| r.fields.get("to").map(String::as_str) == Some(BOB))
+        .unwrap();
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("GET", "/cgi-bin/sendsms")
+    );
+    assert_eq!(request.fields["username"], "tuma");
+    assert_eq!(request.fields["password"], "kannel-pass");
+    assert!(request.fields["text"].contains("You have received Ksh100.00"));
+    let dlr_url = request.fields["dlr-url"].clone();
+    assert!(
+        dlr_url.contains("/sms/v1/dlr?gateway=kannel&id=tuma-") && dlr_url.ends_with("status=%d"),
+        "{dlr_url}"
+    );
+    // Kannel calls the report URL back with %d filled in: 1 is delivered.
+    let callback = dlr_url.replace("%d", "1");
+    let answer = cluster.client.get(&callback).send().unwrap();
+    assert_eq!(answer.status(), 200);
+    wait_until("the report in the view", Duration::from_secs(10), || {
+        texts(&cluster, 2, BOB)
+            .iter()
+            .any(|t| t["status"] == "delivered")
+    });
+}
