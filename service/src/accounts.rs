@@ -270,6 +270,12 @@ impl Service {
     /// Applies an account change on the account's shard.
     async fn change(&self, account: &AccountRef, command: Command) -> Result<(), ServiceError> {
         let shard = self.handle().shard_map().shard_of(account);
+        self.command(shard, command).await
+    }
+
+    /// Applies a command on `shard` (retried across leader changes: commands sent this way
+    /// are idempotent).
+    pub(crate) async fn command(&self, shard: u32, command: Command) -> Result<(), ServiceError> {
         let request = ClientRequest::Command { shard, command };
         match self
             .calls

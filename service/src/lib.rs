@@ -13,6 +13,7 @@
 //! | `transfers.rs` | transfers, their status, float issue, reversals by receipt |
 //! | `accounts.rs` | registration (one or in bulk), account reads, PIN checks and resets, balance, statement |
 //! | `cluster.rs` | the audit over every shard, node status, joins and drains, documents |
+//! | `reversal_requests.rs` | payers' requests to reverse a transfer, care's approval or decline |
 //! | `sms.rs` | the shards' confirmation texts for the SMS channel: read, acknowledge |
 //! | `test_hooks.rs` | faults tests plant (only on nodes started with test hooks) |
 
@@ -22,6 +23,7 @@ mod calls;
 mod cluster;
 mod error;
 mod pins;
+mod reversal_requests;
 mod sms;
 mod test_hooks;
 mod transfers;

@@ -214,7 +214,7 @@ impl Service {
     }
 
     /// The shard a receipt names (the original payer's).
-    fn receipt_shard(&self, txn_id: &TransactionId) -> Result<u32, ServiceError> {
+    pub(crate) fn receipt_shard(&self, txn_id: &TransactionId) -> Result<u32, ServiceError> {
         txn_id
             .decode()
             .map(|(shard, _)| shard)

@@ -186,3 +186,152 @@ fn kannel_gets_sendsms_requests_with_a_report_url_that_names_the_text() {
             .any(|t| t["status"] == "delivered")
     });
 }
+
+/// Every text the gateway accepted for `msisdn`.
+fn texts_at_gateway(gateway: &FakeGateway, msisdn: &str) -> Vec<String> {
+    gateway
+        .received()
+        .into_iter()
+        .filter(|r| {
+            r.answered == 201
+                && r.fields.get("to").map(String::as_str) == Some(&format!("+{msisdn}"))
+        })
+        .map(|r| r.fields["message"].clone())
+        .collect()
+}
+
+fn wait_for_text(gateway: &FakeGateway, msisdn: &str, containing: &str) -> String {
+    let mut found = None;
+    wait_until(
+        &format!("a text to {msisdn} with {containing:?}"),
+        Duration::from_secs(30),
+        || {
+            found = texts_at_gateway(gateway, msisdn)
+                .into_iter()
+                .find(|t| t.contains(containing));
+            found.is_some()
+        },
+    );
+    found.unwrap()
+}
+
+fn text_in(cluster: &TestCluster, node: usize, from: &str, to: &str, text: &str) {
+    let response = cluster
+        .client
+        .post(format!("{}/sms/v1/inbound", cluster.url(node)))
+        .form(&[
+            ("from", format!("+{from}")),
+            ("to", to.to_string()),
+            ("text", text.to_string()),
+            ("date", "2026-12-01 10:00:00".into()),
+            ("id", "ATXid_in".into()),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[test]
+fn a_confirmation_forwarded_to_456_becomes_a_request_care_approves_or_declines() {
+    let gateway = FakeGateway::start(Style::AfricasTalking);
+    with_node_flags(&[
+        "--sms-gateway",
+        "africastalking",
+        "--sms-gateway-url",
+        &gateway.url,
+        "--sms-username",
+        "sandbox",
+        "--sms-secret",
+        "key",
+    ]);
+    let cluster = TestCluster::start("sms-456", 3, 4);
+    cluster.register_customer(ALICE);
+    cluster.register_customer(BOB);
+    cluster.fund(ALICE, "1000.00", "fund-alice");
+    pay_bob(&cluster, "rev-1");
+    let first = wait_for_text(&gateway, ALICE, "Confirmed. Ksh100.00 sent to");
+    let first_txn = first.split_whitespace().next().unwrap().to_string();
+
+    // Alice forwards it to 456: a request is filed and she is told.
+    text_in(&cluster, 2, ALICE, "456", &format!("Fwd: {first}"));
+    wait_for_text(
+        &gateway,
+        ALICE,
+        &format!("Your request to reverse {first_txn} of Ksh100.00"),
+    );
+    // Bob cannot ask for Alice's money back; other texts get help.
+    text_in(&cluster, 3, BOB, "456", &first);
+    wait_for_text(&gateway, BOB, &format!("Only the sender of {first_txn}"));
+    text_in(&cluster, 1, BOB, "22334", "balance please");
+    wait_for_text(&gateway, BOB, "forward its confirmation SMS to 456");
+
+    let (status, open) = cluster
+        .get(&format!("{}/admin/v1/reversal-requests", cluster.url(3)))
+        .unwrap();
+    assert_eq!(status, 200, "{open}");
+    let requests = open["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 1, "{open}");
+    assert_eq!(requests[0]["transaction_id"], first_txn.as_str());
+    assert_eq!(requests[0]["requested_by"], ALICE);
+    assert_eq!(requests[0]["amount"], "100.00");
+
+    // Care approves: the money comes back (not the fee) and Alice gets the reversal's text.
+    let url = format!(
+        "{}/admin/v1/reversal-requests/{first_txn}/approve",
+        cluster.url(1)
+    );
+    let (status, body) = cluster.post(&url, &serde_json::json!({})).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "confirmed", "{body}");
+    wait_for_text(
+        &gateway,
+        ALICE,
+        &format!("Reversal of transaction {first_txn}"),
+    );
+    let (status, _) = cluster.post(&url, &serde_json::json!({})).unwrap();
+    assert_eq!(status, 404, "a request is decided once");
+
+    // A second transfer's request is declined: closed, and Alice told.
+    pay_bob(&cluster, "rev-2");
+    let second = wait_until_second_confirmation(&gateway, &first_txn);
+    let second_txn = second.split_whitespace().next().unwrap().to_string();
+    text_in(&cluster, 1, ALICE, "456", &second);
+    wait_for_text(
+        &gateway,
+        ALICE,
+        &format!("Your request to reverse {second_txn}"),
+    );
+    let url = format!(
+        "{}/admin/v1/reversal-requests/{second_txn}/decline",
+        cluster.url(2)
+    );
+    let (status, body) = cluster.post(&url, &serde_json::json!({})).unwrap();
+    assert_eq!(status, 200, "{body}");
+    wait_for_text(
+        &gateway,
+        ALICE,
+        &format!("{second_txn} of Ksh100.00 was declined"),
+    );
+    let (_, open) = cluster
+        .get(&format!("{}/admin/v1/reversal-requests", cluster.url(2)))
+        .unwrap();
+    assert_eq!(open["requests"].as_array().unwrap().len(), 0, "{open}");
+    let audit = cluster.quiet_audit(Duration::from_secs(20));
+    assert_eq!(audit["balanced"], true, "{audit}");
+}
+
+/// Alice's confirmation of a transfer other than `first_txn`.
+fn wait_until_second_confirmation(gateway: &FakeGateway, first_txn: &str) -> String {
+    let mut found = None;
+    wait_until(
+        "Alice's second confirmation",
+        Duration::from_secs(30),
+        || {
+            found = texts_at_gateway(gateway, ALICE)
+                .into_iter()
+                .find(|t| t.contains("Confirmed. Ksh100.00 sent to") && !t.starts_with(first_txn));
+            found.is_some()
+        },
+    );
+    found.unwrap()
+}

@@ -128,6 +128,15 @@ pub enum Command {
         account: AccountRef,
         status: AccountStatus,
     },
+    /// A payer asks for a committed transfer of theirs to be reversed (care decides).
+    RequestReversal {
+        txn_id: crate::txn_id::TransactionId,
+        by: crate::msisdn::Msisdn,
+    },
+    /// Care decided a reversal request (approved and ran the reversal, or declined it).
+    CloseReversalRequest {
+        txn_id: crate::txn_id::TransactionId,
+    },
     /// The holder picks the language their menus are shown in.
     SetLanguage {
         account: AccountRef,

@@ -11,6 +11,7 @@
 //! | `incoming.rs` | payee side: Accept/Reject, Settle |
 //! | `notify.rs` | confirmation SMS records written on commit |
 //! | `history.rs` | history rows emitted as transfers finish, and retirement of finished records |
+//! | `reversal_requests.rs` | payers' requests to reverse a transfer, open until care decides |
 //! | `audit.rs` | the invariants asserted on every apply and the full audit |
 //!
 //! `apply` is handed each entry with the leader's timestamp and never reads a clock; the shard's
@@ -27,6 +28,7 @@ mod incoming;
 mod notify;
 mod outgoing;
 mod records;
+mod reversal_requests;
 #[cfg(test)]
 mod tests;
 
@@ -50,6 +52,7 @@ pub use records::{
     Account, AccountExtras, AccountStatus, Balances, DailyUsage, IncomingState, IncomingTransfer,
     OutgoingState, OutgoingTransfer, ReversalMark, SmsRecord,
 };
+pub use reversal_requests::{ReversalRequest, REVERSAL_REQUESTS_MAX};
 
 /// Faults a test can plant in the protocol to prove the checkers catch them. Compiled in only
 /// with the `planted-faults` feature; the node never sets one.
@@ -122,6 +125,8 @@ pub struct LedgerState {
     retiring: BTreeSet<(u64, history::RecordSide, TransferId)>,
     /// The latest `Retire` time applied (0: nothing retired yet).
     retired_up_to_ms: u64,
+    /// Payers' open requests to reverse a committed transfer, by its receipt.
+    reversal_requests: BTreeMap<TransactionId, reversal_requests::ReversalRequest>,
 }
 
 /// One shard's ledger: configuration plus replicated state.
@@ -211,6 +216,8 @@ impl ShardLedger {
             Command::ResetPin { account, new_hash } => self.reset_pin(account, new_hash),
             Command::SetStatus { account, status } => self.set_status(account, *status),
             Command::SetLanguage { account, language } => self.set_language(account, *language),
+            Command::RequestReversal { txn_id, by } => self.request_reversal(*txn_id, by, now),
+            Command::CloseReversalRequest { txn_id } => self.close_reversal_request(txn_id),
             Command::SmsDelivered { up_to_seq } => self.sms_delivered(*up_to_seq),
             Command::Retire { up_to_ms } => self.retire(*up_to_ms),
         };

@@ -8,10 +8,12 @@
 //! |---|---|
 //! | `store.rs` | the spool, the sent log, the delivery reports (sled, on this node) |
 //! | `gateway.rs` | the gateways: log, Kannel `sendsms`, Africa's Talking |
-//! | `http.rs` | `/sms/v1/dlr`: delivery reports in both gateways' formats |
+//! | `reversals.rs` | reversal requests by SMS (forward a confirmation to 456) and care's decision |
+//! | `http.rs` | `/sms/v1/dlr`: delivery reports in both gateways' formats; `/sms/v1/inbound`: incoming texts |
 
 mod gateway;
 mod http;
+pub mod reversals;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -253,6 +255,40 @@ impl Sms {
                 Pass::Sent
             }
         }
+    }
+
+    /// Texts `to` from this node (a reply, a decision on a request): spooled and sent like
+    /// the shards' texts.
+    pub fn notify(&self, to: &tuma_actors::msisdn::Msisdn, text: String) -> Result<(), StoreError> {
+        let queued = Queued {
+            id: format!(
+                "tuma-n{}-{}",
+                self.inner.service.node_id(),
+                self.inner.store.next_id()?
+            ),
+            to: to.as_str().to_string(),
+            text,
+            queued_ms: unix_ms(),
+            refusals: 0,
+        };
+        self.inner.store.queue_direct(&queued)
+    }
+
+    /// Answers an incoming text from `from` to `to` (a reversal request to 456, or help) by SMS.
+    pub async fn incoming(
+        &self,
+        from: &tuma_actors::msisdn::Msisdn,
+        to: &str,
+        text: &str,
+    ) -> Result<String, StoreError> {
+        metrics::counter!("tuma_sms_incoming_total").increment(1);
+        let reply = reversals::answer_incoming(&self.inner.service, *from, to, text).await;
+        self.notify(from, reply.clone())?;
+        Ok(reply)
+    }
+
+    pub fn service(&self) -> &Service {
+        &self.inner.service
     }
 
     /// Records a delivery report.

@@ -67,6 +67,9 @@ pub struct SmsStore {
     sent_keep: usize,
 }
 
+/// The spool's key space for texts that come from no shard (replies to incoming messages).
+const DIRECT_SHARD: u32 = u32::MAX;
+
 fn spool_key(shard: u32, seq: u64) -> [u8; 12] {
     let mut key = [0u8; 12];
     key[..4].copy_from_slice(&shard.to_be_bytes());
@@ -115,6 +118,20 @@ impl SmsStore {
             .insert(shard.to_be_bytes(), &last.to_be_bytes())?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Spools a text of this node's own (a reply to an incoming message), after every shard's
+    /// texts in send order.
+    pub fn queue_direct(&self, queued: &Queued) -> Result<(), StoreError> {
+        let key = spool_key(DIRECT_SHARD, self.db.generate_id()?);
+        self.spool.insert(key, serde_json::to_vec(queued)?)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A number never given before in this store.
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
     }
 
     pub fn spooled(&self) -> usize {

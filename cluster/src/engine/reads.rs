@@ -125,6 +125,12 @@ pub(super) fn answer(ledger: &ShardLedger, request: &ClientRequest) -> Answer {
                 limit: *limit,
             })
         }
+        ClientRequest::ReversalRequests { .. } => ClientReply::ReversalRequests(
+            ledger
+                .reversal_requests()
+                .map(|(txn, request)| (*txn, request.clone()))
+                .collect(),
+        ),
         ClientRequest::SmsOutbox {
             from_seq, limit, ..
         } => ClientReply::SmsOutbox(

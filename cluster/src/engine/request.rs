@@ -46,6 +46,8 @@ pub enum ClientRequest {
         shard: u32,
         txn_id: tuma_actors::txn_id::TransactionId,
     },
+    /// The shard's open reversal requests.
+    ReversalRequests { shard: u32 },
     /// Up to `limit` undelivered confirmation texts of the shard from sequence number
     /// `from_seq` on, oldest first (the SMS channel takes them, then acknowledges with
     /// `Command::SmsDelivered`).
@@ -77,6 +79,7 @@ impl ClientRequest {
                 | ClientRequest::Statement { .. }
                 | ClientRequest::Receipt { .. }
                 | ClientRequest::SmsOutbox { .. }
+                | ClientRequest::ReversalRequests { .. }
         )
     }
 
@@ -88,7 +91,8 @@ impl ClientRequest {
             | ClientRequest::Audit { shard }
             | ClientRequest::TransferByReceipt { shard, .. }
             | ClientRequest::Receipt { shard, .. }
-            | ClientRequest::SmsOutbox { shard, .. } => *shard,
+            | ClientRequest::SmsOutbox { shard, .. }
+            | ClientRequest::ReversalRequests { shard } => *shard,
             ClientRequest::Transfer { request, .. } => map.shard_of(&request.from),
             ClientRequest::Account { account }
             | ClientRequest::Statement { account, .. }
@@ -151,6 +155,13 @@ pub enum ClientReply {
     Statement(Vec<StatementLine>),
     /// History rows (a receipt's, payer first).
     History(Vec<HistoryRow>),
+    /// Open reversal requests by receipt.
+    ReversalRequests(
+        Vec<(
+            tuma_actors::txn_id::TransactionId,
+            tuma_actors::ledger::ReversalRequest,
+        )>,
+    ),
     /// Undelivered confirmation texts, oldest first.
     SmsOutbox(Vec<tuma_actors::ledger::SmsRecord>),
     /// A cluster change's outcome.
@@ -197,6 +208,7 @@ impl ClientReply {
             ClientReply::Statement(_) => "statement".into(),
             ClientReply::History(_) => "history".into(),
             ClientReply::SmsOutbox(_) => "sms outbox".into(),
+            ClientReply::ReversalRequests(_) => "reversal requests".into(),
             ClientReply::Meta(_) => "cluster change".into(),
         }
     }

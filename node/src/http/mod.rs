@@ -93,6 +93,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/v1/float", post(admin::issue_float))
         .route("/admin/v1/accounts/:reference", get(admin::account))
         .route("/admin/v1/reversals", post(care::reverse))
+        .route("/admin/v1/reversal-requests", get(care::reversal_requests))
+        .route(
+            "/admin/v1/reversal-requests/:transaction_id/approve",
+            post(care::approve_reversal_request),
+        )
+        .route(
+            "/admin/v1/reversal-requests/:transaction_id/decline",
+            post(care::decline_reversal_request),
+        )
         .route("/admin/v1/pins/unlock", post(admin::unlock_pin))
         .route("/admin/v1/pins/reset", post(admin::reset_pin))
         .route("/admin/v1/cluster", get(admin::cluster))

@@ -6,4 +6,5 @@ mod history;
 mod model;
 mod outcomes;
 mod pins;
+mod reversal_requests;
 mod tariffs_and_limits;
