@@ -128,6 +128,29 @@ pub fn payer_text(c: &Confirmation) -> Option<String> {
     Some(text)
 }
 
+/// The payer's text when a transfer that was under way fails after all (the payee's shard
+/// refused the credit, or the deadline passed): the channel may have told the customer only
+/// that the request was received. `None` where the payer gets no texts.
+pub fn payer_failure_text(c: &Confirmation, why: crate::outcome::ResultCode) -> Option<String> {
+    if matches!(
+        c.kind,
+        TransferKind::BusinessToCustomer
+            | TransferKind::BusinessToBusiness
+            | TransferKind::FloatIssue
+    ) {
+        return None;
+    }
+    Some(format!(
+        "{} Failed. {} to {} {} was not completed: {} New M-PESA balance is {}.",
+        c.txn_id,
+        c.amount.sms(),
+        c.counterparty_number,
+        c.on(),
+        why.description(),
+        c.balance.sms()
+    ))
+}
+
 /// The payee's text, or `None` where the payee gets none (businesses, system accounts).
 pub fn payee_text(c: &Confirmation) -> Option<String> {
     let id = c.txn_id;

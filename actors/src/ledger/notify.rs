@@ -4,7 +4,7 @@ use crate::account::AccountRef;
 use crate::calendar::{eat_day, CivilTime};
 use crate::money::Money;
 use crate::msisdn::Msisdn;
-use crate::sms::{payee_text, payer_text, Confirmation};
+use crate::sms::{payee_text, payer_failure_text, payer_text, Confirmation};
 
 use super::command::CreditOffer;
 use super::records::{OutgoingTransfer, SmsRecord};
@@ -71,6 +71,39 @@ impl ShardLedger {
             reverses: request.reverses,
         };
         if let Some(text) = payer_text(&confirmation) {
+            self.push_sms(phone, text);
+        }
+    }
+
+    /// The payer's text when a transfer under way fails (aborted at its decision).
+    pub(super) fn notify_payer_failed(
+        &mut self,
+        record: &OutgoingTransfer,
+        why: crate::outcome::ResultCode,
+        now: u64,
+    ) {
+        let request = &record.request;
+        let Some(txn_id) = record.txn_id else {
+            return;
+        };
+        let Some((phone, _, balance, _)) = self.recipient(&request.from, now) else {
+            return;
+        };
+        let number = display_number(&request.to);
+        let confirmation = Confirmation {
+            txn_id,
+            when: CivilTime::from_unix_ms(now),
+            kind: request.kind,
+            amount: request.amount,
+            fee: Money::ZERO,
+            balance,
+            daily_remaining: None,
+            counterparty_name: "",
+            counterparty_number: &number,
+            account_reference: request.account_reference.as_deref(),
+            reverses: request.reverses,
+        };
+        if let Some(text) = payer_failure_text(&confirmation, why) {
             self.push_sms(phone, text);
         }
     }

@@ -471,8 +471,10 @@ impl ShardLedger {
         record.decided_ms = Some(now);
         record.balance_after = balance_after;
         let record = record.clone();
-        if decision == Decision::Commit {
-            self.notify_payer(&record, now);
+        match record.state {
+            OutgoingState::Committed => self.notify_payer(&record, now),
+            OutgoingState::Aborted(why) => self.notify_payer_failed(&record, why, now),
+            _ => {}
         }
         self.finished_outgoing(&record, now);
         Applied::TransferFinished(self.receipt_of(&record))

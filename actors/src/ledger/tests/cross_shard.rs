@@ -86,6 +86,15 @@ fn payee_refusal_aborts_and_releases_the_hold() {
         c.ledgers[1].incoming(&request.id).unwrap().state,
         IncomingState::Rejected(ResultCode::UnknownPayee)
     );
+    // The payer is texted that it failed, under the receipt it was given.
+    let text = &c.ledgers[0].sms_outbox().last().unwrap().text;
+    let txn = c.ledgers[0].outgoing(&request.id).unwrap().txn_id.unwrap();
+    assert!(
+        text.starts_with(&format!("{txn} Failed. Ksh100.00 to "))
+            && text.contains("was not completed")
+            && text.ends_with("New M-PESA balance is Ksh10,000.00."),
+        "{text}"
+    );
     assert_quiet(&c);
 }
 
