@@ -1,4 +1,4 @@
-//! `/sms/v1/inbound`: incoming texts, from Kannel's `get-url` (`GET ?from=%p&to=%P&text=%a`)
+//! `/sms/v1/inbound`: incoming texts, from Kannel's `get-url` (`GET ?from=%p&to=%P&text=%b`)
 //! or Africa's Talking's callback (form POST `from, to, text, date, id`).
 //!
 //! `/sms/v1/dlr`: delivery reports, from Kannel (`GET` with the query our `dlr-url` asked
@@ -47,7 +47,7 @@ async fn dlr_form(
     record(&sms, fields)
 }
 
-/// Kannel's `get-url` (`?from=%p&to=%P&text=%a`).
+/// Kannel's `get-url` (`?from=%p&to=%P&text=%b`).
 async fn inbound_query(State(sms): State<Sms>, Query(fields): Query<Fields>) -> Response {
     incoming(&sms, fields).await
 }
@@ -64,7 +64,7 @@ async fn inbound_form(
 }
 
 /// The reply goes out as its own SMS through the gateway; the HTTP answer is empty (Kannel's
-/// service is configured with `omit-empty = true`, so it sends nothing itself).
+/// service is configured with `max-messages = 0`, so it sends nothing itself).
 async fn incoming(sms: &Sms, fields: Fields) -> Response {
     let (Some(from), Some(to), Some(text)) =
         (fields.get("from"), fields.get("to"), fields.get("text"))
