@@ -611,9 +611,52 @@ mod tests {
                 admin_token: None,
                 ..args()
             },
+            NodeArgs {
+                ussd_answer_ms: Some(100),
+                ..args()
+            },
+            NodeArgs {
+                ussd_session_idle: Some("1s".into()),
+                ..args()
+            },
+            NodeArgs {
+                sms_gateway: Some("kannel".into()),
+                ..args()
+            },
+            NodeArgs {
+                sms_gateway: Some("pigeon".into()),
+                ..args()
+            },
+            NodeArgs {
+                sms_spool_max: Some(0),
+                ..args()
+            },
         ] {
             assert!(bad.resolve().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_kannel_gateway_reports_to_this_node_unless_told_otherwise() {
+        let kannel = NodeArgs {
+            sms_gateway: Some("kannel".into()),
+            sms_gateway_url: Some("http://127.0.0.1:13013".into()),
+            sms_username: Some("tuma".into()),
+            sms_secret: Some("secret".into()),
+            listen_http: Some("127.0.0.1:8085".parse().unwrap()),
+            ..args()
+        };
+        let config = kannel.resolve().unwrap();
+        match config.sms.gateway {
+            tuma_channels::sms::Gateway::Kannel { dlr_url, .. } => {
+                assert_eq!(dlr_url.as_deref(), Some("http://127.0.0.1:8085/sms/v1/dlr"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            config.ussd.answer_within,
+            std::time::Duration::from_millis(8_000)
+        );
     }
 
     #[test]
