@@ -39,7 +39,7 @@ pub enum Gateway {
 
 /// What became of one send.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Sent {
+pub enum SendResult {
     Accepted {
         gateway_ref: Option<String>,
     },
@@ -59,11 +59,11 @@ impl Gateway {
     }
 
     /// Sends one text.
-    pub async fn send(&self, client: &reqwest::Client, text: &Queued) -> Sent {
+    pub async fn send(&self, client: &reqwest::Client, text: &Queued) -> SendResult {
         match self {
             Gateway::Log => {
                 tracing::info!(target: "tuma::sms", to = %text.to, id = %text.id, "{}", text.text);
-                Sent::Accepted { gateway_ref: None }
+                SendResult::Accepted { gateway_ref: None }
             }
             Gateway::Kannel { url, .. } => {
                 let request = client
@@ -71,7 +71,7 @@ impl Gateway {
                     .query(&self.kannel_query(text))
                     .timeout(SEND_TIMEOUT);
                 match request.send().await {
-                    Err(error) => Sent::Outage(format!("kannel unreachable: {error}")),
+                    Err(error) => SendResult::Outage(format!("kannel unreachable: {error}")),
                     Ok(response) => {
                         let status = response.status().as_u16();
                         let body = response.text().await.unwrap_or_default();
@@ -100,7 +100,9 @@ impl Gateway {
                     .form(&form)
                     .timeout(SEND_TIMEOUT);
                 match request.send().await {
-                    Err(error) => Sent::Outage(format!("africastalking unreachable: {error}")),
+                    Err(error) => {
+                        SendResult::Outage(format!("africastalking unreachable: {error}"))
+                    }
                     Ok(response) => {
                         let status = response.status().as_u16();
                         let body = response.text().await.unwrap_or_default();
@@ -152,36 +154,36 @@ impl Gateway {
 
 /// Kannel answers `202 0: Accepted for delivery` (or `3: Queued for later delivery`); 4xx
 /// refuses the message; anything else is an outage.
-pub fn kannel_answer(status: u16, body: &str) -> Sent {
+pub fn kannel_answer(status: u16, body: &str) -> SendResult {
     match status {
-        200..=299 => Sent::Accepted { gateway_ref: None },
-        400..=499 => Sent::Refused(format!("kannel {status}: {}", body.trim())),
-        _ => Sent::Outage(format!("kannel {status}: {}", body.trim())),
+        200..=299 => SendResult::Accepted { gateway_ref: None },
+        400..=499 => SendResult::Refused(format!("kannel {status}: {}", body.trim())),
+        _ => SendResult::Outage(format!("kannel {status}: {}", body.trim())),
     }
 }
 
 /// Africa's Talking answers `201 {"SMSMessageData":{"Recipients":[{"statusCode":101,
 /// "messageId":…}]}}`; status codes 100–102 are accepted (processed, sent, queued).
-pub fn africastalking_answer(status: u16, body: &str) -> Sent {
+pub fn africastalking_answer(status: u16, body: &str) -> SendResult {
     match status {
         200..=299 => {
             let parsed: Value = serde_json::from_str(body).unwrap_or(Value::Null);
             let recipient = &parsed["SMSMessageData"]["Recipients"][0];
             match recipient["statusCode"].as_u64() {
-                Some(100..=102) => Sent::Accepted {
+                Some(100..=102) => SendResult::Accepted {
                     gateway_ref: recipient["messageId"].as_str().map(str::to_string),
                 },
-                Some(code) => Sent::Refused(format!(
+                Some(code) => SendResult::Refused(format!(
                     "africastalking {code}: {}",
                     recipient["status"].as_str().unwrap_or("?")
                 )),
-                None => Sent::Refused(format!("africastalking: no recipient in {body:?}")),
+                None => SendResult::Refused(format!("africastalking: no recipient in {body:?}")),
             }
         }
         // A wrong key or an exhausted account stops every send until someone acts.
-        401 | 403 => Sent::Outage(format!("africastalking {status}: {}", body.trim())),
-        400..=499 => Sent::Refused(format!("africastalking {status}: {}", body.trim())),
-        _ => Sent::Outage(format!("africastalking {status}: {}", body.trim())),
+        401 | 403 => SendResult::Outage(format!("africastalking {status}: {}", body.trim())),
+        400..=499 => SendResult::Refused(format!("africastalking {status}: {}", body.trim())),
+        _ => SendResult::Outage(format!("africastalking {status}: {}", body.trim())),
     }
 }
 
@@ -193,13 +195,13 @@ mod tests {
     fn kannel_answers_are_read() {
         assert_eq!(
             kannel_answer(202, "0: Accepted for delivery"),
-            Sent::Accepted { gateway_ref: None }
+            SendResult::Accepted { gateway_ref: None }
         );
         assert!(matches!(
             kannel_answer(403, "Authorization failed"),
-            Sent::Refused(_)
+            SendResult::Refused(_)
         ));
-        assert!(matches!(kannel_answer(503, ""), Sent::Outage(_)));
+        assert!(matches!(kannel_answer(503, ""), SendResult::Outage(_)));
     }
 
     #[test]
@@ -207,19 +209,22 @@ mod tests {
         let ok = r#"{"SMSMessageData":{"Message":"Sent to 1/1 Total Cost: KES 0.8000","Recipients":[{"statusCode":101,"number":"+254711000000","status":"Success","cost":"KES 0.8000","messageId":"ATXid_abc123"}]}}"#;
         assert_eq!(
             africastalking_answer(201, ok),
-            Sent::Accepted {
+            SendResult::Accepted {
                 gateway_ref: Some("ATXid_abc123".into())
             }
         );
         let bad = r#"{"SMSMessageData":{"Recipients":[{"statusCode":403,"status":"InvalidPhoneNumber"}]}}"#;
         assert!(
-            matches!(africastalking_answer(201, bad), Sent::Refused(r) if r.contains("InvalidPhoneNumber"))
+            matches!(africastalking_answer(201, bad), SendResult::Refused(r) if r.contains("InvalidPhoneNumber"))
         );
         assert!(matches!(
             africastalking_answer(401, "bad key"),
-            Sent::Outage(_)
+            SendResult::Outage(_)
         ));
-        assert!(matches!(africastalking_answer(500, ""), Sent::Outage(_)));
+        assert!(matches!(
+            africastalking_answer(500, ""),
+            SendResult::Outage(_)
+        ));
     }
 
     #[test]

@@ -212,22 +212,22 @@ impl Sms {
         let mut outage = None;
         for (key, text, sent) in results {
             let outcome = match sent {
-                gateway::Sent::Accepted { gateway_ref } => {
+                gateway::SendResult::Accepted { gateway_ref } => {
                     metrics::counter!("tuma_sms_sent_total", "gateway" => gateway.name())
                         .increment(1);
                     Some(("accepted".to_string(), gateway_ref))
                 }
-                gateway::Sent::Refused(why) if text.refusals + 1 >= REFUSALS_MAX => {
+                gateway::SendResult::Refused(why) if text.refusals + 1 >= REFUSALS_MAX => {
                     metrics::counter!("tuma_sms_rejected_total", "gateway" => gateway.name())
                         .increment(1);
                     tracing::warn!(id = %text.id, %why, "SMS refused for good");
                     Some((format!("rejected: {why}"), None))
                 }
-                gateway::Sent::Refused(_) => {
+                gateway::SendResult::Refused(_) => {
                     let _ = inner.store.refused(&key, &text);
                     None
                 }
-                gateway::Sent::Outage(why) => {
+                gateway::SendResult::Outage(why) => {
                     outage = Some(why);
                     None
                 }
@@ -332,8 +332,8 @@ impl Sms {
         Ok(views)
     }
 
-    /// Delivery reports this node received for references it did not send (the gateway
-    /// called another node than the sender); for merging views across nodes.
+    /// The delivery report this node received for a reference (our id or the gateway's),
+    /// wherever the text was sent from: views gathered across nodes join them.
     pub fn report_for(&self, reference: &str) -> Option<Report> {
         self.inner.store.report_for(reference).ok().flatten()
     }
