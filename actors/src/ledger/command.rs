@@ -177,9 +177,14 @@ pub enum Applied {
     /// Funds held for a cross-shard transfer: send the offer.
     TransferPrepared(CreditOffer),
     /// A retry of a transfer still in flight: keep waiting.
-    TransferInProgress { id: TransferId },
+    TransferInProgress {
+        id: TransferId,
+    },
     /// A request refused without being recorded (a conflicting reuse of an id, or overload).
-    TransferRefused { id: TransferId, result: ResultCode },
+    TransferRefused {
+        id: TransferId,
+        result: ResultCode,
+    },
     /// Payee side answered an offer: send the answer to the payer shard.
     CreditAnswered {
         id: TransferId,
@@ -192,5 +197,9 @@ pub enum Applied {
         payer_shard: ShardId,
     },
     /// Nothing changed (a duplicate or premature entry).
+    /// The payee acknowledged a decision: the payer stops delivering it.
+    DecisionDelivered {
+        id: TransferId,
+    },
     Unchanged,
 }

@@ -481,8 +481,10 @@ impl ShardLedger {
     }
 
     pub(super) fn decision_delivered(&mut self, id: &TransferId) -> Applied {
-        self.state.outbox.remove(id);
-        Applied::Unchanged
+        match self.state.outbox.remove(id) {
+            Some(_) => Applied::DecisionDelivered { id: id.clone() },
+            None => Applied::Unchanged,
+        }
     }
 
     pub(super) fn receipt_of(&self, record: &OutgoingTransfer) -> Receipt {

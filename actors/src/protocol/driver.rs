@@ -115,6 +115,8 @@ impl ShardDriver {
                     },
                 ));
             }
+            // The last duty of a payer-side transfer: its decision is delivered.
+            Applied::DecisionDelivered { id } => self.forget(id),
             Applied::Settled { id, payer_shard } => {
                 self.forget(id);
                 effects

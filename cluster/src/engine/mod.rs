@@ -476,6 +476,8 @@ impl Engine {
         self.deliver_sms();
         self.membership_metrics();
         metrics::gauge!("tuma_actors_live").set(self.actors.live() as f64);
+        let paced: usize = self.replicas.values().map(Replica::duties_paced).sum();
+        metrics::gauge!("tuma_protocol_duties_paced").set(paced as f64);
         metrics::gauge!("tuma_storage_bytes").set(self.store.size_on_disk() as f64);
     }
 

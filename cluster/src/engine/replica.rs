@@ -227,6 +227,11 @@ impl Replica {
         self.reads.answer(&self.ledger, self.group.applied)
     }
 
+    /// Protocol duties this replica's driver is pacing (0 unless it leads and serves).
+    pub fn duties_paced(&self) -> usize {
+        self.driver.as_ref().map_or(0, ShardDriver::paced)
+    }
+
     /// Applies committed entries in order; answers waiters; runs the driver while serving.
     pub fn apply_entries(
         &mut self,

@@ -34,6 +34,27 @@ fn assert_quiet(c: &Cluster) {
 }
 
 #[test]
+fn finished_transfers_leave_nothing_paced_in_either_leader() {
+    let (mut c, alice, bob) = two_shards();
+    for n in 0..20 {
+        let request = c.request(TransferKind::SendMoney, &alice, &bob, ksh(10 + n));
+        assert_eq!(c.finish(request).result, ResultCode::Success);
+    }
+    let stranger = c.customer_on(1, 7);
+    let refused = c.request(TransferKind::SendMoney, &alice, &stranger, ksh(10));
+    assert_eq!(c.finish(refused).result, ResultCode::UnknownPayee);
+    c.deliver_all();
+    assert_quiet(&c);
+    // Every duty of a finished transfer is forgotten once its decision is delivered: a leader
+    // that stays leader does not accumulate per-transfer state.
+    assert_eq!(
+        (c.drivers[0].paced(), c.drivers[1].paced()),
+        (0, 0),
+        "duties still paced after every transfer finished"
+    );
+}
+
+#[test]
 fn commit_posts_on_both_sides_and_writes_both_texts() {
     let (mut c, alice, bob) = two_shards();
     let request = c.request(TransferKind::SendMoney, &alice, &bob, ksh(1_000));
