@@ -124,19 +124,21 @@ impl Sms {
         tokio::spawn(async move { sender.send_forever().await });
     }
 
-    /// One pass over the led shards: their new texts into the spool, then acknowledged.
+    /// One pass over the led shards: their new texts into the spool (one flush for all), then
+    /// acknowledged to each shard.
     pub async fn take_texts(&self) {
         let inner = &self.inner;
         let Ok(shards) = inner.service.led_shards().await else {
             return;
         };
+        let mut taken = Vec::new();
         for shard in shards {
             let spooled = inner.store.spooled();
             let full = spooled + TAKE_PER_READ > inner.config.spool_max;
             metrics::gauge!("tuma_sms_spool_messages").set(spooled as f64);
             metrics::gauge!("tuma_sms_spool_full").set(if full { 1.0 } else { 0.0 });
             if full {
-                return;
+                break;
             }
             let from = match inner.store.taken(shard) {
                 Ok(taken) => taken.map_or(0, |t| t + 1),
@@ -165,11 +167,21 @@ impl Sms {
                     (r.seq, text)
                 })
                 .collect();
-            if let Err(error) = inner.store.spool(shard, &queued) {
+            if let Err(error) = inner.store.spool_unflushed(shard, &queued) {
                 tracing::error!(%error, shard, "cannot spool texts; the shard keeps them");
-                continue;
+                return;
             }
             metrics::counter!("tuma_sms_taken_total").increment(queued.len() as u64);
+            taken.push((shard, last));
+        }
+        if taken.is_empty() {
+            return;
+        }
+        if let Err(error) = inner.store.flush() {
+            tracing::error!(%error, "cannot flush the SMS spool; the shards keep the texts");
+            return;
+        }
+        for (shard, last) in taken {
             // Not acknowledged (leadership moved): the next leader sends them again, under the
             // same ids.
             let _ = inner.service.sms_taken(shard, last).await;

@@ -4,6 +4,8 @@
 //! are, and a text leaves a shard's outbox only once it is spooled here and flushed.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +59,9 @@ pub enum StoreError {
 /// The store.
 #[derive(Clone)]
 pub struct SmsStore {
+    /// Texts in the spool and in the sent log, counted here: sled's `len` scans the tree.
+    spooled: Arc<AtomicUsize>,
+    sent_count: Arc<AtomicUsize>,
     db: sled::Db,
     spool: sled::Tree,
     sent: sled::Tree,
@@ -84,9 +89,13 @@ impl SmsStore {
             .path(dir)
             .cache_capacity(8 << 20)
             .open()?;
+        let spool = db.open_tree("spool")?;
+        let sent = db.open_tree("sent")?;
         Ok(SmsStore {
-            spool: db.open_tree("spool")?,
-            sent: db.open_tree("sent")?,
+            spooled: Arc::new(AtomicUsize::new(spool.len())),
+            sent_count: Arc::new(AtomicUsize::new(sent.len())),
+            spool,
+            sent,
             by_phone: db.open_tree("sent_by_phone")?,
             reports: db.open_tree("reports")?,
             taken: db.open_tree("taken")?,
@@ -106,17 +115,33 @@ impl SmsStore {
     /// Spools `texts` of `shard` (sequence number, text) and records the last as taken, then
     /// flushes: once this returns, the shard may forget them.
     pub fn spool(&self, shard: u32, texts: &[(u64, Queued)]) -> Result<(), StoreError> {
+        self.spool_unflushed(shard, texts)?;
+        self.flush()
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// [`SmsStore::spool`] without the flush: several shards' texts then share one.
+    pub fn spool_unflushed(&self, shard: u32, texts: &[(u64, Queued)]) -> Result<(), StoreError> {
         let Some((last, _)) = texts.last() else {
             return Ok(());
         };
-        let mut batch = sled::Batch::default();
         for (seq, queued) in texts {
-            batch.insert(&spool_key(shard, *seq), serde_json::to_vec(queued)?);
+            let key = spool_key(shard, *seq);
+            if self
+                .spool
+                .insert(key, serde_json::to_vec(queued)?)?
+                .is_none()
+            {
+                self.spooled.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        self.spool.apply_batch(batch)?;
         self.taken
             .insert(shard.to_be_bytes(), &last.to_be_bytes())?;
-        self.db.flush()?;
         Ok(())
     }
 
@@ -124,7 +149,13 @@ impl SmsStore {
     /// texts in send order.
     pub fn queue_direct(&self, queued: &Queued) -> Result<(), StoreError> {
         let key = spool_key(DIRECT_SHARD, self.db.generate_id()?);
-        self.spool.insert(key, serde_json::to_vec(queued)?)?;
+        if self
+            .spool
+            .insert(key, serde_json::to_vec(queued)?)?
+            .is_none()
+        {
+            self.spooled.fetch_add(1, Ordering::Relaxed);
+        }
         self.db.flush()?;
         Ok(())
     }
@@ -134,8 +165,9 @@ impl SmsStore {
         Ok(self.db.generate_id()?)
     }
 
+    /// Texts in the spool.
     pub fn spooled(&self) -> usize {
-        self.spool.len()
+        self.spooled.load(Ordering::Relaxed)
     }
 
     /// The oldest `limit` spooled texts, with their keys.
@@ -178,13 +210,22 @@ impl SmsStore {
         let mut phone_key = sent.to.as_bytes().to_vec();
         phone_key.push(0);
         phone_key.extend_from_slice(&number);
-        self.sent.insert(number, serde_json::to_vec(sent)?)?;
+        if self
+            .sent
+            .insert(number, serde_json::to_vec(sent)?)?
+            .is_none()
+        {
+            self.sent_count.fetch_add(1, Ordering::Relaxed);
+        }
         self.by_phone.insert(phone_key, &number)?;
-        self.spool.remove(key)?;
-        while self.sent.len() > self.sent_keep {
+        if self.spool.remove(key)?.is_some() {
+            self.spooled.fetch_sub(1, Ordering::Relaxed);
+        }
+        while self.sent_count.load(Ordering::Relaxed) > self.sent_keep {
             let Some((oldest, value)) = self.sent.pop_min()? else {
                 break;
             };
+            self.sent_count.fetch_sub(1, Ordering::Relaxed);
             if let Ok(old) = serde_json::from_slice::<Sent>(&value) {
                 let mut old_key = old.to.as_bytes().to_vec();
                 old_key.push(0);
