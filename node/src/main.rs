@@ -18,8 +18,15 @@ use std::process::ExitCode;
 /// system. With glibc's malloc a node
 /// that installed a shard with 2M history rows kept 7 of its 10 GiB resident after freeing
 /// them (per-thread arenas, fragmented); `malloc_trim` gave them back at once.
+#[cfg(not(feature = "heap-profile"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// With the `heap-profile` feature every allocation is recorded by call site (see
+/// `node_cmd::run`).
+#[cfg(feature = "heap-profile")]
+#[global_allocator]
+static ALLOCATOR: dhat::Alloc = dhat::Alloc;
 
 use clap::{Parser, Subcommand};
 

@@ -299,10 +299,6 @@ impl Sms {
         Ok(reply)
     }
 
-    pub fn service(&self) -> &Service {
-        &self.inner.service
-    }
-
     /// Records a delivery report.
     pub fn record_report(&self, report: Report) -> Result<(), StoreError> {
         metrics::counter!("tuma_sms_reports_total", "status" => report.status.clone()).increment(1);

@@ -150,8 +150,12 @@ impl EngineConfig {
             heartbeat_ticks: 2,
             driver: DriverConfig::default(),
             checkpoint_every_entries: 20_000,
-            checkpoint_every_bytes: 1 << 20,
-            log_keep_bytes: 512 << 10,
+            // A node holds every shard's log in memory: with 64 shards these bound it at
+            // about 64 × 384 KiB of entry data, reached within a minute of load (a soak
+            // found the larger bounds took most of ten minutes at 400/s to fill, and read as
+            // memory that kept growing).
+            checkpoint_every_bytes: 256 << 10,
+            log_keep_bytes: 128 << 10,
             log_keep_entries: 2_000,
             actor_idle_ms: 120_000,
             input_queue_max: 100_000,

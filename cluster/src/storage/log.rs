@@ -147,6 +147,11 @@ impl ShardLog {
             let term = term_in(&core, compact_to).expect("compacting an entry the log holds");
             let drop = (compact_to - core.truncated_index) as usize;
             core.entries.drain(..drop);
+            // The log's peak between checkpoints (a bulk import) must not stay reserved.
+            let len = core.entries.len();
+            if core.entries.capacity() > 2 * len + 1_024 {
+                core.entries.shrink_to(2 * len);
+            }
             core.truncated_index = compact_to;
             core.truncated_term = term;
         }
