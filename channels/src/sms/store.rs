@@ -72,6 +72,15 @@ pub struct SmsStore {
     sent_keep: usize,
 }
 
+/// How final a delivery status is: delivered, failed and rejected end a text's story.
+fn finality(status: &str) -> u8 {
+    match status {
+        "delivered" | "failed" | "rejected" => 2,
+        "submitted" | "buffered" => 1,
+        _ => 0,
+    }
+}
+
 /// The spool's key space for texts that come from no shard (replies to incoming messages).
 const DIRECT_SHARD: u32 = u32::MAX;
 
@@ -250,8 +259,15 @@ impl SmsStore {
         Ok(found)
     }
 
-    /// Records a delivery report (the latest per reference wins).
+    /// Records a delivery report. A gateway's reports can arrive out of order (Kannel calls
+    /// back "submitted" and then "delivered" on separate connections), so a final status is
+    /// never replaced by an intermediate one.
     pub fn report(&self, report: &Report) -> Result<(), StoreError> {
+        if let Some(known) = self.report_for(&report.reference)? {
+            if finality(&known.status) > finality(&report.status) {
+                return Ok(());
+            }
+        }
         self.reports
             .insert(report.reference.as_bytes(), serde_json::to_vec(report)?)?;
         Ok(())
@@ -347,6 +363,13 @@ mod tests {
             received_ms: 5,
         };
         store.report(&report).unwrap();
+        // A late intermediate report does not undo the final one; another final one replaces it.
+        let late = Report {
+            status: "submitted".into(),
+            ..report.clone()
+        };
+        store.report(&late).unwrap();
+        assert_eq!(store.report_for("tuma-0-0").unwrap(), Some(report.clone()));
         store.db.flush().unwrap();
         drop(store);
         let store = SmsStore::open(&dir, 10).unwrap();
