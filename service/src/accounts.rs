@@ -106,6 +106,17 @@ impl Service {
             account: account.clone(),
             verdict,
         };
+        self.once(account, command, deadline).await
+    }
+
+    /// Applies a command that records a PIN attempt on the account's shard, sent at most once
+    /// (a repeat would count the attempt twice).
+    async fn once(
+        &self,
+        account: &AccountRef,
+        command: Command,
+        deadline: Instant,
+    ) -> Result<(), ServiceError> {
         let shard = self.handle().shard_map().shard_of(account);
         let request = ClientRequest::Command { shard, command };
         match self
@@ -240,18 +251,7 @@ impl Service {
             verdict,
             new_hash,
         };
-        let shard = self.handle().shard_map().shard_of(account);
-        let request = ClientRequest::Command { shard, command };
-        match self
-            .calls
-            .call_with(request, deadline, Repeat::AtMostOnce)
-            .await
-            .0
-        {
-            ClientReply::Done(ResultCode::Success) => Ok(()),
-            ClientReply::Done(code) => Err(ServiceError::Refused(code)),
-            other => Err(ServiceError::no_answer("no answer", &other)),
-        }
+        self.once(account, command, deadline).await
     }
 
     /// The holder picks the language their menus are shown in.

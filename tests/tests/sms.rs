@@ -12,6 +12,22 @@ use tuma_tests::{send_money, with_node_flags, TestCluster};
 const ALICE: &str = "254711000001";
 const BOB: &str = "254711000002";
 
+/// Node flags for an Africa's Talking gateway at `url` (username `sandbox`, sender `MPESA`).
+fn africastalking_flags(url: &str, api_key: &str) {
+    with_node_flags(&[
+        "--sms-gateway",
+        "africastalking",
+        "--sms-gateway-url",
+        url,
+        "--sms-username",
+        "sandbox",
+        "--sms-secret",
+        api_key,
+        "--sms-from",
+        "MPESA",
+    ]);
+}
+
 /// Every text to `msisdn`, as any node gathers them from the cluster.
 fn texts(cluster: &TestCluster, node: usize, msisdn: &str) -> Vec<Value> {
     let (status, body) = cluster
@@ -50,18 +66,7 @@ fn pay_bob(cluster: &TestCluster, id: &str) {
 fn texts_wait_out_an_africastalking_outage_and_reports_from_any_node_show() {
     let gateway = FakeGateway::start(Style::AfricasTalking);
     gateway.set_up(false);
-    with_node_flags(&[
-        "--sms-gateway",
-        "africastalking",
-        "--sms-gateway-url",
-        &gateway.url,
-        "--sms-username",
-        "sandbox",
-        "--sms-secret",
-        "test-api-key",
-        "--sms-from",
-        "MPESA",
-    ]);
+    africastalking_flags(&gateway.url, "test-api-key");
     let cluster = TestCluster::start("sms-at", 3, 4);
     cluster.register_customer(ALICE);
     cluster.register_customer(BOB);
@@ -133,6 +138,23 @@ fn texts_wait_out_an_africastalking_outage_and_reports_from_any_node_show() {
         .get(&format!("{}/admin/v1/sms?msisdn=0711", cluster.url(1)))
         .unwrap();
     assert_eq!(status, 400, "{body}");
+    // Malformed reports and incoming texts are refused, naming what is missing.
+    let no_status = cluster
+        .client
+        .post(format!("{}/sms/v1/dlr", cluster.url(1)))
+        .form(&[("id", gateway_ref.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(no_status.status(), 400);
+    assert!(no_status.text().unwrap().contains("id and status"));
+    let no_text = cluster
+        .client
+        .post(format!("{}/sms/v1/inbound", cluster.url(1)))
+        .form(&[("from", "+254711000001"), ("to", "456")])
+        .send()
+        .unwrap();
+    assert_eq!(no_text.status(), 400);
+    assert!(no_text.text().unwrap().contains("from, to and text"));
 }
 
 #[test]
@@ -234,16 +256,7 @@ fn text_in(cluster: &TestCluster, node: usize, from: &str, to: &str, text: &str)
 #[test]
 fn a_confirmation_forwarded_to_456_becomes_a_request_care_approves_or_declines() {
     let gateway = FakeGateway::start(Style::AfricasTalking);
-    with_node_flags(&[
-        "--sms-gateway",
-        "africastalking",
-        "--sms-gateway-url",
-        &gateway.url,
-        "--sms-username",
-        "sandbox",
-        "--sms-secret",
-        "key",
-    ]);
+    africastalking_flags(&gateway.url, "key");
     let cluster = TestCluster::start("sms-456", 3, 4);
     cluster.register_customer(ALICE);
     cluster.register_customer(BOB);

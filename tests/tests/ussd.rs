@@ -351,6 +351,15 @@ fn every_flow_and_error_screen_with_each_step_on_a_random_node() {
         unknown_code.starts_with("END Unknown service code"),
         "{unknown_code}"
     );
+    // A gateway request without its fields is refused with 400 (the gateway ends the session).
+    let malformed = cluster
+        .client
+        .post(format!("{}/ussd/v1/callback", cluster.url(node)))
+        .form(&[("serviceCode", CUSTOMER_CODE), ("text", "")])
+        .send()
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    assert!(malformed.text().unwrap().starts_with("END Bad request"));
 
     // Money is conserved across every flow.
     let audit = cluster.quiet_audit(Duration::from_secs(20));

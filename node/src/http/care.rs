@@ -39,11 +39,21 @@ pub async fn reverse(
         .map_err(|e| ApiError::field("request_id", e.to_string()))?;
     let txn_id = TransactionId::parse(&body.transaction_id)
         .map_err(|e| ApiError::field("transaction_id", e.to_string()))?;
-    match state.service.reverse(id, txn_id).await? {
+    let outcome = state.service.reverse(id, txn_id).await?;
+    reversal_answer(
+        outcome,
+        "no decision in time; retry with the same request_id",
+    )
+}
+
+/// A reversal's receipt, or 503 saying how to learn the outcome.
+fn reversal_answer(
+    outcome: TransferOutcome,
+    undecided: &'static str,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    match outcome {
         TransferOutcome::Decided { receipt, retries } => Ok(Json(receipt_json(&receipt, retries))),
-        TransferOutcome::Undecided { .. } => Err(ApiError::unavailable(
-            "no decision in time; retry with the same request_id",
-        )),
+        TransferOutcome::Undecided { .. } => Err(ApiError::unavailable(undecided)),
     }
 }
 
@@ -89,12 +99,10 @@ pub async fn approve_reversal_request(
     if let Some(text) = decision.text {
         notify(&state, &customer, text);
     }
-    match decision.outcome? {
-        TransferOutcome::Decided { receipt, retries } => Ok(Json(receipt_json(&receipt, retries))),
-        TransferOutcome::Undecided { .. } => Err(ApiError::unavailable(
-            "no decision in time; approve again to learn the outcome (it reverses once)",
-        )),
-    }
+    reversal_answer(
+        decision.outcome?,
+        "no decision in time; approve again to learn the outcome (it reverses once)",
+    )
 }
 
 /// `POST /admin/v1/reversal-requests/{transaction_id}/decline`: closed; the customer is told.
