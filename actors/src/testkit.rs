@@ -120,6 +120,16 @@ impl Cluster {
             self.apply(shard, command);
         }
         self.in_flight.extend(effects.send);
+        // One ledger per shard and no other leader: an absence is confirmed at once.
+        for (id, from) in effects.confirm_absent {
+            let more = self.drivers[shard].answer_confirmed_inquiry(
+                &self.ledgers[shard],
+                &id,
+                from,
+                self.now,
+            );
+            self.run_effects(shard, more);
+        }
     }
 
     /// Opens an account with a PIN (customers and agents) and returns it.

@@ -44,6 +44,20 @@ fn open_agent(cluster: &mut Scripted, at: u64, account: &AccountRef, shard: u32)
     );
 }
 
+/// Whether `node` sent a protocol decision since the last look.
+fn sent_a_decision(cluster: &mut Scripted, node: u64) -> bool {
+    cluster.take_sent().into_iter().any(|(from, _, frame)| {
+        from == node
+            && matches!(
+                frame,
+                PeerFrame::Protocol(Envelope {
+                    message: PeerMessage::Decision { .. },
+                    ..
+                })
+            )
+    })
+}
+
 fn float(cluster: &Scripted, n: usize, to: &AccountRef, shard: u32) -> ClientRequest {
     ClientRequest::Transfer {
         request: TransferRequest {
@@ -102,16 +116,7 @@ fn a_leader_answers_nothing_before_it_applied_an_entry_of_its_term() {
             unready(&cluster),
             "node 1 still leads without its first entry applied"
         );
-        let presumed = cluster.take_sent().into_iter().any(|(from, _, frame)| {
-            from == 1
-                && matches!(
-                    frame,
-                    PeerFrame::Protocol(Envelope {
-                        message: PeerMessage::Decision { .. },
-                        ..
-                    })
-                )
-        });
+        let presumed = sent_a_decision(&mut cluster, 1);
         assert_eq!(
             presumed, answers,
             "planted {planted:?}: presumed abort answered"
@@ -224,4 +229,56 @@ fn a_raft_message_claiming_another_sender_is_dropped() {
         "the forged vote request changed the leader's term"
     );
     assert_eq!(cluster.leader_of(0), Some(leader));
+}
+
+/// "Never prepared here, so abort" is a read of everything the payer shard committed: a leader
+/// deposed without knowing it must not presume abort for a transfer the new leader may have
+/// prepared. Found by the simulator's decision check: a paused leader woke to a queue of
+/// inquiries and answered them from its stale state. It now answers only after a ReadIndex
+/// round confirms it still leads — which a deposed leader never gets. Here the leader of
+/// shard 0 is paused until another is elected, and the first thing it hears on waking is an
+/// inquiry about a transfer it never saw.
+#[test]
+fn a_deposed_leader_that_does_not_know_it_presumes_no_abort() {
+    for (planted, answers) in [
+        (None, false),
+        (Some(EngineFault::PresumeAbortUnconfirmed), true),
+    ] {
+        let mut cluster = Scripted::new(3, 4, 3, planted);
+        assert!(cluster.run_until(5_000, |c| (0..4).all(|s| c.leader_of(s).is_some())));
+        let old = cluster.leader_of(0).unwrap();
+        // The asking payee shard is led elsewhere, so an answer leaves `old` as a frame.
+        let payee = (1..4)
+            .find(|s| cluster.leader_of(*s) != Some(old))
+            .expect("a shard led by another node");
+        cluster.pause(old);
+        assert!(cluster.run_until(5_000, |c| c
+            .replicas(0)
+            .iter()
+            .any(|(id, p)| *id != old && p.serving)));
+        cluster.resume(old);
+        assert!(
+            cluster
+                .replicas(0)
+                .iter()
+                .any(|(id, p)| *id == old && p.serving),
+            "the old leader still believes it serves"
+        );
+        cluster.take_sent();
+        let inquiry = Envelope {
+            from: payee,
+            to: 0,
+            message: PeerMessage::Inquiry {
+                id: TransferId::parse("t-prepared-elsewhere").unwrap(),
+            },
+        };
+        let asker = cluster.leader_of(payee).unwrap();
+        cluster.inject(asker, old, PeerFrame::Protocol(inquiry));
+        cluster.run_for(50);
+        let presumed = sent_a_decision(&mut cluster, old);
+        assert_eq!(
+            presumed, answers,
+            "planted {planted:?}: presumed abort answered"
+        );
+    }
 }

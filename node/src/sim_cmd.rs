@@ -44,7 +44,8 @@ pub struct SimArgs {
     #[arg(long)]
     model: bool,
     /// Plant a defect in every simulated node to see the checker catch it:
-    /// `presume-abort-early` or `destroy-on-placement-change` (engine simulator only).
+    /// `presume-abort-early`, `presume-abort-unconfirmed` or `destroy-on-placement-change`
+    /// (engine simulator only).
     #[arg(long, conflicts_with = "model")]
     plant_fault: Option<String>,
 }
@@ -68,7 +69,7 @@ impl Simulator {
         if let Some(name) = &args.plant_fault {
             let fault = EngineFault::parse(name).filter(|f| *f != EngineFault::AckBeforeDecide);
             cfg.planted_fault = Some(fault.with_context(|| {
-                format!("--plant-fault {name:?}: expected presume-abort-early or destroy-on-placement-change")
+                format!("--plant-fault {name:?}: expected presume-abort-early, presume-abort-unconfirmed or destroy-on-placement-change")
             })?);
         }
         cfg.validate().context("invalid simulator settings")?;

@@ -216,8 +216,25 @@ impl ShardDriver {
                         .push(Command::DecisionDelivered { id: id.clone() });
                 }
             }
-            PeerMessage::Inquiry { id } => self.answer_inquiry(ledger, id, from, now, &mut effects),
+            PeerMessage::Inquiry { id } => {
+                self.answer_inquiry(ledger, id, from, now, false, &mut effects)
+            }
         }
+        effects
+    }
+
+    /// Answers an inquiry about a transfer this shard had no record of, now that this leader
+    /// confirmed its leadership and applied everything committed when it asked
+    /// ([`Effects::confirm_absent`]): still no record means it was never prepared here.
+    pub fn answer_confirmed_inquiry(
+        &mut self,
+        ledger: &ShardLedger,
+        id: &TransferId,
+        from: ShardId,
+        now: u64,
+    ) -> Effects {
+        let mut effects = Effects::default();
+        self.answer_inquiry(ledger, id, from, now, true, &mut effects);
         effects
     }
 
@@ -227,11 +244,16 @@ impl ShardDriver {
         id: &TransferId,
         from: ShardId,
         now: u64,
+        absence_confirmed: bool,
         effects: &mut Effects,
     ) {
         let decision = match ledger.outgoing(id) {
             // Presumed abort: this shard never prepared it.
-            None => Some(Decision::Abort),
+            None if absence_confirmed => Some(Decision::Abort),
+            None => {
+                effects.confirm_absent.push((id.clone(), from));
+                None
+            }
             // Only the transfer's payee shard may ask about it.
             Some(record) if record.payee_shard != from => None,
             Some(record) => match record.state {

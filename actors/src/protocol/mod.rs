@@ -66,23 +66,32 @@ pub struct Envelope {
     pub message: PeerMessage,
 }
 
-/// What the driver wants done: entries to propose to this shard's log, messages to send.
+/// What the driver wants done: entries to propose to this shard's log, messages to send, and
+/// inquiries to answer once the leader has confirmed what it knows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Effects {
     pub propose: Vec<Command>,
     pub send: Vec<Envelope>,
+    /// Inquiries (transfer, asking shard) about transfers this shard holds no record of. "Never
+    /// prepared here, so abort" is a read of everything the shard ever committed: a leader
+    /// that has not applied its whole log, or was deposed without knowing it, would presume
+    /// abort for a transfer another leader prepared and may commit. The caller answers with
+    /// [`super::ShardDriver::answer_confirmed_inquiry`] only after a quorum confirmed it still
+    /// leads and it applied everything committed at that moment (Raft's ReadIndex).
+    pub confirm_absent: Vec<(TransferId, ShardId)>,
 }
 
 impl Effects {
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.propose.is_empty() && self.send.is_empty()
+        self.propose.is_empty() && self.send.is_empty() && self.confirm_absent.is_empty()
     }
 
     /// Appends another batch.
     pub fn extend(&mut self, other: Effects) {
         self.propose.extend(other.propose);
         self.send.extend(other.send);
+        self.confirm_absent.extend(other.confirm_absent);
     }
 }
 

@@ -67,6 +67,12 @@ fn an_inquiry_about_an_unknown_transfer_is_answered_abort() {
         message: PeerMessage::Inquiry { id: id.clone() },
     };
     let effects = driver.on_message(&c.ledgers[0], &inquiry, c.now);
+    assert!(
+        effects.send.is_empty(),
+        "not before the absence is confirmed"
+    );
+    assert_eq!(effects.confirm_absent, vec![(id.clone(), 1)]);
+    let effects = driver.answer_confirmed_inquiry(&c.ledgers[0], &id, 1, c.now);
     assert_eq!(
         effects.send,
         vec![Envelope {

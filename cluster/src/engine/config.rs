@@ -100,8 +100,13 @@ pub enum EngineFault {
     /// Tell the client "confirmed" as soon as the payer's funds are held, before the decision.
     AckBeforeDecide,
     /// A new leader runs its protocol driver (answering inquiries, presuming abort) before it
-    /// has applied an entry of its own term — the defect the readiness gate removed.
+    /// has applied an entry of its own term — the defect the readiness gate removed — and
+    /// presumes abort without confirming its leadership.
     PresumeAbortEarly,
+    /// A serving leader presumes abort without first confirming, by a ReadIndex round, that it
+    /// still leads — the defect by which a leader paused or cut off, deposed without knowing
+    /// it, told a payee to abort a transfer the new leader had prepared.
+    PresumeAbortUnconfirmed,
     /// Destroy a replica as soon as the cluster state no longer places it here, even while its
     /// group still counts it as a voter — the defect the group-removal rule removed.
     DestroyOnPlacementChange,
@@ -113,14 +118,16 @@ impl EngineFault {
         match self {
             EngineFault::AckBeforeDecide => "ack-before-decide",
             EngineFault::PresumeAbortEarly => "presume-abort-early",
+            EngineFault::PresumeAbortUnconfirmed => "presume-abort-unconfirmed",
             EngineFault::DestroyOnPlacementChange => "destroy-on-placement-change",
         }
     }
 
     /// Every planted fault.
-    pub const ALL: [EngineFault; 3] = [
+    pub const ALL: [EngineFault; 4] = [
         EngineFault::AckBeforeDecide,
         EngineFault::PresumeAbortEarly,
+        EngineFault::PresumeAbortUnconfirmed,
         EngineFault::DestroyOnPlacementChange,
     ];
 

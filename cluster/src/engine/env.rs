@@ -85,8 +85,8 @@ impl Network for Transport<PeerFrame> {
     }
 }
 
-/// Told of every ledger entry a replica applies (the simulator's checker listens here; a
-/// production node has none).
+/// Told of every ledger entry a replica applies and every money-protocol message a shard sends
+/// (the simulator's checker listens here; a production node has none).
 pub trait ApplyObserver: Send {
     /// Replica of `shard` applied the entry at `index` whose encoded bytes are `data`;
     /// `ledger` is its state after.
@@ -94,6 +94,8 @@ pub trait ApplyObserver: Send {
     /// Replica of `shard` applied a configuration change at `index`; `voters` are the voters
     /// of the configuration now in force (incoming and outgoing).
     fn configured(&mut self, _shard: u32, _index: u64, _voters: &[u64]) {}
+    /// A shard's driver on this node sent `envelope` (to a local replica or over the network).
+    fn protocol_sent(&mut self, _envelope: &tuma_actors::protocol::Envelope) {}
 }
 
 /// Everything the engine is handed from outside.

@@ -4,10 +4,12 @@
 //! and a transfer that committed is never reported unknown. Reads of the history store are
 //! answered off the engine thread (`history_reads.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use raft::ReadState;
+use tuma_actors::account::ShardId;
 use tuma_actors::ledger::ShardLedger;
+use tuma_actors::transfer::TransferId;
 
 use super::history_reads::{HistoryQuery, HistoryRead};
 use super::request::{ClientReply, ClientRequest, Waiter};
@@ -15,9 +17,17 @@ use super::request::{ClientReply, ClientRequest, Waiter};
 /// Most reads waiting on one replica; more are answered "unavailable".
 pub const PENDING_READS_MAX: usize = 10_000;
 
-struct PendingRead {
-    request: ClientRequest,
-    waiter: Waiter,
+/// Who waits on a read: a client, or a payee shard's inquiry about a transfer this shard had
+/// no record of (presumed abort is a read of everything the shard committed).
+enum PendingRead {
+    Client {
+        request: Box<ClientRequest>,
+        waiter: Waiter,
+    },
+    Inquiry {
+        id: TransferId,
+        from: ShardId,
+    },
 }
 
 /// Reads waiting for their ReadIndex, then for the replica to apply up to it.
@@ -28,19 +38,49 @@ pub(super) struct PendingReads {
     confirming: BTreeMap<u64, PendingRead>,
     /// Leadership confirmed at this commit index; answered once applied that far.
     confirmed: Vec<(u64, PendingRead)>,
+    /// Inquiries waiting, so a payee's resends while one waits add no second read.
+    inquiries: BTreeSet<(TransferId, ShardId)>,
+}
+
+/// What the confirmed reads a replica has applied far enough for get.
+#[derive(Default)]
+pub(super) struct Answers {
+    pub clients: Vec<(Waiter, Answer)>,
+    /// Inquiries whose "no record here" is now confirmed (or no longer true).
+    pub inquiries: Vec<(TransferId, ShardId)>,
 }
 
 impl PendingReads {
+    fn full(&self) -> bool {
+        self.confirming.len() + self.confirmed.len() >= PENDING_READS_MAX
+    }
+
+    fn add(&mut self, read: PendingRead) -> Vec<u8> {
+        self.next_id += 1;
+        self.confirming.insert(self.next_id, read);
+        self.next_id.to_be_bytes().to_vec()
+    }
+
     /// Registers a read; returns the context to pass to `read_index`, or hands the waiter back
     /// when too many reads wait.
     pub fn register(&mut self, request: ClientRequest, waiter: Waiter) -> Result<Vec<u8>, Waiter> {
-        if self.confirming.len() + self.confirmed.len() >= PENDING_READS_MAX {
+        if self.full() {
             return Err(waiter);
         }
-        self.next_id += 1;
-        self.confirming
-            .insert(self.next_id, PendingRead { request, waiter });
-        Ok(self.next_id.to_be_bytes().to_vec())
+        Ok(self.add(PendingRead::Client {
+            request: Box::new(request),
+            waiter,
+        }))
+    }
+
+    /// Registers an inquiry to answer once confirmed; the context to pass to `read_index`, or
+    /// `None` when the same inquiry already waits or too many reads wait (the payee asks
+    /// again).
+    pub fn register_inquiry(&mut self, id: TransferId, from: ShardId) -> Option<Vec<u8>> {
+        if self.full() || !self.inquiries.insert((id.clone(), from)) {
+            return None;
+        }
+        Some(self.add(PendingRead::Inquiry { id, from }))
     }
 
     /// Read indexes raft-rs confirmed in a Ready.
@@ -56,23 +96,41 @@ impl PendingReads {
     }
 
     /// Answers every confirmed read whose index is applied.
-    pub fn answer(&mut self, ledger: &ShardLedger, applied: u64) -> Vec<(Waiter, Answer)> {
+    pub fn answer(&mut self, ledger: &ShardLedger, applied: u64) -> Answers {
         let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed)
             .into_iter()
             .partition(|(index, _)| *index <= applied);
         self.confirmed = later;
-        due.into_iter()
-            .map(|(_, read)| (read.waiter, answer(ledger, &read.request)))
-            .collect()
+        let mut answers = Answers::default();
+        for (_, read) in due {
+            match read {
+                PendingRead::Client { request, waiter } => {
+                    answers.clients.push((waiter, answer(ledger, &request)))
+                }
+                PendingRead::Inquiry { id, from } => {
+                    self.inquiries.remove(&(id.clone(), from));
+                    answers.inquiries.push((id, from));
+                }
+            }
+        }
+        answers
     }
 
-    /// Every waiting read's waiter (leadership lost: they retry elsewhere; nothing was done).
+    /// Every waiting client read's waiter (leadership lost: they retry elsewhere; nothing was
+    /// done); waiting inquiries are dropped (payees ask again).
     pub fn drain(&mut self) -> Vec<Waiter> {
+        self.inquiries.clear();
         let confirming = std::mem::take(&mut self.confirming).into_values();
         let confirmed = std::mem::take(&mut self.confirmed)
             .into_iter()
             .map(|(_, r)| r);
-        confirming.chain(confirmed).map(|r| r.waiter).collect()
+        confirming
+            .chain(confirmed)
+            .filter_map(|read| match read {
+                PendingRead::Client { waiter, .. } => Some(waiter),
+                PendingRead::Inquiry { .. } => None,
+            })
+            .collect()
     }
 }
 

@@ -294,13 +294,19 @@ impl Engine {
     fn follow_roles(&mut self, output: &mut ApplyOutput) {
         let mut lost = Vec::new();
         let may_lead = self.may_lead();
+        let now_ms = self.now_ms();
         let store = self.store.as_ref();
         for (shard, replica) in self.replicas.iter_mut() {
             if let Some(replies) = replica.follow_role(may_lead) {
                 output.replies.extend(replies);
                 lost.push(*shard);
             }
-            for (waiter, answer) in replica.answer_reads() {
+            let (reads, effects) = replica.answer_reads(now_ms);
+            output.envelopes.extend(effects.send);
+            for command in effects.propose {
+                let _ = replica.propose(command, None, now_ms);
+            }
+            for (waiter, answer) in reads {
                 match answer {
                     Answer::Now(reply) => output.replies.push((waiter, reply)),
                     Answer::FromHistory(query) => {
@@ -374,6 +380,9 @@ impl Engine {
         let mut queue: VecDeque<Envelope> = envelopes.into();
         let mut delivered = 0;
         while let Some(envelope) = queue.pop_front() {
+            if let Some(observer) = self.observer.as_mut() {
+                observer.protocol_sent(&envelope);
+            }
             let to = envelope.to;
             let local = self.replicas.get(&to).is_some_and(|r| r.takes_protocol());
             if local && delivered < LOCAL_DELIVERIES_MAX {

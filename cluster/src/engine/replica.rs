@@ -222,9 +222,17 @@ impl Replica {
         self.reads.confirm(states);
     }
 
-    /// Answers the confirmed reads this replica has applied far enough for.
-    pub fn answer_reads(&mut self) -> Vec<(Waiter, super::reads::Answer)> {
-        self.reads.answer(&self.ledger, self.group.applied)
+    /// Answers the confirmed reads this replica has applied far enough for: client reads, and
+    /// the inquiries its driver waited to answer (their protocol effects).
+    pub fn answer_reads(&mut self, now_ms: u64) -> (Vec<(Waiter, super::reads::Answer)>, Effects) {
+        let answers = self.reads.answer(&self.ledger, self.group.applied);
+        let mut effects = Effects::default();
+        if let Some(driver) = self.driver.as_mut() {
+            for (id, from) in answers.inquiries {
+                effects.extend(driver.answer_confirmed_inquiry(&self.ledger, &id, from, now_ms));
+            }
+        }
+        (answers.clients, effects)
     }
 
     /// Protocol duties this replica's driver is pacing (0 unless it leads and serves).
@@ -359,10 +367,22 @@ impl Replica {
 
     /// A protocol message for this shard (ignored unless serving).
     pub fn on_protocol(&mut self, envelope: &Envelope, now_ms: u64) -> Effects {
-        match self.driver.as_mut() {
-            Some(driver) => driver.on_message(&self.ledger, envelope, now_ms),
-            None => Effects::default(),
+        let Some(driver) = self.driver.as_mut() else {
+            return Effects::default();
+        };
+        let mut effects = driver.on_message(&self.ledger, envelope, now_ms);
+        // "No record here" is answered only after a ReadIndex round confirmed this leader.
+        for (id, from) in std::mem::take(&mut effects.confirm_absent) {
+            if matches!(
+                self.planted_fault,
+                Some(EngineFault::PresumeAbortEarly | EngineFault::PresumeAbortUnconfirmed)
+            ) {
+                effects.extend(driver.answer_confirmed_inquiry(&self.ledger, &id, from, now_ms));
+            } else if let Some(context) = self.reads.register_inquiry(id, from) {
+                self.group.raw.read_index(context);
+            }
         }
+        effects
     }
 
     /// Whether protocol messages for this shard are handled here.

@@ -18,6 +18,9 @@ pub(super) enum Fault {
     /// The node dies in the middle of its next step that sends a money-protocol message:
     /// some of that step's frames get out, some do not.
     CrashWhileSending(NodeId),
+    /// The next payer leader to send an offer due soon dies in that step: the offer gets out,
+    /// its Raft frames (the commit index its followers would learn) do not.
+    CrashNextOfferSender,
     /// The busiest leader goes quiet and dies: its outgoing links fail first (what it commits
     /// now, its followers never hear committed), then it crashes; back after a while.
     CrashLeaderQuietly(u64),
@@ -27,6 +30,9 @@ pub(super) enum Fault {
     Restart(NodeId),
     /// SIGSTOP: frames wait, timers stand still; SIGCONT after a while.
     Pause(NodeId, u64),
+    /// The node leading the most shards is paused: the others elect new leaders and move on,
+    /// and it wakes up to a queue of frames, still believing it leads.
+    PauseBusiestLeader(u64),
     Resume(NodeId),
     /// Frames over these links are lost, for a while.
     Cut(Vec<(NodeId, NodeId)>, u64),
@@ -44,6 +50,18 @@ pub(super) enum Fault {
     },
     /// The operator removes a member (live or dead).
     Drain(NodeId),
+}
+
+/// A leader that died while sending left committed entries its followers may not know are
+/// committed; the node that wins one of its shards next is cut off (its outgoing links fail)
+/// the moment it wins, before its first entry commits, for `hold` ms — so it leads, for a
+/// while, a log it has not applied, and everything it answers then is judged. Disarmed after
+/// `until` if nobody won.
+#[derive(Debug, Clone)]
+pub(super) struct IsolateNewLeader {
+    pub shards: std::collections::BTreeSet<u32>,
+    pub hold: u64,
+    pub until: u64,
 }
 
 /// Draws the seed's faults within the workload window.
@@ -91,8 +109,9 @@ fn draw(world: &mut World) -> Option<Fault> {
     let hold = world.rng.range(300, 3_500);
     Some(match roll {
         0..=4 => Fault::Crash(node, hold),
-        5..=14 => Fault::CrashWhileSending(node),
-        15..=19 => Fault::CrashLeaderQuietly(hold),
+        5..=9 => Fault::CrashWhileSending(node),
+        10..=16 => Fault::CrashNextOfferSender,
+        17..=19 => Fault::CrashLeaderQuietly(hold),
         20..=29 => Fault::CrashMidWrite(
             node,
             if world.rng.chance(500) {
@@ -101,7 +120,8 @@ fn draw(world: &mut World) -> Option<Fault> {
                 WriteFault::CrashBeforeDurable
             },
         ),
-        30..=39 => Fault::Pause(node, hold),
+        30..=34 => Fault::Pause(node, hold),
+        35..=39 => Fault::PauseBusiestLeader(hold),
         40..=54 => {
             let others: Vec<NodeId> = world.nodes.keys().copied().filter(|n| *n != node).collect();
             let links = others
@@ -177,6 +197,7 @@ impl World {
                     node.crash_while_sending = true;
                 }
             }
+            Fault::CrashNextOfferSender => self.crash_next_offer_sender = true,
             Fault::CrashMidWrite(id, how) => {
                 if let Some(node) = self.nodes.get(&id).filter(|n| n.is_up()) {
                     let writes = self.rng.range(1, 4);
@@ -193,6 +214,11 @@ impl World {
                 if let Some(node) = self.nodes.get_mut(&id).filter(|n| n.serves()) {
                     node.paused = true;
                     self.schedule_in(hold, Event::Fault(Fault::Resume(id)));
+                }
+            }
+            Fault::PauseBusiestLeader(hold) => {
+                if let Some((id, _)) = self.busiest_leader() {
+                    self.apply_fault(Fault::Pause(id, hold));
                 }
             }
             Fault::Resume(id) => self.resume(id),
@@ -280,6 +306,59 @@ impl World {
             }
             Fault::Drain(id) => self.ask_meta(MetaCommand::Drain { node: id }),
         }
+    }
+
+    /// The shards node `id` leads right now.
+    pub(super) fn shards_led_by(&self, id: NodeId) -> std::collections::BTreeSet<u32> {
+        self.nodes
+            .get(&id)
+            .and_then(|n| n.running.as_ref())
+            .map(|r| {
+                r.engine
+                    .probe_replicas()
+                    .into_iter()
+                    .filter(|p| p.leader)
+                    .map(|p| p.shard)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Springs an armed `IsolateNewLeader` on node `id` if it just won one of the shards and
+    /// has not applied an entry of its term yet.
+    pub(super) fn isolate_new_leader(&mut self, id: NodeId) {
+        let Some(armed) = self.isolate_next_leader.as_ref() else {
+            return;
+        };
+        if self.now() > armed.until {
+            self.isolate_next_leader = None;
+            return;
+        }
+        let won = self
+            .nodes
+            .get(&id)
+            .and_then(|n| n.running.as_ref())
+            .is_some_and(|r| {
+                r.engine
+                    .probe_replicas()
+                    .iter()
+                    .any(|p| p.leader && !p.serving && armed.shards.contains(&p.shard))
+            });
+        if !won {
+            return;
+        }
+        let hold = armed.hold;
+        self.isolate_next_leader = None;
+        let links: Vec<(NodeId, NodeId)> = self
+            .nodes
+            .keys()
+            .filter(|n| **n != id)
+            .map(|n| (id, *n))
+            .collect();
+        self.note(|| {
+            format!("node {id} won a shard of a leader that died sending; cut off for {hold} ms")
+        });
+        self.apply_fault(Fault::Cut(links, hold));
     }
 
     /// The node leading the most shards right now, and the other voters of one shard it leads.

@@ -2,14 +2,20 @@
 //! (an observer in their environment). The recorder checks log matching on the spot — every
 //! replica applies the same bytes at the same index — and keeps, for every watched account, the
 //! committed history of its balance with the simulated time each state was first applied,
-//! against which reads are judged.
+//! against which reads are judged. It also sees every money-protocol message a shard sends and
+//! judges its decisions the same way: a payer shard may say "abort" only of a transfer its
+//! committed log has not prepared (or has aborted), and "commit" only of one it has committed —
+//! an answer from a leader that has not applied its log, or that was deposed without knowing
+//! it, contradicts what the shard had already committed.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tuma_actors::account::AccountRef;
-use tuma_actors::ledger::ShardLedger;
+use tuma_actors::ledger::{Decision, OutgoingState, ShardLedger};
+use tuma_actors::protocol::{Envelope, PeerMessage};
+use tuma_actors::transfer::TransferId;
 use tuma_cluster::engine::ApplyObserver;
 use tuma_cluster::transport::NodeId;
 
@@ -22,6 +28,15 @@ pub struct BalanceState {
     pub balance_cents: i64,
 }
 
+/// When a payer shard's committed state first held a transfer's record, and first held it
+/// committed or ended (aborted or refused).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct PayerSeen {
+    pub held_at: Option<u64>,
+    pub committed_at: Option<u64>,
+    pub ended_at: Option<u64>,
+}
+
 #[derive(Default)]
 pub struct Recorder {
     /// Per shard: the hash of the entry at each index, from its first application.
@@ -29,6 +44,8 @@ pub struct Recorder {
     /// Accounts whose balance history is kept, by shard.
     watched: BTreeMap<u32, Vec<AccountRef>>,
     pub timelines: BTreeMap<AccountRef, Vec<BalanceState>>,
+    /// Per payer shard, the client transfers whose decisions are judged.
+    pub payer_records: BTreeMap<u32, BTreeMap<TransferId, PayerSeen>>,
     /// The newest configuration any replica applied, per shard: its index and voters.
     pub configurations: BTreeMap<u32, (u64, Vec<NodeId>)>,
     pub violations: Vec<String>,
@@ -47,6 +64,36 @@ impl Recorder {
             }]
         });
         self.watched.entry(shard).or_default().push(account);
+    }
+
+    /// Judges every decision `payer_shard` sends about transfer `id`.
+    pub fn watch_transfer(&mut self, payer_shard: u32, id: TransferId) {
+        self.payer_records
+            .entry(payer_shard)
+            .or_default()
+            .entry(id)
+            .or_default();
+    }
+
+    /// A shard's driver on `node` sent `envelope` at `now`: a decision must agree with what
+    /// the payer shard had committed by then.
+    fn protocol_sent(&mut self, node: NodeId, envelope: &Envelope, now: u64) {
+        let PeerMessage::Decision { id, decision } = &envelope.message else {
+            return;
+        };
+        let Some(seen) = self
+            .payer_records
+            .get(&envelope.from)
+            .and_then(|records| records.get(id))
+        else {
+            return;
+        };
+        if let Some(problem) = judge_decision(seen, *decision) {
+            self.violations.push(format!(
+                "shard {} on node {node} sent {decision:?} for {id} at {now} ms, {problem}",
+                envelope.from
+            ));
+        }
     }
 
     /// A hash over every entry every shard committed (for the replay digest).
@@ -99,6 +146,36 @@ impl Recorder {
                 });
             }
         }
+        for (id, seen) in self.payer_records.get_mut(&shard).into_iter().flatten() {
+            let Some(record) = ledger.outgoing(id) else {
+                continue;
+            };
+            seen.held_at.get_or_insert(now);
+            match record.state {
+                OutgoingState::Prepared => {}
+                OutgoingState::Committed => {
+                    seen.committed_at.get_or_insert(now);
+                }
+                OutgoingState::Aborted(_) | OutgoingState::Refused(_) => {
+                    seen.ended_at.get_or_insert(now);
+                }
+            }
+        }
+    }
+}
+
+/// What is wrong with a payer shard deciding `decision` when its committed state had said
+/// `seen` (first states only: they never change once committed), if anything.
+pub fn judge_decision(seen: &PayerSeen, decision: Decision) -> Option<&'static str> {
+    match decision {
+        Decision::Abort if seen.committed_at.is_some() => Some("after its shard had committed it"),
+        Decision::Abort if seen.held_at.is_some() && seen.ended_at.is_none() => {
+            Some("while its shard held it prepared and undecided (a presumed abort)")
+        }
+        Decision::Commit if seen.committed_at.is_none() => {
+            Some("before its shard had committed it")
+        }
+        _ => None,
     }
 }
 
@@ -135,6 +212,14 @@ impl ApplyObserver for NodeObserver {
             .unwrap_or_else(|p| p.into_inner())
             .applied(self.node, shard, index, data, ledger, now);
     }
+
+    fn protocol_sent(&mut self, envelope: &Envelope) {
+        let now = self.now_ms.load(Ordering::Relaxed);
+        self.recorder
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .protocol_sent(self.node, envelope, now);
+    }
 }
 
 /// Is `balance` what a linearizable read running over `[started, answered]` could return?
@@ -165,6 +250,37 @@ mod tests {
             index: at,
             balance_cents: balance,
         }
+    }
+
+    #[test]
+    fn a_decision_must_agree_with_what_the_payer_shard_committed() {
+        let unknown = PayerSeen::default();
+        let prepared = PayerSeen {
+            held_at: Some(10),
+            ..PayerSeen::default()
+        };
+        let committed = PayerSeen {
+            committed_at: Some(20),
+            ..prepared
+        };
+        let aborted = PayerSeen {
+            ended_at: Some(20),
+            ..prepared
+        };
+        assert_eq!(
+            judge_decision(&unknown, Decision::Abort),
+            None,
+            "never prepared"
+        );
+        assert_eq!(judge_decision(&aborted, Decision::Abort), None);
+        assert_eq!(judge_decision(&committed, Decision::Commit), None);
+        assert!(
+            judge_decision(&prepared, Decision::Abort).is_some(),
+            "presumed abort"
+        );
+        assert!(judge_decision(&committed, Decision::Abort).is_some());
+        assert!(judge_decision(&prepared, Decision::Commit).is_some());
+        assert!(judge_decision(&aborted, Decision::Commit).is_some());
     }
 
     #[test]

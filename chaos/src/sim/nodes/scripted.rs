@@ -103,6 +103,26 @@ impl Scripted {
         }
     }
 
+    /// SIGSTOP: the node is not stepped, and frames sent to it meanwhile are lost.
+    pub fn pause(&mut self, id: NodeId) {
+        self.nodes.get_mut(&id).expect("a member").paused = true;
+    }
+
+    /// SIGCONT.
+    pub fn resume(&mut self, id: NodeId) {
+        self.nodes.get_mut(&id).expect("a member").paused = false;
+    }
+
+    /// Mends the one-way link `from` → `to`.
+    pub fn mend(&mut self, from: NodeId, to: NodeId) {
+        self.shared
+            .links
+            .lock()
+            .expect("links")
+            .cut
+            .remove(&(from, to));
+    }
+
     /// Mends every link.
     pub fn heal(&mut self) {
         self.shared.links.lock().expect("links").cut.clear();
@@ -149,13 +169,19 @@ impl Scripted {
                 .lock()
                 .expect("links")
                 .passes(frame.from, frame.to);
-            if let Some(running) = self.nodes.get(&frame.to).and_then(|n| n.running.as_ref()) {
+            let node = self.nodes.get(&frame.to).filter(|n| !n.paused);
+            if let Some(running) = node.and_then(|n| n.running.as_ref()) {
                 if passes {
                     running.handle.peer(frame.from, frame.frame);
                 }
             }
         }
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let ids: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| !n.paused)
+            .map(|(id, _)| *id)
+            .collect();
         for id in ids {
             self.step(id);
         }

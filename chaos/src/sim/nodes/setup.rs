@@ -241,6 +241,9 @@ impl World {
                 PinVerdict::Wrong => WRONG_PIN.to_string(),
                 _ => RIGHT_PIN.to_string(),
             };
+            let payer_shard = self.map.shard_of(&request.from);
+            self.recorder()
+                .watch_transfer(payer_shard, request.id.clone());
             self.transfers
                 .push(TransferClient::new(request, pin, wait_ms));
             let i = self.transfers.len() - 1;

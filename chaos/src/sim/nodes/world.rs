@@ -143,6 +143,12 @@ pub(super) struct World {
     pub settled_at: Option<u64>,
     pub finished: bool,
     pub violations: Vec<String>,
+    /// Armed when a leader died while sending: whoever next wins one of these shards loses its
+    /// outgoing links the moment it wins (`faults.rs`, `isolate_new_leader`).
+    pub isolate_next_leader: Option<super::faults::IsolateNewLeader>,
+    /// Armed by `Fault::CrashNextOfferSender`: the next node to send a payee an offer due soon
+    /// dies in that step.
+    pub crash_next_offer_sender: bool,
     /// Shards whose clock was found poisoned (reported once each).
     pub poisoned: BTreeSet<u32>,
     pub trace: Vec<String>,
@@ -286,50 +292,70 @@ impl World {
                 return;
             }
         }
-        if self.nodes[&id].crash_while_sending && self.sends_protocol(id) {
-            self.crash_while_sending(id);
+        let (offer, worst) = self.sends_protocol(id);
+        if self.crash_next_offer_sender && offer {
+            self.crash_next_offer_sender = false;
+            self.crash_while_sending(id, Some(true));
+            return;
+        }
+        if self.nodes[&id].crash_while_sending && worst {
+            self.crash_while_sending(id, None);
             return;
         }
         self.send_outbox(id);
         self.poll_callers(id);
         self.check_node(id);
+        self.isolate_new_leader(id);
         self.schedule_wake(id);
     }
 
-    /// Whether the node's pending sends hold what a payer leader sends at the worst moments:
-    /// the offer of a transfer due within a second (the step that applied its prepare), or a
-    /// commit decision (the step that applied it) — together with Raft traffic.
-    fn sends_protocol(&self, id: NodeId) -> bool {
+    /// Whether the node's pending sends hold what a payer leader sends at the worst moments,
+    /// together with Raft traffic: the offer of a transfer due within a second (the step that
+    /// applied its prepare; first), or that or a commit decision (the step that applied it).
+    fn sends_protocol(&self, id: NodeId) -> (bool, bool) {
         use tuma_actors::ledger::Decision;
         use tuma_actors::protocol::PeerMessage;
-        self.nodes[&id].running.as_ref().is_some_and(|r| {
-            let outbox = r.outbox.lock().unwrap_or_else(|p| p.into_inner());
-            let due_soon = EPOCH_MS + self.now() + 1_000;
-            let worst = outbox.iter().any(|(_, frame)| match frame {
-                PeerFrame::Protocol(e) => match &e.message {
-                    PeerMessage::Credit(offer) => offer.deadline_ms <= due_soon,
-                    PeerMessage::Decision { decision, .. } => *decision == Decision::Commit,
-                    _ => false,
-                },
-                _ => false,
-            });
-            worst
-                && outbox
-                    .iter()
-                    .any(|(_, frame)| matches!(frame, PeerFrame::Raft { .. }))
-        })
+        let Some(running) = self.nodes[&id].running.as_ref() else {
+            return (false, false);
+        };
+        let outbox = running.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        let due_soon = EPOCH_MS + self.now() + 1_000;
+        let raft = outbox
+            .iter()
+            .any(|(_, frame)| matches!(frame, PeerFrame::Raft { .. }));
+        let (mut soon, mut commit) = (false, false);
+        for (_, frame) in outbox.iter() {
+            if let PeerFrame::Protocol(e) = frame {
+                match &e.message {
+                    PeerMessage::Credit(o) => soon |= o.deadline_ms <= due_soon,
+                    PeerMessage::Decision { decision, .. } => {
+                        commit |= *decision == Decision::Commit
+                    }
+                    _ => {}
+                }
+            }
+        }
+        (raft && soon, raft && (soon || commit))
     }
 
     /// The node dies while its frames leave: each reaches its peer or not (they go out on
-    /// different connections), then the process is gone.
-    fn crash_while_sending(&mut self, id: NodeId) {
+    /// different connections), then the process is gone. `protocol_out`: the money-protocol
+    /// frames all get out (`Some(true)`) and the Raft frames are all lost — the payee hears of
+    /// an entry whose commitment the followers never hear of —, or the other way round
+    /// (`Some(false)`), or each its own way (`None`). If it led shards, whoever wins one next
+    /// is cut off the moment it wins (`IsolateNewLeader`).
+    fn crash_while_sending(&mut self, id: NodeId, protocol_out: Option<bool>) {
         let node = self.nodes.get_mut(&id).expect("stepping");
         node.crash_while_sending = false;
         let frames = node.take_outbox();
         let mut sent = Vec::new();
         let mut story = Vec::new();
         for frame in frames {
-            let out = self.rng.chance(500);
+            let out = match (protocol_out, &frame.1) {
+                (Some(out), PeerFrame::Protocol(_)) => out,
+                (Some(out), PeerFrame::Raft { .. }) => !out,
+                _ => self.rng.chance(500),
+            };
             if self.cfg.trace {
                 let what = match &frame.1 {
                     PeerFrame::Protocol(e) => format!("{:?} to shard {}", e.message, e.to),
@@ -358,9 +384,18 @@ impl World {
                 .unwrap_or_else(|p| p.into_inner())
                 .extend(sent);
         }
+        let led = self.shards_led_by(id);
         self.send_outbox(id);
         self.poll_callers(id);
         self.crash_node(id);
+        if !led.is_empty() {
+            let hold = self.rng.range(1_000, 4_000);
+            self.isolate_next_leader = Some(super::faults::IsolateNewLeader {
+                shards: led,
+                hold,
+                until: self.now() + 5_000,
+            });
+        }
         let downtime = self.rng.range(50, 2_500);
         self.schedule_in(downtime, Event::Fault(super::faults::Fault::Restart(id)));
     }
@@ -856,6 +891,8 @@ impl World {
             settled_at: None,
             finished: false,
             violations: Vec::new(),
+            isolate_next_leader: None,
+            crash_next_offer_sender: false,
             poisoned: BTreeSet::new(),
             trace: Vec::new(),
             stats: Stats::default(),

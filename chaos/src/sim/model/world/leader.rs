@@ -139,6 +139,40 @@ impl World<'_> {
         for envelope in effects.send {
             self.send_peer(envelope);
         }
+        // An absence is confirmed once everything proposed before it has applied.
+        for (id, from) in effects.confirm_absent {
+            let sh = &self.shards[shard as usize];
+            let at = (self.now + 1).max(sh.last_apply_at);
+            let epoch = sh.epoch;
+            self.schedule(
+                at,
+                Event::ConfirmedInquiry {
+                    shard,
+                    epoch,
+                    id,
+                    from,
+                },
+            );
+        }
+    }
+
+    pub(super) fn answer_confirmed_inquiry(
+        &mut self,
+        shard: ShardId,
+        epoch: u64,
+        id: tuma_actors::transfer::TransferId,
+        from: ShardId,
+    ) {
+        let now = self.leader_now(shard);
+        let sh = &mut self.shards[shard as usize];
+        if sh.epoch != epoch {
+            return;
+        }
+        let Some(driver) = sh.driver.as_mut() else {
+            return;
+        };
+        let effects = driver.answer_confirmed_inquiry(&sh.ledger, &id, from, now);
+        self.execute(shard, effects);
     }
 
     fn send_peer(&mut self, envelope: Envelope) {

@@ -49,6 +49,14 @@ enum Event {
         epoch: u64,
         entry: Entry,
     },
+    /// The leader of `shard` (in `epoch`) has applied everything proposed before an inquiry
+    /// about a transfer it had no record of (the model's ReadIndex): it answers now.
+    ConfirmedInquiry {
+        shard: ShardId,
+        epoch: u64,
+        id: tuma_actors::transfer::TransferId,
+        from: ShardId,
+    },
     Tick(ShardId),
     Crash(ShardId),
     Restart(ShardId),
@@ -339,6 +347,12 @@ impl<'c> World<'c> {
                 epoch,
                 entry,
             } => self.apply(shard, epoch, entry),
+            Event::ConfirmedInquiry {
+                shard,
+                epoch,
+                id,
+                from,
+            } => self.answer_confirmed_inquiry(shard, epoch, id, from),
             Event::Tick(shard) => self.tick(shard),
             Event::Crash(shard) => self.crash(shard),
             Event::Restart(shard) => self.restart(shard),
