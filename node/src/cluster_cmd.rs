@@ -6,13 +6,14 @@
 //! node, so running the same command again brings the same cluster back with its money.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tuma_chaos::harness::launch::{self, Membership, NodeLaunch, Secret};
 
 /// Most nodes `cluster up` starts on one machine.
 const NODES_MAX: u32 = 15;
@@ -76,16 +77,6 @@ fn random_hex(bytes: usize) -> String {
 }
 
 /// Distinct free loopback ports (all held until every one is chosen, so none repeats).
-fn free_ports(count: u32) -> anyhow::Result<Vec<u16>> {
-    let held = (0..count)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(held
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<Result<_, _>>()?)
-}
-
 fn read_or_create(
     path: &Path,
     given: Option<String>,
@@ -121,7 +112,7 @@ fn layout(args: &UpArgs) -> anyhow::Result<Layout> {
         return Ok(layout);
     }
     let replicas = args.replicas.unwrap_or(args.nodes.min(3));
-    let ports = free_ports(2 * args.nodes)?;
+    let ports = launch::free_ports(2 * args.nodes as usize)?;
     let layout = Layout {
         nodes: args.nodes,
         shards: args.shards,
@@ -149,51 +140,47 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
         args.admin_token.clone(),
         || random_hex(16),
     )?;
-    let members: Vec<String> = (0..layout.nodes)
-        .map(|i| format!("{}=127.0.0.1:{}", i + 1, layout.peer_ports[i as usize]))
-        .collect();
-    let exe = std::env::current_exe().context("locating the tuma binary")?;
+    let members = launch::loopback_members(layout.peer_ports.iter().copied());
+    let binary = std::env::current_exe().context("locating the tuma binary")?;
     let mut children: Vec<Child> = Vec::new();
     for i in 0..layout.nodes as usize {
         let id = i + 1;
-        let log = std::fs::File::create(args.data.join(format!("node-{id}.log")))?;
-        let mut command = Command::new(&exe);
-        command
-            .arg("node")
-            .args(["--id", &id.to_string()])
-            .arg("--data")
-            .arg(args.data.join(format!("node-{id}")))
-            .args([
-                "--listen-peer",
-                &format!("127.0.0.1:{}", layout.peer_ports[i]),
-            ])
-            .args([
-                "--listen-http",
-                &format!("127.0.0.1:{}", layout.http_ports[i]),
-            ])
-            .args(["--members", &members.join(",")])
-            .arg("--cluster-secret-file")
-            .arg(&secret_path)
-            .args(["--admin-token", &token])
-            .args(["--shards", &layout.shards.to_string()])
-            .args(["--replicas", &layout.replicas.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+        let (data, log) = launch::node_paths(&args.data, id);
+        let mut extra_args = Vec::new();
         if let Some(kib) = args.pin_hash_memory_kib {
-            command.args([
-                "--pin-hash-memory-kib",
-                &kib.to_string(),
-                "--pin-hash-iterations",
-                "1",
+            extra_args.extend([
+                "--pin-hash-memory-kib".to_string(),
+                kib.to_string(),
+                "--pin-hash-iterations".into(),
+                "1".into(),
             ]);
         }
         if let Some(window) = &args.idempotency_window {
-            command.args(["--idempotency-window", window]);
+            extra_args.extend(["--idempotency-window".to_string(), window.clone()]);
         }
         if args.enable_test_hooks {
-            command.arg("--enable-test-hooks");
+            extra_args.push("--enable-test-hooks".into());
         }
+        let mut command = NodeLaunch {
+            binary: binary.clone(),
+            id,
+            data,
+            listen_peer: format!("127.0.0.1:{}", layout.peer_ports[i]),
+            listen_http: format!("127.0.0.1:{}", layout.http_ports[i]),
+            membership: Membership::Initial {
+                members: members.clone(),
+                shards: layout.shards,
+                replicas: layout.replicas as usize,
+            },
+            secret: Secret::File(secret_path.clone()),
+            admin_token: token.clone(),
+            log,
+            log_filter: None,
+            wrapper: Vec::new(),
+            extra_args,
+        }
+        .command()
+        .context("preparing a node")?;
         let child = command.spawn().context("starting a node")?;
         println!(
             "node {id} http=http://127.0.0.1:{} peer=127.0.0.1:{} pid={}",

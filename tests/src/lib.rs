@@ -6,10 +6,11 @@
 //! (`cargo test --workspace` builds it; `cargo build -p tuma-node` does too).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tuma_chaos::harness::launch::{self, Membership, NodeLaunch, Secret};
 
 pub mod fake_gateway;
 pub mod steady_load;
@@ -33,14 +34,9 @@ pub fn tuma_binary() -> PathBuf {
     path
 }
 
-/// Distinct free loopback ports (all held until every one is chosen, so none repeats).
+/// Distinct free loopback ports.
 fn free_ports(count: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> = (0..count)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    launch::free_ports(count).expect("free loopback ports")
 }
 
 /// One node process.
@@ -125,54 +121,44 @@ impl TestCluster {
 
     /// Starts node `id` (again), optionally with another cluster secret.
     pub fn spawn(&mut self, id: usize, secret: Option<&str>) {
-        let members = self.members();
-        let replicas = self.nodes.iter().filter(|n| !n.joined).count().min(3);
         let node = &self.nodes[id - 1];
-        let mut shape: Vec<String> = vec![
-            "--members".into(),
-            members,
-            "--shards".into(),
-            self.shards.to_string(),
-            "--replicas".into(),
-            replicas.to_string(),
-        ];
-        if node.joined {
+        let membership = if node.joined {
             let through = self
                 .nodes
                 .iter()
                 .find(|n| n.id != id && n.child.is_some())
                 .expect("a running member to join through");
-            shape = vec!["--join".into(), through.url.clone()];
+            Membership::Join {
+                through: through.url.clone(),
+            }
+        } else {
+            Membership::Initial {
+                members: self.members(),
+                shards: self.shards,
+                replicas: self.nodes.iter().filter(|n| !n.joined).count().min(3),
+            }
+        };
+        let (data, log) = launch::node_paths(&self.dir, id);
+        let mut extra_args: Vec<String> = launch::FAST_PIN_HASH_ARGS.map(String::from).into();
+        extra_args.push("--enable-test-hooks".into());
+        extra_args.extend(self.extra_args.iter().cloned());
+        let child = NodeLaunch {
+            binary: tuma_binary(),
+            id,
+            data,
+            listen_peer: format!("127.0.0.1:{}", node.peer_port),
+            listen_http: format!("127.0.0.1:{}", node.http_port),
+            membership,
+            secret: Secret::Inline(secret.unwrap_or(&self.secret).to_string()),
+            admin_token: TOKEN.into(),
+            log,
+            log_filter: Some("info,raft=warn".into()),
+            wrapper: Vec::new(),
+            extra_args,
         }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("node-{id}.log")))
-            .unwrap();
-        let child = Command::new(tuma_binary())
-            .arg("node")
-            .args(["--id", &id.to_string()])
-            .arg("--data")
-            .arg(self.dir.join(format!("node-{id}")))
-            .args(["--listen-peer", &format!("127.0.0.1:{}", node.peer_port)])
-            .args(["--listen-http", &format!("127.0.0.1:{}", node.http_port)])
-            .args(&shape)
-            .args(["--cluster-secret", secret.unwrap_or(&self.secret)])
-            .args(["--admin-token", TOKEN])
-            .args([
-                "--pin-hash-memory-kib",
-                "64",
-                "--pin-hash-iterations",
-                "1",
-                "--enable-test-hooks",
-            ])
-            .args(&self.extra_args)
-            .env("TUMA_LOG", "info,raft=warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting tuma node");
+        .command()
+        .and_then(|mut command| command.spawn())
+        .expect("starting tuma node");
         self.nodes[id - 1].child = Some(child);
     }
 

@@ -6,13 +6,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+use super::launch::{self, Membership, NodeLaunch, Secret};
 use super::netns::{self, Netns};
 use super::proxy::LinkProxy;
 use super::HarnessError;
@@ -189,57 +190,56 @@ impl ChaosCluster {
 
     pub fn spawn(&mut self, id: usize) -> std::io::Result<()> {
         let node = &self.nodes[id - 1];
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(format!("node-{id}.log")))?;
         let (listen_peer, listen_http) = self.listen(id);
-        let mut command = match &self.network {
-            Network::Namespaces(ns) => {
-                // `ip netns exec` switches namespace and execs the node: the pid is the node's.
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", &ns.namespace(id)])
-                    .arg(&self.binary);
-                c
-            }
-            Network::Proxies(_) | Network::Direct => Command::new(&self.binary),
+        let (data, log) = launch::node_paths(&self.dir, id);
+        let wrapper = match &self.network {
+            // `ip netns exec` switches namespace and execs the node: the pid is the node's.
+            Network::Namespaces(ns) => vec![
+                "ip".to_string(),
+                "netns".into(),
+                "exec".into(),
+                ns.namespace(id),
+            ],
+            Network::Proxies(_) | Network::Direct => Vec::new(),
         };
-        command
-            .arg("node")
-            .args(["--id", &id.to_string()])
-            .arg("--data")
-            .arg(self.dir.join(format!("node-{id}")))
-            .args(["--listen-peer", &listen_peer])
-            .args(["--listen-http", &listen_http])
-            .args(["--members", &self.members_for(id)])
-            .args(["--cluster-secret", SECRET, "--admin-token", ADMIN_TOKEN])
-            .args([
-                "--shards",
-                &self.shards.to_string(),
-                "--replicas",
-                &self.nodes.len().min(3).to_string(),
-            ])
-            .args(["--clock-offset-ms", &node.clock_offset_ms.to_string()])
+        let mut extra_args = vec![
+            "--clock-offset-ms".to_string(),
+            node.clock_offset_ms.to_string(),
             // The clock-jump fault moves a running node's clock through a test hook.
-            .arg("--enable-test-hooks")
-            .env(
-                "TUMA_LOG",
-                // TUMA_CHAOS_NODE_LOG sets the nodes' log filter when a run needs more.
-                std::env::var("TUMA_CHAOS_NODE_LOG").unwrap_or_else(|_| "info,raft=warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+            "--enable-test-hooks".into(),
+        ];
         if let Some(fault) = &self.options.plant_fault {
-            command.args(["--plant-fault", fault]);
+            extra_args.extend(["--plant-fault".to_string(), fault.clone()]);
         }
         if self.options.fast_pin_hash {
-            command.args(["--pin-hash-memory-kib", "64", "--pin-hash-iterations", "1"]);
+            extra_args.extend(launch::FAST_PIN_HASH_ARGS.map(String::from));
         }
         if self.options.argon2_pins {
-            command.args(["--pin-hash", "argon2"]);
+            extra_args.extend(["--pin-hash".to_string(), "argon2".into()]);
         }
-        command.args(&self.options.extra_args);
+        extra_args.extend(self.options.extra_args.iter().cloned());
+        let mut command = NodeLaunch {
+            binary: self.binary.clone(),
+            id,
+            data,
+            listen_peer,
+            listen_http,
+            membership: Membership::Initial {
+                members: self.members_for(id),
+                shards: self.shards,
+                replicas: self.nodes.len().min(3),
+            },
+            secret: Secret::Inline(SECRET.into()),
+            admin_token: ADMIN_TOKEN.into(),
+            log,
+            // TUMA_CHAOS_NODE_LOG sets the nodes' log filter when a run needs more.
+            log_filter: Some(
+                std::env::var("TUMA_CHAOS_NODE_LOG").unwrap_or_else(|_| "info,raft=warn".into()),
+            ),
+            wrapper,
+            extra_args,
+        }
+        .command()?;
         let child = command.spawn()?;
         let node = &mut self.nodes[id - 1];
         node.child = Some(child);

@@ -2,6 +2,7 @@
 //!
 //! | file | holds |
 //! |---|---|
+//! | `launch.rs` | how a `tuma node` process is started (shared by every launcher, `cluster up` and the tests too) |
 //! | `cluster.rs` | the cluster under test: `tuma node` processes, start/kill/pause/restart |
 //! | `proxy.rs` | per-direction link proxies: partitions (one-way too), delay, loss |
 //! | `workload.rs` | the bank: accounts, float, concurrent clients of every transfer kind |
@@ -17,6 +18,7 @@
 mod checker;
 mod cluster;
 mod faults;
+pub mod launch;
 mod netns;
 mod proxy;
 mod report;
