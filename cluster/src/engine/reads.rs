@@ -210,3 +210,76 @@ pub(super) fn answer(ledger: &ShardLedger, request: &ClientRequest) -> Answer {
     };
     Answer::Now(reply)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tuma_actors::ledger::LedgerConfig;
+    use tuma_actors::tariff::Tariffs;
+    use tuma_actors::ShardMap;
+
+    use super::*;
+
+    fn ledger() -> ShardLedger {
+        let map = ShardMap::new(2).unwrap();
+        ShardLedger::new(LedgerConfig::new(
+            0,
+            map,
+            Arc::new(Tariffs::kenya_default()),
+        ))
+    }
+
+    fn confirmed_at(reads: &mut PendingReads, context: Vec<u8>, index: u64) {
+        reads.confirm(&[ReadState {
+            index,
+            request_ctx: context,
+        }]);
+    }
+
+    #[test]
+    fn an_inquiry_is_answered_once_confirmed_and_applied_and_asked_once_while_it_waits() {
+        let (mut reads, ledger) = (PendingReads::default(), ledger());
+        let id = TransferId::parse("t-1").unwrap();
+        let context = reads.register_inquiry(id.clone(), 1).expect("registered");
+        assert_eq!(
+            reads.register_inquiry(id.clone(), 1),
+            None,
+            "a resend while one waits adds no read"
+        );
+        assert!(
+            reads.answer(&ledger, 100).inquiries.is_empty(),
+            "not confirmed yet"
+        );
+        confirmed_at(&mut reads, context, 7);
+        assert!(
+            reads.answer(&ledger, 6).inquiries.is_empty(),
+            "not applied that far"
+        );
+        assert_eq!(reads.answer(&ledger, 7).inquiries, vec![(id.clone(), 1)]);
+        assert!(
+            reads.register_inquiry(id, 1).is_some(),
+            "answered, so it may be asked again"
+        );
+    }
+
+    #[test]
+    fn leadership_lost_drops_waiting_inquiries_and_hands_back_client_waiters() {
+        let mut reads = PendingReads::default();
+        let id = TransferId::parse("t-1").unwrap();
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        assert!(reads
+            .register(ClientRequest::Audit { shard: 0 }, Waiter::Local(tx))
+            .is_ok());
+        reads.register_inquiry(id.clone(), 1).expect("registered");
+        assert_eq!(
+            reads.drain().len(),
+            1,
+            "only the client waits for an answer"
+        );
+        assert!(
+            reads.register_inquiry(id, 1).is_some(),
+            "the payee's next inquiry starts afresh"
+        );
+    }
+}

@@ -90,7 +90,7 @@ impl Recorder {
         };
         if let Some(problem) = judge_decision(seen, *decision) {
             self.violations.push(format!(
-                "shard {} on node {node} sent {decision:?} for {id} at {now} ms, {problem}",
+                "shard {} on node {node} sent {decision:?} for {id} at {now} ms, {problem} (first committed states: {seen:?})",
                 envelope.from
             ));
         }

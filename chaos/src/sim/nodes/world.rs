@@ -295,11 +295,11 @@ impl World {
         let (offer, worst) = self.sends_protocol(id);
         if self.crash_next_offer_sender && offer {
             self.crash_next_offer_sender = false;
-            self.crash_while_sending(id, Some(true));
+            self.crash_while_sending(id, true);
             return;
         }
         if self.nodes[&id].crash_while_sending && worst {
-            self.crash_while_sending(id, None);
+            self.crash_while_sending(id, false);
             return;
         }
         self.send_outbox(id);
@@ -339,21 +339,20 @@ impl World {
     }
 
     /// The node dies while its frames leave: each reaches its peer or not (they go out on
-    /// different connections), then the process is gone. `protocol_out`: the money-protocol
-    /// frames all get out (`Some(true)`) and the Raft frames are all lost — the payee hears of
-    /// an entry whose commitment the followers never hear of —, or the other way round
-    /// (`Some(false)`), or each its own way (`None`). If it led shards, whoever wins one next
-    /// is cut off the moment it wins (`IsolateNewLeader`).
-    fn crash_while_sending(&mut self, id: NodeId, protocol_out: Option<bool>) {
+    /// different connections), then the process is gone. With `offer_out_raft_lost` the
+    /// money-protocol frames all get out and the Raft frames are all lost — the payee hears of
+    /// an entry whose commitment the followers never hear of. If it led shards, whoever wins
+    /// one next is cut off the moment it wins (`IsolateNewLeader`).
+    fn crash_while_sending(&mut self, id: NodeId, offer_out_raft_lost: bool) {
         let node = self.nodes.get_mut(&id).expect("stepping");
         node.crash_while_sending = false;
         let frames = node.take_outbox();
         let mut sent = Vec::new();
         let mut story = Vec::new();
         for frame in frames {
-            let out = match (protocol_out, &frame.1) {
-                (Some(out), PeerFrame::Protocol(_)) => out,
-                (Some(out), PeerFrame::Raft { .. }) => !out,
+            let out = match (offer_out_raft_lost, &frame.1) {
+                (true, PeerFrame::Protocol(_)) => true,
+                (true, PeerFrame::Raft { .. }) => false,
                 _ => self.rng.chance(500),
             };
             if self.cfg.trace {
