@@ -39,8 +39,8 @@ fn known(
     window_ms: u64,
 ) -> Known {
     let expired = Known::Answer(ClientReply::Refused(ResultCode::RequestIdExpired));
-    let Some(record): Option<&OutgoingTransfer> = replica.ledger.outgoing(&request.id) else {
-        return match store.history_by_transfer(replica.shard, &request.id) {
+    let Some(record): Option<&OutgoingTransfer> = replica.ledger().outgoing(&request.id) else {
+        return match store.history_by_transfer(replica.shard(), &request.id) {
             Ok(Some(_)) => expired,
             Ok(None) => Known::New,
             Err(error) => Known::Answer(ClientReply::Unavailable(format!(
@@ -57,7 +57,7 @@ fn known(
     {
         return expired;
     }
-    match replica.ledger.receipt(&request.id) {
+    match replica.ledger().receipt(&request.id) {
         Some(receipt) => Known::Answer(ClientReply::Receipt(receipt)),
         None => Known::InFlight,
     }
@@ -165,7 +165,7 @@ impl Engine {
                 Known::New => {}
             }
             let hash = replica
-                .ledger
+                .ledger()
                 .account(&request.from)
                 .and_then(|a| a.pin.as_ref())
                 .map(|p| p.hash.clone());

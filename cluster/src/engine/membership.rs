@@ -17,9 +17,6 @@ use crate::storage::{StorageError, WriteBatch, WriteOp};
 use crate::transport::NodeId;
 use crate::wire::PeerFrame;
 
-/// A silent replica asks the members at most this often whether its group still has it.
-const QUERY_EVERY_MS: u64 = 2_000;
-
 /// A stop in progress: leaderships are being handed away.
 pub(super) struct Leaving {
     pub deadline_ms: u64,
@@ -101,7 +98,7 @@ impl Engine {
         {
             let now = self.clock.monotonic_ms();
             if let Some(replica) = self.replicas.get_mut(&group) {
-                replica.heard_leader_at = now;
+                replica.removal().heard_leader(now);
             }
         }
         let rng = &mut self.rng;
@@ -248,13 +245,13 @@ impl Engine {
         if replica.is_leader() {
             return;
         }
-        let group = &mut replica.group;
-        if !group.is_initialized() {
-            if !group.has_promised() {
-                replica.tombstoned = Some(conf_index);
+        if !replica.group.is_initialized() {
+            if !replica.group.has_promised() {
+                replica.removal().tombstone(conf_index);
             }
             return;
         }
+        let group = &mut replica.group;
         let (first, last) = group.log.bounds();
         let held = group.log.term_of(conf_index);
         if conf_index > last {
@@ -264,7 +261,7 @@ impl Engine {
                 conf_index,
                 "removed from the group (by a member's tombstone)"
             );
-            replica.tombstoned = Some(conf_index);
+            replica.removal().tombstone(conf_index);
         } else if conf_term != 0 && held == Some(conf_term) {
             if conf_index > group.raw.raft.raft_log.committed {
                 group.raw.raft.raft_log.commit_to(conf_index);
@@ -277,7 +274,7 @@ impl Engine {
                 conf_index,
                 "removed from the group; this replica's tail diverged"
             );
-            replica.tombstoned = Some(conf_index);
+            replica.removal().tombstone(conf_index);
         }
     }
 
@@ -297,8 +294,7 @@ impl Engine {
         let planted = self.config.planted_fault == Some(EngineFault::DestroyOnPlacementChange);
         for (shard, r) in self.replicas.iter_mut() {
             let outside = r.group.is_initialized() && !r.group.in_configuration(me);
-            if outside && !r.kept_noted {
-                r.kept_noted = true;
+            if outside && r.removal().first_note_outside() {
                 tracing::info!(
                     shard,
                     leader = r.is_leader(),
@@ -326,10 +322,11 @@ impl Engine {
                 let empty_and_unwanted =
                     !initialized && !r.group.has_promised() && !placed_here(*shard);
                 let planted_fault = planted && !placed_here(*shard);
-                let removed_at = r.group.applied.max(r.tombstoned.unwrap_or(0));
+                let tombstoned = r.removal_tombstoned();
+                let removed_at = r.group.applied.max(tombstoned.unwrap_or(0));
                 if removed_by_group || planted_fault {
                     Some((*shard, Some(removed_at)))
-                } else if r.tombstoned.is_some() {
+                } else if tombstoned.is_some() {
                     Some((*shard, initialized.then_some(removed_at)))
                 } else if empty_and_unwanted {
                     Some((*shard, None))
@@ -399,12 +396,9 @@ impl Engine {
         let mut queries = Vec::new();
         for (shard, replica) in self.replicas.iter_mut() {
             if replica.is_leader() {
-                replica.heard_leader_at = now;
+                replica.removal().heard_leader(now);
             }
-            let silent = now >= replica.heard_leader_at + silent_ms
-                && now >= replica.queried_at + QUERY_EVERY_MS;
-            if silent {
-                replica.queried_at = now;
+            if replica.removal().query_due(now, silent_ms) {
                 queries.push(*shard);
             }
         }

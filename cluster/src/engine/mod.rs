@@ -47,6 +47,7 @@ mod pins;
 mod probe;
 mod reads;
 mod ready;
+mod removal_watch;
 mod replica;
 mod request;
 mod router;
@@ -492,17 +493,13 @@ impl Engine {
         for replica in self.replicas.values_mut().filter(|r| r.is_serving()) {
             let mut last = None;
             let mut sent = 0u64;
-            for record in replica
-                .ledger
-                .sms_outbox_from(replica.sms_sent_up_to)
-                .take(SMS_PER_PASS_MAX)
-            {
+            for record in replica.unsent_sms().take(SMS_PER_PASS_MAX) {
                 tracing::info!(target: "tuma::sms", to = %record.to, seq = record.seq, "{}", record.text);
                 last = Some(record.seq);
                 sent += 1;
             }
             if let Some(up_to_seq) = last {
-                replica.sms_sent_up_to = up_to_seq + 1;
+                replica.sms_handed_over(up_to_seq);
                 metrics::counter!("tuma_sms_delivered_total").increment(sent);
                 let _ = replica.propose(
                     tuma_actors::ledger::Command::SmsDelivered { up_to_seq },

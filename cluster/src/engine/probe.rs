@@ -40,7 +40,7 @@ impl Engine {
         self.replicas
             .values()
             .map(|r| ReplicaProbe {
-                shard: r.shard,
+                shard: r.shard(),
                 leader: r.is_leader(),
                 serving: r.is_serving() && may_lead,
                 term: r.group.raw.raft.term,
@@ -49,7 +49,7 @@ impl Engine {
                 conf: r.group.log.conf_state(),
                 conf_index: r.group.conf_index().0,
                 initialized: r.group.is_initialized(),
-                ledger: &r.ledger,
+                ledger: r.ledger(),
             })
             .collect()
     }

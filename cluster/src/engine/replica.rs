@@ -10,6 +10,7 @@ use tuma_actors::ShardMap;
 
 use super::group::{Every, GroupStart, RaftGroup};
 use super::reads::PendingReads;
+use super::removal_watch::RemovalWatch;
 use super::request::{ClientReply, ClientRequest, Waiter};
 use super::snapshots::payload;
 use super::waiters::Waiters;
@@ -38,29 +39,23 @@ impl ApplyOutput {
 }
 
 pub(super) struct Replica {
-    pub shard: u32,
+    shard: u32,
+    /// The Raft half: its own type with its own invariants (the meta group has one too).
     pub group: RaftGroup,
-    pub ledger: ShardLedger,
+    ledger: ShardLedger,
     /// Present only while this replica leads and is ready to serve.
     driver: Option<ShardDriver>,
     driver_config: tuma_actors::protocol::DriverConfig,
     waiters: Waiters,
     reads: PendingReads,
     /// SMS records this leader already handed to the sink (volatile; a new leader may resend).
-    pub sms_sent_up_to: u64,
+    sms_sent_up_to: u64,
     /// The latest retirement this replica proposed (volatile).
     retire_proposed_up_to: u64,
     /// The history sequence of the stored checkpoint: a snapshot carries the rows below it.
     checkpoint_history_seq: u64,
-    /// The shard's leader said its configuration, as of this index, no longer holds this
-    /// replica.
-    pub tombstoned: Option<u64>,
-    /// When this replica last asked the members whether its group still has it (monotonic ms).
-    pub queried_at: u64,
-    /// When it last heard from a leader of its group (monotonic ms).
-    pub heard_leader_at: u64,
-    /// Logged once: its configuration no longer has this node.
-    pub kept_noted: bool,
+    /// Whether its group still holds it (volatile).
+    removal: RemovalWatch,
     planted_fault: Option<EngineFault>,
 }
 
@@ -105,13 +100,38 @@ impl Replica {
             reads: PendingReads::default(),
             sms_sent_up_to: 0,
             retire_proposed_up_to: 0,
-            tombstoned: None,
-            queried_at: 0,
-            heard_leader_at: 0,
-            kept_noted: false,
+            removal: RemovalWatch::default(),
             planted_fault: config.planted_fault,
         };
         Ok((replica, writes))
+    }
+
+    pub fn shard(&self) -> u32 {
+        self.shard
+    }
+
+    /// The shard's replicated state as of the last applied entry (read-only: it changes only
+    /// by applying committed entries).
+    pub fn ledger(&self) -> &ShardLedger {
+        &self.ledger
+    }
+
+    pub fn removal(&mut self) -> &mut RemovalWatch {
+        &mut self.removal
+    }
+
+    pub fn removal_tombstoned(&self) -> Option<u64> {
+        self.removal.tombstoned()
+    }
+
+    /// The SMS records this leader has not handed to the sink yet.
+    pub fn unsent_sms(&self) -> impl Iterator<Item = &ledger::SmsRecord> {
+        self.ledger.sms_outbox_from(self.sms_sent_up_to)
+    }
+
+    /// Records up to `up_to_seq` were handed to the sink.
+    pub fn sms_handed_over(&mut self, up_to_seq: u64) {
+        self.sms_sent_up_to = up_to_seq + 1;
     }
 
     pub fn is_leader(&self) -> bool {

@@ -89,7 +89,7 @@ impl Engine {
                     BTreeMap::new()
                 };
                 ShardStatus {
-                    shard: r.shard,
+                    shard: r.shard(),
                     role: format!("{:?}", raft.state).to_lowercase(),
                     leader: r.leader(),
                     term: raft.term,
@@ -102,8 +102,8 @@ impl Engine {
                     checkpoint_index: r.group.checkpoint_index,
                     checkpoint_bytes: r.group.checkpoint_bytes,
                     first_index: r.group.log.bounds().0,
-                    history_rows: r.ledger.history_next_seq(),
-                    retiring: r.ledger.retiring() as u64,
+                    history_rows: r.ledger().history_next_seq(),
+                    retiring: r.ledger().retiring() as u64,
                 }
             })
             .collect();
