@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tuma_actors::pin::{Pin, PinHasher};
-use tuma_chaos::harness::{post_admin, LocalCluster, NetworkMode, NodeOptions};
+use tuma_chaos::harness::{LocalCluster, NetworkMode, NodeOptions, ADMIN_TOKEN};
+use tuma_chaos::load::{
+    self, Completed, Gateway, Order, Outcome, Pace, Request, Retry, Script, Stop, Targets,
+};
 use tuma_chaos::sim::SimRng;
 
 use crate::measure::{
@@ -100,22 +103,15 @@ const HOT_PAYBILL: &str = "business:400200";
 const HOT_AGENT: &str = "agent:700100";
 /// Most requests in flight in open-loop mode.
 const OPEN_LOOP_IN_FLIGHT_MAX: usize = 10_000;
+/// One request's HTTP timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Each transfer's `deadline_ms`.
+const TRANSFER_DEADLINE_MS: u64 = 10_000;
+/// How long set-up retries each registration or float issue while the cluster settles.
+const ADMIN_PATIENCE: Duration = Duration::from_secs(10);
 
 fn customer(i: usize) -> String {
     format!("25475{i:07}")
-}
-
-/// An admin POST, retried for up to ~10 s while the cluster settles.
-async fn admin(client: &reqwest::Client, url: &str, path: &str, body: Value) -> Result<(), String> {
-    let mut last = String::new();
-    for _ in 0..50 {
-        match post_admin(client, url, path, &body).await {
-            Ok(()) => return Ok(()),
-            Err(error) => last = error,
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Err(format!("kept failing: {last}"))
 }
 
 /// How the bench registers its customers' PINs.
@@ -127,20 +123,18 @@ enum PinRows {
     Argon2 { fast: bool },
 }
 
-async fn set_up(
-    client: &reqwest::Client,
-    urls: &[String],
-    accounts: usize,
-    pin_rows: PinRows,
-) -> Result<f64, String> {
-    let url = &urls[0];
-    admin(client, url, "/admin/v1/businesses", json!({"shortcode": "400200", "kind": "paybill", "name": "Big Utility", "consumer_key": "k", "consumer_secret": "s", "passkey": "p"})).await?;
-    admin(client, url, "/admin/v1/agents", json!({"agent_number": "700100", "store_number": "1", "name": "Busy Agent", "msisdn": "254700700100", "pin": "1234"})).await?;
+async fn set_up(gateway: &Gateway, accounts: usize, pin_rows: PinRows) -> Result<f64, String> {
+    let admin = |path: &'static str, body: Value, first: u64| async move {
+        gateway
+            .admin_until_done(path, &body, ADMIN_PATIENCE, first)
+            .await
+    };
+    admin("/admin/v1/businesses", json!({"shortcode": "400200", "kind": "paybill", "name": "Big Utility", "consumer_key": "k", "consumer_secret": "s", "passkey": "p"}), 0).await?;
+    admin("/admin/v1/agents", json!({"agent_number": "700100", "store_number": "1", "name": "Busy Agent", "msisdn": "254700700100", "pin": "1234"}), 0).await?;
     admin(
-        client,
-        url,
         "/admin/v1/float",
         json!({"request_id": "bench-agent-float", "account": HOT_AGENT, "amount": "10000000.00"}),
+        0,
     )
     .await?;
     // Every account is registered in bulk: with argon2, one PHC string computed here (hashing a
@@ -170,12 +164,12 @@ async fn set_up(
         .collect();
     let mut imports = tokio::task::JoinSet::new();
     for (n, chunk) in rows.chunks(IMPORT_BATCH).enumerate() {
-        let (client, url, body) = (
-            client.clone(),
-            urls[n % urls.len()].clone(),
-            json!({"customers": chunk}),
-        );
-        imports.spawn(async move { admin(&client, &url, "/admin/v1/customers/bulk", body).await });
+        let (gateway, body) = (gateway.clone(), json!({"customers": chunk}));
+        imports.spawn(async move {
+            gateway
+                .admin_until_done("/admin/v1/customers/bulk", &body, ADMIN_PATIENCE, n as u64)
+                .await
+        });
         if imports.len() >= 4 {
             imports
                 .join_next()
@@ -190,9 +184,12 @@ async fn set_up(
     let import_rate = accounts as f64 / started.elapsed().as_secs_f64().max(1e-9);
     let tasks: Vec<_> = (0..accounts.min(FUNDED_MAX))
         .map(|i| {
-            let (client, url) = (client.clone(), urls[i % urls.len()].clone());
+            let gateway = gateway.clone();
+            let body = json!({"request_id": format!("bench-float-{i}"), "account": customer(i), "amount": "400000.00"});
             tokio::spawn(async move {
-                admin(&client, &url, "/admin/v1/float", json!({"request_id": format!("bench-float-{i}"), "account": customer(i), "amount": "400000.00"})).await
+                gateway
+                    .admin_until_done("/admin/v1/float", &body, ADMIN_PATIENCE, i as u64)
+                    .await
             })
         })
         .collect();
@@ -202,8 +199,23 @@ async fn set_up(
     Ok(import_rate)
 }
 
-/// One request of the workload: (path, body) — a transfer, or a balance check (GET, body null).
-fn draw(workload: Workload, rng: &mut SimRng, accounts: usize, id: &str) -> (String, Value) {
+/// One client's requests: the workload's mix over the first `accounts` customers.
+struct WorkloadScript {
+    workload: Workload,
+    accounts: usize,
+    /// The idempotency keys' prefix: `bench-<seed>-<client>-`.
+    prefix: String,
+}
+
+impl Script for WorkloadScript {
+    fn next(&mut self, rng: &mut SimRng, n: u64, _previous: Option<&Completed>) -> Request {
+        let id = format!("{}{n}", self.prefix);
+        draw(self.workload, rng, self.accounts, id)
+    }
+}
+
+/// One request of the workload: a transfer, or a balance check.
+fn draw(workload: Workload, rng: &mut SimRng, accounts: usize, id: String) -> Request {
     let pick = |rng: &mut SimRng| customer(rng.below(accounts as u64) as usize);
     // Two different customers (a transfer to oneself is refused, and would measure nothing).
     let pair = |rng: &mut SimRng| {
@@ -212,66 +224,36 @@ fn draw(workload: Workload, rng: &mut SimRng, accounts: usize, id: &str) -> (Str
             % accounts.max(1);
         (customer(from), customer(to))
     };
-    let transfer = |kind: &str, from: String, to: String, amount: &str| {
-        let mut body = json!({"request_id": id, "kind": kind, "from": from, "to": to, "amount": amount, "pin": "1234", "deadline_ms": 10_000});
-        if kind == "pay_bill" {
-            body["account_reference"] = json!("BENCH");
-        }
-        ("/v1/transfers".to_string(), body)
-    };
+    let transfer =
+        |kind: &'static str, from: String, to: String, amount_cents: i64| Request::Transfer {
+            id: id.clone(),
+            order: Order::new(kind, from, to, amount_cents),
+        };
     match workload {
         Workload::Transfers => {
             let (from, to) = pair(rng);
-            transfer("send_money", from, to, "10.00")
+            transfer("send_money", from, to, 1_000)
         }
         Workload::Skewed => match rng.below(10) {
-            0..=4 => transfer("pay_bill", pick(rng), HOT_PAYBILL.into(), "10.00"),
-            5..=7 => transfer("cash_in", HOT_AGENT.into(), pick(rng), "100.00"),
+            0..=4 => transfer("pay_bill", pick(rng), HOT_PAYBILL.into(), 1_000),
+            5..=7 => transfer("cash_in", HOT_AGENT.into(), pick(rng), 10_000),
             _ => {
                 let (from, to) = pair(rng);
-                transfer("send_money", from, to, "10.00")
+                transfer("send_money", from, to, 1_000)
             }
         },
         Workload::Day => match rng.below(100) {
             0..=34 => {
                 let (from, to) = pair(rng);
-                transfer("send_money", from, to, "250.00")
+                transfer("send_money", from, to, 25_000)
             }
-            35..=44 => transfer("cash_in", HOT_AGENT.into(), pick(rng), "500.00"),
-            45..=54 => transfer("cash_out", pick(rng), HOT_AGENT.into(), "500.00"),
-            55..=64 => transfer("pay_bill", pick(rng), HOT_PAYBILL.into(), "120.00"),
-            65..=74 => transfer("buy_airtime", pick(rng), pick(rng), "50.00"),
-            75..=84 => transfer("pay_bill", pick(rng), HOT_PAYBILL.into(), "75.00"),
-            _ => (format!("/v1/accounts/{}/balance", pick(rng)), Value::Null),
+            35..=44 => transfer("cash_in", HOT_AGENT.into(), pick(rng), 50_000),
+            45..=54 => transfer("cash_out", pick(rng), HOT_AGENT.into(), 50_000),
+            55..=64 => transfer("pay_bill", pick(rng), HOT_PAYBILL.into(), 12_000),
+            65..=74 => transfer("buy_airtime", pick(rng), pick(rng), 5_000),
+            75..=84 => transfer("pay_bill", pick(rng), HOT_PAYBILL.into(), 7_500),
+            _ => Request::Balance { account: pick(rng) },
         },
-    }
-}
-
-/// Sends one request; returns Ok(None) when confirmed/answered, Ok(Some(result)) when failed.
-async fn send(
-    client: &reqwest::Client,
-    url: &str,
-    path: &str,
-    body: &Value,
-) -> Result<Option<String>, ()> {
-    let response = if body.is_null() {
-        client
-            .get(format!("{url}{path}"))
-            .header("X-Tuma-Pin", "1234")
-            .send()
-            .await
-    } else {
-        client.post(format!("{url}{path}")).json(body).send().await
-    };
-    let response = response.map_err(|_| ())?;
-    let status = response.status();
-    let answer: Value = response.json().await.map_err(|_| ())?;
-    match (status.as_u16(), answer["status"].as_str()) {
-        (200, Some("confirmed")) | (200, None) => Ok(None),
-        (200, _) => Ok(Some(
-            answer["result"].as_str().unwrap_or("failed").to_string(),
-        )),
-        _ => Err(()),
     }
 }
 
@@ -280,11 +262,6 @@ pub async fn run(
     config: BenchConfig,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<BenchResult, BenchError> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(1024)
-        .build()
-        .map_err(|e| BenchError::Setup(e.to_string()))?;
     let mut cluster = None;
     let urls = match &config.target {
         Some(urls) => urls.clone(),
@@ -315,7 +292,13 @@ pub async fn run(
             urls
         }
     };
-    let import_rate = set_up(&client, &urls, config.accounts, config.pin_rows())
+    // One attempt per request: the bench measures the cluster, not a gateway's patience.
+    let gateway = Gateway::new(Targets::new(urls), REQUEST_TIMEOUT)
+        .map_err(BenchError::Setup)?
+        .with_retry(Retry::ONCE)
+        .with_deadline_ms(TRANSFER_DEADLINE_MS)
+        .with_admin_token(ADMIN_TOKEN);
+    let import_rate = set_up(&gateway, config.accounts, config.pin_rows())
         .await
         .map_err(BenchError::Setup)?;
     let trading = config.accounts.min(FUNDED_MAX);
@@ -348,78 +331,51 @@ pub async fn run(
             }
         })
     });
-    let one = |n: u64, rng: &mut SimRng| {
-        let id = format!("bench-{}-{n}", config.seed);
-        let (path, body) = draw(config.workload, rng, trading, &id);
-        let url = urls[(n % urls.len() as u64) as usize].clone();
-        let (client, recorder) = (client.clone(), recorder.clone());
-        async move {
-            let sent = Instant::now();
-            let outcome = send(&client, &url, &path, &body).await;
-            if sent < start || sent >= end {
+    let sink = {
+        let recorder = recorder.clone();
+        Arc::new(move |done: Completed| {
+            if done.sent < start || done.sent >= end {
                 return;
             }
-            let second = sent.duration_since(start).as_secs() as usize;
+            let second = done.sent.duration_since(start).as_secs() as usize;
             let mut r = recorder.lock().expect("no panics hold this lock");
-            match outcome {
-                Ok(None) => r.confirmed(second, sent.elapsed().as_micros() as u64),
-                Ok(Some(result)) => r.failed(second, &result),
-                Err(()) => r.errors += 1,
+            match done.answer.outcome {
+                Outcome::Confirmed { .. } => r.confirmed(second, done.latency.as_micros() as u64),
+                Outcome::Failed(result) => r.failed(second, &result),
+                Outcome::Ambiguous => r.errors += 1,
             }
+        })
+    };
+    let pace = match config.rate {
+        None => Pace::Closed {
+            clients: config.clients,
+        },
+        Some(per_second) => Pace::Open {
+            per_second,
+            in_flight_max: OPEN_LOOP_IN_FLIGHT_MAX,
+        },
+    };
+    let (workload, trading, seed) = (config.workload, trading, config.seed);
+    let script_for = move |client: usize| WorkloadScript {
+        workload,
+        accounts: trading,
+        prefix: format!("bench-{seed}-{client}-"),
+    };
+    let watcher = async {
+        while Instant::now() < end {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            progress(Instant::now().saturating_duration_since(start).as_secs());
         }
     };
-    match config.rate {
-        None => {
-            let handles: Vec<_> = (0..config.clients)
-                .map(|c| {
-                    let mut rng =
-                        SimRng::new(config.seed.wrapping_mul(7919).wrapping_add(c as u64));
-                    let mut n = c as u64;
-                    let one = &one;
-                    let clients = config.clients as u64;
-                    async move {
-                        while Instant::now() < end {
-                            one(n, &mut rng).await;
-                            n += clients;
-                        }
-                    }
-                })
-                .collect();
-            let watcher = async {
-                while Instant::now() < end {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    progress(Instant::now().saturating_duration_since(start).as_secs());
-                }
-            };
-            tokio::join!(futures::future::join_all(handles), watcher);
-        }
-        Some(rate) => {
-            let mut rng = SimRng::new(config.seed);
-            let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
-            let mut next = Instant::now();
-            let mut n = 0u64;
-            let in_flight = Arc::new(tokio::sync::Semaphore::new(OPEN_LOOP_IN_FLIGHT_MAX));
-            let mut tasks = tokio::task::JoinSet::new();
-            while Instant::now() < end {
-                next += interval;
-                tokio::time::sleep_until(next.into()).await;
-                n += 1;
-                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                    recorder.lock().expect("no panics hold this lock").errors += 1;
-                    continue;
-                };
-                let job = one(n, &mut rng);
-                tasks.spawn(async move {
-                    job.await;
-                    drop(permit);
-                });
-                if n.is_multiple_of(rate.max(1)) {
-                    progress(Instant::now().saturating_duration_since(start).as_secs());
-                }
-            }
-            while tasks.join_next().await.is_some() {}
-        }
-    }
+    let clients = load::drive(
+        Arc::new(gateway),
+        pace,
+        config.seed,
+        script_for,
+        Stop::at(end),
+        sink,
+    );
+    tokio::join!(clients, watcher);
     if let Some(sampler) = sampler {
         let _ = sampler.await;
     }

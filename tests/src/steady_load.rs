@@ -1,19 +1,26 @@
 //! A steady stream of cross-shard transfers through random nodes, as channel gateways send
-//! them: each request is retried with the same id on another node after a refused connection,
-//! a 5xx or an "unknown" answer, until it has a final answer or its client-side deadline
-//! passes. Counts what a customer would see: confirmed, failed, and retries it took.
+//! them — the shared load driver ([`tuma_chaos::load`]) on a runtime of its own: each request
+//! is retried with the same id on another node after a refused connection, a 5xx or an
+//! "unknown" answer, until it has a final answer or its client-side patience runs out. Counts
+//! what a customer would see: confirmed, failed, and retries it took.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::Value;
+use tuma_chaos::load::{
+    self, parse_cents, Completed, Gateway, Order, Outcome, Pace, Request, Retry, Script, Stop,
+    Targets,
+};
+use tuma_chaos::sim::SimRng;
 
-use crate::{send_money, TestCluster};
+use crate::{TestCluster, PIN, TOKEN};
 
 /// A request without a final answer after this long counts as failed.
 const REQUEST_PATIENCE: Duration = Duration::from_secs(40);
+/// One attempt's HTTP timeout.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(12);
 /// Each transfer's own deadline (`deadline_ms`): as long as a USSD session lets a customer wait,
 /// so that two debug-build clusters sharing two cores in CI measure handovers, not starvation.
 const TRANSFER_DEADLINE_MS: u64 = 20_000;
@@ -31,11 +38,63 @@ struct Tally {
     retries: AtomicU64,
 }
 
+impl Tally {
+    fn record(&self, done: Completed) {
+        let Request::Transfer { id, order } = done.request else {
+            return;
+        };
+        let client_retries = done.answer.attempts.saturating_sub(1) as u64;
+        self.retries.fetch_add(
+            client_retries + done.answer.server_retries,
+            Ordering::Relaxed,
+        );
+        let why = done.answer.last_error.unwrap_or_default();
+        match done.answer.outcome {
+            Outcome::Confirmed { txn, .. } => {
+                self.confirmed.lock().unwrap().push((id, order.from, txn));
+            }
+            Outcome::Failed(result) => {
+                self.failed
+                    .lock()
+                    .unwrap()
+                    .push(format!("{id}: {result} ({why})"));
+            }
+            Outcome::Ambiguous => {
+                self.failed
+                    .lock()
+                    .unwrap()
+                    .push(format!("{id}: gave up after {why}"));
+            }
+        }
+    }
+}
+
+/// Transfers of one amount between random pairs of people.
+struct Pairs {
+    client: usize,
+    people: Arc<Vec<String>>,
+    amount_cents: i64,
+}
+
+impl Script for Pairs {
+    fn next(&mut self, rng: &mut SimRng, n: u64, _previous: Option<&Completed>) -> Request {
+        let from = rng.pick(&self.people).clone();
+        let to = rng.pick(&self.people).clone();
+        if from == to {
+            return Request::Skip;
+        }
+        Request::Transfer {
+            id: format!("steady-{}-{n}", self.client),
+            order: Order::new("send_money", from, to, self.amount_cents),
+        }
+    }
+}
+
 pub struct SteadyLoad {
-    stop: Arc<AtomicBool>,
-    urls: Arc<Mutex<Vec<String>>>,
+    stop: Stop,
+    targets: Targets,
     tally: Arc<Tally>,
-    threads: Vec<JoinHandle<()>>,
+    driver: JoinHandle<()>,
 }
 
 /// What the load saw.
@@ -57,39 +116,57 @@ pub fn customers(cluster: &TestCluster, count: usize, funding: &str) -> Vec<Stri
 }
 
 impl SteadyLoad {
-    /// `threads` clients sending `amount` between random pairs of `people`.
+    /// `clients` clients sending `amount` between random pairs of `people`.
     pub fn start(
         urls: Vec<String>,
         people: Vec<String>,
-        threads: usize,
+        clients: usize,
         amount: &str,
     ) -> SteadyLoad {
-        let stop = Arc::new(AtomicBool::new(false));
-        let urls = Arc::new(Mutex::new(urls));
-        let tally = Arc::new(Tally::default());
-        let threads = (0..threads)
-            .map(|t| {
-                let (stop, urls, tally, people, amount) = (
-                    stop.clone(),
-                    urls.clone(),
-                    tally.clone(),
-                    people.clone(),
-                    amount.to_string(),
-                );
-                std::thread::spawn(move || client(t, &stop, &urls, &tally, &people, &amount))
+        let targets = Targets::new(urls);
+        let gateway = Gateway::new(targets.clone(), ATTEMPT_TIMEOUT)
+            .expect("an HTTP client")
+            .with_retry(Retry::patience(REQUEST_PATIENCE))
+            .with_pin(PIN)
+            .with_deadline_ms(TRANSFER_DEADLINE_MS)
+            .with_admin_token(TOKEN);
+        let (stop, tally) = (Stop::when_told(), Arc::<Tally>::default());
+        let (people, amount_cents) = (Arc::new(people), parse_cents(amount));
+        let driver = {
+            let (stop, tally) = (stop.clone(), tally.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("a tokio runtime");
+                let script_for = move |client| Pairs {
+                    client,
+                    people: people.clone(),
+                    amount_cents,
+                };
+                let sink = Arc::new(move |done: Completed| tally.record(done));
+                runtime.block_on(load::drive(
+                    Arc::new(gateway),
+                    Pace::Closed { clients },
+                    7919,
+                    script_for,
+                    stop,
+                    sink,
+                ));
             })
-            .collect();
+        };
         SteadyLoad {
             stop,
-            urls,
+            targets,
             tally,
-            threads,
+            driver,
         }
     }
 
     /// Changes the nodes requests go to (a node added, or one about to be removed).
     pub fn set_urls(&self, urls: Vec<String>) {
-        *self.urls.lock().unwrap() = urls;
+        self.targets.set(urls);
     }
 
     pub fn confirmed_so_far(&self) -> usize {
@@ -97,98 +174,12 @@ impl SteadyLoad {
     }
 
     pub fn finish(self) -> LoadReport {
-        self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads {
-            thread.join().unwrap();
-        }
+        self.stop.now();
+        self.driver.join().expect("the load driver thread");
         LoadReport {
             confirmed: self.tally.confirmed.lock().unwrap().clone(),
             failed: self.tally.failed.lock().unwrap().clone(),
             retries: self.tally.retries.load(Ordering::Relaxed),
-        }
-    }
-}
-
-fn client(
-    t: usize,
-    stop: &AtomicBool,
-    urls: &Mutex<Vec<String>>,
-    tally: &Tally,
-    people: &[String],
-    amount: &str,
-) {
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(12))
-        .build()
-        .unwrap();
-    let mut n: usize = 0;
-    while !stop.load(Ordering::Relaxed) {
-        n += 1;
-        let seed = t * 7919 + n * 104_729;
-        let from = &people[seed % people.len()];
-        let to = &people[(seed / people.len() + 1 + seed) % people.len()];
-        if from == to {
-            continue;
-        }
-        let id = format!("steady-{t}-{n}");
-        let mut body = send_money(&id, from, to, amount);
-        body["deadline_ms"] = TRANSFER_DEADLINE_MS.into();
-        let give_up = Instant::now() + REQUEST_PATIENCE;
-        let mut attempt = 0;
-        loop {
-            let url = {
-                let urls = urls.lock().unwrap();
-                urls[(seed + attempt) % urls.len()].clone()
-            };
-            attempt += 1;
-            let answer = http.post(format!("{url}/v1/transfers")).json(&body).send();
-            let outcome: Result<Value, String> = match answer {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let json: Value = response.json().unwrap_or(Value::Null);
-                    match (status, json["status"].as_str()) {
-                        (200, Some("confirmed")) => Ok(json),
-                        (200, _) | (400..=499, _) => {
-                            tally
-                                .failed
-                                .lock()
-                                .unwrap()
-                                .push(format!("{id} via {url}: HTTP {status} {json}"));
-                            break;
-                        }
-                        _ => Err(format!("HTTP {status} {json}")),
-                    }
-                }
-                Err(error) => Err(error.to_string()),
-            };
-            match outcome {
-                Ok(json) => {
-                    let server_retries = json["retries"].as_u64().unwrap_or(0);
-                    tally.retries.fetch_add(server_retries, Ordering::Relaxed);
-                    let receipt = json["transaction_id"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string();
-                    tally
-                        .confirmed
-                        .lock()
-                        .unwrap()
-                        .push((id, from.clone(), receipt));
-                    break;
-                }
-                Err(why) if Instant::now() >= give_up => {
-                    tally
-                        .failed
-                        .lock()
-                        .unwrap()
-                        .push(format!("{id}: gave up after {why}"));
-                    break;
-                }
-                Err(_) => {
-                    tally.retries.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
         }
     }
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::cluster::{ChaosCluster, ADMIN_TOKEN};
-use super::workload::{parse_cents, Bank, Op, Outcome};
+use super::workload::{Bank, Op};
+use crate::load::{parse_cents, Outcome};
 
 /// One audit read during the run.
 #[derive(Clone, Debug)]

@@ -5,8 +5,7 @@
 //! | `launch.rs` | how a `tuma node` process is started (shared by every launcher, `cluster up` and the tests too) |
 //! | `cluster.rs` | the cluster under test: `tuma node` processes, start/kill/pause/restart |
 //! | `proxy.rs` | per-direction link proxies: partitions (one-way too), delay, loss |
-//! | `workload.rs` | the bank: accounts, float, concurrent clients of every transfer kind |
-//! | `ussd.rs` | the same transfers as whole USSD sessions (`--channel ussd`) |
+//! | `workload.rs` | the bank: accounts, float, the clients' mix of every transfer kind (sent by [`crate::load`], over the API or whole USSD sessions) |
 //! | `faults.rs` | the seeded fault schedule and what each fault does |
 //! | `checker.rs` | audits during the run; the final verdict on every answer and balance |
 //! | `report.rs` | the SVG report |
@@ -22,15 +21,14 @@ pub mod launch;
 mod netns;
 mod proxy;
 mod report;
-mod ussd;
 mod workload;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use crate::load::Channel;
 pub use cluster::{ChaosCluster as LocalCluster, NetworkMode, NodeOptions, ADMIN_TOKEN};
 pub use faults::FaultKind;
-pub use workload::{post_admin, Channel};
 
 /// Why a run could not be carried out (as opposed to finding violations).
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +166,7 @@ pub async fn run(
     }
     let urls: Vec<String> = (1..=config.nodes).map(|id| cluster.url(id)).collect();
     let bank = workload::Bank::new();
-    if let Err(error) = workload::set_up(&cluster.client, &urls, &bank).await {
+    if let Err(error) = workload::set_up(&urls, &bank).await {
         return Err(HarnessError::Setup(format!(
             "registering and funding the bank failed: {error}; logs in {}",
             config.dir.display()
@@ -189,7 +187,8 @@ pub async fn run(
         bank.clone(),
         config.channel,
         run_epoch,
-    );
+    )
+    .map_err(HarnessError::Setup)?;
     let duration_ms = config.duration.as_millis() as u64;
     let plan = faults::schedule(config.seed, &config.faults, duration_ms);
     let mut outcome = ChaosOutcome::default();
@@ -263,21 +262,21 @@ pub async fn run(
     outcome.ops = ops.len();
     outcome.confirmed = ops
         .iter()
-        .filter(|o| matches!(o.outcome, workload::Outcome::Confirmed { .. }))
+        .filter(|o| matches!(o.outcome, crate::load::Outcome::Confirmed { .. }))
         .count();
     outcome.failed = ops
         .iter()
-        .filter(|o| matches!(o.outcome, workload::Outcome::Failed(_)))
+        .filter(|o| matches!(o.outcome, crate::load::Outcome::Failed(_)))
         .count();
     for op in &ops {
         *outcome.ops_by_kind.entry(op.kind.to_string()).or_default() += 1;
-        if let workload::Outcome::Failed(result) = &op.outcome {
+        if let crate::load::Outcome::Failed(result) = &op.outcome {
             *outcome.failed_by_result.entry(result.clone()).or_default() += 1;
         }
     }
     outcome.ambiguous = ops
         .iter()
-        .filter(|o| o.outcome == workload::Outcome::Ambiguous)
+        .filter(|o| o.outcome == crate::load::Outcome::Ambiguous)
         .count();
     outcome.timeline = events
         .iter()

@@ -5,7 +5,8 @@ use std::fmt::Write;
 
 use super::checker::AuditSample;
 use super::faults::FaultEvent;
-use super::workload::{Op, Outcome};
+use super::workload::Op;
+use crate::load::Outcome;
 
 const WIDTH: f64 = 1000.0;
 const PANEL: f64 = 170.0;

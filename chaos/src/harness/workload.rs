@@ -1,14 +1,18 @@
 //! The bank workload: accounts funded from float, and concurrent clients sending every kind of
 //! transfer through random nodes (as telco gateways do), retrying ambiguous outcomes with the
-//! same idempotency key.
+//! same idempotency key — the mix of `tuma chaos`, driven by the shared load driver
+//! ([`crate::load`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::cluster::ADMIN_TOKEN;
+use crate::load::{
+    self, format_cents, ussd::AGENT_STORE, Channel, Completed, Gateway, Order, Outcome, Pace,
+    Request, Retry, Script, Stop, Targets,
+};
 use crate::sim::SimRng;
 
 /// Enough customers that the daily limit (KES 500,000 each) lasts for runs of several minutes.
@@ -18,7 +22,7 @@ pub const AGENT_FLOAT_CENTS: i64 = 200_000 * 100;
 /// How long a client waits for a decision (the transfer's deadline), ms.
 const DEADLINE_MS: u64 = 4_000;
 /// Attempts with the same idempotency key before calling an outcome ambiguous.
-pub const ATTEMPTS_MAX: usize = 6;
+const ATTEMPTS_MAX: usize = 6;
 /// One attempt's HTTP timeout: a paused node must not hold a client for the whole deadline.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2_500);
 /// The treasury looks at every customer this often…
@@ -27,9 +31,8 @@ const TOP_UP_EVERY: Duration = Duration::from_secs(2);
 const TOP_UP_BELOW_CENTS: i64 = 10_000 * 100;
 /// …of this much (cents): long runs keep their customers able to pay.
 const TOP_UP_CENTS: i64 = 40_000 * 100;
-
-/// Every agent's store number.
-pub const AGENT_STORE: &str = "1";
+/// How long set-up retries each registration or float issue while the cluster settles.
+const SET_UP_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The phone agent `i` is registered with (it dials the agent menu from it).
 pub fn agent_phone(i: usize) -> String {
@@ -72,35 +75,21 @@ impl Bank {
         all.push((self.till.clone(), 0));
         all
     }
+
+    /// (agent account, the phone it dials from).
+    fn agent_phones(&self) -> Vec<(String, String)> {
+        self.agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.clone(), agent_phone(i)))
+            .collect()
+    }
 }
 
 impl Default for Bank {
     fn default() -> Bank {
         Bank::new()
     }
-}
-
-/// How clients reach the cluster.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Channel {
-    /// `POST /v1/transfers` with the client's own request ids.
-    Api,
-    /// Whole USSD sessions through the gateway callback, each step to a random node; the
-    /// transfer's id is the one the session derives.
-    Ussd,
-}
-
-/// What a client learned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// `fee_cents` is `None` when the channel does not say it (a USSD screen): the checker
-    /// takes the recorded one.
-    Confirmed {
-        txn: String,
-        fee_cents: Option<i64>,
-    },
-    Failed(String),
-    Ambiguous,
 }
 
 /// One client operation.
@@ -116,45 +105,20 @@ pub struct Op {
     pub outcome: Outcome,
 }
 
-fn cents(text: &str) -> i64 {
-    let (whole, frac) = text.split_once('.').unwrap_or((text, "0"));
-    let sign = if whole.starts_with('-') { -1 } else { 1 };
-    let whole: i64 = whole.trim_start_matches('-').parse().unwrap_or(0);
-    let frac: i64 = format!("{frac:0<2}")[..2].parse().unwrap_or(0);
-    sign * (whole * 100 + frac)
-}
-
-pub fn parse_cents(text: &str) -> i64 {
-    cents(text)
-}
-
-/// One admin POST; a 409 (already done) counts as done. The error names the call and the answer.
-pub async fn post_admin(
-    client: &reqwest::Client,
-    url: &str,
-    path: &str,
-    body: &Value,
-) -> Result<(), String> {
-    match client
-        .post(format!("{url}{path}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(body)
-        .send()
-        .await
-    {
-        Ok(r) if r.status().is_success() || r.status() == 409 => Ok(()),
-        Ok(r) => Err(format!(
-            "{path} {body}: HTTP {} {}",
-            r.status(),
-            r.text().await.unwrap_or_default()
-        )),
-        Err(e) => Err(format!("{path} {body}: {e}")),
-    }
+/// The gateway every chaos client (and the set-up and the treasury) sends through.
+fn gateway(urls: Vec<String>, channel: Channel, bank: &Bank) -> Result<Gateway, String> {
+    Ok(Gateway::new(Targets::new(urls), ATTEMPT_TIMEOUT)?
+        .with_retry(Retry::attempts(ATTEMPTS_MAX))
+        .with_channel(channel)
+        .with_deadline_ms(DEADLINE_MS)
+        .with_admin_token(ADMIN_TOKEN)
+        .with_agent_phones(bank.agent_phones()))
 }
 
 /// Registers and funds the bank through any node, retrying until it is done.
-pub async fn set_up(client: &reqwest::Client, urls: &[String], bank: &Bank) -> Result<(), String> {
-    let mut steps: Vec<(&str, Value)> = Vec::new();
+pub async fn set_up(urls: &[String], bank: &Bank) -> Result<(), String> {
+    let gateway = gateway(urls.to_vec(), Channel::Api, bank)?;
+    let mut steps = Vec::new();
     for c in &bank.customers {
         steps.push((
             "/admin/v1/customers",
@@ -173,48 +137,77 @@ pub async fn set_up(client: &reqwest::Client, urls: &[String], bank: &Bank) -> R
         .enumerate()
         .filter(|(_, (_, a))| *a > 0)
     {
-        steps.push(("/admin/v1/float", json!({"request_id": format!("chaos-float-{i}"), "account": account, "amount": format!("{}.{:02}", amount / 100, amount % 100)})));
+        steps.push(("/admin/v1/float", json!({"request_id": format!("chaos-float-{i}"), "account": account, "amount": format_cents(amount)})));
     }
     for (n, (path, body)) in steps.into_iter().enumerate() {
-        let started = Instant::now();
-        let mut attempt = 0;
-        while let Err(error) =
-            post_admin(client, &urls[(n + attempt) % urls.len()], path, &body).await
-        {
-            attempt += 1;
-            if started.elapsed() > Duration::from_secs(60) {
-                return Err(error);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        gateway
+            .admin_until_done(path, &body, SET_UP_PATIENCE, n as u64)
+            .await?;
     }
     Ok(())
 }
 
-/// Draws one operation.
-fn draw(rng: &mut SimRng, bank: &Bank) -> (&'static str, String, String, i64) {
-    let customer = |rng: &mut SimRng| bank.customers[rng.below(CUSTOMERS as u64) as usize].clone();
-    let agent =
-        |rng: &mut SimRng| bank.agents[rng.below(bank.agents.len() as u64) as usize].clone();
-    // Mostly everyday amounts, a few large ones; enough to hit limits and empty wallets sometimes.
+/// A chaos client's mix: mostly transfers of every kind (everyday amounts, a few large ones:
+/// enough to hit limits and empty wallets sometimes), some balance reads, and now and then care
+/// reversing a transfer just confirmed.
+struct BankScript {
+    client: usize,
+    bank: Bank,
+}
+
+impl Script for BankScript {
+    fn next(&mut self, rng: &mut SimRng, n: u64, previous: Option<&Completed>) -> Request {
+        if let Some(done) = previous {
+            if let (Request::Transfer { order, .. }, Outcome::Confirmed { txn, .. }) =
+                (&done.request, &done.answer.outcome)
+            {
+                // Care reverses a confirmed transfer: a new transfer back.
+                if order.kind == "send_money" && rng.chance(50) {
+                    return Request::Reversal {
+                        id: format!("{}-rev", done.answer.id),
+                        receipt: txn.clone(),
+                        order: Order::new("reversal", &order.to, &order.from, order.amount_cents),
+                    };
+                }
+            }
+        }
+        if rng.chance(50) {
+            let account = rng.pick(&self.bank.customers).clone();
+            return Request::Balance { account };
+        }
+        let order = draw(rng, &self.bank);
+        if order.from == order.to && order.kind != "buy_airtime" {
+            return Request::Skip;
+        }
+        Request::Transfer {
+            id: format!("c{}-{n}", self.client),
+            order,
+        }
+    }
+}
+
+/// Draws one transfer.
+fn draw(rng: &mut SimRng, bank: &Bank) -> Order {
+    let customer = |rng: &mut SimRng| rng.pick(&bank.customers).clone();
+    let agent = |rng: &mut SimRng| rng.pick(&bank.agents).clone();
     let amount = (if rng.chance(20) {
         rng.range(500, 20_000)
     } else {
         rng.range(1, 300)
     } * 100) as i64;
     match rng.below(100) {
-        0..=39 => ("send_money", customer(rng), customer(rng), amount),
-        40..=49 => ("cash_in", agent(rng), customer(rng), amount),
-        50..=64 => ("cash_out", customer(rng), agent(rng), amount.max(5_000)),
-        65..=74 => ("pay_bill", customer(rng), bank.paybill.clone(), amount),
-        75..=84 => ("buy_goods", customer(rng), bank.till.clone(), amount),
-        85..=94 => (
+        0..=39 => Order::new("send_money", customer(rng), customer(rng), amount),
+        40..=49 => Order::new("cash_in", agent(rng), customer(rng), amount),
+        50..=64 => Order::new("cash_out", customer(rng), agent(rng), amount.max(5_000)),
+        65..=74 => Order::new("pay_bill", customer(rng), &bank.paybill, amount),
+        75..=84 => Order::new("buy_goods", customer(rng), &bank.till, amount),
+        85..=94 => Order::new(
             "buy_airtime",
             customer(rng),
             customer(rng),
             amount.min(100_000),
         ),
-        _ => ("send_money", customer(rng), bank.stranger.clone(), amount),
+        _ => Order::new("send_money", customer(rng), &bank.stranger, amount),
     }
 }
 
@@ -225,11 +218,58 @@ pub struct Reads {
     pub negative: Vec<String>,
 }
 
-/// Shared state of the running clients.
+/// What the clients recorded.
+#[derive(Default)]
+struct Journal {
+    ops: Mutex<Vec<Op>>,
+    reads: Mutex<Reads>,
+}
+
+impl Journal {
+    fn record(&self, done: Completed, epoch: Instant) {
+        let (kind, order) = match done.request {
+            Request::Transfer { order, .. } => (order.kind, order),
+            Request::Reversal { order, .. } => ("reversal", order),
+            Request::FloatIssue {
+                account,
+                amount_cents,
+                ..
+            } => (
+                "float_issue",
+                Order::new("float_issue", account.clone(), account, amount_cents),
+            ),
+            Request::Balance { account } => {
+                if let Some(balance) = done.answer.balance_cents {
+                    let mut reads = self.reads.lock().expect("no panics hold this lock");
+                    reads.answered += 1;
+                    if balance < 0 {
+                        reads
+                            .negative
+                            .push(format!("{account} read with balance {balance} cents"));
+                    }
+                }
+                return;
+            }
+            Request::Skip => return,
+        };
+        let op = Op {
+            id: done.answer.id,
+            kind,
+            from: order.from,
+            to: order.to,
+            amount_cents: order.amount_cents,
+            started_ms: done.sent.saturating_duration_since(epoch).as_millis() as u64,
+            latency_ms: done.latency.as_millis() as u64,
+            outcome: done.answer.outcome,
+        };
+        self.ops.lock().expect("no panics hold this lock").push(op);
+    }
+}
+
+/// The running clients.
 pub struct Clients {
-    pub stop: Arc<AtomicBool>,
-    pub ops: Arc<Mutex<Vec<Op>>>,
-    pub reads: Arc<Mutex<Reads>>,
+    stop: Stop,
+    journal: Arc<Journal>,
     handles: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -242,124 +282,52 @@ impl Clients {
         bank: Bank,
         channel: Channel,
         epoch: Instant,
-    ) -> Clients {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ops: Arc<Mutex<Vec<Op>>> = Arc::default();
-        let reads: Arc<Mutex<Reads>> = Arc::default();
-        let client = reqwest::Client::builder()
-            .timeout(ATTEMPT_TIMEOUT)
-            .build()
-            .expect("http client");
-        let handles = (0..count)
-            .map(|c| {
-                let (stop, ops, reads, urls, bank, client) = (
-                    stop.clone(),
-                    ops.clone(),
-                    reads.clone(),
-                    urls.clone(),
-                    bank.clone(),
-                    client.clone(),
-                );
-                tokio::spawn(async move {
-                    let mut rng = SimRng::new(seed.wrapping_mul(1_000).wrapping_add(c as u64));
-                    let mut n = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        n += 1;
-                        if rng.chance(50) {
-                            let who = bank.customers[rng.below(CUSTOMERS as u64) as usize].clone();
-                            let url = &urls[rng.below(urls.len() as u64) as usize];
-                            read_balance(&client, url, &who, &reads).await;
-                            continue;
-                        }
-                        let (kind, from, to, amount_cents) = draw(&mut rng, &bank);
-                        if from == to && kind != "buy_airtime" {
-                            continue;
-                        }
-                        let mut id = format!("c{c}-{n}");
-                        let started = Instant::now();
-                        let order = Order {
-                            kind,
-                            from: &from,
-                            to: &to,
-                            amount_cents,
-                        };
-                        let outcome = match channel {
-                            Channel::Api => send(&client, &urls, &mut rng, &id, &order).await,
-                            Channel::Ussd => {
-                                let (ussd_id, outcome) =
-                                    super::ussd::send(&client, &urls, &mut rng, &bank, &id, &order)
-                                        .await;
-                                id = ussd_id;
-                                outcome
-                            }
-                        };
-                        let op = Op {
-                            id,
-                            kind,
-                            from,
-                            to,
-                            amount_cents,
-                            started_ms: started.duration_since(epoch).as_millis() as u64,
-                            latency_ms: started.elapsed().as_millis() as u64,
-                            outcome,
-                        };
-                        // Sometimes care reverses a confirmed transfer: a new transfer back.
-                        let reversal = match &op.outcome {
-                            Outcome::Confirmed { txn, .. }
-                                if op.kind == "send_money" && rng.chance(50) =>
-                            {
-                                Some(txn.clone())
-                            }
-                            _ => None,
-                        };
-                        let (payer, payee) = (op.to.clone(), op.from.clone());
-                        ops.lock().expect("no panics hold this lock").push(op);
-                        if let Some(txn) = reversal {
-                            let id = format!("c{c}-{n}-rev");
-                            let started = Instant::now();
-                            let outcome = reverse(&client, &urls, &mut rng, &id, &txn).await;
-                            let op = Op {
-                                id,
-                                kind: "reversal",
-                                from: payer,
-                                to: payee,
-                                amount_cents,
-                                started_ms: started.duration_since(epoch).as_millis() as u64,
-                                latency_ms: started.elapsed().as_millis() as u64,
-                                outcome,
-                            };
-                            ops.lock().expect("no panics hold this lock").push(op);
-                        }
-                    }
-                })
-            })
-            .collect::<Vec<_>>();
-        let mut handles = handles;
-        handles.push(tokio::spawn(treasury(
-            stop.clone(),
-            ops.clone(),
-            urls,
-            bank,
-            client,
-            seed,
-            epoch,
-        )));
-        Clients {
+    ) -> Result<Clients, String> {
+        let stop = Stop::when_told();
+        let journal: Arc<Journal> = Arc::default();
+        let gateway = Arc::new(gateway(urls, channel, &bank)?);
+        let sink = {
+            let journal = journal.clone();
+            Arc::new(move |done: Completed| journal.record(done, epoch))
+        };
+        let clients = {
+            let (gateway, stop, bank) = (gateway.clone(), stop.clone(), bank.clone());
+            tokio::spawn(load::drive(
+                gateway,
+                Pace::Closed { clients: count },
+                seed,
+                move |client| BankScript {
+                    client,
+                    bank: bank.clone(),
+                },
+                stop,
+                sink.clone(),
+            ))
+        };
+        // The treasury sends float over the API whatever the clients' channel.
+        let treasury_gateway = Arc::new(Gateway::clone(&gateway).with_channel(Channel::Api));
+        let treasury = tokio::spawn(treasury(stop.clone(), sink, treasury_gateway, bank, seed));
+        Ok(Clients {
             stop,
-            ops,
-            reads,
-            handles,
-        }
+            journal,
+            handles: vec![clients, treasury],
+        })
     }
 
     /// Stops the clients and returns every operation and the balance reads.
     pub async fn finish(self) -> (Vec<Op>, Reads) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.now();
         for handle in self.handles {
             let _ = handle.await;
         }
-        let ops = self.ops.lock().expect("no panics hold this lock").clone();
-        let reads = std::mem::take(&mut *self.reads.lock().expect("no panics hold this lock"));
+        let ops = self
+            .journal
+            .ops
+            .lock()
+            .expect("no panics hold this lock")
+            .clone();
+        let reads =
+            std::mem::take(&mut *self.journal.reads.lock().expect("no panics hold this lock"));
         (ops, reads)
     }
 }
@@ -368,175 +336,41 @@ impl Clients {
 /// top-up is an operation like any other (kind `float_issue`, payer the issuer of the
 /// customer's shard), so the checker counts it.
 async fn treasury(
-    stop: Arc<AtomicBool>,
-    ops: Arc<Mutex<Vec<Op>>>,
-    urls: Vec<String>,
+    stop: Stop,
+    sink: Arc<dyn Fn(Completed) + Send + Sync>,
+    gateway: Arc<Gateway>,
     bank: Bank,
-    client: reqwest::Client,
     seed: u64,
-    epoch: Instant,
 ) {
     let mut rng = SimRng::new(seed ^ 0x7EA5);
     let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_over() {
         tokio::time::sleep(TOP_UP_EVERY).await;
         for who in &bank.customers {
-            if stop.load(Ordering::Relaxed) {
+            if stop.is_over() {
                 break;
             }
-            let url = &urls[rng.below(urls.len() as u64) as usize];
-            let Some(balance) = admin_balance(&client, url, who).await else {
+            let Some(balance) = gateway.admin_balance(who, &mut rng).await else {
                 continue;
             };
             if balance >= TOP_UP_BELOW_CENTS {
                 continue;
             }
             n += 1;
-            let id = format!("topup-{n}");
-            let body = json!({
-                "request_id": id, "account": who,
-                "amount": format!("{}.{:02}", TOP_UP_CENTS / 100, TOP_UP_CENTS % 100),
-            });
-            let started = Instant::now();
-            let outcome =
-                post_until_answered(&client, &urls, &mut rng, "/admin/v1/float", &body).await;
-            ops.lock().expect("no panics hold this lock").push(Op {
-                id,
-                kind: "float_issue",
-                from: who.clone(),
-                to: who.clone(),
+            let request = Request::FloatIssue {
+                id: format!("topup-{n}"),
+                account: who.clone(),
                 amount_cents: TOP_UP_CENTS,
-                started_ms: started.duration_since(epoch).as_millis() as u64,
-                latency_ms: started.elapsed().as_millis() as u64,
-                outcome,
+            };
+            let sent = Instant::now();
+            let answer = gateway.send(&request, &mut rng).await;
+            sink(Completed {
+                client: usize::MAX,
+                request,
+                answer,
+                sent,
+                latency: sent.elapsed(),
             });
         }
     }
-}
-
-/// An account's posted balance through the admin API, if a node answers.
-async fn admin_balance(client: &reqwest::Client, url: &str, who: &str) -> Option<i64> {
-    let response = client
-        .get(format!("{url}/admin/v1/accounts/{who}"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    let body: Value = response.json().await.ok()?;
-    Some(cents(body["balance"].as_str()?))
-}
-
-/// Care reverses a confirmed transfer by its receipt, retrying with the same request id.
-async fn reverse(
-    client: &reqwest::Client,
-    urls: &[String],
-    rng: &mut SimRng,
-    id: &str,
-    txn: &str,
-) -> Outcome {
-    let body = json!({"request_id": id, "transaction_id": txn});
-    post_until_answered(client, urls, rng, "/admin/v1/reversals", &body).await
-}
-
-/// Posts through random nodes until one answers 200 (the same idempotency key each time), or
-/// gives up and calls the outcome ambiguous.
-async fn post_until_answered(
-    client: &reqwest::Client,
-    urls: &[String],
-    rng: &mut SimRng,
-    path: &str,
-    body: &Value,
-) -> Outcome {
-    for _ in 0..ATTEMPTS_MAX {
-        let url = &urls[rng.below(urls.len() as u64) as usize];
-        let request = client
-            .post(format!("{url}{path}"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(body);
-        let response = match request.send().await {
-            Ok(r) if r.status() == 200 => r,
-            _ => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        if let Ok(answer) = response.json::<Value>().await {
-            return outcome_of(&answer);
-        }
-    }
-    Outcome::Ambiguous
-}
-
-/// The client's reading of a transfer answer.
-fn outcome_of(answer: &Value) -> Outcome {
-    match answer["status"].as_str() {
-        Some("confirmed") => Outcome::Confirmed {
-            txn: answer["transaction_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            fee_cents: Some(cents(answer["fee"].as_str().unwrap_or("0"))),
-        },
-        _ => Outcome::Failed(answer["result"].as_str().unwrap_or("unknown").to_string()),
-    }
-}
-
-/// A customer's balance read through the app channel (PIN in the header).
-async fn read_balance(client: &reqwest::Client, url: &str, who: &str, reads: &Mutex<Reads>) {
-    let request = client
-        .get(format!("{url}/v1/accounts/{who}/balance"))
-        .header("X-Tuma-Pin", "1234");
-    let Ok(response) = request.send().await else {
-        return;
-    };
-    if !response.status().is_success() {
-        return;
-    }
-    let Ok(body) = response.json::<Value>().await else {
-        return;
-    };
-    let balance = cents(body["balance"].as_str().unwrap_or("0"));
-    let mut reads = reads.lock().expect("no panics hold this lock");
-    reads.answered += 1;
-    if balance < 0 {
-        reads
-            .negative
-            .push(format!("{who} read with balance {balance} cents"));
-    }
-}
-
-/// One transfer a client orders.
-pub struct Order<'a> {
-    pub kind: &'static str,
-    pub from: &'a str,
-    pub to: &'a str,
-    pub amount_cents: i64,
-}
-
-impl Order<'_> {
-    /// `"123.00"`.
-    pub fn amount(&self) -> String {
-        format!("{}.{:02}", self.amount_cents / 100, self.amount_cents % 100)
-    }
-}
-
-async fn send(
-    client: &reqwest::Client,
-    urls: &[String],
-    rng: &mut SimRng,
-    id: &str,
-    order: &Order<'_>,
-) -> Outcome {
-    let mut body = json!({
-        "request_id": id, "kind": order.kind, "from": order.from, "to": order.to,
-        "amount": order.amount(),
-        "pin": "1234", "deadline_ms": DEADLINE_MS,
-    });
-    if order.kind == "pay_bill" {
-        body["account_reference"] = json!("ACC-1");
-    }
-    post_until_answered(client, urls, rng, "/v1/transfers", &body).await
 }

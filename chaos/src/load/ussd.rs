@@ -1,19 +1,21 @@
-//! The workload through USSD (`tuma chaos --channel ussd`): each transfer is a whole session
+//! Transfers through USSD (`tuma chaos --channel ussd`): each transfer is a whole session
 //! through the gateway callback, every step to a random node (as a gateway behind a load
 //! balancer sends them), a step that gets no answer sent again to another node. The transfer's
 //! id is the one the session derives, so the checker looks it up like any other.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tuma_actors::msisdn::Msisdn;
 use tuma_channels::ussd::transfer_id;
 
-use super::workload::{agent_phone, Bank, Order, Outcome, AGENT_STORE, ATTEMPTS_MAX};
+use super::gateway::{Answer, Gateway};
+use super::order::{Order, Outcome};
 use crate::sim::SimRng;
 
 const CUSTOMER_CODE: &str = "*334#";
 const AGENT_CODE: &str = "*335#";
-const PIN: &str = "1234";
+/// Every agent's store number (the cash-out menu asks for it).
+pub const AGENT_STORE: &str = "1";
 /// A step's HTTP timeout: past the nodes' answer budget (`--ussd-answer-ms`, 8 s by default).
 const STEP_TIMEOUT: Duration = Duration::from_secs(9);
 
@@ -28,75 +30,90 @@ fn typed(account: &str) -> String {
     Msisdn::parse(account).map_or_else(|_| account.to_string(), |m| m.local())
 }
 
-/// The code, the dialling phone and the inputs of a session that orders `order`.
-fn session_for(bank: &Bank, order: &Order<'_>) -> (&'static str, String, Vec<String>) {
+/// The code, the dialling phone and the inputs of a session that orders `order`; an agent
+/// dials from its phone in `agent_phones` (account, phone).
+fn session_for(
+    agent_phones: &[(String, String)],
+    order: &Order,
+    pin: &str,
+) -> (&'static str, String, Vec<String>) {
     let amount = order.amount();
-    let to = typed(order.to);
+    let to = typed(&order.to);
     let steps = |inputs: &[&str]| inputs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     match order.kind {
         "cash_in" => {
-            let agent = bank
-                .agents
+            let phone = agent_phones
                 .iter()
-                .position(|a| a == order.from)
-                .unwrap_or(0);
-            let inputs = steps(&[&typed(order.from), "1", &to, &amount, "1", PIN]);
-            (AGENT_CODE, agent_phone(agent), inputs)
+                .find(|(account, _)| *account == order.from)
+                .map_or_else(|| order.from.clone(), |(_, phone)| phone.clone());
+            let inputs = steps(&[&typed(&order.from), "1", &to, &amount, "1", pin]);
+            (AGENT_CODE, phone, inputs)
         }
         "cash_out" => {
-            let inputs = steps(&["2", &to, AGENT_STORE, &amount, "1", PIN]);
+            let inputs = steps(&["2", &to, AGENT_STORE, &amount, "1", pin]);
             (CUSTOMER_CODE, order.from.to_string(), inputs)
         }
         "buy_airtime" => {
-            let inputs = steps(&["3", "2", &to, &amount, PIN]);
+            let inputs = steps(&["3", "2", &to, &amount, pin]);
             (CUSTOMER_CODE, order.from.to_string(), inputs)
         }
         "pay_bill" => {
-            let inputs = steps(&["4", "1", &to, "ACC-1", &amount, "1", PIN]);
+            let inputs = steps(&["4", "1", &to, "ACC-1", &amount, "1", pin]);
             (CUSTOMER_CODE, order.from.to_string(), inputs)
         }
         "buy_goods" => {
-            let inputs = steps(&["4", "2", &to, &amount, "1", PIN]);
+            let inputs = steps(&["4", "2", &to, &amount, "1", pin]);
             (CUSTOMER_CODE, order.from.to_string(), inputs)
         }
         _ => {
-            let inputs = steps(&["1", &to, &amount, "1", PIN]);
+            let inputs = steps(&["1", &to, &amount, "1", pin]);
             (CUSTOMER_CODE, order.from.to_string(), inputs)
         }
     }
 }
 
-/// Runs the session that orders `order`; answers its transfer id and what the screens said.
-pub async fn send(
-    client: &reqwest::Client,
-    urls: &[String],
+/// Runs the session (id `session_id`) that orders `order`; the answer carries the transfer id
+/// the session derives and what the screens said.
+pub(super) async fn send(
+    gateway: &Gateway,
     rng: &mut SimRng,
-    bank: &Bank,
     session_id: &str,
-    order: &Order<'_>,
-) -> (String, Outcome) {
-    let (code, phone, inputs) = session_for(bank, order);
+    order: &Order,
+) -> Answer {
+    let (code, phone, inputs) = session_for(&gateway.agent_phones, order, gateway.pin());
     let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-    let msisdn = Msisdn::parse(&phone).expect("the workload's phones are valid");
+    let Ok(msisdn) = Msisdn::parse(&phone) else {
+        return Answer {
+            outcome: Outcome::Failed(format!("{phone} cannot dial a USSD session")),
+            ..Answer::not_sent("no phone")
+        };
+    };
     let id = transfer_id(code, &msisdn, session_id, &inputs).to_string();
+    let mut answer = Answer {
+        id,
+        ..Answer::not_sent("")
+    };
+    answer.last_error = None;
     for n in 0..=inputs.len() {
         let text = inputs[..n].join("*");
-        let Some(screen) = step(client, urls, rng, session_id, code, &phone, &text).await else {
+        let Some(screen) = step(gateway, rng, session_id, code, &phone, &text, &mut answer).await
+        else {
             // No node answered this step: if it was the last, the transfer may have happened.
-            return (id, Outcome::Ambiguous);
+            return answer;
         };
         match screen.strip_prefix("END ") {
             None if n < inputs.len() => continue,
             None => {
-                return (
-                    id,
-                    Outcome::Failed(format!("a screen past the end: {screen}")),
-                )
+                answer.outcome = Outcome::Failed(format!("a screen past the end: {screen}"));
+                return answer;
             }
-            Some(end) => return (id, outcome_of(end)),
+            Some(end) => {
+                answer.outcome = outcome_of(end);
+                return answer;
+            }
         }
     }
-    (id, Outcome::Ambiguous)
+    answer
 }
 
 /// What a final screen says about the transfer.
@@ -115,13 +132,13 @@ fn outcome_of(end: &str) -> Outcome {
 
 /// One step, to random nodes until one answers.
 async fn step(
-    client: &reqwest::Client,
-    urls: &[String],
+    gateway: &Gateway,
     rng: &mut SimRng,
     session_id: &str,
     code: &str,
     phone: &str,
     text: &str,
+    answer: &mut Answer,
 ) -> Option<String> {
     let form = [
         ("sessionId", session_id),
@@ -130,22 +147,30 @@ async fn step(
         ("networkCode", "63902"),
         ("text", text),
     ];
-    for _ in 0..ATTEMPTS_MAX {
-        let url = &urls[rng.below(urls.len() as u64) as usize];
-        let sent = client
+    let since = Instant::now();
+    let mut attempts = 0;
+    while gateway.retry.may_try_again(attempts, since) {
+        if attempts > 0 {
+            tokio::time::sleep(gateway.retry.pause).await;
+        }
+        attempts += 1;
+        answer.attempts += 1;
+        let url = gateway.targets.pick(rng);
+        let sent = gateway
+            .client
             .post(format!("{url}/ussd/v1/callback"))
             .timeout(STEP_TIMEOUT)
             .form(&form)
             .send()
             .await;
-        if let Ok(response) = sent {
-            if response.status() == 200 {
-                if let Ok(body) = response.text().await {
-                    return Some(body);
-                }
-            }
+        match sent {
+            Ok(response) if response.status() == 200 => match response.text().await {
+                Ok(body) => return Some(body),
+                Err(error) => answer.last_error = Some(format!("{url}: {error}")),
+            },
+            Ok(response) => answer.last_error = Some(format!("{url}: HTTP {}", response.status())),
+            Err(error) => answer.last_error = Some(format!("{url}: {error}")),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     None
 }
@@ -175,23 +200,16 @@ mod tests {
 
     #[test]
     fn sessions_dial_the_menu_path_of_each_kind() {
-        let bank = Bank::new();
-        let order = Order {
-            kind: "cash_in",
-            from: "agent:600102",
-            to: "254730000007",
-            amount_cents: 12_300,
-        };
-        let (code, phone, inputs) = session_for(&bank, &order);
+        let agents = [
+            ("agent:600101".to_string(), "254740000000".to_string()),
+            ("agent:600102".to_string(), "254740000001".to_string()),
+        ];
+        let order = Order::new("cash_in", "agent:600102", "254730000007", 12_300);
+        let (code, phone, inputs) = session_for(&agents, &order, "1234");
         assert_eq!((code, phone.as_str()), (AGENT_CODE, "254740000001"));
         assert_eq!(inputs, ["600102", "1", "0730000007", "123.00", "1", "1234"]);
-        let order = Order {
-            kind: "pay_bill",
-            from: "254730000001",
-            to: "business:888001",
-            amount_cents: 100,
-        };
-        let (code, _, inputs) = session_for(&bank, &order);
+        let order = Order::new("pay_bill", "254730000001", "business:888001", 100);
+        let (code, _, inputs) = session_for(&agents, &order, "1234");
         assert_eq!(code, CUSTOMER_CODE);
         assert_eq!(inputs, ["4", "1", "888001", "ACC-1", "1.00", "1", "1234"]);
     }
