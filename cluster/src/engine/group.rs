@@ -59,6 +59,11 @@ pub struct RaftGroup {
     /// A configuration change applied since the last checkpoint: checkpoint now, so the
     /// snapshot a new replica receives names it.
     pub force_checkpoint: bool,
+    /// How far past the next checkpoint point this replica waits, in thirds of the interval
+    /// (see [`stagger_thirds`]): set when every replica of the group stands at the same point —
+    /// at start, after a forced checkpoint or an installed snapshot — and spent by the next
+    /// checkpoint, so the replicas checkpoint a third of an interval apart from then on.
+    stagger_thirds: u64,
     was_leader: bool,
     /// This run's random prefix on proposal tags, so an entry proposed before a restart never
     /// answers a waiter of this run.
@@ -141,7 +146,7 @@ impl RaftGroup {
         };
         raft_config.validate()?;
         let raw = RawNode::new(&raft_config, log.clone(), &shard_logger(config.node_id, id))?;
-        let group = RaftGroup {
+        let mut group = RaftGroup {
             id,
             raw,
             log,
@@ -151,6 +156,7 @@ impl RaftGroup {
             checkpoint_bytes: snapshot.as_ref().map_or(0, |s| s.data.len() as u64),
             bytes_since_checkpoint: 0,
             force_checkpoint: false,
+            stagger_thirds: 0,
             was_leader: false,
             incarnation,
             election_drawn_at: None,
@@ -160,6 +166,7 @@ impl RaftGroup {
             conf_term: applied_term,
             snapshot_since: std::collections::BTreeMap::new(),
         };
+        group.stagger_thirds = group.own_stagger();
         Ok((group, snapshot, writes))
     }
 
@@ -444,6 +451,7 @@ impl RaftGroup {
         self.checkpoint_index = self.applied;
         self.checkpoint_bytes = snapshot.data.len() as u64;
         self.bytes_since_checkpoint = 0;
+        self.stagger_thirds = self.own_stagger();
         // The hard state (commit at least the snapshot's index) goes into the same batch.
         self.commit_dirty = true;
         tracing::info!(
@@ -469,16 +477,28 @@ impl RaftGroup {
         keep: u64,
         data: impl FnOnce() -> Vec<u8>,
     ) -> Option<WriteOp> {
-        let due = self.applied >= self.checkpoint_index + every.entries
-            // By bytes: once the log since the last checkpoint is as large as that checkpoint
-            // (at least `every.bytes`), so a large state is not re-encoded for a little log.
-            || (self.bytes_since_checkpoint >= every.bytes.max(self.checkpoint_bytes)
-                && self.applied > self.checkpoint_index)
-            || (self.force_checkpoint && self.applied > self.checkpoint_index);
+        let due = checkpoint_due(
+            Progress {
+                applied: self.applied,
+                checkpoint_index: self.checkpoint_index,
+                bytes_since_checkpoint: self.bytes_since_checkpoint,
+                checkpoint_bytes: self.checkpoint_bytes,
+                forced: self.force_checkpoint,
+            },
+            every,
+            self.stagger_thirds,
+        );
         if !due {
             return None;
         }
         let term = self.log.term_of(self.applied)?;
+        // Every replica applied the configuration change at the same index and checkpoints
+        // there: stagger the next one again.
+        self.stagger_thirds = if self.force_checkpoint {
+            self.own_stagger()
+        } else {
+            0
+        };
         self.force_checkpoint = false;
         let mut snapshot = Snapshot::default();
         snapshot.mut_metadata().index = self.applied;
@@ -509,10 +529,101 @@ impl RaftGroup {
     }
 }
 
+impl RaftGroup {
+    /// This replica's stagger under the group's current voters.
+    fn own_stagger(&self) -> u64 {
+        stagger_thirds(self.raw.raft.id, &self.log.conf_state().voters)
+    }
+}
+
+/// A replica's share of a checkpoint interval to wait, in thirds: its rank among the group's
+/// voters (sorted) modulo three — 0, 1, 2 for the three replicas of a shard, so at most one of
+/// them encodes and writes a large checkpoint at a time. (All three at the same index stall the
+/// whole quorum at once, and a leader that finishes first steps down for lack of an active
+/// quorum.) A learner or a replica outside the configuration takes the next rank.
+pub fn stagger_thirds(me: NodeId, voters: &[NodeId]) -> u64 {
+    let mut sorted = voters.to_vec();
+    sorted.sort_unstable();
+    let rank = sorted.iter().position(|v| *v == me).unwrap_or(sorted.len());
+    (rank % 3) as u64
+}
+
+/// Where a replica stands since its last checkpoint.
+#[derive(Copy, Clone, Debug)]
+pub struct Progress {
+    pub applied: u64,
+    pub checkpoint_index: u64,
+    pub bytes_since_checkpoint: u64,
+    pub checkpoint_bytes: u64,
+    /// A configuration change applied since the last checkpoint.
+    pub forced: bool,
+}
+
+/// Whether a checkpoint is due: `every.entries` applied since the last one, or a log as large as
+/// that checkpoint (at least `every.bytes`, so a large state is not re-encoded for a little
+/// log), either stretched by `stagger_thirds` thirds; or a configuration change applied.
+pub fn checkpoint_due(at: Progress, every: Every, stagger_thirds: u64) -> bool {
+    let stretch = |interval: u64| interval.saturating_add(interval / 3 * stagger_thirds);
+    let moved = at.applied > at.checkpoint_index;
+    at.applied >= at.checkpoint_index.saturating_add(stretch(every.entries))
+        || (at.bytes_since_checkpoint >= stretch(every.bytes.max(at.checkpoint_bytes)) && moved)
+        || (at.forced && moved)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn the_three_replicas_of_a_shard_checkpoint_a_third_of_an_interval_apart() {
+        let voters = [7, 2, 9];
+        let thirds: Vec<u64> = voters.iter().map(|v| stagger_thirds(*v, &voters)).collect();
+        assert_eq!(thirds, [1, 0, 2]);
+        assert_eq!(stagger_thirds(4, &voters), 0, "a learner takes the next rank");
+        let every = Every {
+            entries: 300,
+            bytes: u64::MAX,
+            keep_bytes: 0,
+        };
+        let first_due = |stagger: u64| {
+            (1..10_000)
+                .find(|applied| {
+                    let at = Progress {
+                        applied: *applied,
+                        checkpoint_index: 0,
+                        bytes_since_checkpoint: 0,
+                        checkpoint_bytes: 0,
+                        forced: false,
+                    };
+                    checkpoint_due(at, every, stagger)
+                })
+                .expect("due eventually")
+        };
+        assert_eq!([first_due(0), first_due(1), first_due(2)], [300, 400, 500]);
+    }
+
+    #[test]
+    fn by_bytes_the_stagger_stretches_the_threshold_and_a_forced_checkpoint_ignores_it() {
+        let every = Every {
+            entries: u64::MAX,
+            bytes: 900,
+            keep_bytes: 0,
+        };
+        let at = |bytes_since_checkpoint, forced| Progress {
+            applied: 10,
+            checkpoint_index: 5,
+            bytes_since_checkpoint,
+            checkpoint_bytes: 600,
+            forced,
+        };
+        assert!(checkpoint_due(at(900, false), every, 0));
+        assert!(!checkpoint_due(at(900, false), every, 2));
+        assert!(checkpoint_due(at(1_500, false), every, 2));
+        assert!(checkpoint_due(at(0, true), every, 2), "a configuration change");
+        let nothing_new = Progress { applied: 5, ..at(0, true) };
+        assert!(!checkpoint_due(nothing_new, every, 0), "nothing applied since");
+    }
 
     fn single_voter_group(incarnation: u64) -> RaftGroup {
         let config = EngineConfig::new(1, BTreeMap::new(), 1, 1);
