@@ -68,6 +68,8 @@ pub struct BenchConfig {
     /// Production argon2id PIN hashes (`--pin-hash argon2` on the nodes) instead of keyed
     /// digests; `fast_pin_hash` implies argon2 with the cheapest parameters.
     pub argon2_pin_hash: bool,
+    /// The accounts exist already (an earlier run against the same `target` set them up).
+    pub skip_setup: bool,
     /// Extra `tuma node` flags for a local cluster (such as a short `--idempotency-window`
     /// for a soak).
     pub node_flags: Vec<String>,
@@ -298,9 +300,13 @@ pub async fn run(
         .with_retry(Retry::ONCE)
         .with_deadline_ms(TRANSFER_DEADLINE_MS)
         .with_admin_token(ADMIN_TOKEN);
-    let import_rate = set_up(&gateway, config.accounts, config.pin_rows())
-        .await
-        .map_err(BenchError::Setup)?;
+    let import_rate = if config.skip_setup {
+        0.0
+    } else {
+        set_up(&gateway, config.accounts, config.pin_rows())
+            .await
+            .map_err(BenchError::Setup)?
+    };
     let trading = config.accounts.min(FUNDED_MAX);
     let seconds = config.duration.as_secs() as usize;
     let recorder = Arc::new(Mutex::new(Recorder::new(seconds)));

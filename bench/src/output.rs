@@ -55,7 +55,7 @@ pub fn markdown(result: &BenchResult, postgres: Option<&BenchResult>) -> String 
             pg.errors
         );
     }
-    if result.accounts > 0 {
+    if result.accounts > 0 && result.import_rows_per_s > 0.0 {
         let _ = writeln!(
             out,
             "\n{} customers registered in bulk at {:.0} rows/s before the run.",

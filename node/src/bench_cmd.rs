@@ -61,6 +61,10 @@ pub struct BenchArgs {
     /// off in a soak once finished transfers start to retire.
     #[arg(long)]
     idempotency_window: Option<String>,
+    /// With --target: the accounts are there already (registered and funded by an earlier run
+    /// against the same nodes), so start sending at once.
+    #[arg(long, requires = "target")]
+    skip_setup: bool,
     /// Where result.json, result.md and plots.svg go.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
@@ -114,6 +118,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         rate: args.rate,
         fast_pin_hash: args.fast_pin_hash,
         argon2_pin_hash: args.argon2_pin_hash,
+        skip_setup: args.skip_setup,
         node_flags: match &args.idempotency_window {
             Some(window) => {
                 crate::duration::parse("idempotency-window", window)?;
