@@ -10,6 +10,7 @@
 //! `tuma bench` drives the same HTTP API real channels use, against its own local cluster
 //! (started on loopback with production settings) or a running one (`--target`).
 
+pub mod costs;
 pub mod load;
 pub mod measure;
 pub mod output;

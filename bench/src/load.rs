@@ -12,6 +12,7 @@ use tuma_chaos::load::{
 };
 use tuma_chaos::sim::SimRng;
 
+use crate::costs::{self, Reading};
 use crate::measure::{
     process_usage, resident_mib, BenchResult, NodeUsage, Recorder, TICKS_PER_SECOND,
 };
@@ -259,6 +260,23 @@ fn draw(workload: Workload, rng: &mut SimRng, accounts: usize, id: String) -> Re
     }
 }
 
+/// Each node's `/metrics` text (empty for a node that does not answer within a second).
+async fn node_metrics(urls: &[String]) -> Vec<String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap_or_default();
+    let mut texts = Vec::new();
+    for url in urls {
+        let text = match client.get(format!("{url}/metrics")).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        texts.push(text);
+    }
+    texts
+}
+
 /// Runs the benchmark end to end.
 pub async fn run(
     config: BenchConfig,
@@ -373,6 +391,21 @@ pub async fn run(
             progress(Instant::now().saturating_duration_since(start).as_secs());
         }
     };
+    // Costs are counted over the measured window only.
+    let probe = {
+        let pids: Vec<Option<u32>> = match &cluster {
+            Some(c) => (1..=config.nodes).map(|id| c.pid(id)).collect(),
+            None => Vec::new(),
+        };
+        let urls = gateway.targets().all();
+        async move {
+            tokio::time::sleep_until(start.into()).await;
+            let before = Reading::take(&pids, &node_metrics(&urls).await);
+            tokio::time::sleep_until(end.into()).await;
+            let after = Reading::take(&pids, &node_metrics(&urls).await);
+            (before, after)
+        }
+    };
     let clients = load::drive(
         Arc::new(gateway),
         pace,
@@ -381,7 +414,7 @@ pub async fn run(
         Stop::at(end),
         sink,
     );
-    tokio::join!(clients, watcher);
+    let ((), (), (cost_before, cost_after)) = tokio::join!(clients, watcher, probe);
     if let Some(sampler) = sampler {
         let _ = sampler.await;
     }
@@ -413,7 +446,14 @@ pub async fn run(
         node_usage,
     );
     let memory = std::mem::take(&mut *memory.lock().expect("no panics hold this lock"));
+    let costs = costs::costs(
+        &cost_before,
+        &cost_after,
+        config.duration.as_secs_f64(),
+        result.confirmed,
+    );
     let result = BenchResult {
+        costs: Some(costs),
         accounts: config.accounts,
         import_rows_per_s: import_rate,
         rss_mib_per_second: memory,

@@ -47,6 +47,9 @@ pub struct BenchResult {
     /// (latency ms, fraction of confirmed transfers at or below it).
     pub cdf: Vec<(f64, f64)>,
     pub node_usage: Vec<NodeUsage>,
+    /// What each confirmed transfer cost (machine CPU, the load generator, each node's
+    /// switches, entries, frames, fsyncs, engine steps and checkpoints); none for a baseline.
+    pub costs: Option<crate::costs::Costs>,
     /// Customers registered (in bulk) before the run, and the import rate.
     pub accounts: usize,
     pub import_rows_per_s: f64,
@@ -132,6 +135,7 @@ impl Recorder {
                 .collect(),
             cdf: cdf.collect(),
             node_usage,
+            costs: None,
             accounts: 0,
             import_rows_per_s: 0.0,
             rss_mib_per_second: Vec::new(),

@@ -82,6 +82,9 @@ pub fn markdown(result: &BenchResult, postgres: Option<&BenchResult>) -> String 
             show(last)
         );
     }
+    if let Some(costs) = &result.costs {
+        costs_table(&mut out, costs);
+    }
     if !result.node_usage.is_empty() {
         let _ = writeln!(
             out,
@@ -96,6 +99,43 @@ pub fn markdown(result: &BenchResult, postgres: Option<&BenchResult>) -> String 
         }
     }
     out
+}
+
+/// What each confirmed transfer cost, machine-wide and per node.
+fn costs_table(out: &mut String, costs: &crate::costs::Costs) {
+    let _ = writeln!(
+        out,
+        "\nCost per confirmed transfer: **{:.0} µs of machine CPU** ({:.2} busy cores); the load \
+         generator used {:.2} cores ({:.0} µs per transfer).",
+        costs.machine_cpu_us_per_transfer,
+        costs.machine_busy_cores,
+        costs.load_generator_cores,
+        costs.load_generator_cpu_us_per_transfer
+    );
+    let _ = writeln!(
+        out,
+        "\n| node | context switches / transfer | Raft entries / transfer | commands / entry | peer frames / transfer | fsyncs / s | engine step mean ms | step p99 ms (last minute) | checkpoints | checkpoint mean ms | max ms |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    let optional = |v: Option<f64>, places: usize| {
+        v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.places$}"))
+    };
+    for n in &costs.nodes {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} | {} | {:.0} | {:.0} | {} |",
+            n.node,
+            optional(n.context_switches_per_transfer, 1),
+            n.raft_entries_per_transfer,
+            n.commands_per_entry,
+            n.peer_frames_per_transfer,
+            n.fsyncs_per_second,
+            n.engine_step_mean_ms,
+            optional(n.engine_step_p99_ms, 2),
+            n.checkpoints,
+            n.checkpoint_mean_ms,
+            optional(n.checkpoint_max_ms, 0)
+        );
+    }
 }
 
 /// A line: label, colour, points.

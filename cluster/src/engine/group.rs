@@ -580,7 +580,11 @@ mod tests {
         let voters = [7, 2, 9];
         let thirds: Vec<u64> = voters.iter().map(|v| stagger_thirds(*v, &voters)).collect();
         assert_eq!(thirds, [1, 0, 2]);
-        assert_eq!(stagger_thirds(4, &voters), 0, "a learner takes the next rank");
+        assert_eq!(
+            stagger_thirds(4, &voters),
+            0,
+            "a learner takes the next rank"
+        );
         let every = Every {
             entries: 300,
             bytes: u64::MAX,
@@ -620,9 +624,18 @@ mod tests {
         assert!(checkpoint_due(at(900, false), every, 0));
         assert!(!checkpoint_due(at(900, false), every, 2));
         assert!(checkpoint_due(at(1_500, false), every, 2));
-        assert!(checkpoint_due(at(0, true), every, 2), "a configuration change");
-        let nothing_new = Progress { applied: 5, ..at(0, true) };
-        assert!(!checkpoint_due(nothing_new, every, 0), "nothing applied since");
+        assert!(
+            checkpoint_due(at(0, true), every, 2),
+            "a configuration change"
+        );
+        let nothing_new = Progress {
+            applied: 5,
+            ..at(0, true)
+        };
+        assert!(
+            !checkpoint_due(nothing_new, every, 0),
+            "nothing applied since"
+        );
     }
 
     fn single_voter_group(incarnation: u64) -> RaftGroup {

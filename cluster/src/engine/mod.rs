@@ -306,7 +306,10 @@ impl Engine {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => self.stopping = true,
             }
-            if let Err(fatal) = self.step() {
+            let started = std::time::Instant::now();
+            let stepped = self.step();
+            metrics::histogram!("tuma_engine_step_seconds").record(started.elapsed().as_secs_f64());
+            if let Err(fatal) = stepped {
                 tracing::error!(error = %fatal, "the engine stops; the node must exit");
                 self.network.shutdown();
                 return Err(fatal);
@@ -537,7 +540,9 @@ impl Engine {
     fn send_frame(&self, to: NodeId, frame: PeerFrame) {
         if to == self.config.node_id {
             let _ = self.inputs_tx.try_send(Input::Peer { from: to, frame });
-        } else if !self.network.send(to, frame) {
+        } else if self.network.send(to, frame) {
+            metrics::counter!("tuma_peer_frames_sent_total").increment(1);
+        } else {
             metrics::counter!("tuma_engine_frames_dropped_total").increment(1);
         }
     }

@@ -327,6 +327,7 @@ impl Engine {
     /// Writes the checkpoints that are due, each with its group's hard state, so the persisted
     /// commit index is never behind a checkpoint (a restart would refuse such a log).
     fn checkpoint(&mut self) -> Result<(), StorageError> {
+        let started = std::time::Instant::now();
         let mut batch = WriteBatch::default();
         let every = Every {
             entries: self.config.checkpoint_every_entries,
@@ -350,6 +351,7 @@ impl Engine {
         }
         if !batch.is_empty() {
             self.store.write(batch)?;
+            metrics::histogram!("tuma_checkpoint_seconds").record(started.elapsed().as_secs_f64());
         }
         Ok(())
     }

@@ -295,6 +295,9 @@ impl Replica {
                 );
             };
             let applied = self.ledger.apply(&ledger_entry);
+            // One command per entry today; batching will put many in one.
+            metrics::counter!("tuma_raft_entries_applied_total").increment(1);
+            metrics::counter!("tuma_ledger_commands_applied_total").increment(1);
             let rows = self.ledger.take_history();
             if !rows.is_empty() {
                 out.history.push((self.shard, rows));
