@@ -81,7 +81,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn new(id: &str, outcome: Outcome) -> Answer {
+    pub(super) fn new(id: &str, outcome: Outcome) -> Answer {
         Answer {
             id: id.to_string(),
             outcome,

@@ -83,17 +83,13 @@ pub(super) async fn send(
     let (code, phone, inputs) = session_for(&gateway.agent_phones, order, gateway.pin());
     let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
     let Ok(msisdn) = Msisdn::parse(&phone) else {
-        return Answer {
-            outcome: Outcome::Failed(format!("{phone} cannot dial a USSD session")),
-            ..Answer::not_sent("no phone")
-        };
+        return Answer::new(
+            "",
+            Outcome::Failed(format!("{phone} cannot dial a USSD session")),
+        );
     };
     let id = transfer_id(code, &msisdn, session_id, &inputs).to_string();
-    let mut answer = Answer {
-        id,
-        ..Answer::not_sent("")
-    };
-    answer.last_error = None;
+    let mut answer = Answer::new(&id, Outcome::Ambiguous);
     for n in 0..=inputs.len() {
         let text = inputs[..n].join("*");
         let Some(screen) = step(gateway, rng, session_id, code, &phone, &text, &mut answer).await

@@ -469,6 +469,11 @@ impl RaftGroup {
         }
     }
 
+    /// This replica's checkpoint stagger under the group's current voters.
+    fn own_stagger(&self) -> u64 {
+        stagger_thirds(self.raw.raft.id, &self.log.conf_state().voters)
+    }
+
     /// A checkpoint of the state machine (`data`) at the applied index, compacting the log
     /// behind it, once `every` entries applied since the last one or a configuration changed.
     pub fn maybe_checkpoint(
@@ -526,13 +531,6 @@ impl RaftGroup {
             compact_from: first,
             compact_to: compact_to.max(first.saturating_sub(1)),
         })
-    }
-}
-
-impl RaftGroup {
-    /// This replica's stagger under the group's current voters.
-    fn own_stagger(&self) -> u64 {
-        stagger_thirds(self.raw.raft.id, &self.log.conf_state().voters)
     }
 }
 
