@@ -77,6 +77,32 @@ fn random_hex(bytes: usize) -> String {
 }
 
 /// Distinct free loopback ports (all held until every one is chosen, so none repeats).
+/// Runs `tuma node --check-config` with a node's command line: the node's own validation of
+/// every setting, without starting it.
+fn check_settings(launch: &NodeLaunch) -> anyhow::Result<()> {
+    let output = launch
+        .command()
+        .context("preparing a node")?
+        .arg("--check-config")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .context("checking a node's settings")?;
+    if !output.status.success() {
+        let why = String::from_utf8_lossy(&output.stderr);
+        let why = why
+            .trim()
+            .trim_start_matches("Error: ")
+            .trim_start_matches("error: ");
+        bail!(
+            "node {} would not start, so no node was started: {why}",
+            launch.id
+        );
+    }
+    Ok(())
+}
+
 fn read_or_create(
     path: &Path,
     given: Option<String>,
@@ -142,7 +168,7 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
     )?;
     let members = launch::loopback_members(layout.peer_ports.iter().copied());
     let binary = std::env::current_exe().context("locating the tuma binary")?;
-    let mut children: Vec<Child> = Vec::new();
+    let mut launches = Vec::new();
     for i in 0..layout.nodes as usize {
         let id = i + 1;
         let (data, log) = launch::node_paths(&args.data, id);
@@ -161,7 +187,7 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
         if args.enable_test_hooks {
             extra_args.push("--enable-test-hooks".into());
         }
-        let mut command = NodeLaunch {
+        launches.push(NodeLaunch {
             binary: binary.clone(),
             id,
             data,
@@ -178,12 +204,21 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
             log_filter: None,
             wrapper: Vec::new(),
             extra_args,
-        }
-        .command()
-        .context("preparing a node")?;
+        });
+    }
+    // Every node's settings pass the node's own validation before any node starts: a refused
+    // setting (a short admin token, a bad window) stops here with the node's reason, rather
+    // than starting nodes that each exit.
+    for launch in &launches {
+        check_settings(launch)?;
+    }
+    let mut children: Vec<Child> = Vec::new();
+    for (i, launch) in launches.iter().enumerate() {
+        let mut command = launch.command().context("preparing a node")?;
         let child = command.spawn().context("starting a node")?;
         println!(
-            "node {id} http=http://127.0.0.1:{} peer=127.0.0.1:{} pid={}",
+            "node {} http=http://127.0.0.1:{} peer=127.0.0.1:{} pid={}",
+            launch.id,
             layout.http_ports[i],
             layout.peer_ports[i],
             child.id()

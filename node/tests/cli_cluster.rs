@@ -183,3 +183,36 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
     assert_eq!(up.terminate(), 0);
     std::fs::remove_dir_all(&data).unwrap();
 }
+
+#[test]
+fn cluster_up_refuses_bad_settings_before_it_starts_any_node() {
+    let data = std::env::temp_dir().join(format!("tuma-cluster-up-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    for (flag, value, reason) in [
+        (
+            "--admin-token",
+            "15-characters!!",
+            "the admin token must be at least 16 characters",
+        ),
+        ("--idempotency-window", "soon", "idempotency-window"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_tuma"))
+            .args(["cluster", "up", "--nodes", "3", "--shards", "8"])
+            .arg("--data")
+            .arg(&data)
+            .args([flag, value])
+            .env("TUMA_ADMIN_TOKEN", "cluster-up-test-token")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+        );
+        assert!(!output.status.success(), "{flag} {value}: {stdout}");
+        assert!(stderr.contains(reason), "{flag} {value}: {stderr}");
+        assert!(stderr.contains("no node was started"), "{stderr}");
+        assert!(!stdout.contains("node 1 http="), "a node started: {stdout}");
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
