@@ -435,6 +435,78 @@ pub async fn health(State(state): State<ApiState>) -> impl IntoResponse {
     }
 }
 
+/// Shards named in a `/ready` refusal, at most.
+const READY_SHARDS_NAMED_MAX: usize = 10;
+
+/// `GET /ready`: 200 when this node can serve (a load balancer's readiness probe) — its engine
+/// answers (and so its storage takes writes: a failed write stops the engine), it knows the
+/// cluster state, it may lead (a member, not stopping, its clock within bounds of its peers'),
+/// and every shard it holds has a known leader; otherwise 503 with the reasons. `/health` says
+/// only that the process is alive and answering.
+pub async fn ready(State(state): State<ApiState>) -> impl IntoResponse {
+    let Ok(status) = state.service.status().await else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "reasons": ["the engine does not answer"]})),
+        );
+    };
+    let mut reasons = Vec::new();
+    if status.cluster.is_none() {
+        reasons.push("no cluster state yet (still joining)".to_string());
+    }
+    if status.leaving {
+        reasons.push("stopping: handing its leaderships away".to_string());
+    } else if !status.may_lead {
+        reasons.push(match (status.clock.as_str(), status.clock_offset_ms) {
+            ("out_of_bounds", Some(offset)) => {
+                format!("its clock is {offset} ms from its peers': it may not lead")
+            }
+            ("out_of_bounds", None) => "its clock is out of bounds: it may not lead".to_string(),
+            _ => "it may not lead (not a member, or its clock not yet compared with a majority)"
+                .to_string(),
+        });
+    }
+    let leaderless: Vec<u32> = status
+        .shards
+        .iter()
+        .filter(|s| s.leader.is_none())
+        .map(|s| s.shard)
+        .collect();
+    if !leaderless.is_empty() {
+        let named: Vec<u32> = leaderless
+            .iter()
+            .copied()
+            .take(READY_SHARDS_NAMED_MAX)
+            .collect();
+        reasons.push(format!(
+            "{} of its {} shards have no known leader (shards {named:?}{})",
+            leaderless.len(),
+            status.shards.len(),
+            if leaderless.len() > named.len() {
+                ", …"
+            } else {
+                ""
+            }
+        ));
+    }
+    if reasons.is_empty() {
+        (
+            StatusCode::OK,
+            Json(json!({
+                "ready": true,
+                "node": status.node_id,
+                "shards": status.shards.len(),
+                "leading": status.leading,
+            })),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "node": status.node_id, "reasons": reasons})),
+        )
+    }
+}
+
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     let body = state
         .prometheus

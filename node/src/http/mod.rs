@@ -85,6 +85,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/v1/menus/:name", get(menus::show).put(menus::push))
         .route("/admin/v1/ussd/events", get(menus::session_ends))
         .route("/health", get(admin::health))
+        .route("/ready", get(admin::ready))
         .route("/metrics", get(admin::metrics))
         .route("/admin/v1/customers", post(admin::register_customer))
         .route("/admin/v1/customers/bulk", post(bulk::register_customers))
