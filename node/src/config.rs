@@ -63,6 +63,9 @@ pub struct NodeArgs {
     /// microseconds; default) or `argon2` (argon2id, ~20–40 ms of a core per verification).
     #[arg(long, env = "TUMA_PIN_HASH")]
     pub pin_hash: Option<String>,
+    /// Log lines as `text` (default) or `json` (one object per line, for log shippers).
+    #[arg(long, env = "TUMA_LOG_FORMAT")]
+    pub log_format: Option<String>,
     /// A file holding the PIN key's secret material (the same on every node, outside the data
     /// directory); default: derived from the cluster secret.
     #[arg(long, env = "TUMA_PIN_KEY_FILE")]
@@ -169,6 +172,7 @@ struct FileConfig {
     shards: Option<u32>,
     replicas: Option<usize>,
     pin_hash: Option<String>,
+    log_format: Option<String>,
     pin_key_file: Option<PathBuf>,
     pin_hash_memory_kib: Option<u32>,
     pin_hash_iterations: Option<u32>,
@@ -196,11 +200,20 @@ struct FileConfig {
 const IDEMPOTENCY_WINDOW_MS_MIN: u64 = 1_000;
 const IDEMPOTENCY_WINDOW_MS_MAX: u64 = 30 * 86_400_000;
 
+/// How log lines are written.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    /// One JSON object per line (time, level, target, span fields, message, fields).
+    Json,
+}
+
 /// The resolved, validated configuration.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     /// This node's id; `0` when joining without --id (the cluster assigns one).
     pub id: u64,
+    pub log_format: LogFormat,
     pub data: PathBuf,
     pub listen_peer: SocketAddr,
     pub listen_http: SocketAddr,
@@ -431,8 +444,14 @@ impl NodeArgs {
                 .unwrap_or(defaults.per_source_per_minute),
             tracked_max: defaults.tracked_max,
         };
+        let log_format = match self.log_format.clone().or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("--log-format {other:?} is not `text` or `json`"),
+        };
         Ok(NodeConfig {
             id,
+            log_format,
             data,
             listen_peer,
             listen_http,

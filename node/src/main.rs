@@ -64,14 +64,23 @@ enum Command {
 
 /// Logs to stderr; `TUMA_LOG` (or `RUST_LOG`) sets the filter (default `info`).
 pub fn init_tracing() {
+    init_tracing_as(config::LogFormat::Text);
+}
+
+/// Log lines to standard error, filtered by `TUMA_LOG` (or `RUST_LOG`; default `info`).
+pub fn init_tracing_as(format: config::LogFormat) {
     let filter = std::env::var("TUMA_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        config::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        config::LogFormat::Json => builder.json().with_current_span(false).try_init(),
+    };
 }
 
 fn main() -> ExitCode {

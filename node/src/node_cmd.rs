@@ -38,7 +38,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    crate::init_tracing();
+    crate::init_tracing_as(config.log_format);
     // Written when this function returns (a clean stop), by call site: bytes live at the
     // heap's peak and at the end (view with dhat's dh_view.html).
     #[cfg(feature = "heap-profile")]

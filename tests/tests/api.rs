@@ -526,3 +526,20 @@ fn care_reverses_a_confirmed_transfer_once() {
         (400, Some("transaction_id"))
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    with_node_flags(&["--log-format", "json"]);
+    let cluster = TestCluster::start("json-logs", 1, 2);
+    cluster.register_customer(ALICE);
+    let log = std::fs::read_to_string(cluster.log_dir().join("node-1.log")).expect("node log");
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 3, "{log}");
+    for line in &lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(object["level"].is_string(), "{line}");
+        assert!(object["timestamp"].is_string(), "{line}");
+        assert!(object["fields"].is_object(), "{line}");
+    }
+}
