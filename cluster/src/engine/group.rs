@@ -538,7 +538,10 @@ impl RaftGroup {
 /// voters (sorted) modulo three — 0, 1, 2 for the three replicas of a shard, so at most one of
 /// them encodes and writes a large checkpoint at a time. (All three at the same index stall the
 /// whole quorum at once, and a leader that finishes first steps down for lack of an active
-/// quorum.) A learner or a replica outside the configuration takes the next rank.
+/// quorum.) A learner or a replica outside the configuration takes the next rank. The price:
+/// with a replica down (a group at exactly its quorum), each live replica's checkpoint stalls
+/// the other in turn where both used to stall together; encoding checkpoints off the engine
+/// thread would remove both stalls.
 pub fn stagger_thirds(me: NodeId, voters: &[NodeId]) -> u64 {
     let mut sorted = voters.to_vec();
     sorted.sort_unstable();
