@@ -8,6 +8,11 @@
 //! `cargo test --workspace`). It takes about 5–10 minutes in a debug build (450,000 accounts are
 //! registered to make the checkpoint large), so it is not part of the default run:
 //! `cargo test -p tuma-tests --test snapshot_stream -- --ignored`.
+//!
+//! **Fails on main as of 2026-12-01** (issue 11's note): in a debug build the bulk registration
+//! times out while the two live replicas stall on checkpoints; in a release build
+//! (`cargo test --release …`) the restarted follower catches up without a snapshot, so "the
+//! snapshot stream never started" — the premise that the leader compacted past it no longer holds.
 
 use std::time::{Duration, Instant};
 
