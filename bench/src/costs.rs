@@ -24,8 +24,8 @@ const COUNTERS: [&str; 8] = [
 /// Counters read at one instant.
 #[derive(Clone, Debug, Default)]
 pub struct Reading {
-    /// (busy, all) jiffies of the whole machine.
-    machine_ticks: (u64, u64),
+    /// Busy jiffies of the whole machine.
+    machine_busy_ticks: u64,
     /// This process's CPU ticks (the load generator).
     own_ticks: u64,
     /// Per node: context switches (local nodes only) and `/metrics` counters.
@@ -83,7 +83,7 @@ impl Reading {
             })
             .collect();
         Reading {
-            machine_ticks: machine_ticks().unwrap_or_default(),
+            machine_busy_ticks: machine_busy_ticks().unwrap_or_default(),
             own_ticks: process_usage(std::process::id()).map_or(0, |(ticks, _)| ticks),
             nodes,
         }
@@ -94,12 +94,10 @@ impl Reading {
 pub fn costs(before: &Reading, after: &Reading, seconds: f64, confirmed: u64) -> Costs {
     let per = |value: f64| value / (confirmed.max(1) as f64);
     let seconds = seconds.max(1e-9);
-    let (busy, all) = (
-        after.machine_ticks.0.saturating_sub(before.machine_ticks.0) as f64,
-        after.machine_ticks.1.saturating_sub(before.machine_ticks.1) as f64,
-    );
-    let cores = all / TICKS_PER_SECOND / seconds;
-    let machine_busy_cores = if all > 0.0 { busy / all * cores } else { 0.0 };
+    let busy = after
+        .machine_busy_ticks
+        .saturating_sub(before.machine_busy_ticks) as f64;
+    let machine_busy_cores = busy / TICKS_PER_SECOND / seconds;
     let own = after.own_ticks.saturating_sub(before.own_ticks) as f64 / TICKS_PER_SECOND;
     let nodes = before
         .nodes
@@ -152,13 +150,13 @@ pub fn costs(before: &Reading, after: &Reading, seconds: f64, confirmed: u64) ->
     }
 }
 
-/// (busy, all) jiffies from the first line of `/proc/stat` (idle and iowait are not busy).
-fn machine_ticks() -> Option<(u64, u64)> {
+/// Busy jiffies from the first line of `/proc/stat` (idle and iowait are not busy).
+fn machine_busy_ticks() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    parse_machine_ticks(stat.lines().next()?)
+    parse_busy_ticks(stat.lines().next()?)
 }
 
-fn parse_machine_ticks(cpu_line: &str) -> Option<(u64, u64)> {
+fn parse_busy_ticks(cpu_line: &str) -> Option<u64> {
     let mut fields = cpu_line.split_whitespace();
     if fields.next()? != "cpu" {
         return None;
@@ -169,7 +167,7 @@ fn parse_machine_ticks(cpu_line: &str) -> Option<(u64, u64)> {
         return None;
     }
     let all: u64 = values.iter().sum();
-    Some((all - values[3] - values[4], all))
+    Some(all - values[3] - values[4])
 }
 
 /// Voluntary and involuntary context switches of every thread of a process.
@@ -217,8 +215,8 @@ mod tests {
     #[test]
     fn machine_ticks_leave_out_idle_and_iowait() {
         let line = "cpu  100 5 50 1000 20 3 2 0 0 0";
-        assert_eq!(parse_machine_ticks(line), Some((160, 1180)));
-        assert_eq!(parse_machine_ticks("cpu0 1 2 3 4 5"), None);
+        assert_eq!(parse_busy_ticks(line), Some(160));
+        assert_eq!(parse_busy_ticks("cpu0 1 2 3 4 5"), None);
     }
 
     #[test]
@@ -254,12 +252,12 @@ mod tests {
             .collect(),
         };
         let before = Reading {
-            machine_ticks: (1_000, 4_000),
+            machine_busy_ticks: 1_000,
             own_ticks: 100,
             nodes: vec![node(10.0, 5.0, 100.0, 1.0)],
         };
         let mut after = Reading {
-            machine_ticks: (1_200, 4_400),
+            machine_busy_ticks: 1_200,
             own_ticks: 150,
             nodes: vec![node(410.0, 605.0, 1_100.0, 3.0)],
         };

@@ -650,6 +650,10 @@ mod tests {
                 sms_spool_max: Some(0),
                 ..args()
             },
+            NodeArgs {
+                log_format: Some("xml".into()),
+                ..args()
+            },
         ] {
             assert!(bad.resolve().is_err(), "{bad:?}");
         }

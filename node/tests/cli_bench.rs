@@ -62,6 +62,29 @@ fn a_short_bench_reports_its_contract_line_and_files() {
         serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
     assert!(json["tuma"]["confirmed"].as_u64().unwrap() > 0);
     assert_eq!(json["tuma"]["node_usage"].as_array().unwrap().len(), 3);
+    // What a transfer cost, read from /proc and each node's /metrics over the window.
+    let costs = &json["tuma"]["costs"];
+    assert!(
+        costs["machine_cpu_us_per_transfer"].as_f64().unwrap() > 0.0,
+        "{costs}"
+    );
+    let nodes = costs["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{costs}");
+    for node in nodes {
+        assert!(
+            node["raft_entries_per_transfer"].as_f64().unwrap() >= 1.0,
+            "{node}"
+        );
+        assert!(
+            node["peer_frames_per_transfer"].as_f64().unwrap() > 0.0,
+            "{node}"
+        );
+        assert_eq!(node["commands_per_entry"].as_f64(), Some(1.0), "{node}");
+        assert!(
+            node["context_switches_per_transfer"].as_f64().unwrap() > 0.0,
+            "{node}"
+        );
+    }
     assert!(std::fs::read_to_string(out.join("plots.svg"))
         .unwrap()
         .contains("polyline"));
@@ -72,6 +95,7 @@ fn a_short_bench_reports_its_contract_line_and_files() {
         &["bench", "--baseline", "oracle"][..],
         &["bench", "--baseline", "postgres", "--workload", "day"],
         &["bench", "--accounts", "0"],
+        &["bench", "--skip-setup"],
     ] {
         let refused = Command::new(env!("CARGO_BIN_EXE_tuma"))
             .args(bad)

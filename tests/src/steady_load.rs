@@ -15,7 +15,7 @@ use tuma_chaos::load::{
 };
 use tuma_chaos::sim::SimRng;
 
-use crate::{TestCluster, PIN, TOKEN};
+use crate::{TestCluster, PIN};
 
 /// A request without a final answer after this long counts as failed.
 const REQUEST_PATIENCE: Duration = Duration::from_secs(40);
@@ -128,8 +128,7 @@ impl SteadyLoad {
             .expect("an HTTP client")
             .with_retry(Retry::patience(REQUEST_PATIENCE))
             .with_pin(PIN)
-            .with_deadline_ms(TRANSFER_DEADLINE_MS)
-            .with_admin_token(TOKEN);
+            .with_deadline_ms(TRANSFER_DEADLINE_MS);
         let (stop, tally) = (Stop::when_told(), Arc::<Tally>::default());
         let (people, amount_cents) = (Arc::new(people), parse_cents(amount));
         let driver = {

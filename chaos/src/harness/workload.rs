@@ -362,15 +362,7 @@ async fn treasury(
                 account: who.clone(),
                 amount_cents: TOP_UP_CENTS,
             };
-            let sent = Instant::now();
-            let answer = gateway.send(&request, &mut rng).await;
-            sink(Completed {
-                client: usize::MAX,
-                request,
-                answer,
-                sent,
-                latency: sent.elapsed(),
-            });
+            sink(load::send_timed(&gateway, usize::MAX, request, &mut rng).await);
         }
     }
 }

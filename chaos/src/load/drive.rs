@@ -99,7 +99,7 @@ pub async fn drive<S: Script>(
                             tokio::task::yield_now().await;
                             continue;
                         }
-                        let done = send(&gateway, client, request, &mut rng).await;
+                        let done = send_timed(&gateway, client, request, &mut rng).await;
                         sink(done.clone());
                         previous = Some(done);
                     }
@@ -141,7 +141,7 @@ pub async fn drive<S: Script>(
                 let mut request_rng = SimRng::new(rng.next_u64());
                 let (gateway, sink) = (gateway.clone(), sink.clone());
                 tasks.spawn(async move {
-                    sink(send(&gateway, 0, request, &mut request_rng).await);
+                    sink(send_timed(&gateway, 0, request, &mut request_rng).await);
                     drop(permit);
                 });
                 while tasks.try_join_next().is_some() {}
@@ -151,7 +151,13 @@ pub async fn drive<S: Script>(
     }
 }
 
-async fn send(gateway: &Gateway, client: usize, request: Request, rng: &mut SimRng) -> Completed {
+/// Sends one request for `client` and times it from the first attempt to its answer.
+pub async fn send_timed(
+    gateway: &Gateway,
+    client: usize,
+    request: Request,
+    rng: &mut SimRng,
+) -> Completed {
     let sent = Instant::now();
     let answer = gateway.send(&request, rng).await;
     Completed {

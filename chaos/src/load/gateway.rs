@@ -64,6 +64,11 @@ impl Retry {
     }
 }
 
+/// A final refusal: any 4xx but 429 (which asks the client to come back later).
+fn is_refusal(status: u16) -> bool {
+    (400..500).contains(&status) && status != 429
+}
+
 /// What one request came to.
 #[derive(Clone, Debug)]
 pub struct Answer {
@@ -253,7 +258,7 @@ impl Gateway {
                     answer.last_error = None;
                     return answer;
                 }
-                400..=499 if status != 429 => {
+                _ if is_refusal(status) => {
                     let result = json["result"]
                         .as_str()
                         .map_or_else(|| format!("HTTP {status}"), str::to_string);
@@ -287,7 +292,7 @@ impl Gateway {
                         txn: String::new(),
                         fee_cents: None,
                     };
-                } else if (400..500).contains(&status) && status != 429 {
+                } else if is_refusal(status) {
                     answer.outcome = Outcome::Failed(format!("HTTP {status}"));
                 } else {
                     answer.last_error = Some(format!("HTTP {status} {json}"));
@@ -427,6 +432,33 @@ mod tests {
                 .await
                 .attempts,
             1
+        );
+    }
+
+    #[tokio::test]
+    async fn set_up_counts_already_done_as_done_and_names_what_kept_failing() {
+        let done = StubNode::start(vec![(500, "{}"), (409, r#"{"result":"exists"}"#)]).await;
+        let gateway = Gateway::new(Targets::new(vec![done.url.clone()]), Duration::from_secs(5))
+            .expect("client");
+        let body = json!({"msisdn": "254700000001"});
+        gateway
+            .admin_until_done("/admin/v1/customers", &body, Duration::from_secs(5), 0)
+            .await
+            .expect("a 409 is already done");
+        assert_eq!(done.requests(), 2);
+        let failing = StubNode::start(vec![(500, r#"{"error":"disk full"}"#)]).await;
+        let gateway = Gateway::new(
+            Targets::new(vec![failing.url.clone()]),
+            Duration::from_secs(5),
+        )
+        .expect("client");
+        let error = gateway
+            .admin_until_done("/admin/v1/customers", &body, Duration::ZERO, 0)
+            .await
+            .expect_err("never accepted");
+        assert!(
+            error.contains("HTTP 500") && error.contains("disk full"),
+            "{error}"
         );
     }
 }

@@ -21,7 +21,7 @@ mod stub_node;
 mod targets;
 pub mod ussd;
 
-pub use drive::{drive, Completed, Pace, Script, Stop};
+pub use drive::{drive, send_timed, Completed, Pace, Script, Stop};
 pub use gateway::{Answer, Channel, Gateway, Retry};
 pub use order::{format_cents, parse_cents, Order, Outcome, Request};
 pub use targets::Targets;

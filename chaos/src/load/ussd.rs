@@ -175,6 +175,17 @@ async fn step(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn an_order_no_phone_can_dial_fails_without_a_request() {
+        let node = super::super::stub_node::StubNode::start(vec![(200, "END x")]).await;
+        let targets = super::super::targets::Targets::new(vec![node.url.clone()]);
+        let gateway = Gateway::new(targets, Duration::from_secs(5)).expect("client");
+        let order = Order::new("send_money", "business:777001", "254730000001", 100);
+        let answer = send(&gateway, &mut SimRng::new(1), "s-1", &order).await;
+        assert!(matches!(answer.outcome, Outcome::Failed(ref why) if why.contains("cannot dial")));
+        assert_eq!(node.requests(), 0);
+    }
+
     #[test]
     fn final_screens_are_read_as_outcomes() {
         assert_eq!(

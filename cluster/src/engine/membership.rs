@@ -98,7 +98,7 @@ impl Engine {
         {
             let now = self.clock.monotonic_ms();
             if let Some(replica) = self.replicas.get_mut(&group) {
-                replica.removal().heard_leader(now);
+                replica.removal_mut().heard_leader(now);
             }
         }
         let rng = &mut self.rng;
@@ -247,7 +247,7 @@ impl Engine {
         }
         if !replica.group.is_initialized() {
             if !replica.group.has_promised() {
-                replica.removal().tombstone(conf_index);
+                replica.removal_mut().tombstone(conf_index);
             }
             return;
         }
@@ -261,7 +261,7 @@ impl Engine {
                 conf_index,
                 "removed from the group (by a member's tombstone)"
             );
-            replica.removal().tombstone(conf_index);
+            replica.removal_mut().tombstone(conf_index);
         } else if conf_term != 0 && held == Some(conf_term) {
             if conf_index > group.raw.raft.raft_log.committed {
                 group.raw.raft.raft_log.commit_to(conf_index);
@@ -274,7 +274,7 @@ impl Engine {
                 conf_index,
                 "removed from the group; this replica's tail diverged"
             );
-            replica.removal().tombstone(conf_index);
+            replica.removal_mut().tombstone(conf_index);
         }
     }
 
@@ -294,7 +294,7 @@ impl Engine {
         let planted = self.config.planted_fault == Some(EngineFault::DestroyOnPlacementChange);
         for (shard, r) in self.replicas.iter_mut() {
             let outside = r.group.is_initialized() && !r.group.in_configuration(me);
-            if outside && r.removal().first_note_outside() {
+            if outside && r.removal_mut().first_note_outside() {
                 tracing::info!(
                     shard,
                     leader = r.is_leader(),
@@ -322,7 +322,7 @@ impl Engine {
                 let empty_and_unwanted =
                     !initialized && !r.group.has_promised() && !placed_here(*shard);
                 let planted_fault = planted && !placed_here(*shard);
-                let tombstoned = r.removal_tombstoned();
+                let tombstoned = r.removal().tombstoned();
                 let removed_at = r.group.applied.max(tombstoned.unwrap_or(0));
                 if removed_by_group || planted_fault {
                     Some((*shard, Some(removed_at)))
@@ -396,9 +396,9 @@ impl Engine {
         let mut queries = Vec::new();
         for (shard, replica) in self.replicas.iter_mut() {
             if replica.is_leader() {
-                replica.removal().heard_leader(now);
+                replica.removal_mut().heard_leader(now);
             }
-            if replica.removal().query_due(now, silent_ms) {
+            if replica.removal_mut().query_due(now, silent_ms) {
                 queries.push(*shard);
             }
         }

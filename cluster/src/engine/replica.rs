@@ -116,12 +116,12 @@ impl Replica {
         &self.ledger
     }
 
-    pub fn removal(&mut self) -> &mut RemovalWatch {
-        &mut self.removal
+    pub fn removal(&self) -> &RemovalWatch {
+        &self.removal
     }
 
-    pub fn removal_tombstoned(&self) -> Option<u64> {
-        self.removal.tombstoned()
+    pub fn removal_mut(&mut self) -> &mut RemovalWatch {
+        &mut self.removal
     }
 
     /// The SMS records this leader has not handed to the sink yet.
