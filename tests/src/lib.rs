@@ -300,6 +300,23 @@ impl TestCluster {
         Some((status, response.json().unwrap_or(Value::Null)))
     }
 
+    /// The sum of a metric's series on node `id`'s `/metrics` (0 when absent or unreachable).
+    pub fn metric(&self, id: usize, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.url(id)))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        text.lines()
+            .filter(|line| {
+                line.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with([' ', '{']))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Each running node's `/admin/v1/cluster`.
     pub fn statuses(&self) -> Vec<(usize, Value)> {
         self.running()

@@ -4,15 +4,17 @@
 //! instead of starting over. Nodes reach each other through the harness's link proxies, which
 //! close every open connection of a link they cut.
 //!
-//! It runs the `tuma` binary Cargo built for this workspace (`cargo build -p tuma-node`, or
-//! `cargo test --workspace`). It takes about 5–10 minutes in a debug build (450,000 accounts are
-//! registered to make the checkpoint large), so it is not part of the default run:
-//! `cargo test -p tuma-tests --test snapshot_stream -- --ignored`.
+//! It runs the `tuma` binary Cargo built beside the test, and needs a release build: 450,000
+//! accounts are registered to make the checkpoint large, and in a debug build the two live
+//! replicas, applying 10,000-row entries and encoding 70 MB checkpoints on their engine threads,
+//! stall longer than an election timeout and the registration never finishes. So it is not
+//! part of the default run; `.ci/run` runs it (about 20 s once built):
+//! `cargo test --release -p tuma-tests --test snapshot_stream -- --ignored`.
 //!
-//! **Fails on main as of 2026-12-01** (issue 11's note): in a debug build the bulk registration
-//! times out while the two live replicas stall on checkpoints; in a release build
-//! (`cargo test --release …`) the restarted follower catches up without a snapshot, so "the
-//! snapshot stream never started" — the premise that the leader compacted past it no longer holds.
+//! It also guards the leader's side of a dead follower: a leader that kept pipelining appends
+//! to it had the transport queue them and deliver them, stale, when the follower returned,
+//! which then caught up from that queue instead of the snapshot ("the snapshot stream never
+//! started").
 
 use std::time::{Duration, Instant};
 
@@ -114,7 +116,7 @@ async fn register(cluster: &LocalCluster, leader: usize, from: usize, rows: usiz
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "takes 5–10 minutes: cargo test -p tuma-tests --test snapshot_stream -- --ignored"]
+#[ignore = "needs a release build: cargo test --release -p tuma-tests --test snapshot_stream -- --ignored"]
 async fn a_snapshot_over_64_mib_arrives_after_its_connection_is_cut_midway() {
     let dir = std::env::temp_dir().join(format!("tuma-it-snapshot-stream-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

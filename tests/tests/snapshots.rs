@@ -1,5 +1,6 @@
 //! Checkpoints and log compaction: a node that was down while the log moved past a checkpoint
-//! catches up from a snapshot, and a restart recovers from checkpoint plus log.
+//! catches up from a snapshot, and a restart recovers from checkpoint plus log. (The same with
+//! a snapshot over the transport's frame limit, cut midway: `snapshot_stream.rs`.)
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,15 @@ fn a_node_behind_a_compacted_log_catches_up_from_a_snapshot() {
             "{body}"
         );
     }
+    // The leaders saw the victim's link down and stopped pipelining entries to it (which
+    // the transport would have queued and delivered, stale, on its return).
+    let unreachable: f64 = (1..victim)
+        .map(|id| cluster.metric(id, "tuma_raft_unreachable_reports_total"))
+        .sum();
+    assert!(
+        unreachable > 0.0,
+        "no leader reported node {victim} unreachable"
+    );
     cluster.spawn(victim, None);
     let started = Instant::now();
     loop {

@@ -172,6 +172,11 @@ impl Engine {
                 }
                 continue;
             }
+            if message.get_msg_type() == raft::prelude::MessageType::MsgAppend
+                && !self.network.is_connected(to)
+            {
+                self.report_unreachable(shard, to);
+            }
             let bytes = message
                 .write_to_bytes()
                 .expect("encoding a raft message into memory cannot fail");
@@ -182,6 +187,19 @@ impl Engine {
                     message: bytes,
                 },
             );
+        }
+    }
+
+    /// Tells a group's raft-rs that an append to `peer` went to a link that is down, so it
+    /// stops pipelining entries to it (Replicate → Probe: one append per heartbeat answer).
+    /// Without it a leader queues every new entry for a dead follower on the transport, which
+    /// delivers them all when the follower returns — a bulk import's worth of stale appends
+    /// held in memory, and a follower that should have got a snapshot of the compacted log
+    /// replays the queue instead.
+    fn report_unreachable(&mut self, group: u32, peer: NodeId) {
+        if let Some(raft_group) = self.led_group_mut(group) {
+            raft_group.raw.report_unreachable(peer);
+            metrics::counter!("tuma_raft_unreachable_reports_total").increment(1);
         }
     }
 
@@ -279,14 +297,19 @@ impl Engine {
         peer: NodeId,
         status: raft::SnapshotStatus,
     ) {
+        if let Some(raft_group) = self.led_group_mut(group) {
+            raft_group.raw.report_snapshot(peer, status);
+        }
+    }
+
+    /// The Raft group `group` (the meta group or a shard replica), if this node leads it.
+    fn led_group_mut(&mut self, group: u32) -> Option<&mut RaftGroup> {
         let raft_group = if group == META_GROUP {
             Some(&mut self.meta.group)
         } else {
             self.replicas.get_mut(&group).map(|r| &mut r.group)
         };
-        if let Some(raft_group) = raft_group.filter(|g| g.is_leader()) {
-            raft_group.raw.report_snapshot(peer, status);
-        }
+        raft_group.filter(|g| g.is_leader())
     }
 
     /// Starts and stops drivers as replicas become (ready) leaders or lose leadership, answers
