@@ -242,6 +242,11 @@ impl ShardMap {
         }
     }
 
+    /// The shard that indexes a business API consumer key (see `ledger/api_keys.rs`).
+    pub fn shard_of_api_key(&self, consumer_key: &str) -> ShardId {
+        self.shard_of_key(format!("apikey:{consumer_key}").as_bytes())
+    }
+
     fn shard_of_key(&self, key: &[u8]) -> ShardId {
         (fnv1a64(key) % u64::from(self.shard_count)) as ShardId
     }

@@ -56,11 +56,17 @@ pub enum ResultCode {
     /// The request id was used longer ago than the idempotency window: its answer is no longer
     /// kept, and it is not taken as a new request.
     RequestIdExpired = 23,
+    /// The customer declined a payment prompt.
+    Declined = 24,
+    /// The customer did not answer a payment prompt in time.
+    NoAnswer = 25,
+    /// A payment prompt already waits for this customer's answer.
+    CustomerBusy = 26,
 }
 
 impl ResultCode {
     /// Every code, in numeric order.
-    pub const ALL: [ResultCode; 24] = [
+    pub const ALL: [ResultCode; 27] = [
         ResultCode::Success,
         ResultCode::InsufficientFunds,
         ResultCode::LimitExceeded,
@@ -85,6 +91,9 @@ impl ResultCode {
         ResultCode::AmountOutsideTariff,
         ResultCode::NoPin,
         ResultCode::RequestIdExpired,
+        ResultCode::Declined,
+        ResultCode::NoAnswer,
+        ResultCode::CustomerBusy,
     ];
 
     /// The stable number.
@@ -124,6 +133,9 @@ impl ResultCode {
             ResultCode::AmountOutsideTariff => "amount_outside_tariff",
             ResultCode::NoPin => "no_pin",
             ResultCode::RequestIdExpired => "request_id_expired",
+            ResultCode::Declined => "declined",
+            ResultCode::NoAnswer => "no_answer",
+            ResultCode::CustomerBusy => "customer_busy",
         }
     }
 
@@ -159,6 +171,11 @@ impl ResultCode {
             ResultCode::NoPin => "The account has no PIN to change.",
             ResultCode::RequestIdExpired => {
                 "request_id expired: it was used longer ago than the idempotency window; use a new request_id"
+            }
+            ResultCode::Declined => "The customer declined the request.",
+            ResultCode::NoAnswer => "The customer did not answer in time.",
+            ResultCode::CustomerBusy => {
+                "A request is already waiting for this customer's answer; try again later."
             }
         }
     }

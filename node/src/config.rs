@@ -115,6 +115,14 @@ pub struct NodeArgs {
     /// The language USSD sessions start in: a menu's language code (default en).
     #[arg(long, env = "TUMA_USSD_LANGUAGE")]
     pub ussd_language: Option<String>,
+    /// How long a customer has to answer an M-Pesa Express payment prompt before it closes
+    /// as unanswered (ResultCode 1037) (default 60s).
+    #[arg(long, env = "TUMA_DARAJA_PROMPT_LIFETIME")]
+    pub daraja_prompt_lifetime: Option<String>,
+    /// The only hosts business callbacks may go to, comma-separated (default: any host but
+    /// this node's own HTTP listener).
+    #[arg(long, env = "TUMA_DARAJA_CALLBACK_HOSTS")]
+    pub daraja_callback_hosts: Option<String>,
     /// Where confirmation texts go: `log` (the node log, the default), `kannel` (Kannel's
     /// sendsms interface) or `africastalking` (its messaging API).
     #[arg(long, env = "TUMA_SMS_GATEWAY")]
@@ -187,6 +195,8 @@ struct FileConfig {
     ussd_session_lifetime: Option<String>,
     ussd_sessions_max: Option<usize>,
     ussd_language: Option<String>,
+    daraja_prompt_lifetime: Option<String>,
+    daraja_callback_hosts: Option<String>,
     sms_gateway: Option<String>,
     sms_gateway_url: Option<String>,
     sms_username: Option<String>,
@@ -236,6 +246,7 @@ pub struct NodeConfig {
     pub attempt_limits: tuma_service::AttemptLimits,
     pub ussd: tuma_channels::ussd::UssdConfig,
     pub sms: tuma_channels::sms::SmsConfig,
+    pub daraja: tuma_daraja::DarajaConfig,
     pub clock_offset_ms: i64,
     pub planted_fault: Option<tuma_cluster::engine::EngineFault>,
 }
@@ -282,6 +293,7 @@ impl NodeArgs {
             None => FileConfig::default(),
         };
         let ussd = self.ussd_config(&file)?;
+        let daraja = self.daraja_config(&file)?;
         let sms = self.sms_config(&file, self.listen_http.or(file.listen_http))?;
         let data = self
             .data
@@ -472,6 +484,7 @@ impl NodeArgs {
             attempt_limits,
             ussd,
             sms,
+            daraja,
             clock_offset_ms: self.clock_offset_ms.unwrap_or(0),
             planted_fault: match self.plant_fault.as_deref() {
                 None => None,
@@ -487,6 +500,8 @@ impl NodeArgs {
 /// Bounds of the USSD settings.
 const USSD_ANSWER_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=60_000;
 const USSD_SESSION_SECS_RANGE: std::ops::RangeInclusive<u64> = 5..=3_600;
+/// How long an M-Pesa Express prompt may wait for its customer, in seconds.
+const DARAJA_PROMPT_SECS_RANGE: std::ops::RangeInclusive<u64> = 1..=600;
 
 impl NodeArgs {
     fn sms_config(
@@ -535,6 +550,38 @@ impl NodeArgs {
             sms.spool_max = max;
         }
         Ok(sms)
+    }
+
+    fn daraja_config(&self, file: &FileConfig) -> anyhow::Result<tuma_daraja::DarajaConfig> {
+        let mut daraja = tuma_daraja::DarajaConfig::default();
+        let lifetime = self
+            .daraja_prompt_lifetime
+            .clone()
+            .or(file.daraja_prompt_lifetime.clone());
+        if let Some(text) = lifetime {
+            let lifetime = crate::duration::parse("daraja-prompt-lifetime", &text)?;
+            if !DARAJA_PROMPT_SECS_RANGE.contains(&lifetime.as_secs()) {
+                bail!("--daraja-prompt-lifetime must be 1s..=10m");
+            }
+            daraja.prompt_lifetime = lifetime;
+        }
+        let hosts = self
+            .daraja_callback_hosts
+            .clone()
+            .or(file.daraja_callback_hosts.clone());
+        if let Some(hosts) = hosts {
+            let hosts: Vec<String> = hosts
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(String::from)
+                .collect();
+            if hosts.is_empty() {
+                bail!("--daraja-callback-hosts names no host");
+            }
+            daraja.urls = tuma_daraja::CallbackUrls::allowing(hosts);
+        }
+        Ok(daraja)
     }
 
     fn ussd_config(&self, file: &FileConfig) -> anyhow::Result<tuma_channels::ussd::UssdConfig> {

@@ -128,10 +128,18 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     .context("opening the SMS spool")?;
     sms.spawn();
     tracing::info!(gateway = sms.gateway().name(), "SMS channel sending");
+    let daraja = tuma_daraja::Daraja::new(
+        service.clone(),
+        &config.secret,
+        listener.local_addr()?,
+        config.daraja.clone(),
+    );
+    daraja.spawn();
     let mut state = http::ApiState::new(
         service,
         ussd,
         sms,
+        daraja,
         &config.admin_token,
         config.test_hooks,
         prometheus,

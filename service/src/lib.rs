@@ -11,18 +11,22 @@
 //! | `error.rs` | [`ServiceError`]: why a call gave nothing |
 //! | `pins.rs` | hashing and verifying PINs off the async threads |
 //! | `transfers.rs` | transfers, their status, float issue, reversals by receipt |
+//! | `businesses.rs` | registering a business with API credentials, finding it by consumer key |
 //! | `accounts.rs` | registration (one or in bulk), account reads, PIN checks and resets, balance, statement |
 //! | `cluster.rs` | the audit over every shard, node status, joins and drains, documents |
 //! | `reversal_requests.rs` | payers' requests to reverse a transfer, care's approval or decline |
+//! | `prompts.rs` | payment prompts (M-Pesa Express): open, find, accept, decline; the business callback outbox |
 //! | `sms.rs` | the shards' confirmation texts for the SMS channel: read, acknowledge |
 //! | `test_hooks.rs` | faults tests plant (only on nodes started with test hooks) |
 
 mod accounts;
 mod attempts;
+mod businesses;
 mod calls;
 mod cluster;
 mod error;
 mod pins;
+mod prompts;
 mod reversal_requests;
 mod sms;
 mod test_hooks;

@@ -1,6 +1,6 @@
 //! A stand-in for an SMS gateway's HTTP interface (Kannel's `sendsms`, Africa's Talking's
-//! messaging API): it records every request and answers what the test sets, so tests can take
-//! the gateway down and bring it back.
+//! messaging API) or a business's callback receiver: it records every request and answers what
+//! the test sets, so tests can take the gateway down and bring it back.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,6 +18,8 @@ pub struct Received {
     pub fields: BTreeMap<String, String>,
     /// Header names in lower case.
     pub headers: BTreeMap<String, String>,
+    /// The body as sent.
+    pub body: String,
     /// What it answered.
     pub answered: u16,
 }
@@ -29,6 +31,8 @@ pub enum Style {
     Kannel,
     /// `201` with an Africa's Talking JSON body, message ids `ATXid_<n>`.
     AfricasTalking,
+    /// A business's callback URL: `200 {"ResultCode":0,"ResultDesc":"Success"}`.
+    CallbackReceiver,
 }
 
 /// The running gateway; stops with the test process.
@@ -111,6 +115,10 @@ fn serve(
                 fields.get("to").cloned().unwrap_or_default()
             ),
         ),
+        (true, Style::CallbackReceiver) => (
+            200,
+            r#"{"ResultCode":0,"ResultDesc":"Success"}"#.to_string(),
+        ),
     };
     let mut stream = stream;
     let response = format!(
@@ -123,6 +131,7 @@ fn serve(
         path: path.to_string(),
         fields,
         headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
         answered: status,
     })
 }

@@ -35,13 +35,15 @@ pub struct OpenAccount {
     pub api_credentials: Option<ApiCredentials>,
 }
 
-/// A business's API credentials. The secret is kept only as a SHA-256 digest (it is a random
-/// machine credential, not a human password, so a fast digest suffices).
+/// A business's API credentials. The consumer secret and the M-Pesa Express passkey are kept
+/// only as keyed digests (hex HMAC-SHA256 under a key derived from the cluster secret; see the
+/// business API's `credentials.rs`): random machine credentials, so a fast keyed digest
+/// suffices, and a copy of the data reveals neither.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiCredentials {
     pub consumer_key: String,
-    pub consumer_secret_sha256: String,
-    pub passkey: String,
+    pub consumer_secret_digest: String,
+    pub passkey_digest: String,
 }
 
 /// A payer shard's offer of a pending credit to the payee shard (DESIGN §4 step 2).
@@ -150,6 +152,26 @@ pub enum Command {
     /// idempotency window and its grace behind the leader's clock; see `history.rs`).
     Retire {
         up_to_ms: u64,
+    },
+    /// A business asks a customer to pay it (M-Pesa Express): opened on the customer's shard.
+    OpenPrompt(super::prompts::PromptRequest),
+    /// The customer declines the prompt waiting for them.
+    DeclinePrompt {
+        checkout_id: String,
+        by: crate::msisdn::Msisdn,
+    },
+    /// The leader closes waiting prompts whose expiry is at or before `up_to_ms` (its clock).
+    ExpirePrompts {
+        up_to_ms: u64,
+    },
+    /// The node leading the shard delivered these callbacks to their businesses.
+    CallbacksDelivered {
+        seqs: Vec<u64>,
+    },
+    /// A business API consumer key belongs to this business (on the key's shard).
+    IndexApiKey {
+        consumer_key: String,
+        business: crate::account::Shortcode,
     },
 }
 

@@ -92,7 +92,11 @@ impl ShardLedger {
 
     /// The earliest retirement time of a finished record still in memory.
     pub fn oldest_retirable_ms(&self) -> Option<u64> {
-        self.state.retiring.first().map(|(at, _, _)| *at)
+        let records = self.state.retiring.first().map(|(at, _, _)| *at);
+        records
+            .into_iter()
+            .chain(self.oldest_closed_prompt_ms())
+            .min()
     }
 
     /// A payer-side record became final: its history row, and its place in the retirement
@@ -126,6 +130,7 @@ impl ShardLedger {
         self.state
             .retiring
             .insert((now, RecordSide::Outgoing, request.id.clone()));
+        self.prompt_payment_finished(&request.id, result, record.txn_id, now);
     }
 
     /// A same-shard payee was credited.
@@ -220,6 +225,7 @@ impl ShardLedger {
             }
         }
         self.state.retiring.extend(kept);
+        self.retire_prompts(up_to_ms);
         self.state.retired_up_to_ms = self.state.retired_up_to_ms.max(up_to_ms);
         Applied::Unchanged
     }

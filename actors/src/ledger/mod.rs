@@ -12,6 +12,9 @@
 //! | `notify.rs` | confirmation SMS records written on commit |
 //! | `history.rs` | history rows emitted as transfers finish, and retirement of finished records |
 //! | `reversal_requests.rs` | payers' requests to reverse a transfer, open until care decides |
+//! | `prompts.rs` | payment prompts (M-Pesa Express): a business's request a customer accepts, declines or lets expire |
+//! | `api_keys.rs` | which business a business API consumer key belongs to |
+//! | `callbacks.rs` | the callback outbox: outcomes owed to businesses' URLs until delivered |
 //! | `audit.rs` | the invariants asserted on every apply and the full audit |
 //!
 //! `apply` is handed each entry with the leader's timestamp and never reads a clock; the shard's
@@ -19,14 +22,17 @@
 //! Every command is idempotent by its transfer id.
 
 mod accounts;
+mod api_keys;
 mod audit;
 mod books;
+mod callbacks;
 mod checks;
 mod command;
 mod history;
 mod incoming;
 mod notify;
 mod outgoing;
+mod prompts;
 mod records;
 mod reversal_requests;
 #[cfg(test)]
@@ -42,12 +48,18 @@ use crate::tariff::Tariffs;
 use crate::transfer::TransferId;
 use crate::txn_id::TransactionId;
 
+pub use api_keys::{API_KEYS_MAX, API_KEY_LEN_MAX};
 pub use audit::{InvariantViolation, ShardAudit};
+pub use callbacks::{Callback, CallbackEvent, CALLBACKS_MAX, CALLBACKS_PER_BUSINESS_MAX};
 pub use command::{
     ApiCredentials, Applied, Command, CreditAnswer, CreditOffer, Decision, Entry, OpenAccount,
     Receipt,
 };
 pub use history::{HistoryRow, HistorySide};
+pub use prompts::{
+    payment_id, valid_checkout_id, Prompt, PromptRequest, PromptState, CHECKOUT_ID_LEN_MAX,
+    PROMPTS_WAITING_MAX,
+};
 pub use records::{
     Account, AccountExtras, AccountStatus, Balances, DailyUsage, IncomingState, IncomingTransfer,
     OutgoingState, OutgoingTransfer, ReversalMark, SmsRecord,
@@ -127,6 +139,21 @@ pub struct LedgerState {
     retired_up_to_ms: u64,
     /// Payers' open requests to reverse a committed transfer, by its receipt.
     reversal_requests: BTreeMap<TransactionId, reversal_requests::ReversalRequest>,
+    /// Payment prompts by checkout id: waiting, being paid, or closed and not yet retired.
+    prompts: BTreeMap<String, prompts::Prompt>,
+    /// The prompt waiting for (or being paid by) each customer: one at a time.
+    prompts_waiting: BTreeMap<crate::msisdn::Msisdn, String>,
+    /// Waiting prompts by expiry time.
+    prompts_expiring: BTreeSet<(u64, String)>,
+    /// Closed prompts by closing time, retired with the finished transfers.
+    prompts_closed: BTreeSet<(u64, String)>,
+    /// Callbacks owed to businesses, by sequence number, until delivered.
+    callbacks: BTreeMap<u64, callbacks::Callback>,
+    callbacks_next_seq: u64,
+    /// Undelivered callbacks per business (its share of the bound).
+    callbacks_by_business: BTreeMap<crate::account::Shortcode, u32>,
+    /// Business API consumer keys hashed to this shard → their business.
+    api_keys: BTreeMap<String, crate::account::Shortcode>,
 }
 
 /// One shard's ledger: configuration plus replicated state.
@@ -219,6 +246,19 @@ impl ShardLedger {
             Command::RequestReversal { txn_id, by } => self.request_reversal(*txn_id, by, now),
             Command::CloseReversalRequest { txn_id } => self.close_reversal_request(txn_id),
             Command::SmsDelivered { up_to_seq } => self.sms_delivered(*up_to_seq),
+            Command::OpenPrompt(request) => Applied::Admin(self.open_prompt(request, now)),
+            Command::DeclinePrompt { checkout_id, by } => {
+                Applied::Admin(self.decline_prompt(checkout_id, by, now))
+            }
+            Command::ExpirePrompts { up_to_ms } => {
+                self.expire_prompts(*up_to_ms, now);
+                Applied::Unchanged
+            }
+            Command::CallbacksDelivered { seqs } => self.callbacks_delivered(seqs),
+            Command::IndexApiKey {
+                consumer_key,
+                business,
+            } => Applied::Admin(self.index_api_key(consumer_key, business)),
             Command::Retire { up_to_ms } => self.retire(*up_to_ms),
         };
         self.check_invariants()?;

@@ -45,6 +45,9 @@ impl ShardLedger {
                 Applied::TransferInProgress { id }
             };
         }
+        if let Err(result) = self.check_prompt_payment(request) {
+            return Applied::TransferRefused { id, result };
+        }
         if self.in_flight() >= self.config.in_flight_max
             || self.state.sms.len() >= self.config.sms_outbox_max
         {
@@ -61,6 +64,7 @@ impl ShardLedger {
             Ok(pricing) => pricing,
             Err(code) => {
                 let record = self.record(request, OutgoingState::Refused(code), now);
+                self.prompt_payment_finished(&request.id, code, None, now);
                 return Applied::TransferFinished(self.receipt_of(&record));
             }
         };
@@ -77,6 +81,7 @@ impl ShardLedger {
         if plan.payee_shard == self.config.shard {
             self.execute_local(request, plan, txn_id, now)
         } else {
+            self.prompt_payment_started(&request.id);
             self.prepare(request, plan, txn_id, now)
         }
     }

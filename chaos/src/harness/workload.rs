@@ -129,7 +129,7 @@ pub async fn set_up(urls: &[String], bank: &Bank) -> Result<(), String> {
         steps.push(("/admin/v1/agents", json!({"agent_number": a.trim_start_matches("agent:"), "store_number": AGENT_STORE, "name": format!("Agent {i}"), "msisdn": agent_phone(i), "pin": "1234"})));
     }
     for (b, kind) in [(&bank.paybill, "paybill"), (&bank.till, "till")] {
-        steps.push(("/admin/v1/businesses", json!({"shortcode": b.trim_start_matches("business:"), "kind": kind, "name": format!("Biz {kind}"), "consumer_key": "k", "consumer_secret": "s", "passkey": "p"})));
+        steps.push(("/admin/v1/businesses", json!({"shortcode": b.trim_start_matches("business:"), "kind": kind, "name": format!("Biz {kind}"), "consumer_key": format!("key-{}", b.trim_start_matches("business:")), "consumer_secret": "s", "passkey": "p"})));
     }
     for (i, (account, amount)) in bank
         .funded()

@@ -12,7 +12,7 @@ use tuma_actors::ledger::ShardLedger;
 use tuma_actors::transfer::TransferId;
 
 use super::history_reads::{HistoryQuery, HistoryRead};
-use super::request::{ClientReply, ClientRequest, Waiter};
+use super::request::{ClientReply, ClientRequest, PromptLookup, Waiter};
 
 /// Most reads waiting on one replica; more are answered "unavailable".
 pub const PENDING_READS_MAX: usize = 10_000;
@@ -136,6 +136,8 @@ impl PendingReads {
 
 /// Most confirmation texts one outbox read answers.
 pub const SMS_OUTBOX_READ_MAX: usize = 1_000;
+/// Most business callbacks one read returns.
+pub const CALLBACKS_READ_MAX: usize = 1_000;
 
 /// What a confirmed read gets: an answer from the applied state, or a query of the shard's
 /// history (a range read of a few rows, whose cost does not grow with the history) that the
@@ -195,6 +197,24 @@ pub(super) fn answer(ledger: &ShardLedger, request: &ClientRequest) -> Answer {
             ledger
                 .sms_outbox_from(*from_seq)
                 .take((*limit).min(SMS_OUTBOX_READ_MAX))
+                .cloned()
+                .collect(),
+        ),
+        ClientRequest::Prompt { lookup, .. } => {
+            let prompt = match lookup {
+                PromptLookup::ByCheckoutId(id) => ledger.prompt(id),
+                PromptLookup::WaitingFor(customer) => ledger.prompt_waiting_for(customer),
+            };
+            ClientReply::Prompt(prompt.cloned().map(Box::new))
+        }
+        ClientRequest::ApiKey { consumer_key, .. } => {
+            ClientReply::Business(ledger.api_key_business(consumer_key).cloned())
+        }
+        ClientRequest::Callbacks {
+            from_seq, limit, ..
+        } => ClientReply::Callbacks(
+            ledger
+                .callbacks(*from_seq, (*limit).min(CALLBACKS_READ_MAX))
                 .cloned()
                 .collect(),
         ),

@@ -52,6 +52,8 @@ pub(super) struct Replica {
     sms_sent_up_to: u64,
     /// The latest retirement this replica proposed (volatile).
     retire_proposed_up_to: u64,
+    /// The leader's time of the last `ExpirePrompts` it proposed.
+    prompts_expired_up_to: u64,
     /// The history sequence of the stored checkpoint: a snapshot carries the rows below it.
     checkpoint_history_seq: u64,
     /// Whether its group still holds it (volatile).
@@ -72,6 +74,8 @@ pub(super) fn empty_ledger_data(config: &EngineConfig, map: ShardMap, shard: u32
 
 /// Least time between two retirements a leader proposes.
 const RETIRE_EVERY_MS: u64 = 1_000;
+/// At most one expiry of payment prompts this often (each closes every prompt due by its time).
+const EXPIRE_PROMPTS_EVERY_MS: u64 = 250;
 
 impl Replica {
     /// Opens a shard replica; returns it and the writes that make a bootstrap durable.
@@ -100,6 +104,7 @@ impl Replica {
             reads: PendingReads::default(),
             sms_sent_up_to: 0,
             retire_proposed_up_to: 0,
+            prompts_expired_up_to: 0,
             removal: RemovalWatch::default(),
             planted_fault: config.planted_fault,
         };
@@ -384,6 +389,22 @@ impl Replica {
         if due && up_to_ms >= self.retire_proposed_up_to.saturating_add(RETIRE_EVERY_MS) {
             self.retire_proposed_up_to = up_to_ms;
             effects.propose.push(Command::Retire { up_to_ms });
+        }
+        // Prompts nobody answered close at their expiry, by this leader's clock.
+        let expired = self
+            .ledger
+            .next_prompt_expiry_ms()
+            .is_some_and(|at| at <= now_ms);
+        if expired
+            && now_ms
+                >= self
+                    .prompts_expired_up_to
+                    .saturating_add(EXPIRE_PROMPTS_EVERY_MS)
+        {
+            self.prompts_expired_up_to = now_ms;
+            effects
+                .propose
+                .push(Command::ExpirePrompts { up_to_ms: now_ms });
         }
         effects
     }

@@ -56,6 +56,19 @@ pub enum ClientRequest {
         from_seq: u64,
         limit: usize,
     },
+    /// A payment prompt of the shard: the one with this checkout id, or the one waiting for
+    /// this customer's answer.
+    Prompt { shard: u32, lookup: PromptLookup },
+    /// The business a consumer key belongs to, on the key's shard.
+    ApiKey { shard: u32, consumer_key: String },
+    /// Up to `limit` undelivered business callbacks of the shard from sequence number
+    /// `from_seq` on, oldest first (the business API delivers them, then acknowledges with
+    /// `Command::CallbacksDelivered`).
+    Callbacks {
+        shard: u32,
+        from_seq: u64,
+        limit: usize,
+    },
     /// Test-only fault hook (served only by a node started with test hooks on): the next
     /// transfer from this account panics in its actor.
     PlantPanic { account: AccountRef },
@@ -80,6 +93,9 @@ impl ClientRequest {
                 | ClientRequest::Receipt { .. }
                 | ClientRequest::SmsOutbox { .. }
                 | ClientRequest::ReversalRequests { .. }
+                | ClientRequest::Prompt { .. }
+                | ClientRequest::Callbacks { .. }
+                | ClientRequest::ApiKey { .. }
         )
     }
 
@@ -92,6 +108,9 @@ impl ClientRequest {
             | ClientRequest::TransferByReceipt { shard, .. }
             | ClientRequest::Receipt { shard, .. }
             | ClientRequest::SmsOutbox { shard, .. }
+            | ClientRequest::Callbacks { shard, .. }
+            | ClientRequest::Prompt { shard, .. }
+            | ClientRequest::ApiKey { shard, .. }
             | ClientRequest::ReversalRequests { shard } => *shard,
             ClientRequest::Transfer { request, .. } => map.shard_of(&request.from),
             ClientRequest::Account { account }
@@ -100,6 +119,14 @@ impl ClientRequest {
             ClientRequest::Meta { .. } | ClientRequest::PlantEnginePanic => META_GROUP,
         }
     }
+}
+
+/// How a prompt is looked up on its shard.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum PromptLookup {
+    ByCheckoutId(String),
+    /// The prompt waiting for this customer's answer (or being paid).
+    WaitingFor(tuma_actors::msisdn::Msisdn),
 }
 
 /// One line of a statement.
@@ -164,6 +191,12 @@ pub enum ClientReply {
     ),
     /// Undelivered confirmation texts, oldest first.
     SmsOutbox(Vec<tuma_actors::ledger::SmsRecord>),
+    /// A payment prompt, if the shard holds it.
+    Prompt(Option<Box<tuma_actors::ledger::Prompt>>),
+    /// Undelivered business callbacks, oldest first.
+    Callbacks(Vec<tuma_actors::ledger::Callback>),
+    /// The business a consumer key belongs to, if indexed.
+    Business(Option<tuma_actors::account::Shortcode>),
     /// A cluster change's outcome.
     Meta(MetaOutcome),
     /// This node does not lead the shard (or leads it but is not ready to serve yet); nothing
@@ -208,6 +241,9 @@ impl ClientReply {
             ClientReply::Statement(_) => "statement".into(),
             ClientReply::History(_) => "history".into(),
             ClientReply::SmsOutbox(_) => "sms outbox".into(),
+            ClientReply::Prompt(_) => "prompt".into(),
+            ClientReply::Callbacks(_) => "callbacks".into(),
+            ClientReply::Business(_) => "business".into(),
             ClientReply::ReversalRequests(_) => "reversal requests".into(),
             ClientReply::Meta(_) => "cluster change".into(),
         }

@@ -7,7 +7,6 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tuma_actors::account::{AccountRef, AgentNumber, Shortcode};
 use tuma_actors::ledger::{Account, ApiCredentials, OpenAccount};
 use tuma_actors::msisdn::Msisdn;
@@ -188,10 +187,7 @@ pub async fn register_business(
     let consumer_key = text_field("consumer_key", &body.consumer_key, CREDENTIAL_LEN_MAX)?;
     let secret = text_field("consumer_secret", &body.consumer_secret, CREDENTIAL_LEN_MAX)?;
     let passkey = text_field("passkey", &body.passkey, CREDENTIAL_LEN_MAX)?;
-    let digest = Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let keys = state.daraja.keys();
     let account = AccountRef::Business(shortcode);
     let open = OpenAccount {
         account: account.clone(),
@@ -203,11 +199,11 @@ pub async fn register_business(
         pin_hash: None,
         api_credentials: Some(ApiCredentials {
             consumer_key,
-            consumer_secret_sha256: digest,
-            passkey,
+            consumer_secret_digest: keys.digest(&secret),
+            passkey_digest: keys.digest(&passkey),
         }),
     };
-    state.service.open_account(open).await?;
+    state.service.register_business(open).await?;
     Ok(created(&account))
 }
 

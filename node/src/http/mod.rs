@@ -35,6 +35,7 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tuma_channels::sms::Sms;
 use tuma_channels::ussd::Ussd;
+use tuma_daraja::Daraja;
 use tuma_service::Service;
 
 /// What every handler shares.
@@ -45,6 +46,8 @@ pub struct ApiState {
     pub ussd: Ussd,
     /// The SMS channel: its spool and what it sent.
     pub sms: Sms,
+    /// The business API (Daraja-compatible); its keys digest business credentials.
+    pub daraja: Daraja,
     pub admin_token: Arc<str>,
     /// Enables `/admin/v1/test/…` fault hooks (tests only).
     pub test_hooks: bool,
@@ -58,6 +61,7 @@ impl ApiState {
         service: Service,
         ussd: Ussd,
         sms: Sms,
+        daraja: Daraja,
         admin_token: &str,
         test_hooks: bool,
         prometheus: Option<PrometheusHandle>,
@@ -66,6 +70,7 @@ impl ApiState {
             service,
             ussd,
             sms,
+            daraja,
             admin_token: admin_token.into(),
             test_hooks,
             clock_offset: None,
@@ -78,6 +83,7 @@ impl ApiState {
 pub fn router(state: ApiState) -> Router {
     let ussd = tuma_channels::ussd::router(state.ussd.clone());
     let sms = tuma_channels::sms::router(state.sms.clone());
+    let daraja = state.daraja.router();
     Router::new()
         .route("/admin/v1/sms", get(sms::texts))
         .route("/admin/v1/sms/reports", get(sms::reports))
@@ -134,4 +140,5 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
         .merge(ussd)
         .merge(sms)
+        .merge(daraja)
 }

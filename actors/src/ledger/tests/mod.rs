@@ -6,5 +6,6 @@ mod history;
 mod model;
 mod outcomes;
 mod pins;
+mod prompts;
 mod reversal_requests;
 mod tariffs_and_limits;

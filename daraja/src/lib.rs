@@ -1,0 +1,128 @@
+//! The business API, Daraja-compatible: a business's existing M-Pesa client works against any
+//! Tuma node by changing only its base URL. Built on the typed node API (`tuma_service`); the
+//! cluster knows nothing of Daraja.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `credentials.rs` | keyed digests of secrets and passkeys; stateless access tokens any node checks |
+//! | `envelope.rs` | Daraja's error envelope and codes; lenient readers (numbers as numbers or strings) |
+//! | `ids.rs` | `requestId`, `MerchantRequestID`, `CheckoutRequestID`, EAT timestamps |
+//! | `oauth.rs` | `GET /oauth/v1/generate` (Basic auth) and the `Bearer` check of every other call |
+//! | `express.rs` | M-Pesa Express: `stkpush/v1/processrequest`, `stkpushquery/v1/query`, result codes |
+//! | `prompts.rs` | the customer's side of a prompt in the app channel: `GET /v1/prompts`, `POST /v1/prompts/{id}` |
+//! | `callbacks.rs` | delivering the shards' callback outboxes to businesses' URLs, at least once |
+//! | `urls.rs` | which callback URLs are allowed |
+
+mod callbacks;
+pub mod credentials;
+pub mod envelope;
+mod express;
+pub mod ids;
+mod oauth;
+mod prompts;
+mod urls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tuma_service::Service;
+
+pub use callbacks::{stk_callback_body, CallbackConfig};
+pub use credentials::{Keys, TOKEN_LIFETIME_S};
+pub use express::daraja_result;
+pub use urls::CallbackUrls;
+
+/// The business API's settings.
+#[derive(Clone, Debug)]
+pub struct DarajaConfig {
+    /// How long a customer has to answer a payment prompt before it closes as 1037.
+    pub prompt_lifetime: Duration,
+    pub urls: CallbackUrls,
+    pub callbacks: CallbackConfig,
+}
+
+impl Default for DarajaConfig {
+    fn default() -> DarajaConfig {
+        DarajaConfig {
+            prompt_lifetime: Duration::from_secs(60),
+            urls: CallbackUrls::default(),
+            callbacks: CallbackConfig::default(),
+        }
+    }
+}
+
+/// The business API of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct Daraja {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    service: Service,
+    keys: Keys,
+    config: DarajaConfig,
+}
+
+impl Daraja {
+    /// The business API for a node whose cluster secret is `cluster_secret` and whose own HTTP
+    /// listener is `own_http` (callbacks are never sent there).
+    pub fn new(
+        service: Service,
+        cluster_secret: &[u8],
+        own_http: SocketAddr,
+        mut config: DarajaConfig,
+    ) -> Daraja {
+        config.urls.forbid(own_http);
+        Daraja {
+            inner: Arc::new(Inner {
+                service,
+                keys: Keys::derive(cluster_secret),
+                config,
+            }),
+        }
+    }
+
+    /// The keys credentials are stored and tokens signed with.
+    pub fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    fn service(&self) -> &Service {
+        &self.inner.service
+    }
+
+    fn config(&self) -> &DarajaConfig {
+        &self.inner.config
+    }
+
+    /// Delivers the callbacks of the shards this node leads, until the process ends.
+    pub fn spawn(&self) {
+        tokio::spawn(callbacks::deliver(self.clone()));
+    }
+
+    /// Daraja's routes (`/oauth/…`, `/mpesa/…`) and the app channel's prompt routes
+    /// (`/v1/prompts…`). Other `/mpesa/…` paths answer Daraja's `404.001.01`; a wrong method,
+    /// `405.001`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/oauth/v1/generate", get(oauth::generate))
+            .route("/mpesa/stkpush/v1/processrequest", post(express::push))
+            .route("/mpesa/stkpushquery/v1/query", post(express::query))
+            .route("/mpesa/*rest", axum::routing::any(unknown_resource))
+            .route("/v1/prompts", get(prompts::waiting))
+            .route("/v1/prompts/:checkout_id", post(prompts::answer))
+            .method_not_allowed_fallback(method_not_allowed)
+            .with_state(self.clone())
+    }
+}
+
+async fn unknown_resource() -> envelope::DarajaError {
+    envelope::DarajaError::not_found()
+}
+
+async fn method_not_allowed() -> envelope::DarajaError {
+    envelope::DarajaError::method_not_allowed()
+}
