@@ -62,11 +62,13 @@ pub enum ResultCode {
     NoAnswer = 25,
     /// A payment prompt already waits for this customer's answer.
     CustomerBusy = 26,
+    /// The business's validation refused the payment (C2B validation).
+    RejectedByPayee = 27,
 }
 
 impl ResultCode {
     /// Every code, in numeric order.
-    pub const ALL: [ResultCode; 27] = [
+    pub const ALL: [ResultCode; 28] = [
         ResultCode::Success,
         ResultCode::InsufficientFunds,
         ResultCode::LimitExceeded,
@@ -94,6 +96,7 @@ impl ResultCode {
         ResultCode::Declined,
         ResultCode::NoAnswer,
         ResultCode::CustomerBusy,
+        ResultCode::RejectedByPayee,
     ];
 
     /// The stable number.
@@ -136,6 +139,7 @@ impl ResultCode {
             ResultCode::Declined => "declined",
             ResultCode::NoAnswer => "no_answer",
             ResultCode::CustomerBusy => "customer_busy",
+            ResultCode::RejectedByPayee => "rejected_by_payee",
         }
     }
 
@@ -177,6 +181,7 @@ impl ResultCode {
             ResultCode::CustomerBusy => {
                 "A request is already waiting for this customer's answer; try again later."
             }
+            ResultCode::RejectedByPayee => "The business declined the payment.",
         }
     }
 

@@ -60,7 +60,10 @@ pub fn stk_callback_body(event: &CallbackEvent) -> Value {
         amount,
         phone,
         closed_ms,
-    } = event;
+    } = event
+    else {
+        return Value::Null;
+    };
     let (code, description) = daraja_result(*result);
     let mut callback = json!({
         "MerchantRequestID": merchant_request_id,
@@ -85,6 +88,9 @@ pub fn stk_callback_body(event: &CallbackEvent) -> Value {
 fn body_of(callback: &Callback) -> Value {
     match &callback.event {
         event @ CallbackEvent::PromptClosed { .. } => stk_callback_body(event),
+        event @ CallbackEvent::C2bConfirmation { .. } => {
+            crate::c2b::c2b_confirmation_body(event).unwrap_or_default()
+        }
     }
 }
 

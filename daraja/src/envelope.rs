@@ -18,7 +18,11 @@ pub struct DarajaError {
 }
 
 impl DarajaError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> DarajaError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> DarajaError {
         DarajaError {
             status,
             code,

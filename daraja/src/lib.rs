@@ -8,11 +8,13 @@
 //! | `envelope.rs` | Daraja's error envelope and codes; lenient readers (numbers as numbers or strings) |
 //! | `ids.rs` | `requestId`, `MerchantRequestID`, `CheckoutRequestID`, EAT timestamps |
 //! | `oauth.rs` | `GET /oauth/v1/generate` (Basic auth) and the `Bearer` check of every other call |
+//! | `c2b.rs` | C2B: `registerurl` (v1, v2), the validation asked before a bill payment, the confirmation's payload |
 //! | `express.rs` | M-Pesa Express: `stkpush/v1/processrequest`, `stkpushquery/v1/query`, result codes |
 //! | `prompts.rs` | the customer's side of a prompt in the app channel: `GET /v1/prompts`, `POST /v1/prompts/{id}` |
 //! | `callbacks.rs` | delivering the shards' callback outboxes to businesses' URLs, at least once |
 //! | `urls.rs` | which callback URLs are allowed |
 
+mod c2b;
 mod callbacks;
 pub mod credentials;
 pub mod envelope;
@@ -30,6 +32,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tuma_service::Service;
 
+pub use c2b::c2b_confirmation_body;
 pub use callbacks::{stk_callback_body, CallbackConfig};
 pub use credentials::{Keys, TOKEN_LIFETIME_S};
 pub use express::daraja_result;
@@ -40,6 +43,9 @@ pub use urls::CallbackUrls;
 pub struct DarajaConfig {
     /// How long a customer has to answer a payment prompt before it closes as 1037.
     pub prompt_lifetime: Duration,
+    /// How long a business's C2B validation URL has to answer (Daraja waits about 8 s; 5 s
+    /// leaves a USSD session, answered within 8 s, time to submit and answer).
+    pub validation_timeout: Duration,
     pub urls: CallbackUrls,
     pub callbacks: CallbackConfig,
 }
@@ -48,13 +54,15 @@ impl Default for DarajaConfig {
     fn default() -> DarajaConfig {
         DarajaConfig {
             prompt_lifetime: Duration::from_secs(60),
+            validation_timeout: Duration::from_secs(5),
             urls: CallbackUrls::default(),
             callbacks: CallbackConfig::default(),
         }
     }
 }
 
-/// The business API of one node. Cheap to clone.
+/// The business API of one node. Cheap to clone. Creating it installs its C2B validation on
+/// the service (every channel's bill payments pass it).
 #[derive(Clone)]
 pub struct Daraja {
     inner: Arc<Inner>,
@@ -76,6 +84,14 @@ impl Daraja {
         mut config: DarajaConfig,
     ) -> Daraja {
         config.urls.forbid(own_http);
+        let validation = c2b::Validation {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+            timeout: config.validation_timeout,
+        };
+        service.set_payee_check(Arc::new(validation));
         Daraja {
             inner: Arc::new(Inner {
                 service,
@@ -111,6 +127,7 @@ impl Daraja {
             .route("/oauth/v1/generate", get(oauth::generate))
             .route("/mpesa/stkpush/v1/processrequest", post(express::push))
             .route("/mpesa/stkpushquery/v1/query", post(express::query))
+            .route("/mpesa/c2b/:version/registerurl", post(c2b::register))
             .route("/mpesa/*rest", axum::routing::any(unknown_resource))
             .route("/v1/prompts", get(prompts::waiting))
             .route("/v1/prompts/:checkout_id", post(prompts::answer))

@@ -119,6 +119,10 @@ pub struct NodeArgs {
     /// as unanswered (ResultCode 1037) (default 60s).
     #[arg(long, env = "TUMA_DARAJA_PROMPT_LIFETIME")]
     pub daraja_prompt_lifetime: Option<String>,
+    /// How long a business's C2B validation URL has to answer before its registered default
+    /// applies (default 5s).
+    #[arg(long, env = "TUMA_DARAJA_VALIDATION_TIMEOUT")]
+    pub daraja_validation_timeout: Option<String>,
     /// The only hosts business callbacks may go to, comma-separated (default: any host but
     /// this node's own HTTP listener).
     #[arg(long, env = "TUMA_DARAJA_CALLBACK_HOSTS")]
@@ -196,6 +200,7 @@ struct FileConfig {
     ussd_sessions_max: Option<usize>,
     ussd_language: Option<String>,
     daraja_prompt_lifetime: Option<String>,
+    daraja_validation_timeout: Option<String>,
     daraja_callback_hosts: Option<String>,
     sms_gateway: Option<String>,
     sms_gateway_url: Option<String>,
@@ -564,6 +569,17 @@ impl NodeArgs {
                 bail!("--daraja-prompt-lifetime must be 1s..=10m");
             }
             daraja.prompt_lifetime = lifetime;
+        }
+        let timeout = self
+            .daraja_validation_timeout
+            .clone()
+            .or(file.daraja_validation_timeout.clone());
+        if let Some(text) = timeout {
+            let timeout = crate::duration::parse("daraja-validation-timeout", &text)?;
+            if !(1..=30).contains(&timeout.as_secs()) {
+                bail!("--daraja-validation-timeout must be 1s..=30s");
+            }
+            daraja.validation_timeout = timeout;
         }
         let hosts = self
             .daraja_callback_hosts

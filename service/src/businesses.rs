@@ -1,10 +1,11 @@
 //! Businesses of the business API: registration with API credentials (the consumer key is
-//! indexed on its own shard first, so a token request finds its business), and the lookup.
+//! indexed on its own shard first, so a token request finds its business), the lookup, and
+//! their C2B URLs.
 
 use std::time::Instant;
 
 use tuma_actors::account::Shortcode;
-use tuma_actors::ledger::{Command, OpenAccount};
+use tuma_actors::ledger::{C2bUrls, Command, OpenAccount};
 use tuma_cluster::engine::{ClientReply, ClientRequest};
 
 use crate::transfers::READ_DEADLINE;
@@ -32,6 +33,19 @@ impl Service {
         };
         self.command(shard, index).await?;
         self.open_account(open).await
+    }
+
+    /// Records where a business's customers' payments are validated and confirmed (once: a
+    /// second registration is refused `AccountExists`, as Daraja refuses it).
+    pub async fn register_c2b_urls(
+        &self,
+        business: Shortcode,
+        urls: C2bUrls,
+    ) -> Result<(), ServiceError> {
+        let account = tuma_actors::AccountRef::Business(business.clone());
+        let shard = self.handle().shard_map().shard_of(&account);
+        self.command(shard, Command::RegisterC2bUrls { business, urls })
+            .await
     }
 
     /// The business a consumer key belongs to.

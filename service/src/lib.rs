@@ -15,6 +15,7 @@
 //! | `accounts.rs` | registration (one or in bulk), account reads, PIN checks and resets, balance, statement |
 //! | `cluster.rs` | the audit over every shard, node status, joins and drains, documents |
 //! | `reversal_requests.rs` | payers' requests to reverse a transfer, care's approval or decline |
+//! | `payee_checks.rs` | the hook a bill payment or purchase passes before it is submitted (C2B validation) |
 //! | `prompts.rs` | payment prompts (M-Pesa Express): open, find, accept, decline; the business callback outbox |
 //! | `sms.rs` | the shards' confirmation texts for the SMS channel: read, acknowledge |
 //! | `test_hooks.rs` | faults tests plant (only on nodes started with test hooks) |
@@ -25,6 +26,7 @@ mod businesses;
 mod calls;
 mod cluster;
 mod error;
+mod payee_checks;
 mod pins;
 mod prompts;
 mod reversal_requests;
@@ -42,6 +44,7 @@ pub use attempts::{is_failed_attempt, AttemptLimiter, AttemptLimits};
 pub use calls::{Calls, Repeat};
 pub use cluster::{Audit, AuditTotals};
 pub use error::ServiceError;
+pub use payee_checks::{CheckFuture, PayeeCheck};
 pub use pins::Pins;
 pub use transfers::{TransferOrder, TransferOutcome, TransferStatus};
 pub use tuma_cluster::engine::StatementLine;
@@ -52,6 +55,8 @@ pub struct Service {
     calls: Calls,
     pins: Pins,
     attempts: std::sync::Arc<AttemptLimiter>,
+    /// Asked before bill payments and purchases (installed by the business API).
+    payee_check: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn PayeeCheck>>>,
 }
 
 impl Service {
@@ -60,6 +65,7 @@ impl Service {
             calls: Calls::new(handle),
             pins: Pins::new(hasher),
             attempts: std::sync::Arc::new(AttemptLimiter::new(AttemptLimits::default())),
+            payee_check: std::sync::Arc::default(),
         }
     }
 

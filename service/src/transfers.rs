@@ -80,6 +80,7 @@ impl Service {
             metrics::counter!("tuma_attempts_turned_away_total").increment(1);
             return Err(ServiceError::TooManyAttempts { retry_after });
         }
+        self.check_payee(&order).await?;
         let outcome = self.submit_order(order).await;
         let failed = match &outcome {
             Ok(TransferOutcome::Decided { receipt, .. }) => is_failed_attempt(receipt.result),

@@ -40,6 +40,8 @@ pub struct FakeGateway {
     pub url: String,
     up: Arc<AtomicBool>,
     received: Arc<Mutex<Vec<Received>>>,
+    /// An answer that replaces the style's: status, body, and a delay before it.
+    answer: Arc<Mutex<Option<(u16, String, Duration)>>>,
 }
 
 impl FakeGateway {
@@ -48,16 +50,41 @@ impl FakeGateway {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let up = Arc::new(AtomicBool::new(true));
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let answer: Arc<Mutex<Option<(u16, String, Duration)>>> = Arc::default();
         let (up_for_thread, received_for_thread) = (up.clone(), received.clone());
+        let answer_for_thread = answer.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let up = up_for_thread.load(Ordering::SeqCst);
-                if let Some(request) = serve(stream, style, up, &received_for_thread) {
-                    received_for_thread.lock().unwrap().push(request);
+                let answer = answer_for_thread.lock().unwrap().clone();
+                let received = received_for_thread.clone();
+                let delayed = answer.as_ref().is_some_and(|(_, _, d)| !d.is_zero());
+                let serve_one = move || {
+                    if let Some(request) = serve(stream, style, up, answer, &received) {
+                        received.lock().unwrap().push(request);
+                    }
+                };
+                // A delayed answer on a thread of its own holds up no other request; the
+                // rest are served in order (the message ids count what came before).
+                if delayed {
+                    std::thread::spawn(serve_one);
+                } else {
+                    serve_one();
                 }
             }
         });
-        FakeGateway { url, up, received }
+        FakeGateway {
+            url,
+            up,
+            received,
+            answer,
+        }
+    }
+
+    /// Answers every request with this status and body, after `delay`, until set again
+    /// (`None`: the style's answer).
+    pub fn set_answer(&self, answer: Option<(u16, &str, Duration)>) {
+        *self.answer.lock().unwrap() = answer.map(|(s, b, d)| (s, b.to_string(), d));
     }
 
     /// Answers 503 to everything while down.
@@ -74,6 +101,7 @@ fn serve(
     stream: TcpStream,
     style: Style,
     up: bool,
+    answer: Option<(u16, String, Duration)>,
     received: &Mutex<Vec<Received>>,
 ) -> Option<Received> {
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -105,17 +133,21 @@ fn serve(
     let mut fields = decode_pairs(query);
     fields.extend(decode_pairs(&String::from_utf8_lossy(&body)));
     let sent_before = received.lock().unwrap().len();
-    let (status, answer) = match (up, style) {
-        (false, _) => (503, "gateway down".to_string()),
-        (true, Style::Kannel) => (202, "0: Accepted for delivery".to_string()),
-        (true, Style::AfricasTalking) => (
+    let (status, answer) = match (up, style, answer) {
+        (false, _, _) => (503, "gateway down".to_string()),
+        (true, _, Some((status, body, delay))) => {
+            std::thread::sleep(delay);
+            (status, body)
+        }
+        (true, Style::Kannel, None) => (202, "0: Accepted for delivery".to_string()),
+        (true, Style::AfricasTalking, None) => (
             201,
             format!(
                 r#"{{"SMSMessageData":{{"Message":"Sent to 1/1 Total Cost: KES 0.8000","Recipients":[{{"statusCode":101,"number":"{}","status":"Success","cost":"KES 0.8000","messageId":"ATXid_{sent_before}"}}]}}}}"#,
                 fields.get("to").cloned().unwrap_or_default()
             ),
         ),
-        (true, Style::CallbackReceiver) => (
+        (true, Style::CallbackReceiver, None) => (
             200,
             r#"{"ResultCode":0,"ResultDesc":"Success"}"#.to_string(),
         ),

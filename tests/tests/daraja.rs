@@ -1,8 +1,9 @@
 //! The Daraja-compatible business API on real nodes: OAuth, M-Pesa Express (STK push) accepted
 //! with the PIN, declined, answered with a wrong PIN and left unanswered, each outcome posted
 //! once to the business's callback URL in `stkCallback` form; the STK query; a callback
-//! receiver that is down and comes back; Daraja's error envelope for bad tokens, wrong
-//! passwords, a busy customer and unknown resources.
+//! receiver that is down and comes back; the prompt on USSD (shown first when the customer
+//! dials; paid or declined there); Daraja's error envelope for bad tokens, wrong passwords, a
+//! busy customer and unknown resources.
 
 use std::time::{Duration, Instant};
 
@@ -142,6 +143,24 @@ fn callback_for(receiver: &FakeGateway, checkout: &str, timeout: Duration) -> (V
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// One USSD step of session `session` on `node`: the screen (`CON …` or `END …`).
+fn ussd(cluster: &TestCluster, node: usize, session: &str, text: &str) -> String {
+    let form = [
+        ("sessionId", session),
+        ("serviceCode", "*334#"),
+        ("phoneNumber", &format!("+{CUSTOMER}")),
+        ("networkCode", "63902"),
+        ("text", text),
+    ];
+    let response = cluster
+        .client
+        .post(format!("{}/ussd/v1/callback", cluster.url(node)))
+        .form(&form)
+        .send()
+        .expect("the node answers");
+    response.text().unwrap()
 }
 
 fn metadata(callback: &Value, name: &str) -> Value {
@@ -316,11 +335,212 @@ fn stk_push_accepted_declined_wrong_pin_and_unanswered_each_call_back_once() {
     let (callback, _) = callback_for(&receiver, &late, Duration::from_secs(90));
     assert_eq!(callback["ResultCode"], 0);
 
+    // On USSD: the prompt shows first when the customer dials; each step on another node.
+    let dialled = business.accepted_push(1, 30);
+    let offer = ussd(&cluster, 2, "ussd-pay", "");
+    assert!(
+        offer.starts_with("CON Pay Nairobi Water Ksh30.00 for account INV-7?"),
+        "{offer}"
+    );
+    assert!(ussd(&cluster, 3, "ussd-pay", "1").starts_with("CON Enter your M-PESA PIN"));
+    let paid_screen = ussd(&cluster, 1, "ussd-pay", &format!("1*{PIN}"));
+    assert!(
+        paid_screen.starts_with("END ") && paid_screen.contains("Confirmed"),
+        "{paid_screen}"
+    );
+    let (callback, _) = callback_for(&receiver, &dialled, Duration::from_secs(15));
+    assert_eq!(callback["ResultCode"], 0);
+    let refused = business.accepted_push(2, 30);
+    assert!(ussd(&cluster, 3, "ussd-no", "").starts_with("CON Pay Nairobi Water"));
+    let declined_screen = ussd(&cluster, 3, "ussd-no", "2");
+    assert!(
+        declined_screen.starts_with("END You declined"),
+        "{declined_screen}"
+    );
+    let (callback, _) = callback_for(&receiver, &refused, Duration::from_secs(15));
+    assert_eq!(callback["ResultCode"], 1032);
+    // With no prompt waiting, the menu is as always; "0" skips a prompt to the menu.
+    let menu = ussd(&cluster, 1, "ussd-menu", "");
+    assert!(
+        menu.starts_with("CON ") && !menu.contains("Pay Nairobi Water"),
+        "{menu}"
+    );
+    let skipped = business.accepted_push(3, 30);
+    assert_eq!(
+        ussd(&cluster, 2, "ussd-skip", "0"),
+        menu,
+        "0 goes to the menu"
+    );
+    let _ = answer(&cluster, 1, &skipped, json!({"decline": true}));
+
     let (_, account) = cluster
         .get(&format!(
             "{}/admin/v1/accounts/business:{SHORTCODE}",
             cluster.url(1)
         ))
         .unwrap();
-    assert_eq!(account["balance"], "170.00", "{account}");
+    assert_eq!(account["balance"], "200.00", "{account}");
+}
+
+/// A customer's bill payment through the app channel: (HTTP status, answer).
+fn pay_bill(cluster: &TestCluster, node: usize, id: &str, to: &str, amount: &str) -> (u16, Value) {
+    let body = json!({"request_id": id, "kind": "pay_bill", "from": CUSTOMER, "to": to,
+        "amount": amount, "account_reference": "ACC-42", "pin": PIN});
+    cluster
+        .post(&format!("{}/v1/transfers", cluster.url(node)), &body)
+        .expect("the node answers")
+}
+
+#[test]
+fn c2b_validation_accepts_rejects_or_times_out_and_every_payment_is_confirmed_once() {
+    with_node_flags(&["--daraja-validation-timeout", "2s"]);
+    let cluster = TestCluster::start("daraja-c2b", 3, 2);
+    let validator = FakeGateway::start(Style::CallbackReceiver);
+    let receiver = FakeGateway::start(Style::CallbackReceiver);
+    cluster.register_customer(CUSTOMER);
+    cluster.fund(CUSTOMER, "10000.00", "fund-c2b");
+    let (status, body) = cluster
+        .post(
+            &format!("{}/admin/v1/businesses", cluster.url(1)),
+            &json!({"shortcode": "600100", "kind": "paybill", "name": "Kisumu Power",
+                "consumer_key": "c2b-key", "consumer_secret": "c2b-secret", "passkey": "pk"}),
+        )
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = token(&cluster, 1, "c2b-key", "c2b-secret", "client_credentials");
+    let access = body["access_token"].as_str().unwrap().to_string();
+
+    // Before registering, a payment needs no validation and is not confirmed to anyone.
+    let (status, body) = pay_bill(&cluster, 1, "c2b-0", "business:600100", "10.00");
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("confirmed")),
+        "{body}"
+    );
+
+    let registration = json!({"ShortCode": 600100, "ResponseType": "Completed",
+        "ConfirmationURL": format!("{}/c2b/confirm", receiver.url),
+        "ValidationURL": format!("{}/c2b/validate", validator.url)});
+    let (status, body) = call(
+        &cluster,
+        2,
+        "/mpesa/c2b/v2/registerurl",
+        &access,
+        &registration,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ResponseCode"], "0");
+    assert!(
+        body["OriginatorCoversationID"].as_str().is_some(),
+        "Daraja's spelling"
+    );
+    let (_, body) = call(
+        &cluster,
+        3,
+        "/mpesa/c2b/v1/registerurl",
+        &access,
+        &registration,
+    );
+    assert_eq!(
+        body["errorCode"], "500.003.1001",
+        "a second registration is refused"
+    );
+    let (_, body) = call(
+        &cluster,
+        3,
+        "/mpesa/c2b/v1/registerurl",
+        &access,
+        &json!({"ShortCode": "600100", "ResponseType": "completed", "ConfirmationURL": "https://x.example/c"}),
+    );
+    assert_eq!(
+        body["errorCode"], "400.002.02",
+        "ResponseType is exactly Completed or Cancelled"
+    );
+
+    // Validation accepts: the payment goes ahead and is confirmed with the masked MSISDN.
+    validator.set_answer(Some((
+        200,
+        r#"{"ResultCode":"0","ResultDesc":"Accepted"}"#,
+        Duration::ZERO,
+    )));
+    let (status, body) = pay_bill(&cluster, 3, "c2b-1", "business:600100", "25.00");
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("confirmed")),
+        "{body}"
+    );
+    let receipt = body["transaction_id"].as_str().unwrap().to_string();
+    let asked = validator.received();
+    assert_eq!(asked.len(), 1, "validated once");
+    let asked: Value = serde_json::from_str(&asked[0].body).unwrap();
+    assert_eq!(asked["TransAmount"], "25.00");
+    assert_eq!(asked["BillRefNumber"], "ACC-42");
+    assert_eq!(asked["BusinessShortCode"], "600100");
+    let confirmation = confirmation_for(&receiver, &receipt);
+    assert_eq!(confirmation["TransactionType"], "Pay Bill");
+    assert_eq!(confirmation["TransAmount"], "25.00");
+    assert_eq!(confirmation["MSISDN"], "2547 ***** 149");
+    assert_eq!(confirmation["FirstName"], "CUSTOMER");
+    assert_eq!(confirmation["OrgAccountBalance"], "35.00");
+
+    // Validation rejects: refused, nothing moves, nothing is confirmed.
+    validator.set_answer(Some((
+        200,
+        r#"{"ResultCode":"C2B00012","ResultDesc":"Rejected"}"#,
+        Duration::ZERO,
+    )));
+    let (status, body) = pay_bill(&cluster, 2, "c2b-2", "business:600100", "30.00");
+    assert_eq!(
+        (status, &body["result"]),
+        (422, &json!("rejected_by_payee")),
+        "{body}"
+    );
+
+    // Validation does not answer in time: the registered default (Completed) applies.
+    validator.set_answer(Some((200, r#"{"ResultCode":"0"}"#, Duration::from_secs(4))));
+    let (status, body) = pay_bill(&cluster, 1, "c2b-3", "business:600100", "40.00");
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("confirmed")),
+        "{body}"
+    );
+    let late = body["transaction_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        confirmation_for(&receiver, &late)["OrgAccountBalance"],
+        "75.00"
+    );
+
+    let (_, account) = cluster
+        .get(&format!(
+            "{}/admin/v1/accounts/business:600100",
+            cluster.url(1)
+        ))
+        .unwrap();
+    assert_eq!(account["balance"], "75.00", "{account}");
+    let confirmed = receiver.received();
+    assert_eq!(
+        confirmed.len(),
+        2,
+        "one confirmation per payment after registering: {confirmed:?}"
+    );
+}
+
+/// The confirmation posted for the payment with this receipt, waited for.
+fn confirmation_for(receiver: &FakeGateway, receipt: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let found = receiver
+            .received()
+            .into_iter()
+            .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
+            .find(|body| body["TransID"] == receipt);
+        if let Some(body) = found {
+            return body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no confirmation of {receipt}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -55,6 +55,7 @@ impl ShardLedger {
                         store_number: open.store_number.clone(),
                         commission_earned: crate::money::Money::ZERO,
                         api_credentials: open.api_credentials.clone(),
+                        c2b_urls: None,
                     })
                 });
             let account = Account {

@@ -37,6 +37,21 @@ pub enum CallbackEvent {
         phone: Msisdn,
         closed_ms: u64,
     },
+    /// A customer's bill payment or purchase was credited to the business (C2B confirmation).
+    C2bConfirmation {
+        receipt: TransactionId,
+        /// `PayBill` or `BuyGoods`.
+        kind: crate::transfer::TransferKind,
+        amount: Money,
+        business: Shortcode,
+        bill_ref: String,
+        msisdn: Msisdn,
+        first_name: String,
+        /// The business's balance after the credit.
+        org_balance: Money,
+        completed_ms: u64,
+        masked_msisdn: bool,
+    },
 }
 
 /// One undelivered callback.

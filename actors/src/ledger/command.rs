@@ -173,6 +173,11 @@ pub enum Command {
         consumer_key: String,
         business: crate::account::Shortcode,
     },
+    /// A business registers where its customers' payments are validated and confirmed.
+    RegisterC2bUrls {
+        business: crate::account::Shortcode,
+        urls: super::c2b::C2bUrls,
+    },
 }
 
 /// What a client is told about a transfer once it is final.

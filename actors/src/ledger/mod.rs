@@ -14,6 +14,7 @@
 //! | `reversal_requests.rs` | payers' requests to reverse a transfer, open until care decides |
 //! | `prompts.rs` | payment prompts (M-Pesa Express): a business's request a customer accepts, declines or lets expire |
 //! | `api_keys.rs` | which business a business API consumer key belongs to |
+//! | `c2b.rs` | a business's C2B URLs and the confirmation queued for each payment credited to it |
 //! | `callbacks.rs` | the callback outbox: outcomes owed to businesses' URLs until delivered |
 //! | `audit.rs` | the invariants asserted on every apply and the full audit |
 //!
@@ -25,6 +26,7 @@ mod accounts;
 mod api_keys;
 mod audit;
 mod books;
+mod c2b;
 mod callbacks;
 mod checks;
 mod command;
@@ -50,6 +52,7 @@ use crate::txn_id::TransactionId;
 
 pub use api_keys::{API_KEYS_MAX, API_KEY_LEN_MAX};
 pub use audit::{InvariantViolation, ShardAudit};
+pub use c2b::C2bUrls;
 pub use callbacks::{Callback, CallbackEvent, CALLBACKS_MAX, CALLBACKS_PER_BUSINESS_MAX};
 pub use command::{
     ApiCredentials, Applied, Command, CreditAnswer, CreditOffer, Decision, Entry, OpenAccount,
@@ -57,8 +60,8 @@ pub use command::{
 };
 pub use history::{HistoryRow, HistorySide};
 pub use prompts::{
-    payment_id, valid_checkout_id, Prompt, PromptRequest, PromptState, CHECKOUT_ID_LEN_MAX,
-    PROMPTS_WAITING_MAX,
+    payment_id, pays_prompt, valid_checkout_id, Prompt, PromptRequest, PromptState,
+    CHECKOUT_ID_LEN_MAX, PROMPTS_WAITING_MAX,
 };
 pub use records::{
     Account, AccountExtras, AccountStatus, Balances, DailyUsage, IncomingState, IncomingTransfer,
@@ -219,6 +222,7 @@ impl ShardLedger {
         self.touched.clear();
         self.protocol_error = None;
         let now = self.state.clock_ms;
+        let first_row = self.history.len();
         let applied = match &entry.command {
             Command::OpenAccount(open) => Applied::Admin(self.open_account(open)),
             Command::OpenAccounts(opens) => {
@@ -259,8 +263,12 @@ impl ShardLedger {
                 consumer_key,
                 business,
             } => Applied::Admin(self.index_api_key(consumer_key, business)),
+            Command::RegisterC2bUrls { business, urls } => {
+                Applied::Admin(self.register_c2b_urls(business, urls))
+            }
             Command::Retire { up_to_ms } => self.retire(*up_to_ms),
         };
+        self.queue_c2b_confirmations(first_row, now);
         self.check_invariants()?;
         Ok(applied)
     }

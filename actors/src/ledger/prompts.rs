@@ -102,6 +102,11 @@ pub fn payment_id(checkout_id: &str) -> TransferId {
         .expect("a checkout id makes a valid transfer id")
 }
 
+/// Whether a transfer pays a prompt.
+pub fn pays_prompt(id: &TransferId) -> bool {
+    paid_prompt(id).is_some()
+}
+
 /// The prompt a transfer pays, if it pays one.
 fn paid_prompt(id: &TransferId) -> Option<&str> {
     id.as_str().strip_prefix(PAYMENT_ID_PREFIX)

@@ -93,6 +93,8 @@ pub struct AccountExtras {
     pub commission_earned: Money,
     /// Businesses: API credentials.
     pub api_credentials: Option<super::command::ApiCredentials>,
+    /// Businesses: where their customers' payments are validated and confirmed (C2B).
+    pub c2b_urls: Option<super::c2b::C2bUrls>,
 }
 
 impl Account {
@@ -136,6 +138,11 @@ impl Account {
     /// Businesses: their API credentials.
     pub fn api_credentials(&self) -> Option<&super::command::ApiCredentials> {
         self.extras.as_ref()?.api_credentials.as_ref()
+    }
+
+    /// Businesses: their registered C2B URLs.
+    pub fn c2b_urls(&self) -> Option<&super::c2b::C2bUrls> {
+        self.extras.as_ref()?.c2b_urls.as_ref()
     }
 
     /// Adds to the commission earned (a statistic: it saturates rather than stop the shard).

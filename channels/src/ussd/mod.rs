@@ -9,12 +9,14 @@
 //! | `walk.rs` | where a session is, replayed from its inputs (pure) |
 //! | `sessions.rs` | live sessions: idle timeout, lifetime, bound, metrics |
 //! | `answer.rs` | one step: the next screen, or the action and its outcome |
+//! | `prompt.rs` | a payment prompt (M-Pesa Express) waiting for the caller, shown before the menu |
 //! | `http.rs` | `/ussd/v1/callback` and `/ussd/v1/events` |
 
 mod answer;
 pub mod book;
 mod http;
 pub mod menu;
+mod prompt;
 pub mod sessions;
 pub mod walk;
 
@@ -47,6 +49,8 @@ const TEXT_LEN_MAX: usize = 512;
 const INPUTS_MAX: usize = 40;
 /// A new session waits at most this long for the caller's language.
 const LANGUAGE_READ_WITHIN: Duration = Duration::from_millis(1_000);
+/// A new customer session waits at most this long to learn of a payment prompt.
+const PROMPT_READ_WITHIN: Duration = Duration::from_millis(1_000);
 /// End-of-session reports kept for `GET /admin/v1/ussd/events`.
 const EVENTS_KEPT: usize = 1_000;
 
@@ -255,6 +259,17 @@ impl Ussd {
         }
     }
 
+    /// The payment prompt waiting for the caller's answer, if any and the read answers in time.
+    async fn waiting_prompt(&self, msisdn: &Msisdn) -> Option<tuma_actors::ledger::Prompt> {
+        let read = self.inner.service.waiting_prompt(msisdn);
+        match tokio::time::timeout(PROMPT_READ_WITHIN, read).await {
+            Ok(Ok(Some(prompt))) if prompt.state == tuma_actors::ledger::PromptState::Waiting => {
+                Some(prompt)
+            }
+            _ => None,
+        }
+    }
+
     /// Answers one step of a session. Never fails: every fault is a final screen.
     pub async fn step(&self, request: &UssdRequest, source: Option<IpAddr>) -> UssdReply {
         metrics::counter!("tuma_ussd_steps_total").increment(1);
@@ -277,10 +292,11 @@ impl Ussd {
         };
         let key = (session_id.to_string(), msisdn.as_str().to_string());
         // A new session is shown in the language the caller chose (My Account → Language).
-        let language = if self.inner.sessions.contains(&key) {
-            None
-        } else {
+        let new_session = !self.inner.sessions.contains(&key);
+        let language = if new_session {
             self.language_of(&msisdn).await
+        } else {
+            None
         };
         let menu = self
             .inner
@@ -296,11 +312,18 @@ impl Ussd {
         if inputs.len() > INPUTS_MAX {
             return UssdReply::End(expired);
         }
+        // A customer's payment prompt waiting for them shows before the menu.
+        let prompt = if new_session && menu.menu.role == menu::MenuRole::Customer {
+            self.waiting_prompt(&msisdn).await
+        } else {
+            None
+        };
         let rebuilt = !inputs.is_empty();
         let entered = self.inner.sessions.enter(key.clone(), begun, rebuilt, || {
             Some(SessionState {
                 menu,
                 finished: None,
+                prompt,
             })
         });
         let session = match entered {
@@ -334,7 +357,16 @@ impl Ussd {
             transfer_wait: budget.mul_f64(0.75).max(Duration::from_millis(500)),
         };
         let menu = state.menu.menu.clone();
-        let step = std::panic::AssertUnwindSafe(answer::answer(&ctx, &menu, &caller, &inputs));
+        let prompt = state.prompt.clone();
+        let step = std::panic::AssertUnwindSafe(async {
+            match prompt.as_ref().map(|p| (p, prompt::asked(&inputs))) {
+                None => answer::answer(&ctx, &menu, &caller, &inputs).await,
+                Some((_, prompt::Asked::Menu(rest))) => {
+                    answer::answer(&ctx, &menu, &caller, rest).await
+                }
+                Some((prompt, asked)) => prompt::answer(&ctx, &caller, prompt, asked).await,
+            }
+        });
         let reply = match tokio::time::timeout(budget, step.catch_unwind()).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(_panic)) => {

@@ -42,6 +42,9 @@ pub struct SessionState {
     pub menu: Versioned,
     /// The final answer and the input that produced it: a retried last step gets it again.
     pub finished: Option<(String, UssdReply)>,
+    /// The payment prompt that was waiting for the caller when the session started: its
+    /// screens come before the menu's (`prompt.rs`).
+    pub prompt: Option<tuma_actors::ledger::Prompt>,
 }
 
 struct Entry {
@@ -163,6 +166,7 @@ mod tests {
         SessionState {
             menu: MenuBook::shipped("en").for_code("*334#", None).unwrap(),
             finished: None,
+            prompt: None,
         }
     }
 

@@ -81,7 +81,9 @@ fn customer_shard(shop: &Shop) -> &ShardLedger {
 fn only_callback(shop: &Shop) -> (ResultCode, bool) {
     let callbacks: Vec<_> = customer_shard(shop).callbacks(0, 10).collect();
     assert_eq!(callbacks.len(), 1, "{callbacks:?}");
-    let CallbackEvent::PromptClosed { result, txn_id, .. } = &callbacks[0].event;
+    let CallbackEvent::PromptClosed { result, txn_id, .. } = &callbacks[0].event else {
+        panic!("not a prompt's callback: {callbacks:?}");
+    };
     (*result, txn_id.is_some())
 }
 
@@ -240,9 +242,9 @@ fn a_wrong_pin_declining_and_silence_each_close_the_prompt_once() {
 
     let results: Vec<ResultCode> = customer_shard(&shop)
         .callbacks(0, 10)
-        .map(|c| {
-            let CallbackEvent::PromptClosed { result, .. } = c.event;
-            result
+        .map(|c| match c.event {
+            CallbackEvent::PromptClosed { result, .. } => result,
+            _ => panic!("not a prompt's callback"),
         })
         .collect();
     assert_eq!(
