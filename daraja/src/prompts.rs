@@ -2,11 +2,13 @@
 //! - `GET /v1/prompts?msisdn=2547…` → `{"prompts":[…]}`: the prompt waiting for the customer
 //!   (business name, amount, account reference, when it expires), or none;
 //! - `POST /v1/prompts/{CheckoutRequestID}` with `{"pin":"1234"}` accepts (the payment runs
-//!   and its receipt is answered as `POST /v1/transfers` answers) or `{"decline":true}`
-//!   declines. `"msisdn"` in the body is optional: it saves asking every shard for the prompt.
+//!   and its receipt is answered as `POST /v1/transfers` answers it: 200 with the receipt, 504
+//!   `"status":"unknown"` when not decided in time — send it again to learn the outcome) or
+//!   `{"decline":true}` declines. `"msisdn"` in the body is optional: it saves asking every
+//!   shard for the prompt.
 //!
-//! These answer in the app channel's own JSON (`{"error","message"}` on failure), not in
-//! Daraja's envelope: they are the customer's phone talking, not a business.
+//! These answer in the app channel's JSON (`{"error","result"}` on failure, `result` naming
+//! the ledger's refusal), not in Daraja's envelope: they are the customer's phone talking.
 
 use std::net::SocketAddr;
 
@@ -24,12 +26,12 @@ use tuma_service::{ServiceError, TransferOutcome};
 
 use crate::Daraja;
 
-/// An app-channel error: `{"error": code, "message": text}` with an HTTP status.
+/// An app-channel error: `{"error": text, "result": name}` with an HTTP status.
 pub(crate) struct AppError(StatusCode, &'static str, String);
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1, "message": self.2}))).into_response()
+        (self.0, Json(json!({"error": self.2, "result": self.1}))).into_response()
     }
 }
 
@@ -112,7 +114,7 @@ pub(crate) async fn answer(
     Path(checkout_id): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Json<AnswerIn>, JsonRejection>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<(StatusCode, Json<Value>), AppError> {
     let Json(body) = body.map_err(|e| invalid("body", &e.body_text()))?;
     if !tuma_actors::ledger::valid_checkout_id(&checkout_id) {
         return Err(invalid("checkout_request_id", "not a checkout request id"));
@@ -142,9 +144,8 @@ pub(crate) async fn answer(
                 .decline_prompt(&checkout_id, prompt.request.customer)
                 .await
                 .map_err(from_service)?;
-            Ok(Json(
-                json!({"status": "declined", "checkout_request_id": checkout_id}),
-            ))
+            let declined = json!({"status": "declined", "checkout_request_id": checkout_id});
+            Ok((StatusCode::OK, Json(declined)))
         }
         (false, Some(pin)) => {
             let pin = Pin::parse(&pin).map_err(|e| invalid("pin", &e.to_string()))?;
@@ -153,20 +154,39 @@ pub(crate) async fn answer(
                 .accept_prompt(&prompt, pin, Some(peer.ip()))
                 .await
                 .map_err(from_service)?;
-            Ok(Json(match outcome {
-                TransferOutcome::Decided { receipt, .. } => json!({
-                    "status": if receipt.result.is_success() { "confirmed" } else { "failed" },
-                    "result_code": receipt.result.name(),
-                    "message": receipt.result.description(),
-                    "transaction_id": receipt.txn_id.map(|t| t.to_string()),
-                    "checkout_request_id": checkout_id,
-                }),
-                TransferOutcome::Undecided { .. } => json!({
-                    "status": "unknown",
-                    "message": "no decision yet: the business is told the outcome",
-                    "checkout_request_id": checkout_id,
-                }),
-            }))
+            Ok(match outcome {
+                TransferOutcome::Decided { receipt, retries } => {
+                    let status = if receipt.result.is_success() {
+                        "confirmed"
+                    } else {
+                        "failed"
+                    };
+                    let answer = json!({
+                        "request_id": receipt.id.as_str(),
+                        "transaction_id": receipt.txn_id.map(|t| t.to_string()),
+                        "status": status,
+                        "result_code": receipt.result.code(),
+                        "result": receipt.result.name(),
+                        "description": receipt.result.description(),
+                        "fee": receipt.fee.to_decimal_string(),
+                        "balance": receipt.balance.to_decimal_string(),
+                        "payee_name": receipt.payee_name,
+                        "retries": retries,
+                        "checkout_request_id": checkout_id,
+                    });
+                    (StatusCode::OK, Json(answer))
+                }
+                TransferOutcome::Undecided { retries } => {
+                    let answer = json!({
+                        "request_id": prompt.payment().as_str(),
+                        "status": "unknown",
+                        "error": "no decision before the deadline; send the answer again to learn the outcome",
+                        "retries": retries,
+                        "checkout_request_id": checkout_id,
+                    });
+                    (StatusCode::GATEWAY_TIMEOUT, Json(answer))
+                }
+            })
         }
         _ => Err(invalid(
             "body",

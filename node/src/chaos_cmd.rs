@@ -197,6 +197,12 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         "balance reads answered during the run: {}",
         outcome.balance_reads
     );
+    if let Some(express) = &outcome.express {
+        println!(
+            "m-pesa express: prompts={} paid={} announced={} (each paid prompt: one callback, by id)",
+            express.prompts, express.paid, express.callbacks
+        );
+    }
     println!("report: {}", args.report.display());
     if outcome.violations.is_empty() {
         if !args.keep_data {

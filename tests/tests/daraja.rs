@@ -299,7 +299,7 @@ fn stk_push_accepted_declined_wrong_pin_and_unanswered_each_call_back_once() {
     let wrong = business.accepted_push(3, 50);
     let (status, body) = answer(&cluster, 2, &wrong, json!({"pin": "0000"}));
     assert_eq!(
-        (status, &body["result_code"]),
+        (status, &body["result"]),
         (200, &json!("wrong_pin")),
         "{body}"
     );

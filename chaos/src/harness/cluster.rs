@@ -153,6 +153,17 @@ impl ChaosCluster {
         }
     }
 
+    /// The address the nodes reach this process at (for the business's callback URL).
+    pub fn harness_ip(&self) -> std::net::IpAddr {
+        match &self.network {
+            Network::Namespaces(ns) => ns
+                .host_ip()
+                .parse()
+                .expect("the bridge address is an IP address"),
+            Network::Proxies(_) | Network::Direct => std::net::Ipv4Addr::LOCALHOST.into(),
+        }
+    }
+
     /// `(peer listen address, http listen address)` of node `id`.
     fn listen(&self, id: usize) -> (String, String) {
         match &self.network {

@@ -14,6 +14,7 @@
 //! neither root nor kernel modules (this machine's kernel has no `tc netem`). Clients talk to the
 //! nodes directly, as gateways would.
 
+mod callback_receiver;
 mod checker;
 mod cluster;
 mod faults;
@@ -27,6 +28,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use crate::load::Channel;
+pub use checker::ExpressTally;
 pub use cluster::{ChaosCluster as LocalCluster, NetworkMode, NodeOptions, ADMIN_TOKEN};
 pub use faults::FaultKind;
 
@@ -77,6 +79,8 @@ pub struct ChaosOutcome {
     pub ops_by_kind: std::collections::BTreeMap<String, usize>,
     /// Failed answers by result name.
     pub failed_by_result: std::collections::BTreeMap<String, usize>,
+    /// M-Pesa Express prompts, payments and callbacks (API runs).
+    pub express: Option<checker::ExpressTally>,
 }
 
 impl ChaosOutcome {
@@ -178,6 +182,15 @@ pub async fn run(
         config.nodes,
         config.clients
     ));
+    // The paybill collects through M-Pesa Express too (API runs): its callbacks come here.
+    let receiver = if config.channel == Channel::Api {
+        let receiver = callback_receiver::CallbackReceiver::start(cluster.harness_ip())
+            .await
+            .map_err(|e| HarnessError::Setup(format!("the callback receiver: {e}")))?;
+        Some(receiver)
+    } else {
+        None
+    };
     let run_epoch = Instant::now();
     let urls_for_audit = urls.clone();
     let clients = workload::Clients::start(
@@ -186,6 +199,7 @@ pub async fn run(
         urls,
         bank.clone(),
         config.channel,
+        receiver.as_ref().map(|r| r.url.as_str()),
         run_epoch,
     )
     .map_err(HarnessError::Setup)?;
@@ -258,6 +272,11 @@ pub async fn run(
         outcome
             .violations
             .extend(checker::final_checks(&cluster, &bank, &ops).await);
+        if let Some(receiver) = &receiver {
+            let (violations, tally) = checker::callback_checks(&cluster, receiver, &ops).await;
+            outcome.violations.extend(violations);
+            outcome.express = Some(tally);
+        }
     }
     outcome.ops = ops.len();
     outcome.confirmed = ops

@@ -123,6 +123,9 @@ pub struct Gateway {
     admin_token: String,
     /// (account, phone) of agents: the phone an agent dials its menu from (USSD cash-in).
     pub(super) agent_phones: Vec<(String, String)>,
+    /// The business M-Pesa Express pushes are made for, and its token.
+    pub(super) business: Option<super::express::Business>,
+    pub(super) tokens: super::express::TokenCache,
 }
 
 impl Gateway {
@@ -142,7 +145,15 @@ impl Gateway {
             deadline_ms: 8_000,
             admin_token: String::new(),
             agent_phones: Vec::new(),
+            business: None,
+            tokens: Default::default(),
         })
+    }
+
+    /// The business M-Pesa Express pushes ([`Request::StkPush`]) are made for.
+    pub fn with_business(mut self, business: super::express::Business) -> Gateway {
+        self.business = Some(business);
+        self
     }
 
     pub fn with_retry(mut self, retry: Retry) -> Gateway {
@@ -204,6 +215,7 @@ impl Gateway {
                     .await
             }
             Request::Balance { account } => self.balance(account, rng).await,
+            Request::StkPush { order, decline } => self.stk_push(order, *decline, rng).await,
             Request::Skip => Answer::not_sent("skipped"),
         }
     }

@@ -7,6 +7,7 @@
 //! | `targets.rs` | the nodes requests go to, changeable while clients run |
 //! | `gateway.rs` | how one request is sent: a random node, the same id on every retry, which answers are final |
 //! | `ussd.rs` | the same transfers as whole USSD sessions through the gateway callback |
+//! | `express.rs` | M-Pesa Express: a business's token and push, the customer's answer |
 //! | `drive.rs` | closed loop (N clients, each waiting for its answer) and open loop (a rate) |
 //!
 //! Callers bring what differs: a [`Script`] per client (the mix of requests: the bench's
@@ -14,6 +15,7 @@
 //! latency recorder, the checker's list of operations, a tally).
 
 mod drive;
+mod express;
 mod gateway;
 mod order;
 #[cfg(test)]
@@ -22,6 +24,7 @@ mod targets;
 pub mod ussd;
 
 pub use drive::{drive, send_timed, Completed, Pace, Script, Stop};
+pub use express::Business;
 pub use gateway::{Answer, Channel, Gateway, Retry};
 pub use order::{format_cents, parse_cents, Order, Outcome, Request};
 pub use targets::Targets;

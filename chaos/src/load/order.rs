@@ -65,6 +65,9 @@ pub enum Request {
     },
     /// A customer's balance through the app channel.
     Balance { account: String },
+    /// A business's M-Pesa Express push for `order` (customer → the business, whole
+    /// shillings), then the customer's answer: the PIN, or a decline.
+    StkPush { order: Order, decline: bool },
     /// Nothing this turn.
     Skip,
 }
