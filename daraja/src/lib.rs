@@ -38,6 +38,9 @@ pub use credentials::{Keys, TOKEN_LIFETIME_S};
 pub use express::daraja_result;
 pub use urls::CallbackUrls;
 
+/// Businesses whose call budgets one node tracks at most.
+const BUSINESSES_TRACKED_MAX: usize = 100_000;
+
 /// The business API's settings.
 #[derive(Clone, Debug)]
 pub struct DarajaConfig {
@@ -48,6 +51,9 @@ pub struct DarajaConfig {
     pub validation_timeout: Duration,
     pub urls: CallbackUrls,
     pub callbacks: CallbackConfig,
+    /// Authenticated calls one business may make to this node a minute (a burst of as many);
+    /// past it, Daraja's `500.003.02 Spike Arrest Violation`. 0: no limit.
+    pub calls_per_minute: u32,
 }
 
 impl Default for DarajaConfig {
@@ -57,6 +63,7 @@ impl Default for DarajaConfig {
             validation_timeout: Duration::from_secs(5),
             urls: CallbackUrls::default(),
             callbacks: CallbackConfig::default(),
+            calls_per_minute: 6_000,
         }
     }
 }
@@ -72,6 +79,8 @@ struct Inner {
     service: Service,
     keys: Keys,
     config: DarajaConfig,
+    /// Each business's call budget on this node.
+    calls: std::sync::Mutex<tuma_service::RateBuckets<tuma_actors::account::Shortcode>>,
 }
 
 impl Daraja {
@@ -96,6 +105,10 @@ impl Daraja {
             inner: Arc::new(Inner {
                 service,
                 keys: Keys::derive(cluster_secret),
+                calls: std::sync::Mutex::new(tuma_service::RateBuckets::new(
+                    config.calls_per_minute,
+                    BUSINESSES_TRACKED_MAX,
+                )),
                 config,
             }),
         }
@@ -112,6 +125,21 @@ impl Daraja {
 
     fn config(&self) -> &DarajaConfig {
         &self.inner.config
+    }
+
+    /// Spends one of `business`'s calls; `Err` (Spike Arrest) when its budget is spent.
+    fn admit(
+        &self,
+        business: &tuma_actors::account::Shortcode,
+    ) -> Result<(), envelope::DarajaError> {
+        let now_ms = tuma_service::unix_ms();
+        let mut calls = self.inner.calls.lock().unwrap_or_else(|p| p.into_inner());
+        if calls.wait(business, now_ms).is_some() {
+            metrics::counter!("tuma_daraja_calls_throttled_total").increment(1);
+            return Err(envelope::DarajaError::throttled());
+        }
+        calls.charge(business, now_ms);
+        Ok(())
     }
 
     /// Delivers the callbacks of the shards this node leads, until the process ends.

@@ -66,12 +66,15 @@ pub(crate) async fn generate(
     })))
 }
 
-/// The business a call's `Bearer` token was issued to.
+/// The business a call's `Bearer` token was issued to, once the call is within the
+/// business's budget on this node.
 pub(crate) fn bearer(daraja: &Daraja, headers: &HeaderMap) -> Result<Shortcode, DarajaError> {
-    authorization(headers)
+    let business = authorization(headers)
         .and_then(|v| v.strip_prefix("Bearer "))
         .and_then(|token| daraja.keys().verify_token(token.trim(), unix_ms() / 1_000))
-        .ok_or_else(DarajaError::bad_token)
+        .ok_or_else(DarajaError::bad_token)?;
+    daraja.admit(&business)?;
+    Ok(business)
 }
 
 /// A business's account record (`500.001.1001 Merchant does not exist` when there is none).

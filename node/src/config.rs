@@ -123,6 +123,10 @@ pub struct NodeArgs {
     /// applies (default 5s).
     #[arg(long, env = "TUMA_DARAJA_VALIDATION_TIMEOUT")]
     pub daraja_validation_timeout: Option<String>,
+    /// Business API calls one business may make to this node a minute (default 6000; 0: no
+    /// limit); past it, Daraja's `500.003.02 Spike Arrest Violation`.
+    #[arg(long, env = "TUMA_DARAJA_CALLS_PER_MINUTE")]
+    pub daraja_calls_per_minute: Option<u32>,
     /// The only hosts business callbacks may go to, comma-separated (default: any host but
     /// this node's own HTTP listener).
     #[arg(long, env = "TUMA_DARAJA_CALLBACK_HOSTS")]
@@ -201,6 +205,7 @@ struct FileConfig {
     ussd_language: Option<String>,
     daraja_prompt_lifetime: Option<String>,
     daraja_validation_timeout: Option<String>,
+    daraja_calls_per_minute: Option<u32>,
     daraja_callback_hosts: Option<String>,
     sms_gateway: Option<String>,
     sms_gateway_url: Option<String>,
@@ -580,6 +585,12 @@ impl NodeArgs {
                 bail!("--daraja-validation-timeout must be 1s..=30s");
             }
             daraja.validation_timeout = timeout;
+        }
+        if let Some(calls) = self
+            .daraja_calls_per_minute
+            .or(file.daraja_calls_per_minute)
+        {
+            daraja.calls_per_minute = calls;
         }
         let hosts = self
             .daraja_callback_hosts

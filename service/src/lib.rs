@@ -6,6 +6,7 @@
 //!
 //! | file | holds |
 //! |---|---|
+//! | `rate.rs` | token buckets by key, bounded (failed attempts, the business API's call budgets) |
 //! | `attempts.rs` | budgets of failed transfer attempts per payer and per source |
 //! | `calls.rs` | asking the engine, retried on leader change until a deadline |
 //! | `error.rs` | [`ServiceError`]: why a call gave nothing |
@@ -29,6 +30,7 @@ mod error;
 mod payee_checks;
 mod pins;
 mod prompts;
+mod rate;
 mod reversal_requests;
 mod sms;
 mod test_hooks;
@@ -46,6 +48,7 @@ pub use cluster::{Audit, AuditTotals};
 pub use error::ServiceError;
 pub use payee_checks::{CheckFuture, PayeeCheck};
 pub use pins::Pins;
+pub use rate::RateBuckets;
 pub use transfers::{TransferOrder, TransferOutcome, TransferStatus};
 pub use tuma_cluster::engine::StatementLine;
 

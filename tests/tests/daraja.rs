@@ -393,7 +393,12 @@ fn pay_bill(cluster: &TestCluster, node: usize, id: &str, to: &str, amount: &str
 
 #[test]
 fn c2b_validation_accepts_rejects_or_times_out_and_every_payment_is_confirmed_once() {
-    with_node_flags(&["--daraja-validation-timeout", "2s"]);
+    with_node_flags(&[
+        "--daraja-validation-timeout",
+        "2s",
+        "--daraja-calls-per-minute",
+        "5",
+    ]);
     let cluster = TestCluster::start("daraja-c2b", 3, 2);
     let validator = FakeGateway::start(Style::CallbackReceiver);
     let receiver = FakeGateway::start(Style::CallbackReceiver);
@@ -523,6 +528,16 @@ fn c2b_validation_accepts_rejects_or_times_out_and_every_payment_is_confirmed_on
         2,
         "one confirmation per payment after registering: {confirmed:?}"
     );
+
+    // Each business has a call budget per node: five a minute here, then Spike Arrest.
+    let query = json!({"BusinessShortCode": "600100", "Password": "x",
+        "Timestamp": "20250101120000", "CheckoutRequestID": "ws_CO_1"});
+    let codes: Vec<Value> = (0..6)
+        .map(|_| call(&cluster, 1, "/mpesa/stkpushquery/v1/query", &access, &query).1)
+        .map(|answer| answer["errorCode"].clone())
+        .collect();
+    assert!(!codes[..5].contains(&json!("500.003.02")), "{codes:?}");
+    assert_eq!(codes[5], "500.003.02", "{codes:?}");
 }
 
 /// The confirmation posted for the payment with this receipt, waited for.
