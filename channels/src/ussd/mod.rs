@@ -260,12 +260,22 @@ impl Ussd {
     }
 
     /// The payment prompt waiting for the caller's answer, if any and the read answers in time.
-    async fn waiting_prompt(&self, msisdn: &Msisdn) -> Option<tuma_actors::ledger::Prompt> {
+    /// A session rebuilt on this node (a step re-routed from another) also takes a prompt
+    /// already being paid — its payment started in this very session, and paying again
+    /// answers that payment's outcome.
+    async fn waiting_prompt(
+        &self,
+        msisdn: &Msisdn,
+        rebuilt: bool,
+    ) -> Option<tuma_actors::ledger::Prompt> {
+        use tuma_actors::ledger::PromptState;
         let read = self.inner.service.waiting_prompt(msisdn);
         match tokio::time::timeout(PROMPT_READ_WITHIN, read).await {
-            Ok(Ok(Some(prompt))) if prompt.state == tuma_actors::ledger::PromptState::Waiting => {
-                Some(prompt)
-            }
+            Ok(Ok(Some(prompt))) => match prompt.state {
+                PromptState::Waiting => Some(prompt),
+                PromptState::Paying if rebuilt => Some(prompt),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -313,12 +323,12 @@ impl Ussd {
             return UssdReply::End(expired);
         }
         // A customer's payment prompt waiting for them shows before the menu.
+        let rebuilt = !inputs.is_empty();
         let prompt = if new_session && menu.menu.role == menu::MenuRole::Customer {
-            self.waiting_prompt(&msisdn).await
+            self.waiting_prompt(&msisdn, rebuilt).await
         } else {
             None
         };
-        let rebuilt = !inputs.is_empty();
         let entered = self.inner.sessions.enter(key.clone(), begun, rebuilt, || {
             Some(SessionState {
                 menu,

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::callback_receiver::CallbackReceiver;
 use super::cluster::{ChaosCluster, ADMIN_TOKEN};
+use super::express;
 use super::workload::{Bank, Op};
 use crate::load::{parse_cents, Outcome};
 
@@ -350,97 +351,42 @@ async fn recorded(cluster: &ChaosCluster, op: &Op) -> Option<Value> {
     None
 }
 
-/// M-Pesa Express after healing: every payment the ledger committed produced exactly one
-/// callback — one callback id (a repeat of the same id is at-least-once delivery; two ids for
-/// one prompt are two announcements) with `ResultCode` 0 and the payment's receipt — and no
-/// callback announces a payment the ledger does not hold.
+/// M-Pesa Express after healing: what the ledger holds of each push's payment, then the
+/// callbacks received (waiting up to 60 s for every paid prompt's), judged by
+/// [`express::judge`].
 pub async fn callback_checks(
     cluster: &ChaosCluster,
     receiver: &CallbackReceiver,
     ops: &[Op],
-) -> (Vec<String>, ExpressTally) {
-    let mut violations = Vec::new();
-    let mut committed: BTreeMap<String, String> = BTreeMap::new();
-    let mut known: BTreeSet<String> = BTreeSet::new();
+) -> (Vec<String>, express::ExpressTally) {
+    let mut ledger = express::Ledger::default();
     for op in ops.iter().filter(|o| o.id.starts_with("stk:")) {
         let checkout = op.id.trim_start_matches("stk:").to_string();
-        known.insert(checkout.clone());
+        ledger.known.insert(checkout.clone());
         let Some(answer) = recorded(cluster, op).await else {
             continue;
         };
         if answer["status"] == "confirmed" {
             let txn = answer["transaction_id"].as_str().unwrap_or_default();
-            committed.insert(checkout, txn.to_string());
+            ledger.committed.insert(checkout, txn.to_string());
         }
     }
     // Callbacks go out from the shards' outboxes once leaders are back: give them time.
     let started = Instant::now();
-    let announced = loop {
-        let mut announced: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
-        for callback in receiver.received() {
-            let stk = &callback.body["Body"]["stkCallback"];
-            let checkout = stk["CheckoutRequestID"].as_str().unwrap_or_default();
-            announced
-                .entry(checkout.to_string())
-                .or_default()
-                .push((callback.id.clone(), stk.clone()));
-        }
-        let all_in = committed.keys().all(|c| announced.contains_key(c));
+    let received = loop {
+        let received = receiver.received();
+        let announced: BTreeSet<&str> = received
+            .iter()
+            .filter_map(|r| r.body["Body"]["stkCallback"]["CheckoutRequestID"].as_str())
+            .collect();
+        let all_in = ledger
+            .committed
+            .keys()
+            .all(|c| announced.contains(c.as_str()));
         if all_in || started.elapsed() > Duration::from_secs(60) {
-            break announced;
+            break received;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    for (checkout, callbacks) in &announced {
-        let ids: BTreeSet<&String> = callbacks.iter().map(|(id, _)| id).collect();
-        if ids.len() > 1 {
-            violations.push(format!(
-                "prompt {checkout}: announced by {} callbacks ({ids:?})",
-                ids.len()
-            ));
-        }
-        let paid = callbacks.iter().find(|(_, stk)| stk["ResultCode"] == 0);
-        if let Some((_, stk)) = paid {
-            if known.contains(checkout) && !committed.contains_key(checkout) {
-                violations.push(format!(
-                    "prompt {checkout}: a callback says paid ({stk}) but the ledger holds no committed payment"
-                ));
-            }
-        }
-    }
-    let tally = ExpressTally {
-        prompts: known.len(),
-        paid: committed.len(),
-        callbacks: announced.len(),
-    };
-    for (checkout, txn) in &committed {
-        let Some(callbacks) = announced.get(checkout) else {
-            violations.push(format!(
-                "prompt {checkout}: paid as {txn} but no callback arrived within 60 s of healing"
-            ));
-            continue;
-        };
-        let (_, stk) = &callbacks[0];
-        let receipt = stk["CallbackMetadata"]["Item"]
-            .as_array()
-            .and_then(|items| items.iter().find(|i| i["Name"] == "MpesaReceiptNumber"))
-            .and_then(|i| i["Value"].as_str());
-        if stk["ResultCode"] != 0 || receipt != Some(txn.as_str()) {
-            violations.push(format!(
-                "prompt {checkout}: paid as {txn} but its callback says {stk}"
-            ));
-        }
-    }
-    (violations, tally)
-}
-
-/// What M-Pesa Express came to in a run.
-#[derive(Clone, Debug, Default)]
-pub struct ExpressTally {
-    /// Prompts the clients opened (and learned the id of).
-    pub prompts: usize,
-    /// Of those, paid in the ledger.
-    pub paid: usize,
-    /// Prompts announced to the business (any outcome, any prompt).
-    pub callbacks: usize,
+    express::judge(&ledger, &received)
 }

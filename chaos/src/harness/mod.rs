@@ -17,6 +17,7 @@
 mod callback_receiver;
 mod checker;
 mod cluster;
+mod express;
 mod faults;
 pub mod launch;
 mod netns;
@@ -28,8 +29,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use crate::load::Channel;
-pub use checker::ExpressTally;
 pub use cluster::{ChaosCluster as LocalCluster, NetworkMode, NodeOptions, ADMIN_TOKEN};
+pub use express::ExpressTally;
 pub use faults::FaultKind;
 
 /// Why a run could not be carried out (as opposed to finding violations).
@@ -80,7 +81,7 @@ pub struct ChaosOutcome {
     /// Failed answers by result name.
     pub failed_by_result: std::collections::BTreeMap<String, usize>,
     /// M-Pesa Express prompts, payments and callbacks (API runs).
-    pub express: Option<checker::ExpressTally>,
+    pub express: Option<express::ExpressTally>,
 }
 
 impl ChaosOutcome {
