@@ -176,6 +176,12 @@ pub(crate) struct Validation {
 }
 
 impl PayeeCheck for Validation {
+    fn applies(&self, payee: &Account) -> bool {
+        payee
+            .c2b_urls()
+            .is_some_and(|urls| urls.validation_url.is_some())
+    }
+
     fn check<'a>(&'a self, order: &'a TransferOrder, payee: &'a Account) -> CheckFuture<'a> {
         Box::pin(async move {
             let Some(urls) = payee.c2b_urls() else {

@@ -7,7 +7,7 @@
 //! leader change or a lost acknowledgement repeats a post); every post carries the header
 //! `X-Tuma-Callback-Id: <shard>-<seq>`, stable across repeats, to deduplicate by.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -128,45 +128,49 @@ pub(crate) async fn deliver(daraja: Daraja) {
         };
         // A shard led elsewhere now is that node's to deliver; forget its retry state.
         backoff.retain(|(shard, _), _| shards.contains(shard));
+        let mut due = Vec::new();
         for shard in shards {
-            let due = due_callbacks(&daraja, shard, &backoff, config.per_pass).await;
-            if due.is_empty() {
-                continue;
-            }
-            let posts = futures::stream::iter(due)
-                .map(|callback| {
-                    let client = &client;
-                    let daraja = &daraja;
-                    async move {
-                        let posted = post(client, daraja, shard, &callback).await;
-                        (callback.seq, posted)
-                    }
-                })
-                .buffer_unordered(config.at_once.max(1))
-                .collect::<Vec<_>>()
-                .await;
-            let mut done = Vec::new();
-            for (seq, posted) in posts {
-                match posted {
-                    Posted::Delivered | Posted::Refused => {
-                        backoff.remove(&(shard, seq));
-                        done.push(seq);
-                    }
-                    Posted::Failed => {
-                        let entry = backoff.entry((shard, seq)).or_insert(Backoff {
-                            next: Instant::now(),
-                            wait: config.retry_first / 2,
-                        });
-                        entry.wait = (entry.wait * 2).clamp(config.retry_first, config.retry_last);
-                        entry.next = Instant::now() + entry.wait;
-                    }
+            let callbacks = due_callbacks(&daraja, shard, &backoff, config.per_pass).await;
+            due.extend(callbacks.into_iter().map(|callback| (shard, callback)));
+        }
+        if due.is_empty() {
+            continue;
+        }
+        // Every shard's due callbacks in one stream: a receiver that hangs holds up only its
+        // own posts (each within the timeout), not other shards' or other businesses'.
+        let posts = futures::stream::iter(due)
+            .map(|(shard, callback)| {
+                let client = &client;
+                let daraja = &daraja;
+                async move {
+                    let posted = post(client, daraja, shard, &callback).await;
+                    (shard, callback.seq, posted)
+                }
+            })
+            .buffer_unordered(config.at_once.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        let mut done: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+        for (shard, seq, posted) in posts {
+            match posted {
+                Posted::Delivered | Posted::Refused => {
+                    backoff.remove(&(shard, seq));
+                    done.entry(shard).or_default().push(seq);
+                }
+                Posted::Failed => {
+                    let entry = backoff.entry((shard, seq)).or_insert(Backoff {
+                        next: Instant::now(),
+                        wait: config.retry_first / 2,
+                    });
+                    entry.wait = (entry.wait * 2).clamp(config.retry_first, config.retry_last);
+                    entry.next = Instant::now() + entry.wait;
                 }
             }
-            if !done.is_empty() {
-                // Lost acknowledgements are posted again next pass: at least once.
-                if let Err(error) = daraja.service().callbacks_delivered(shard, done).await {
-                    tracing::debug!(shard, %error, "callback acknowledgement not recorded");
-                }
+        }
+        for (shard, seqs) in done {
+            // Lost acknowledgements are posted again next pass: at least once.
+            if let Err(error) = daraja.service().callbacks_delivered(shard, seqs).await {
+                tracing::debug!(shard, %error, "callback acknowledgement not recorded");
             }
         }
     }

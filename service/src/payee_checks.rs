@@ -18,6 +18,9 @@ pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ResultCode>> +
 
 /// Asked before a bill payment or purchase to a business is submitted.
 pub trait PayeeCheck: Send + Sync {
+    /// Whether this payee is checked at all (cheap, from its record).
+    fn applies(&self, payee: &Account) -> bool;
+    /// The check itself, once the payer proved their PIN.
     fn check<'a>(&'a self, order: &'a TransferOrder, payee: &'a Account) -> CheckFuture<'a>;
 }
 
@@ -29,8 +32,10 @@ impl Service {
     }
 
     /// Runs the installed check on a bill payment or purchase (not on a prompt's payment: the
-    /// business asked for that one). A refusal of a transfer that already exists (a retry of
-    /// one submitted before) is not a refusal: the record answers.
+    /// business asked for that one). The payer proves their PIN first (recorded like any PIN
+    /// attempt), so nobody's payment reaches a business before its payer is known. A refusal
+    /// of a transfer that already exists (a retry of one submitted before) is not a refusal:
+    /// the record answers.
     pub(crate) async fn check_payee(&self, order: &TransferOrder) -> Result<(), ServiceError> {
         let Some(check) = self.payee_check.get() else {
             return Ok(());
@@ -43,6 +48,12 @@ impl Service {
         let Some(payee) = self.account(&order.to).await? else {
             return Ok(()); // the ledger refuses an unknown payee
         };
+        if !check.applies(&payee) {
+            return Ok(());
+        }
+        if let Some(pin) = order.pin.clone() {
+            self.authenticate(&order.from, pin).await?;
+        }
         let Err(code) = check.check(order, &payee).await else {
             return Ok(());
         };

@@ -80,8 +80,10 @@ impl Service {
             metrics::counter!("tuma_attempts_turned_away_total").increment(1);
             return Err(ServiceError::TooManyAttempts { retry_after });
         }
-        self.check_payee(&order).await?;
-        let outcome = self.submit_order(order).await;
+        let outcome = match self.check_payee(&order).await {
+            Ok(()) => self.submit_order(order).await,
+            Err(refused) => Err(refused),
+        };
         let failed = match &outcome {
             Ok(TransferOutcome::Decided { receipt, .. }) => is_failed_attempt(receipt.result),
             Err(ServiceError::Refused(code)) => is_failed_attempt(*code),

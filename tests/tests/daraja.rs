@@ -488,6 +488,19 @@ fn c2b_validation_accepts_rejects_or_times_out_and_every_payment_is_confirmed_on
     assert_eq!(confirmation["FirstName"], "CUSTOMER");
     assert_eq!(confirmation["OrgAccountBalance"], "35.00");
 
+    // A wrong PIN never reaches the business: refused before validation.
+    let body = json!({"request_id": "c2b-pin", "kind": "pay_bill", "from": CUSTOMER,
+        "to": "business:600100", "amount": "5.00", "account_reference": "ACC-42", "pin": "0000"});
+    let (_, answer) = cluster
+        .post(&format!("{}/v1/transfers", cluster.url(2)), &body)
+        .unwrap();
+    assert_eq!(answer["result"], "wrong_pin", "{answer}");
+    assert_eq!(
+        validator.received().len(),
+        1,
+        "validation not asked for a wrong PIN"
+    );
+
     // Validation rejects: refused, nothing moves, nothing is confirmed.
     validator.set_answer(Some((
         200,
