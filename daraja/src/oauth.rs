@@ -51,6 +51,8 @@ pub(crate) async fn generate(
         .await
         .map_err(|_| DarajaError::unavailable())?
         .ok_or_else(DarajaError::bad_authentication)?;
+    // Token requests spend the business's call budget too: guessing its secret is throttled.
+    daraja.admit(&business)?;
     let account = business_account(&daraja, &business).await?;
     let genuine = account.api_credentials().is_some_and(|c| {
         c.consumer_key == key && daraja.keys().matches(&secret, &c.consumer_secret_digest)
