@@ -1,6 +1,6 @@
 //! M-Pesa Express (STK push): `POST /mpesa/stkpush/v1/processrequest` opens a payment prompt
 //! on the customer's shard and answers `MerchantRequestID` and `CheckoutRequestID`; the
-//! customer answers in the app channel (`prompts.rs`); the outcome goes to `CallBackURL` from
+//! customer answers in the app channel (`node/src/http/prompts.rs`) or on USSD; the outcome goes to `CallBackURL` from
 //! the shard's callback outbox (`callbacks.rs`). `POST /mpesa/stkpushquery/v1/query` answers
 //! where a prompt stands (`ResultCode` as a string there, as Daraja does).
 

@@ -10,7 +10,6 @@
 //! | `oauth.rs` | `GET /oauth/v1/generate` (Basic auth) and the `Bearer` check of every other call |
 //! | `c2b.rs` | C2B: `registerurl` (v1, v2), the validation asked before a bill payment, the confirmation's payload |
 //! | `express.rs` | M-Pesa Express: `stkpush/v1/processrequest`, `stkpushquery/v1/query`, result codes |
-//! | `prompts.rs` | the customer's side of a prompt in the app channel: `GET /v1/prompts`, `POST /v1/prompts/{id}` |
 //! | `callbacks.rs` | delivering the shards' callback outboxes to businesses' URLs, at least once |
 //! | `urls.rs` | which callback URLs are allowed |
 
@@ -21,7 +20,6 @@ pub mod envelope;
 mod express;
 pub mod ids;
 mod oauth;
-mod prompts;
 mod urls;
 
 use std::net::SocketAddr;
@@ -147,9 +145,9 @@ impl Daraja {
         tokio::spawn(callbacks::deliver(self.clone()));
     }
 
-    /// Daraja's routes (`/oauth/…`, `/mpesa/…`) and the app channel's prompt routes
-    /// (`/v1/prompts…`). Other `/mpesa/…` paths answer Daraja's `404.001.01`; a wrong method,
-    /// `405.001`.
+    /// Daraja's routes (`/oauth/…`, `/mpesa/…`; the customer's side of a prompt is the app
+    /// channel's, `node/src/http/prompts.rs`). Other `/mpesa/…` paths answer Daraja's
+    /// `404.001.01`; a wrong method, `405.001`.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/oauth/v1/generate", get(oauth::generate))
@@ -157,8 +155,6 @@ impl Daraja {
             .route("/mpesa/stkpushquery/v1/query", post(express::query))
             .route("/mpesa/c2b/:version/registerurl", post(c2b::register))
             .route("/mpesa/*rest", axum::routing::any(unknown_resource))
-            .route("/v1/prompts", get(prompts::waiting))
-            .route("/v1/prompts/:checkout_id", post(prompts::answer))
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(self.clone())
     }

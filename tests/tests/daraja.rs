@@ -294,6 +294,10 @@ fn stk_push_accepted_declined_wrong_pin_and_unanswered_each_call_back_once() {
     assert!(callback.get("CallbackMetadata").is_none());
     let (status, _) = answer(&cluster, 1, &declined, json!({"pin": PIN}));
     assert_eq!(status, 422, "a declined prompt cannot be paid");
+    let (status, _) = answer(&cluster, 1, &declined, json!({}));
+    assert_eq!(status, 400, "neither a PIN nor a decline");
+    let (status, _) = answer(&cluster, 2, "ws_CO_000000000000", json!({"pin": PIN}));
+    assert_eq!(status, 404, "an unknown prompt");
 
     // A wrong PIN: 2001.
     let wrong = business.accepted_push(3, 50);

@@ -113,6 +113,16 @@ fn parse_transfer(body: &TransferIn) -> Result<TransferOrder, ApiError> {
     })
 }
 
+/// The 504 answer to a transfer not decided before its deadline.
+pub fn undecided_json(id: &TransferId, retries: u32) -> Value {
+    json!({
+        "request_id": id.as_str(),
+        "status": "unknown",
+        "error": "no decision before the deadline; retry with the same request_id to learn the outcome",
+        "retries": retries,
+    })
+}
+
 pub fn receipt_json(receipt: &Receipt, retries: u32) -> Value {
     let confirmed = receipt.result.is_success();
     json!({
@@ -144,12 +154,7 @@ pub async fn create_transfer(
         }
         TransferOutcome::Undecided { retries } => Ok((
             StatusCode::GATEWAY_TIMEOUT,
-            Json(json!({
-                "request_id": id.as_str(),
-                "status": "unknown",
-                "error": "no decision before the deadline; retry with the same request_id to learn the outcome",
-                "retries": retries,
-            })),
+            Json(undecided_json(&id, retries)),
         )),
     }
 }

@@ -7,6 +7,7 @@
 //! | `error.rs` | the JSON error answer and how each failure maps to a status code |
 //! | `admin.rs` | `/admin/v1/…`: registration, float, accounts, cluster, audit, care |
 //! | `app.rs` | `/v1/…`: transfers, balance |
+//! | `prompts.rs` | `/v1/prompts…`: the customer's side of an M-Pesa Express prompt (pay, decline) |
 //! | `history.rs` | statements (pages, mini) and receipts from the history store |
 //! | `bulk.rs` | `/admin/v1/customers/bulk`: bulk registration for imports |
 //! | `care.rs` | `/admin/v1/reversals`: care reverses a confirmed transfer |
@@ -26,6 +27,7 @@ mod error;
 mod history;
 mod members;
 mod menus;
+mod prompts;
 mod sms;
 
 use std::sync::Arc;
@@ -122,6 +124,8 @@ pub fn router(state: ApiState) -> Router {
             post(admin::plant_engine_panic),
         )
         .route("/v1/transfers", post(app::create_transfer))
+        .route("/v1/prompts", get(prompts::waiting))
+        .route("/v1/prompts/:checkout_id", post(prompts::answer))
         .route("/v1/transfers/:request_id", get(app::transfer_status))
         .route("/v1/accounts/:msisdn/balance", get(app::balance))
         .route("/v1/accounts/:msisdn/statement", get(history::statement))

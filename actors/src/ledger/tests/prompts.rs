@@ -190,6 +190,15 @@ fn a_wrong_pin_declining_and_silence_each_close_the_prompt_once() {
     let AccountRef::Customer(by) = shop.customer else {
         unreachable!()
     };
+    let someone_else = Command::DeclinePrompt {
+        checkout_id: "ws_CO_no".into(),
+        by: crate::msisdn::Msisdn::parse("254799999998").unwrap(),
+    };
+    assert_eq!(
+        shop.c.apply(0, someone_else),
+        Applied::Admin(ResultCode::NotPermitted),
+        "only its customer declines a prompt"
+    );
     let decline = Command::DeclinePrompt {
         checkout_id: "ws_CO_no".into(),
         by,
