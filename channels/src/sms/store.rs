@@ -372,7 +372,17 @@ mod tests {
         assert_eq!(store.report_for("tuma-0-0").unwrap(), Some(report.clone()));
         store.db.flush().unwrap();
         drop(store);
-        let store = SmsStore::open(&dir, 10).unwrap();
+        // sled's flusher thread lets go of the directory's lock a moment after the drop.
+        let started = std::time::Instant::now();
+        let store = loop {
+            match SmsStore::open(&dir, 10) {
+                Ok(store) => break store,
+                Err(_) if started.elapsed() < std::time::Duration::from_secs(5) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(error) => panic!("the store never reopened: {error}"),
+            }
+        };
         assert_eq!(store.spooled(), 1);
         assert_eq!(store.taken(0).unwrap(), Some(1));
         assert_eq!(store.report_for("tuma-0-0").unwrap(), Some(report));
