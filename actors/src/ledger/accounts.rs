@@ -56,6 +56,8 @@ impl ShardLedger {
                         commission_earned: crate::money::Money::ZERO,
                         api_credentials: open.api_credentials.clone(),
                         c2b_urls: None,
+                        initiators: Vec::new(),
+                        charges_paid: crate::money::Money::ZERO,
                     })
                 });
             let account = Account {

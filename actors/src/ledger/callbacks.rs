@@ -52,7 +52,28 @@ pub enum CallbackEvent {
         completed_ms: u64,
         masked_msisdn: bool,
     },
+    /// A business's payout order closed: paid, refused, or timed out in the queue (then it
+    /// goes to the order's `QueueTimeOutURL`).
+    PayoutClosed {
+        conversation_id: String,
+        originator_id: String,
+        kind: crate::transfer::TransferKind,
+        to: crate::account::AccountRef,
+        amount: Money,
+        result: ResultCode,
+        txn_id: Option<TransactionId>,
+        receiver_name: Option<String>,
+        /// The business's accounts after the payment.
+        wallets: super::business::Wallets,
+        closed_ms: u64,
+        timed_out: bool,
+    },
+    /// A body the edge rendered (a status or balance query's result), posted as it is.
+    Rendered { body: String },
 }
+
+/// Longest body the edge may queue as a rendered callback.
+pub const RENDERED_CALLBACK_LEN_MAX: usize = 16 * 1024;
 
 /// One undelivered callback.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +125,28 @@ impl ShardLedger {
                 event,
             },
         );
+    }
+
+    /// Queues a result the edge computed for `business`, if the business has room.
+    pub(super) fn queue_callback(
+        &mut self,
+        business: &Shortcode,
+        url: &str,
+        event: &CallbackEvent,
+        now: u64,
+    ) -> ResultCode {
+        let fits = match event {
+            CallbackEvent::Rendered { body } => body.len() <= RENDERED_CALLBACK_LEN_MAX,
+            _ => false,
+        };
+        if !fits || url.len() > super::prompts::CALLBACK_URL_LEN_MAX {
+            return ResultCode::NotPermitted;
+        }
+        if !self.callback_room(business) {
+            return ResultCode::Overloaded;
+        }
+        self.push_callback(business.clone(), url.to_string(), event.clone(), now);
+        ResultCode::Success
     }
 
     /// The node leading the shard delivered these callbacks (unknown numbers: already done).

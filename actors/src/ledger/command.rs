@@ -160,8 +160,9 @@ pub enum Command {
         checkout_id: String,
         by: crate::msisdn::Msisdn,
     },
-    /// The leader closes waiting prompts whose expiry is at or before `up_to_ms` (its clock).
-    ExpirePrompts {
+    /// The leader closes waiting prompts and queued payout orders whose expiry is at or before
+    /// `up_to_ms` (its clock).
+    ExpireRequests {
         up_to_ms: u64,
     },
     /// The node leading the shard delivered these callbacks to their businesses.
@@ -177,6 +178,20 @@ pub enum Command {
     RegisterC2bUrls {
         business: crate::account::Shortcode,
         urls: super::c2b::C2bUrls,
+    },
+    /// A business orders a payout (B2C, B2B), recorded on its shard before it is paid.
+    OpenPayout(super::payouts::PayoutRequest),
+    /// A business adds or replaces an initiator allowed to order its payouts.
+    SetInitiator {
+        business: crate::account::Shortcode,
+        initiator: super::business::Initiator,
+    },
+    /// A result the edge computed for a business (a status or balance query) is owed to its
+    /// URL: queued in the outbox like any other callback.
+    QueueCallback {
+        business: crate::account::Shortcode,
+        url: String,
+        event: super::callbacks::CallbackEvent,
     },
 }
 

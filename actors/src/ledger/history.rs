@@ -96,6 +96,7 @@ impl ShardLedger {
         records
             .into_iter()
             .chain(self.oldest_closed_prompt_ms())
+            .chain(self.oldest_closed_payout_ms())
             .min()
     }
 
@@ -131,6 +132,10 @@ impl ShardLedger {
             .retiring
             .insert((now, RecordSide::Outgoing, request.id.clone()));
         self.prompt_payment_finished(&request.id, result, record.txn_id, now);
+        if committed {
+            self.count_charges(&request.from, record.fee);
+        }
+        self.payout_payment_finished(record, now);
     }
 
     /// A same-shard payee was credited.
@@ -226,6 +231,7 @@ impl ShardLedger {
         }
         self.state.retiring.extend(kept);
         self.retire_prompts(up_to_ms);
+        self.retire_payouts(up_to_ms);
         self.state.retired_up_to_ms = self.state.retired_up_to_ms.max(up_to_ms);
         Applied::Unchanged
     }

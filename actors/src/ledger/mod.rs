@@ -14,6 +14,8 @@
 //! | `reversal_requests.rs` | payers' requests to reverse a transfer, open until care decides |
 //! | `prompts.rs` | payment prompts (M-Pesa Express): a business's request a customer accepts, declines or lets expire |
 //! | `api_keys.rs` | which business a business API consumer key belongs to |
+//! | `payouts.rs` | business payouts (B2C, B2B): an order recorded under the business's key, paid, its result queued |
+//! | `business.rs` | a business's accounts as Daraja reports them, and the initiators allowed to order payouts |
 //! | `c2b.rs` | a business's C2B URLs and the confirmation queued for each payment credited to it |
 //! | `callbacks.rs` | the callback outbox: outcomes owed to businesses' URLs until delivered |
 //! | `audit.rs` | the invariants asserted on every apply and the full audit |
@@ -26,6 +28,7 @@ mod accounts;
 mod api_keys;
 mod audit;
 mod books;
+mod business;
 mod c2b;
 mod callbacks;
 mod checks;
@@ -34,6 +37,7 @@ mod history;
 mod incoming;
 mod notify;
 mod outgoing;
+mod payouts;
 mod prompts;
 mod records;
 mod reversal_requests;
@@ -52,13 +56,20 @@ use crate::txn_id::TransactionId;
 
 pub use api_keys::{API_KEYS_MAX, API_KEY_LEN_MAX};
 pub use audit::{InvariantViolation, ShardAudit};
+pub use business::{valid_initiator_name, Initiator, Wallets, INITIATORS_MAX};
 pub use c2b::C2bUrls;
-pub use callbacks::{Callback, CallbackEvent, CALLBACKS_MAX, CALLBACKS_PER_BUSINESS_MAX};
+pub use callbacks::{
+    Callback, CallbackEvent, CALLBACKS_MAX, CALLBACKS_PER_BUSINESS_MAX, RENDERED_CALLBACK_LEN_MAX,
+};
 pub use command::{
     ApiCredentials, Applied, Command, CreditAnswer, CreditOffer, Decision, Entry, OpenAccount,
     Receipt,
 };
 pub use history::{HistoryRow, HistorySide};
+pub use payouts::{
+    payout_payment_id, valid_conversation_id, Payout, PayoutRequest, PayoutState,
+    CONVERSATION_ID_LEN_MAX, PAYOUTS_OPEN_MAX,
+};
 pub use prompts::{
     payment_id, pays_prompt, valid_checkout_id, Prompt, PromptRequest, PromptState,
     CHECKOUT_ID_LEN_MAX, PROMPTS_WAITING_MAX,
@@ -150,6 +161,17 @@ pub struct LedgerState {
     prompts_expiring: BTreeSet<(u64, String)>,
     /// Closed prompts by closing time, retired with the finished transfers.
     prompts_closed: BTreeSet<(u64, String)>,
+    /// Business payout orders by conversation id: queued, being paid, or closed and not yet
+    /// retired.
+    payouts: BTreeMap<String, payouts::Payout>,
+    /// Each business's keys (`OriginatorConversationID`) → the order made under it.
+    payouts_by_origin: BTreeMap<(crate::account::Shortcode, String), String>,
+    /// Queued orders by expiry time.
+    payouts_expiring: BTreeSet<(u64, String)>,
+    /// Closed orders by closing time, retired with the finished transfers.
+    payouts_closed: BTreeSet<(u64, String)>,
+    /// Orders not yet closed.
+    payouts_open: usize,
     /// Callbacks owed to businesses, by sequence number, until delivered.
     callbacks: BTreeMap<u64, callbacks::Callback>,
     callbacks_next_seq: u64,
@@ -254,10 +276,21 @@ impl ShardLedger {
             Command::DeclinePrompt { checkout_id, by } => {
                 Applied::Admin(self.decline_prompt(checkout_id, by, now))
             }
-            Command::ExpirePrompts { up_to_ms } => {
+            Command::ExpireRequests { up_to_ms } => {
                 self.expire_prompts(*up_to_ms, now);
+                self.expire_payouts(*up_to_ms, now);
                 Applied::Unchanged
             }
+            Command::OpenPayout(request) => Applied::Admin(self.open_payout(request, now)),
+            Command::SetInitiator {
+                business,
+                initiator,
+            } => Applied::Admin(self.set_initiator(business, initiator)),
+            Command::QueueCallback {
+                business,
+                url,
+                event,
+            } => Applied::Admin(self.queue_callback(business, url, event, now)),
             Command::CallbacksDelivered { seqs } => self.callbacks_delivered(seqs),
             Command::IndexApiKey {
                 consumer_key,

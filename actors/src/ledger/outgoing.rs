@@ -45,7 +45,10 @@ impl ShardLedger {
                 Applied::TransferInProgress { id }
             };
         }
-        if let Err(result) = self.check_prompt_payment(request) {
+        if let Err(result) = self
+            .check_prompt_payment(request)
+            .and_then(|()| self.check_payout_payment(request))
+        {
             return Applied::TransferRefused { id, result };
         }
         if self.in_flight() >= self.config.in_flight_max
@@ -65,6 +68,7 @@ impl ShardLedger {
             Err(code) => {
                 let record = self.record(request, OutgoingState::Refused(code), now);
                 self.prompt_payment_finished(&request.id, code, None, now);
+                self.payout_payment_finished(&record, now);
                 return Applied::TransferFinished(self.receipt_of(&record));
             }
         };
@@ -82,6 +86,7 @@ impl ShardLedger {
             self.execute_local(request, plan, txn_id, now)
         } else {
             self.prompt_payment_started(&request.id);
+            self.payout_payment_started(&request.id);
             self.prepare(request, plan, txn_id, now)
         }
     }

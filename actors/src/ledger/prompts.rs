@@ -2,7 +2,7 @@
 //! prompt waits on the customer's shard until the customer accepts with their PIN, declines, or
 //! lets it expire. Accepting is an ordinary PayBill or BuyGoods transfer whose id names the
 //! prompt ([`payment_id`]); the transfer's final state closes the prompt in the same entry.
-//! Expiry is proposed by the leader with its clock (`ExpirePrompts`); apply never reads one.
+//! Expiry is proposed by the leader with its clock (`ExpireRequests`); apply never reads one.
 //! However a prompt ends, its outcome goes into the shard's callback outbox for the business
 //! (`callbacks.rs`) in the entry that closed it, so no closed prompt goes unannounced.
 //!
@@ -369,7 +369,7 @@ impl ShardLedger {
         self.state.prompts.get(checkout_id)
     }
 
-    /// When the next waiting prompt expires (the leader proposes `ExpirePrompts` then).
+    /// When the next waiting prompt expires (the leader proposes `ExpireRequests` then).
     pub fn next_prompt_expiry_ms(&self) -> Option<u64> {
         self.state.prompts_expiring.first().map(|(at, _)| *at)
     }

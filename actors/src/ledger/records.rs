@@ -95,6 +95,10 @@ pub struct AccountExtras {
     pub api_credentials: Option<super::command::ApiCredentials>,
     /// Businesses: where their customers' payments are validated and confirmed (C2B).
     pub c2b_urls: Option<super::c2b::C2bUrls>,
+    /// Businesses: who may order their payouts (B2C, B2B).
+    pub initiators: Vec<super::business::Initiator>,
+    /// Businesses: fees their payouts paid so far (the Charges Paid account, shown negative).
+    pub charges_paid: Money,
 }
 
 impl Account {

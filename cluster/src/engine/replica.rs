@@ -52,7 +52,7 @@ pub(super) struct Replica {
     sms_sent_up_to: u64,
     /// The latest retirement this replica proposed (volatile).
     retire_proposed_up_to: u64,
-    /// The leader's time of the last `ExpirePrompts` it proposed.
+    /// The leader's time of the last `ExpireRequests` it proposed.
     prompts_expired_up_to: u64,
     /// The history sequence of the stored checkpoint: a snapshot carries the rows below it.
     checkpoint_history_seq: u64,
@@ -394,6 +394,9 @@ impl Replica {
         let expired = self
             .ledger
             .next_prompt_expiry_ms()
+            .into_iter()
+            .chain(self.ledger.next_payout_expiry_ms())
+            .min()
             .is_some_and(|at| at <= now_ms);
         if expired
             && now_ms
@@ -404,7 +407,7 @@ impl Replica {
             self.prompts_expired_up_to = now_ms;
             effects
                 .propose
-                .push(Command::ExpirePrompts { up_to_ms: now_ms });
+                .push(Command::ExpireRequests { up_to_ms: now_ms });
         }
         effects
     }

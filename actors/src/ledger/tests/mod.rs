@@ -6,6 +6,7 @@ mod cross_shard;
 mod history;
 mod model;
 mod outcomes;
+mod payouts;
 mod pins;
 mod prompts;
 mod reversal_requests;

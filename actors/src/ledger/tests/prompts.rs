@@ -119,7 +119,7 @@ fn an_accepted_prompt_pays_the_business_across_shards_and_queues_one_callback() 
     // Being paid, it no longer expires (the leader's expiry time past the prompt's).
     shop.c.apply(
         0,
-        Command::ExpirePrompts {
+        Command::ExpireRequests {
             up_to_ms: request.expires_ms + 1,
         },
     );
@@ -223,7 +223,7 @@ fn a_wrong_pin_declining_and_silence_each_close_the_prompt_once() {
     );
     shop.c.apply(
         0,
-        Command::ExpirePrompts {
+        Command::ExpireRequests {
             up_to_ms: expires_ms - 1,
         },
     );
@@ -233,7 +233,7 @@ fn a_wrong_pin_declining_and_silence_each_close_the_prompt_once() {
     );
     shop.c.apply(
         0,
-        Command::ExpirePrompts {
+        Command::ExpireRequests {
             up_to_ms: expires_ms,
         },
     );

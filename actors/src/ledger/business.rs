@@ -1,0 +1,117 @@
+//! What a business has beyond a balance: the accounts Daraja reports ("wallets") and the
+//! initiators allowed to order its payouts.
+//!
+//! A business's money is one ledger balance: its Utility account (a till's Merchant account),
+//! where customer payments land and payouts are paid from. Charges Paid counts the fees its
+//! payouts paid (shown negative, as M-Pesa does); Working and Organization Settlement hold
+//! money only when moved there, which no command does yet, so they report zero.
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::{AccountRef, Shortcode};
+use crate::money::Money;
+use crate::outcome::ResultCode;
+
+use super::records::AccountExtras;
+use super::ShardLedger;
+
+/// Most initiators per business.
+pub const INITIATORS_MAX: usize = 8;
+/// Longest initiator name.
+pub const INITIATOR_NAME_LEN_MAX: usize = 40;
+
+/// A person or system allowed to order a business's payouts (Daraja's `InitiatorName`).
+/// The password is kept only as a keyed digest (see the business API's `credentials.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Initiator {
+    pub name: String,
+    pub password_digest: String,
+}
+
+/// A business's accounts as Daraja reports them.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wallets {
+    /// Spendable: the posted balance less outgoing holds.
+    pub utility: Money,
+    pub working: Money,
+    /// Fees paid so far, as a negative amount.
+    pub charges_paid: Money,
+    pub settlement: Money,
+}
+
+/// Whether `name` can name an initiator.
+pub fn valid_initiator_name(name: &str) -> bool {
+    (1..=INITIATOR_NAME_LEN_MAX).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
+}
+
+impl ShardLedger {
+    /// The accounts of a business of this shard (zero for an unknown one).
+    pub fn wallets(&self, business: &AccountRef) -> Wallets {
+        let Some(account) = self.state.accounts.get(business) else {
+            return Wallets::default();
+        };
+        let charges = account
+            .extras
+            .as_ref()
+            .map_or(0, |e| e.charges_paid.cents());
+        Wallets {
+            utility: account.balances.available(),
+            working: Money::ZERO,
+            charges_paid: Money::from_cents(-charges),
+            settlement: Money::ZERO,
+        }
+    }
+
+    /// Adds or replaces (by name) an initiator of a business of this shard.
+    pub(super) fn set_initiator(
+        &mut self,
+        business: &Shortcode,
+        initiator: &Initiator,
+    ) -> ResultCode {
+        if !valid_initiator_name(&initiator.name) || initiator.password_digest.len() > 128 {
+            return ResultCode::NotPermitted;
+        }
+        let Some(account) = self
+            .state
+            .accounts
+            .get_mut(&AccountRef::Business(business.clone()))
+        else {
+            return ResultCode::UnknownAccount;
+        };
+        let extras = account
+            .extras
+            .get_or_insert_with(Box::<AccountExtras>::default);
+        if let Some(existing) = extras
+            .initiators
+            .iter_mut()
+            .find(|i| i.name == initiator.name)
+        {
+            existing.password_digest = initiator.password_digest.clone();
+            return ResultCode::Success;
+        }
+        if extras.initiators.len() >= INITIATORS_MAX {
+            return ResultCode::Overloaded;
+        }
+        extras.initiators.push(initiator.clone());
+        ResultCode::Success
+    }
+
+    /// A committed transfer's fee, paid by a business: counted in its Charges Paid account.
+    pub(super) fn count_charges(&mut self, payer: &AccountRef, fee: Money) {
+        if !matches!(payer, AccountRef::Business(_)) || !fee.is_positive() {
+            return;
+        }
+        if let Some(account) = self.state.accounts.get_mut(payer) {
+            let extras = account
+                .extras
+                .get_or_insert_with(Box::<AccountExtras>::default);
+            extras.charges_paid = extras
+                .charges_paid
+                .checked_add(fee)
+                .unwrap_or(extras.charges_paid);
+        }
+    }
+}
