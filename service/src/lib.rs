@@ -18,6 +18,7 @@
 //! | `reversal_requests.rs` | payers' requests to reverse a transfer, care's approval or decline |
 //! | `payee_checks.rs` | the hook a bill payment or purchase passes before it is submitted (C2B validation) |
 //! | `prompts.rs` | payment prompts (M-Pesa Express): open, find, accept, decline; the business callback outbox |
+//! | `payouts.rs` | business payouts (B2C, B2B): order, pay, find; initiators; rendered results queued for businesses |
 //! | `sms.rs` | the shards' confirmation texts for the SMS channel: read, acknowledge |
 //! | `test_hooks.rs` | faults tests plant (only on nodes started with test hooks) |
 
@@ -28,6 +29,7 @@ mod calls;
 mod cluster;
 mod error;
 mod payee_checks;
+mod payouts;
 mod pins;
 mod prompts;
 mod rate;

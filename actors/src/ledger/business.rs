@@ -12,7 +12,7 @@ use crate::account::{AccountRef, Shortcode};
 use crate::money::Money;
 use crate::outcome::ResultCode;
 
-use super::records::AccountExtras;
+use super::records::{Account, AccountExtras};
 use super::ShardLedger;
 
 /// Most initiators per business.
@@ -47,12 +47,9 @@ pub fn valid_initiator_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
 }
 
-impl ShardLedger {
-    /// The accounts of a business of this shard (zero for an unknown one).
-    pub fn wallets(&self, business: &AccountRef) -> Wallets {
-        let Some(account) = self.state.accounts.get(business) else {
-            return Wallets::default();
-        };
+impl Wallets {
+    /// A business account's wallets.
+    pub fn of(account: &Account) -> Wallets {
         let charges = account
             .extras
             .as_ref()
@@ -63,6 +60,16 @@ impl ShardLedger {
             charges_paid: Money::from_cents(-charges),
             settlement: Money::ZERO,
         }
+    }
+}
+
+impl ShardLedger {
+    /// The accounts of a business of this shard (zero for an unknown one).
+    pub fn wallets(&self, business: &AccountRef) -> Wallets {
+        self.state
+            .accounts
+            .get(business)
+            .map_or_else(Wallets::default, Wallets::of)
     }
 
     /// Adds or replaces (by name) an initiator of a business of this shard.

@@ -74,7 +74,9 @@ pub use config::{
 pub use env::{ApplyObserver, Clock, EngineEnv, Network, SystemClock};
 pub use handle::NodeHandle;
 pub use probe::{MetaProbe, ReplicaProbe};
-pub use request::{ClientReply, ClientRequest, Input, PromptLookup, StatementLine, Waiter};
+pub use request::{
+    ClientReply, ClientRequest, Input, PayoutLookup, PromptLookup, StatementLine, Waiter,
+};
 pub use snapshots::StreamConfig;
 pub use status::{NodeStatus, ShardStatus};
 

@@ -12,7 +12,7 @@ use tuma_actors::ledger::ShardLedger;
 use tuma_actors::transfer::TransferId;
 
 use super::history_reads::{HistoryQuery, HistoryRead};
-use super::request::{ClientReply, ClientRequest, PromptLookup, Waiter};
+use super::request::{ClientReply, ClientRequest, PayoutLookup, PromptLookup, Waiter};
 
 /// Most reads waiting on one replica; more are answered "unavailable".
 pub const PENDING_READS_MAX: usize = 10_000;
@@ -206,6 +206,13 @@ pub(super) fn answer(ledger: &ShardLedger, request: &ClientRequest) -> Answer {
                 PromptLookup::WaitingFor(customer) => ledger.prompt_waiting_for(customer),
             };
             ClientReply::Prompt(prompt.cloned().map(Box::new))
+        }
+        ClientRequest::Payout { business, lookup } => {
+            let payout = match lookup {
+                PayoutLookup::ByConversationId(id) => ledger.payout(id),
+                PayoutLookup::ByOriginatorId(id) => ledger.payout_by_origin(business, id),
+            };
+            ClientReply::Payout(payout.cloned().map(Box::new))
         }
         ClientRequest::ApiKey { consumer_key, .. } => {
             ClientReply::Business(ledger.api_key_business(consumer_key).cloned())

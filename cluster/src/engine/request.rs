@@ -59,6 +59,11 @@ pub enum ClientRequest {
     /// A payment prompt of the shard: the one with this checkout id, or the one waiting for
     /// this customer's answer.
     Prompt { shard: u32, lookup: PromptLookup },
+    /// A business's payout order, on the business's shard.
+    Payout {
+        business: tuma_actors::account::Shortcode,
+        lookup: PayoutLookup,
+    },
     /// The business a consumer key belongs to, on the key's shard.
     ApiKey { shard: u32, consumer_key: String },
     /// Up to `limit` undelivered business callbacks of the shard from sequence number
@@ -94,6 +99,7 @@ impl ClientRequest {
                 | ClientRequest::SmsOutbox { .. }
                 | ClientRequest::ReversalRequests { .. }
                 | ClientRequest::Prompt { .. }
+                | ClientRequest::Payout { .. }
                 | ClientRequest::Callbacks { .. }
                 | ClientRequest::ApiKey { .. }
         )
@@ -113,6 +119,9 @@ impl ClientRequest {
             | ClientRequest::ApiKey { shard, .. }
             | ClientRequest::ReversalRequests { shard } => *shard,
             ClientRequest::Transfer { request, .. } => map.shard_of(&request.from),
+            ClientRequest::Payout { business, .. } => {
+                map.shard_of(&AccountRef::Business(business.clone()))
+            }
             ClientRequest::Account { account }
             | ClientRequest::Statement { account, .. }
             | ClientRequest::PlantPanic { account } => map.shard_of(account),
@@ -127,6 +136,15 @@ pub enum PromptLookup {
     ByCheckoutId(String),
     /// The prompt waiting for this customer's answer (or being paid).
     WaitingFor(tuma_actors::msisdn::Msisdn),
+}
+
+/// How a payout order is looked up on its business's shard.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum PayoutLookup {
+    /// Ours (`ConversationID`).
+    ByConversationId(String),
+    /// The business's key (`OriginatorConversationID`).
+    ByOriginatorId(String),
 }
 
 /// One line of a statement.
@@ -193,6 +211,8 @@ pub enum ClientReply {
     SmsOutbox(Vec<tuma_actors::ledger::SmsRecord>),
     /// A payment prompt, if the shard holds it.
     Prompt(Option<Box<tuma_actors::ledger::Prompt>>),
+    /// A payout order, if the shard holds it.
+    Payout(Option<Box<tuma_actors::ledger::Payout>>),
     /// Undelivered business callbacks, oldest first.
     Callbacks(Vec<tuma_actors::ledger::Callback>),
     /// The business a consumer key belongs to, if indexed.
@@ -242,6 +262,7 @@ impl ClientReply {
             ClientReply::History(_) => "history".into(),
             ClientReply::SmsOutbox(_) => "sms outbox".into(),
             ClientReply::Prompt(_) => "prompt".into(),
+            ClientReply::Payout(_) => "payout".into(),
             ClientReply::Callbacks(_) => "callbacks".into(),
             ClientReply::Business(_) => "business".into(),
             ClientReply::ReversalRequests(_) => "reversal requests".into(),

@@ -1,0 +1,105 @@
+//! Business payouts (B2C, B2B): recording an order on the business's shard under its key,
+//! paying it (an ordinary business transfer whose id names the order), finding it; a
+//! business's initiators; results the business API renders, queued in the callback outbox.
+
+use std::time::{Duration, Instant};
+
+use tuma_actors::account::{AccountRef, Shortcode};
+use tuma_actors::ledger::{CallbackEvent, Command, Initiator, Payout, PayoutRequest};
+use tuma_actors::roles::Role;
+use tuma_cluster::engine::{ClientReply, ClientRequest, PayoutLookup};
+
+use crate::transfers::READ_DEADLINE;
+use crate::{Service, ServiceError, TransferOrder, TransferOutcome};
+
+/// How long an order's payment waits for its decision.
+const PAYOUT_WAIT: Duration = Duration::from_secs(15);
+
+impl Service {
+    /// Records a payout order on its business's shard (the same order again changes nothing).
+    /// Refused `IdempotencyConflict` when the business already used its key, `Overloaded` when
+    /// the shard's orders or the business's callback share are full.
+    pub async fn open_payout(&self, request: PayoutRequest) -> Result<(), ServiceError> {
+        let shard = self.business_shard(&request.business);
+        self.command(shard, Command::OpenPayout(request)).await
+    }
+
+    /// Pays a recorded order and waits for its decision. At most once: the payment's id is the
+    /// order's, and the ledger lets it start only while the order is queued.
+    pub async fn pay_payout(&self, payout: &Payout) -> Result<TransferOutcome, ServiceError> {
+        let ordered = &payout.request;
+        let order = TransferOrder {
+            id: payout.payment(),
+            kind: ordered.kind,
+            from: AccountRef::Business(ordered.business.clone()),
+            to: ordered.to.clone(),
+            amount: ordered.amount,
+            account_reference: ordered.account_reference.clone(),
+            pin: None,
+            wait: PAYOUT_WAIT,
+            initiator: Role::Business,
+        };
+        self.transfer(order).await
+    }
+
+    /// A business's order, by our conversation id or by its own key.
+    pub async fn payout(
+        &self,
+        business: &Shortcode,
+        lookup: PayoutLookup,
+    ) -> Result<Option<Payout>, ServiceError> {
+        let request = ClientRequest::Payout {
+            business: business.clone(),
+            lookup,
+        };
+        match self
+            .calls
+            .call(request, Instant::now() + READ_DEADLINE)
+            .await
+            .0
+        {
+            ClientReply::Payout(payout) => Ok(payout.map(|p| *p)),
+            other => Err(ServiceError::no_answer("no payout read", &other)),
+        }
+    }
+
+    /// Adds or replaces (by name) an initiator allowed to order the business's payouts.
+    pub async fn set_initiator(
+        &self,
+        business: Shortcode,
+        initiator: Initiator,
+    ) -> Result<(), ServiceError> {
+        let shard = self.business_shard(&business);
+        self.command(
+            shard,
+            Command::SetInitiator {
+                business,
+                initiator,
+            },
+        )
+        .await
+    }
+
+    /// Queues a rendered result for a business's URL in its shard's callback outbox
+    /// (delivered at least once, like every callback). `Overloaded` when its share is full.
+    pub async fn queue_callback(
+        &self,
+        business: Shortcode,
+        url: String,
+        body: String,
+    ) -> Result<(), ServiceError> {
+        let shard = self.business_shard(&business);
+        let command = Command::QueueCallback {
+            business,
+            url,
+            event: CallbackEvent::Rendered { body },
+        };
+        self.command(shard, command).await
+    }
+
+    fn business_shard(&self, business: &Shortcode) -> u32 {
+        self.handle()
+            .shard_map()
+            .shard_of(&AccountRef::Business(business.clone()))
+    }
+}
