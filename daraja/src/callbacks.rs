@@ -91,6 +91,13 @@ fn body_of(callback: &Callback) -> Value {
         event @ CallbackEvent::C2bConfirmation { .. } => {
             crate::c2b::c2b_confirmation_body(event).unwrap_or_default()
         }
+        event @ CallbackEvent::PayoutClosed { .. } => {
+            // The queue-timeout URL is where a timed-out order's body goes; a result names it.
+            crate::results::payout_body(event, &callback.url).unwrap_or_default()
+        }
+        CallbackEvent::Rendered { body } => {
+            serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.clone()))
+        }
     }
 }
 

@@ -29,6 +29,8 @@ const TOKEN_LEN_MAX: usize = 200;
 pub struct Keys {
     digest: [u8; 32],
     token: [u8; 32],
+    /// Seeds the initiator key (`initiator.rs`).
+    initiator_seed: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -50,12 +52,20 @@ impl Keys {
         let mut keys = Keys {
             digest: [0; 32],
             token: [0; 32],
+            initiator_seed: [0; 32],
         };
         hkdf.expand(b"credential digests", &mut keys.digest)
             .expect("32 bytes is a valid HKDF output length");
         hkdf.expand(b"access tokens", &mut keys.token)
             .expect("32 bytes is a valid HKDF output length");
+        hkdf.expand(b"initiator key", &mut keys.initiator_seed)
+            .expect("32 bytes is a valid HKDF output length");
         keys
+    }
+
+    /// The seed of the cluster's initiator key.
+    pub(crate) fn initiator_seed(&self) -> [u8; 32] {
+        self.initiator_seed
     }
 
     /// The keyed digest (hex) a secret is stored as.

@@ -86,7 +86,7 @@ async fn authenticated_business(
     Ok((business, account))
 }
 
-fn json_body(body: Result<Json<Value>, JsonRejection>) -> Result<Value, DarajaError> {
+pub(crate) fn json_body(body: Result<Json<Value>, JsonRejection>) -> Result<Value, DarajaError> {
     match body {
         Ok(Json(value)) if value.is_object() => Ok(value),
         _ => Err(DarajaError::invalid("Request")),
@@ -94,7 +94,12 @@ fn json_body(body: Result<Json<Value>, JsonRejection>) -> Result<Value, DarajaEr
 }
 
 /// A printable text of at most `max` characters (empty allowed when not required).
-fn short_text(body: &Value, field: &str, max: usize, needed: bool) -> Result<String, DarajaError> {
+pub(crate) fn short_text(
+    body: &Value,
+    field: &str,
+    max: usize,
+    needed: bool,
+) -> Result<String, DarajaError> {
     let value = text(body, field).unwrap_or_default();
     if (needed && value.is_empty())
         || value.chars().count() > max
@@ -105,7 +110,7 @@ fn short_text(body: &Value, field: &str, max: usize, needed: bool) -> Result<Str
     Ok(value)
 }
 
-fn msisdn(body: &Value, field: &str) -> Result<Msisdn, DarajaError> {
+pub(crate) fn msisdn(body: &Value, field: &str) -> Result<Msisdn, DarajaError> {
     Msisdn::parse(&required(body, field)?).map_err(|_| DarajaError::invalid(field))
 }
 

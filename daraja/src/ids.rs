@@ -54,6 +54,27 @@ pub fn timestamp(unix_ms: u64) -> String {
     )
 }
 
+/// A `ConversationID` for a request taken at `unix_ms`: `AG_YYYYMMDD_` (EAT) + 20 random hex.
+pub fn conversation_id(unix_ms: u64) -> String {
+    let t = CivilTime::from_unix_ms(unix_ms);
+    format!("AG_{:04}{:02}{:02}_{}", t.year, t.month, t.day, hex(10))
+}
+
+/// An `OriginatorConversationID` for a request that did not bring one (balance, status).
+pub fn originator_conversation_id() -> String {
+    format!("{}-{}-{}", hex(2), hex(4), digits(2))
+}
+
+/// `DD.MM.YYYY HH:mm:ss` in EAT, as B2C's `TransactionCompletedDateTime`.
+pub fn dotted_time(unix_ms: u64) -> String {
+    let t = CivilTime::from_unix_ms(unix_ms);
+    let seconds = (unix_ms / 1_000) % 60;
+    format!(
+        "{:02}.{:02}.{:04} {:02}:{:02}:{seconds:02}",
+        t.day, t.month, t.year, t.hour, t.minute
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +92,13 @@ mod tests {
         let request = request_id();
         assert_eq!(request.split('-').count(), 4, "{request}");
         assert_ne!(merchant_request_id(), merchant_request_id());
+        assert_eq!(dotted_time(unix_ms), "19.12.2019 10:21:15");
+        let conversation = conversation_id(unix_ms);
+        assert!(conversation.starts_with("AG_20191219_"), "{conversation}");
+        assert_eq!(conversation.len(), "AG_20191219_".len() + 20);
+        assert!(tuma_actors::ledger::valid_conversation_id(&conversation));
+        assert!(tuma_actors::ledger::valid_conversation_id(
+            &originator_conversation_id()
+        ));
     }
 }

@@ -10,6 +10,10 @@
 //! | `oauth.rs` | `GET /oauth/v1/generate` (Basic auth) and the `Bearer` check of every other call |
 //! | `c2b.rs` | C2B: `registerurl` (v1, v2), the validation asked before a bill payment, the confirmation's payload |
 //! | `express.rs` | M-Pesa Express: `stkpush/v1/processrequest`, `stkpushquery/v1/query`, result codes |
+//! | `initiator.rs` | the cluster's RSA key and certificate; reading a `SecurityCredential` |
+//! | `payouts.rs` | B2C (`b2c/v1`, `b2c/v3`) and B2B payment requests: the order, its payment, the ack |
+//! | `queries.rs` | transaction status and account balance, answered to the `ResultURL` |
+//! | `results.rs` | the `Result` bodies posted to `ResultURL` and `QueueTimeOutURL` |
 //! | `callbacks.rs` | delivering the shards' callback outboxes to businesses' URLs, at least once |
 //! | `urls.rs` | which callback URLs are allowed |
 
@@ -19,7 +23,11 @@ pub mod credentials;
 pub mod envelope;
 mod express;
 pub mod ids;
+mod initiator;
 mod oauth;
+mod payouts;
+mod queries;
+mod results;
 mod urls;
 
 use std::net::SocketAddr;
@@ -52,6 +60,9 @@ pub struct DarajaConfig {
     /// Authenticated calls one business may make to this node a minute (a burst of as many);
     /// past it, Daraja's `500.003.02 Spike Arrest Violation`. 0: no limit.
     pub calls_per_minute: u32,
+    /// How long a payout order (B2C, B2B) may wait for its payment to start before it is
+    /// closed and announced to its `QueueTimeOutURL`, nothing paid.
+    pub payout_queue_timeout: Duration,
 }
 
 impl Default for DarajaConfig {
@@ -62,6 +73,7 @@ impl Default for DarajaConfig {
             urls: CallbackUrls::default(),
             callbacks: CallbackConfig::default(),
             calls_per_minute: 6_000,
+            payout_queue_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -77,6 +89,8 @@ struct Inner {
     service: Service,
     keys: Keys,
     config: DarajaConfig,
+    /// The initiator key, derived once in the background (see `initiator.rs`).
+    initiator: std::sync::OnceLock<Option<initiator::InitiatorKey>>,
     /// Each business's call budget on this node.
     calls: std::sync::Mutex<tuma_service::RateBuckets<tuma_actors::account::Shortcode>>,
 }
@@ -99,17 +113,75 @@ impl Daraja {
             timeout: config.validation_timeout,
         };
         service.set_payee_check(Arc::new(validation));
-        Daraja {
+        let daraja = Daraja {
             inner: Arc::new(Inner {
                 service,
                 keys: Keys::derive(cluster_secret),
+                initiator: std::sync::OnceLock::new(),
                 calls: std::sync::Mutex::new(tuma_service::RateBuckets::new(
                     config.calls_per_minute,
                     BUSINESSES_TRACKED_MAX,
                 )),
                 config,
             }),
-        }
+        };
+        let deriving = daraja.clone();
+        std::thread::spawn(move || deriving.initiator_key_blocking().is_some());
+        daraja
+    }
+
+    /// The initiator key, waiting for its derivation if it is under way (blocking: call from
+    /// a blocking thread). `None` if it could not be made (logged).
+    fn initiator_key_blocking(&self) -> Option<&initiator::InitiatorKey> {
+        self.inner
+            .initiator
+            .get_or_init(|| {
+                initiator::InitiatorKey::derive(self.inner.keys.initiator_seed())
+                    .map_err(|error| tracing::error!(%error, "no initiator key"))
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// The certificate clients encrypt initiator passwords with (PEM).
+    pub async fn certificate_pem(&self) -> Option<String> {
+        let daraja = self.clone();
+        tokio::task::spawn_blocking(move || {
+            daraja
+                .initiator_key_blocking()
+                .map(|k| k.certificate_pem().to_string())
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Whether `credential` (a `SecurityCredential`) carries the password of the business's
+    /// initiator `name`.
+    pub(crate) async fn initiator_valid(
+        &self,
+        account: &tuma_actors::ledger::Account,
+        name: &str,
+        credential: &str,
+    ) -> bool {
+        let Some(digest) = account
+            .extras
+            .as_ref()
+            .and_then(|e| e.initiators.iter().find(|i| i.name == name))
+            .map(|i| i.password_digest.clone())
+        else {
+            return false;
+        };
+        let daraja = self.clone();
+        let credential = credential.to_string();
+        tokio::task::spawn_blocking(move || {
+            let password = daraja.initiator_key_blocking()?.password(&credential)?;
+            Some(daraja.keys().matches(&password, &digest))
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
     }
 
     /// The keys credentials are stored and tokens signed with.
@@ -154,10 +226,25 @@ impl Daraja {
             .route("/mpesa/stkpush/v1/processrequest", post(express::push))
             .route("/mpesa/stkpushquery/v1/query", post(express::query))
             .route("/mpesa/c2b/:version/registerurl", post(c2b::register))
+            .route("/mpesa/b2c/:version/paymentrequest", post(payouts::b2c))
+            .route("/mpesa/b2b/v1/paymentrequest", post(payouts::b2b))
+            .route("/mpesa/transactionstatus/v1/query", post(queries::status))
+            .route("/mpesa/accountbalance/v1/query", post(queries::balance))
+            .route("/daraja/v1/certificate", get(certificate))
             .route("/mpesa/*rest", axum::routing::any(unknown_resource))
             .method_not_allowed_fallback(method_not_allowed)
             .with_state(self.clone())
     }
+}
+
+/// `GET /daraja/v1/certificate`: the PEM certificate initiator passwords are encrypted with.
+async fn certificate(
+    axum::extract::State(daraja): axum::extract::State<Daraja>,
+) -> Result<String, envelope::DarajaError> {
+    daraja
+        .certificate_pem()
+        .await
+        .ok_or_else(envelope::DarajaError::unavailable)
 }
 
 async fn unknown_resource() -> envelope::DarajaError {

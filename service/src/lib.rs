@@ -52,7 +52,7 @@ pub use payee_checks::{CheckFuture, PayeeCheck};
 pub use pins::Pins;
 pub use rate::RateBuckets;
 pub use transfers::{TransferOrder, TransferOutcome, TransferStatus};
-pub use tuma_cluster::engine::StatementLine;
+pub use tuma_cluster::engine::{PayoutLookup, StatementLine};
 
 /// A node's typed API. Cheap to clone; every clone talks to the same engine.
 #[derive(Clone)]

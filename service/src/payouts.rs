@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use tuma_actors::account::{AccountRef, Shortcode};
-use tuma_actors::ledger::{CallbackEvent, Command, Initiator, Payout, PayoutRequest};
+use tuma_actors::ledger::{
+    payout_payment_id, CallbackEvent, Command, Initiator, Payout, PayoutRequest,
+};
 use tuma_actors::roles::Role;
 use tuma_cluster::engine::{ClientReply, ClientRequest, PayoutLookup};
 
@@ -26,10 +28,12 @@ impl Service {
 
     /// Pays a recorded order and waits for its decision. At most once: the payment's id is the
     /// order's, and the ledger lets it start only while the order is queued.
-    pub async fn pay_payout(&self, payout: &Payout) -> Result<TransferOutcome, ServiceError> {
-        let ordered = &payout.request;
+    pub async fn pay_payout(
+        &self,
+        ordered: &PayoutRequest,
+    ) -> Result<TransferOutcome, ServiceError> {
         let order = TransferOrder {
-            id: payout.payment(),
+            id: payout_payment_id(&ordered.conversation_id),
             kind: ordered.kind,
             from: AccountRef::Business(ordered.business.clone()),
             to: ordered.to.clone(),
