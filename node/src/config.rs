@@ -123,6 +123,10 @@ pub struct NodeArgs {
     /// applies (default 5s).
     #[arg(long, env = "TUMA_DARAJA_VALIDATION_TIMEOUT")]
     pub daraja_validation_timeout: Option<String>,
+    /// How long a B2C or B2B order may wait for its payment to start before it is closed
+    /// unpaid and announced to its QueueTimeOutURL (default 30s).
+    #[arg(long, env = "TUMA_DARAJA_PAYOUT_QUEUE_TIMEOUT")]
+    pub daraja_payout_queue_timeout: Option<String>,
     /// Business API calls one business may make to this node a minute (default 6000; 0: no
     /// limit); past it, Daraja's `500.003.02 Spike Arrest Violation`.
     #[arg(long, env = "TUMA_DARAJA_CALLS_PER_MINUTE")]
@@ -205,6 +209,7 @@ struct FileConfig {
     ussd_language: Option<String>,
     daraja_prompt_lifetime: Option<String>,
     daraja_validation_timeout: Option<String>,
+    daraja_payout_queue_timeout: Option<String>,
     daraja_calls_per_minute: Option<u32>,
     daraja_callback_hosts: Option<String>,
     sms_gateway: Option<String>,
@@ -585,6 +590,17 @@ impl NodeArgs {
                 bail!("--daraja-validation-timeout must be 1s..=30s");
             }
             daraja.validation_timeout = timeout;
+        }
+        let queue_timeout = self
+            .daraja_payout_queue_timeout
+            .clone()
+            .or(file.daraja_payout_queue_timeout.clone());
+        if let Some(text) = queue_timeout {
+            let timeout = crate::duration::parse("daraja-payout-queue-timeout", &text)?;
+            if !(5..=600).contains(&timeout.as_secs()) {
+                bail!("--daraja-payout-queue-timeout must be 5s..=10m");
+            }
+            daraja.payout_queue_timeout = timeout;
         }
         if let Some(calls) = self
             .daraja_calls_per_minute

@@ -46,6 +46,40 @@ enum CtlCommand {
         #[command(subcommand)]
         command: MenusCommand,
     },
+    /// Businesses of the business API: their initiators.
+    Businesses {
+        #[command(subcommand)]
+        command: BusinessesCommand,
+    },
+    /// The business API: the certificate initiator passwords are encrypted with.
+    Daraja {
+        #[command(subcommand)]
+        command: DarajaCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BusinessesCommand {
+    /// Add or replace an initiator allowed to order a business's payouts (B2C, B2B, status,
+    /// balance); its clients send the password RSA-encrypted as `SecurityCredential`.
+    Initiator {
+        /// The business's shortcode.
+        #[arg(long)]
+        shortcode: String,
+        /// The initiator's name (`InitiatorName` / `Initiator`).
+        #[arg(long)]
+        name: String,
+        /// The initiator's password (from the environment, not the command line).
+        #[arg(long, env = "TUMA_INITIATOR_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DarajaCommand {
+    /// Print the PEM certificate businesses encrypt initiator passwords with (the same on
+    /// every node of a cluster).
+    Cert,
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,6 +127,15 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
     if let CtlCommand::Menus { command } = &args.command {
         return runtime.block_on(menus(&args.node, &args.admin_token, command));
     }
+    if let CtlCommand::Businesses { command } = &args.command {
+        return runtime.block_on(businesses(&args.node, &args.admin_token, command));
+    }
+    if let CtlCommand::Daraja {
+        command: DarajaCommand::Cert,
+    } = &args.command
+    {
+        return runtime.block_on(daraja_cert(&args.node));
+    }
     if let CtlCommand::Members {
         command: MembersCommand::Remove { id },
     } = &args.command
@@ -123,7 +166,10 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
             print!("{}", status_table(&body));
         }
         CtlCommand::Members { .. } => print!("{}", members_table(&body["cluster"])),
-        CtlCommand::Import { .. } | CtlCommand::Menus { .. } => {}
+        CtlCommand::Import { .. }
+        | CtlCommand::Menus { .. }
+        | CtlCommand::Businesses { .. }
+        | CtlCommand::Daraja { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -175,6 +221,58 @@ async fn menus(node: &str, token: &str, command: &MenusCommand) -> anyhow::Resul
             body["version"]
         ),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn businesses(
+    node: &str,
+    token: &str,
+    command: &BusinessesCommand,
+) -> anyhow::Result<ExitCode> {
+    let BusinessesCommand::Initiator {
+        shortcode,
+        name,
+        password,
+    } = command;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()?;
+    let response = client
+        .put(format!(
+            "{}/admin/v1/businesses/{shortcode}/initiators/{name}",
+            node.trim_end_matches('/')
+        ))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "password": password }))
+        .send()
+        .await
+        .with_context(|| format!("reaching {node}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        eprintln!(
+            "initiator not set: {}",
+            body["error"].as_str().unwrap_or(status.as_str())
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("initiator {name} of business {shortcode} set");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn daraja_cert(node: &str) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let response = client
+        .get(format!("{}/daraja/v1/certificate", node.trim_end_matches('/')))
+        .send()
+        .await
+        .with_context(|| format!("reaching {node}"))?;
+    if !response.status().is_success() {
+        bail!("{node} answered HTTP {}", response.status());
+    }
+    print!("{}", response.text().await?);
     Ok(ExitCode::SUCCESS)
 }
 

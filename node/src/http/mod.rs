@@ -99,6 +99,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/v1/customers/bulk", post(bulk::register_customers))
         .route("/admin/v1/agents", post(admin::register_agent))
         .route("/admin/v1/businesses", post(admin::register_business))
+        .route(
+            "/admin/v1/businesses/:shortcode/initiators/:name",
+            axum::routing::put(admin::set_initiator),
+        )
         .route("/admin/v1/float", post(admin::issue_float))
         .route("/admin/v1/accounts/:reference", get(admin::account))
         .route("/admin/v1/reversals", post(care::reverse))
