@@ -41,8 +41,8 @@ use tuma_service::Service;
 pub use c2b::c2b_confirmation_body;
 pub use callbacks::{stk_callback_body, CallbackConfig};
 pub use credentials::{Keys, TOKEN_LIFETIME_S};
-pub use initiator::PASSWORD_LEN_MAX as INITIATOR_PASSWORD_LEN_MAX;
 pub use express::daraja_result;
+pub use initiator::PASSWORD_LEN_MAX as INITIATOR_PASSWORD_LEN_MAX;
 pub use urls::CallbackUrls;
 
 /// Businesses whose call budgets one node tracks at most.

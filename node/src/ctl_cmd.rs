@@ -265,7 +265,10 @@ async fn daraja_cert(node: &str) -> anyhow::Result<ExitCode> {
         .timeout(Duration::from_secs(60))
         .build()?;
     let response = client
-        .get(format!("{}/daraja/v1/certificate", node.trim_end_matches('/')))
+        .get(format!(
+            "{}/daraja/v1/certificate",
+            node.trim_end_matches('/')
+        ))
         .send()
         .await
         .with_context(|| format!("reaching {node}"))?;

@@ -300,6 +300,18 @@ impl TestCluster {
         Some((status, response.json().unwrap_or(Value::Null)))
     }
 
+    pub fn put(&self, url: &str, body: &Value) -> Option<(u16, Value)> {
+        let response = self
+            .client
+            .put(url)
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().unwrap_or(Value::Null)))
+    }
+
     /// The sum of a metric's series on node `id`'s `/metrics` (0 when absent or unreachable).
     pub fn metric(&self, id: usize, name: &str) -> f64 {
         let text = self

@@ -224,8 +224,8 @@ pub async fn set_initiator(
 ) -> Result<impl IntoResponse, ApiError> {
     authorize(&state, &headers)?;
     let Json(body) = body?;
-    let business = Shortcode::parse(&shortcode)
-        .map_err(|e| ApiError::field("shortcode", e.to_string()))?;
+    let business =
+        Shortcode::parse(&shortcode).map_err(|e| ApiError::field("shortcode", e.to_string()))?;
     if !tuma_actors::ledger::valid_initiator_name(&name) {
         return Err(ApiError::field(
             "name",
@@ -237,7 +237,10 @@ pub async fn set_initiator(
         name: name.clone(),
         password_digest: state.daraja.keys().digest(&password),
     };
-    state.service.set_initiator(business.clone(), initiator).await?;
+    state
+        .service
+        .set_initiator(business.clone(), initiator)
+        .await?;
     Ok(Json(
         json!({ "business": business.as_str(), "initiator": name }),
     ))
