@@ -197,7 +197,9 @@ pub const TRANSFER_RULES: [TransferRule; 10] = [
         TransferKind::Reversal,
         HOLDERS,
         HOLDERS,
-        &[Role::Care],
+        // A business reverses a payment it received (Daraja's reversal API): the payer check
+        // keeps a business's reversals to its own account, the reversal check to the payment.
+        &[Role::Care, Role::Business],
         false,
         false,
     ),

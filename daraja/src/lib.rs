@@ -12,6 +12,7 @@
 //! | `express.rs` | M-Pesa Express: `stkpush/v1/processrequest`, `stkpushquery/v1/query`, result codes |
 //! | `initiator.rs` | the cluster's RSA key and certificate; reading a `SecurityCredential` |
 //! | `payouts.rs` | B2C (`b2c/v1`, `b2c/v3`) and B2B payment requests: the order, its payment, the ack |
+//! | `reversals.rs` | a business sends back a payment it received (`reversal/v1/request`) |
 //! | `queries.rs` | transaction status and account balance, answered to the `ResultURL` |
 //! | `results.rs` | the `Result` bodies posted to `ResultURL` and `QueueTimeOutURL` |
 //! | `callbacks.rs` | delivering the shards' callback outboxes to businesses' URLs, at least once |
@@ -28,6 +29,7 @@ mod oauth;
 mod payouts;
 mod queries;
 mod results;
+mod reversals;
 mod urls;
 
 use std::net::SocketAddr;
@@ -231,6 +233,7 @@ impl Daraja {
             .route("/mpesa/b2b/v1/paymentrequest", post(payouts::b2b))
             .route("/mpesa/transactionstatus/v1/query", post(queries::status))
             .route("/mpesa/accountbalance/v1/query", post(queries::balance))
+            .route("/mpesa/reversal/v1/request", post(reversals::request))
             .route("/daraja/v1/certificate", get(certificate))
             .route("/mpesa/*rest", axum::routing::any(unknown_resource))
             .method_not_allowed_fallback(method_not_allowed)

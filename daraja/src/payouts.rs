@@ -102,10 +102,26 @@ pub(crate) async fn refuse_initiator(
     daraja: &Daraja,
     request: &Initiated,
 ) -> Result<Json<Value>, DarajaError> {
+    refuse(
+        daraja,
+        request,
+        json!(2001),
+        "The initiator information is invalid.",
+    )
+    .await
+}
+
+/// Acknowledges a request refused before anything was ordered and queues its failed result.
+pub(crate) async fn refuse(
+    daraja: &Daraja,
+    request: &Initiated,
+    code: Value,
+    description: &str,
+) -> Result<Json<Value>, DarajaError> {
     let conversation_id = ids::conversation_id(unix_ms());
     let head = ResultHead {
-        code: json!(2001),
-        description: "The initiator information is invalid.",
+        code,
+        description,
         originator_id: &request.originator_id,
         conversation_id: &conversation_id,
         transaction_id: NO_TRANSACTION,
@@ -175,6 +191,7 @@ pub(crate) async fn b2c(
             to: AccountRef::Customer(payee),
             amount,
             account_reference: None,
+            reverses: None,
             command: required(&body, "CommandID")?,
             occasion,
         },
@@ -225,6 +242,7 @@ pub(crate) async fn b2b(
             to: AccountRef::Business(payee),
             amount,
             account_reference: (!reference.is_empty()).then_some(reference),
+            reverses: None,
             command,
             occasion: String::new(),
         },
@@ -233,7 +251,7 @@ pub(crate) async fn b2b(
 }
 
 /// Daraja spells it `Occassion` in B2C; clients send either.
-fn occasion(body: &Value) -> Result<String, DarajaError> {
+pub(crate) fn occasion(body: &Value) -> Result<String, DarajaError> {
     let field = if body.get("Occassion").is_some() {
         "Occassion"
     } else {
@@ -242,17 +260,19 @@ fn occasion(body: &Value) -> Result<String, DarajaError> {
     short_text(body, field, REMARKS_LEN_MAX, false)
 }
 
-/// What differs between B2C and B2B orders.
-struct OrderLine {
-    kind: TransferKind,
-    to: AccountRef,
-    amount: i64,
-    account_reference: Option<String>,
-    command: String,
-    occasion: String,
+/// What differs between B2C, B2B and reversal orders.
+pub(crate) struct OrderLine {
+    pub kind: TransferKind,
+    pub to: AccountRef,
+    /// Whole shillings.
+    pub amount: i64,
+    pub account_reference: Option<String>,
+    pub reverses: Option<tuma_actors::txn_id::TransactionId>,
+    pub command: String,
+    pub occasion: String,
 }
 
-fn order(daraja: &Daraja, request: &Initiated, line: OrderLine) -> PayoutRequest {
+pub(crate) fn order(daraja: &Daraja, request: &Initiated, line: OrderLine) -> PayoutRequest {
     let now = unix_ms();
     debug_assert!(request.result_url.len() <= URL_LEN_MAX);
     PayoutRequest {
@@ -263,6 +283,7 @@ fn order(daraja: &Daraja, request: &Initiated, line: OrderLine) -> PayoutRequest
         to: line.to,
         amount: Money::from_cents(line.amount * 100),
         account_reference: line.account_reference,
+        reverses: line.reverses,
         command: line.command,
         remarks: request.remarks.clone(),
         occasion: line.occasion,
@@ -273,7 +294,10 @@ fn order(daraja: &Daraja, request: &Initiated, line: OrderLine) -> PayoutRequest
 }
 
 /// Records the order, acknowledges it, and pays it after the answer.
-async fn place(daraja: &Daraja, order: PayoutRequest) -> Result<Json<Value>, DarajaError> {
+pub(crate) async fn place(
+    daraja: &Daraja,
+    order: PayoutRequest,
+) -> Result<Json<Value>, DarajaError> {
     match daraja.service().open_payout(order.clone()).await {
         Ok(()) => {}
         Err(ServiceError::Refused(code)) => return Err(order_refusal(code)),

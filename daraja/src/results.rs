@@ -60,6 +60,10 @@ pub fn payout_result(code: ResultCode) -> (Value, &'static str) {
             "The request could not be processed in time; nothing was paid.",
         ),
         ResultCode::IdempotencyConflict => (15, "Duplicate Detected"),
+        ResultCode::ReversalRefused => (1, "The balance is insufficient for the transaction."),
+        ResultCode::NotReversible => {
+            return (json!("R000002"), "The OriginalTransactionID is invalid.")
+        }
         other => crate::daraja_result(other),
     };
     (json!(number), description)
@@ -113,6 +117,7 @@ pub fn payout_body(event: &CallbackEvent, posted_to: &str) -> Option<Value> {
         kind,
         to,
         amount,
+        reverses,
         result,
         txn_id,
         receiver_name,
@@ -144,7 +149,20 @@ pub fn payout_body(event: &CallbackEvent, posted_to: &str) -> Option<Value> {
         return Some(result_body(head, Vec::new(), reference));
     };
     let public_name = format!("{to} - {}", receiver_name.as_deref().unwrap_or(""));
-    let parameters = if b2b {
+    let parameters = if let Some(original) = reverses {
+        vec![
+            parameter(
+                "DebitAccountBalance",
+                json!(balance_line("Utility Account", wallets.utility)),
+            ),
+            parameter("Amount", shillings(*amount)),
+            parameter("TransCompletedTime", json!(timestamp_number(*closed_ms))),
+            parameter("OriginalTransactionID", json!(original.to_string())),
+            parameter("Charge", shillings(Money::ZERO)),
+            parameter("CreditPartyPublicName", json!(public_name)),
+            parameter("DebitPartyPublicName", json!("")),
+        ]
+    } else if b2b {
         let working = balance_line("Working Account", wallets.working);
         vec![
             parameter("DebitAccountBalance", json!(working)),
@@ -204,6 +222,7 @@ mod tests {
             kind,
             to: AccountRef::Customer(Msisdn::parse("254705912645").unwrap()),
             amount: Money::from_cents(1_000),
+            reverses: None,
             result,
             txn_id: tuma_actors::txn_id::TransactionId::generate(
                 tuma_actors::calendar::CivilTime::from_unix_ms(1_720_295_332_000),

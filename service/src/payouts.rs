@@ -9,10 +9,11 @@ use tuma_actors::ledger::{
     payout_payment_id, CallbackEvent, Command, Initiator, Payout, PayoutRequest,
 };
 use tuma_actors::roles::Role;
+use tuma_actors::transfer::{PinVerdict, TransferRequest};
 use tuma_cluster::engine::{ClientReply, ClientRequest, PayoutLookup};
 
 use crate::transfers::READ_DEADLINE;
-use crate::{Service, ServiceError, TransferOrder, TransferOutcome};
+use crate::{unix_ms, Service, ServiceError, TransferOrder, TransferOutcome};
 
 /// How long an order's payment waits for its decision.
 const PAYOUT_WAIT: Duration = Duration::from_secs(15);
@@ -32,6 +33,23 @@ impl Service {
         &self,
         ordered: &PayoutRequest,
     ) -> Result<TransferOutcome, ServiceError> {
+        if ordered.reverses.is_some() {
+            // A reversal names its receipt, which a channel's order does not carry.
+            let request = TransferRequest {
+                id: payout_payment_id(&ordered.conversation_id),
+                kind: ordered.kind,
+                from: AccountRef::Business(ordered.business.clone()),
+                to: ordered.to.clone(),
+                amount: ordered.amount,
+                account_reference: None,
+                pin: PinVerdict::NotRequired,
+                deadline_ms: unix_ms() + PAYOUT_WAIT.as_millis() as u64,
+                initiator: Role::Business,
+                reverses: ordered.reverses,
+            };
+            let deadline = Instant::now() + PAYOUT_WAIT + Duration::from_secs(3);
+            return self.submit_transfer(request, None, deadline).await;
+        }
         let order = TransferOrder {
             id: payout_payment_id(&ordered.conversation_id),
             kind: ordered.kind,

@@ -113,7 +113,7 @@ impl Service {
         self.submit_transfer(request, pin, deadline).await
     }
 
-    async fn submit_transfer(
+    pub(crate) async fn submit_transfer(
         &self,
         request: TransferRequest,
         pin: Option<String>,

@@ -337,6 +337,58 @@ fn b2c_b2b_status_and_balance_answer_to_result_urls_and_duplicates_never_pay_twi
         "R000002"
     );
 
+    // A reversal of a customer's bill payment: sent back once; the same receipt again is
+    // R000002; a wrong receiver identifier type is a bad request.
+    let bill = json!({"request_id": "bill-to-payer", "kind": "pay_bill", "from": CUSTOMER,
+        "to": format!("business:{PAYER}"), "amount": "40.00", "account_reference": "A1",
+        "pin": tuma_tests::PIN});
+    let (status, paid_bill) = cluster
+        .post(&format!("{}/v1/transfers", cluster.url(3)), &bill)
+        .unwrap();
+    assert_eq!(
+        (status, &paid_bill["status"]),
+        (200, &json!("confirmed")),
+        "{paid_bill}"
+    );
+    let bill_receipt = paid_bill["transaction_id"].as_str().unwrap().to_string();
+    assert_eq!(balance(&cluster, CUSTOMER), "60.00");
+    let reversal = |receipt: &str, identifier: &str| {
+        let mut body = json!({"CommandID": "TransactionReversal", "TransactionID": receipt,
+            "Amount": "40", "ReceiverParty": PAYER, "RecieverIdentifierType": identifier});
+        body.as_object_mut().unwrap().remove("PartyA");
+        let (result, timeout) = api.urls("reversal");
+        body["Initiator"] = json!(INITIATOR);
+        body["SecurityCredential"] = json!(api.credential);
+        body["Remarks"] = json!("refund");
+        body["ResultURL"] = json!(result);
+        body["QueueTimeOutURL"] = json!(timeout);
+        call(&cluster, 1, "/mpesa/reversal/v1/request", &api.token, &body)
+    };
+    let reversed = api.accepted(reversal(&bill_receipt, "11"));
+    let result = result_for(&receiver, "/reversal/result", &reversed);
+    assert_eq!(result["ResultCode"], json!(0), "{result}");
+    assert_eq!(
+        parameter(&result, "OriginalTransactionID"),
+        json!(bill_receipt)
+    );
+    assert_eq!(
+        balance(&cluster, CUSTOMER),
+        "100.00",
+        "the payment came back"
+    );
+    let again = api.accepted(reversal(&bill_receipt, "11"));
+    assert_eq!(
+        result_for(&receiver, "/reversal/result", &again)["ResultCode"],
+        "R000002"
+    );
+    assert_eq!(balance(&cluster, CUSTOMER), "100.00", "reversed once");
+    let (status, body) = reversal(&bill_receipt, "4");
+    assert_eq!(
+        (status, &body["errorCode"]),
+        (400, &json!("400.002.02")),
+        "{body}"
+    );
+
     // The balance list, with the Utility account at the payer's balance.
     let asked = api.accepted(api.initiated(
         "/mpesa/accountbalance/v1/query",

@@ -60,6 +60,8 @@ pub enum CallbackEvent {
         kind: crate::transfer::TransferKind,
         to: crate::account::AccountRef,
         amount: Money,
+        /// A reversal: the receipt sent back.
+        reverses: Option<TransactionId>,
         result: ResultCode,
         txn_id: Option<TransactionId>,
         receiver_name: Option<String>,

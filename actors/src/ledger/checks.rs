@@ -36,6 +36,12 @@ pub(super) fn check_request(
     if !rule.initiators.contains(&request.initiator) {
         return Err(ResultCode::NotPermitted);
     }
+    // A business orders only from its own account.
+    if request.initiator == crate::roles::Role::Business
+        && !matches!(request.from, crate::account::AccountRef::Business(_))
+    {
+        return Err(ResultCode::NotPermitted);
+    }
     if (request.kind == TransferKind::Reversal) != request.reverses.is_some() {
         return Err(ResultCode::NotReversible);
     }

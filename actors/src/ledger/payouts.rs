@@ -1,4 +1,5 @@
-//! Business payouts (Daraja's B2C and B2B): a business orders a payment from its own account,
+//! Business payouts (Daraja's B2C and B2B, and its reversals of payments it received): a
+//! business orders a payment from its own account,
 //! the API acknowledges at once, and the outcome is posted to the business's `ResultURL` later.
 //!
 //! The order is recorded first, on the business's shard (`OpenPayout`), under the business's
@@ -42,12 +43,14 @@ pub struct PayoutRequest {
     pub originator_id: String,
     /// The payer.
     pub business: Shortcode,
-    /// `BusinessToCustomer` or `BusinessToBusiness`.
+    /// `BusinessToCustomer`, `BusinessToBusiness`, or `Reversal` (with `reverses`).
     pub kind: TransferKind,
     pub to: AccountRef,
     pub amount: Money,
     /// B2B to a paybill: the account number there.
     pub account_reference: Option<String>,
+    /// A reversal: the receipt of the payment to the business being sent back.
+    pub reverses: Option<TransactionId>,
     /// Daraja's `CommandID`, echoed in status answers.
     pub command: String,
     pub remarks: String,
@@ -157,8 +160,10 @@ impl ShardLedger {
         let well_formed = valid_conversation_id(&request.conversation_id)
             && valid_conversation_id(&request.originator_id)
             && matches!(
-                request.kind,
-                TransferKind::BusinessToCustomer | TransferKind::BusinessToBusiness
+                (request.kind, request.reverses.is_some()),
+                (TransferKind::BusinessToCustomer, false)
+                    | (TransferKind::BusinessToBusiness, false)
+                    | (TransferKind::Reversal, true)
             )
             && printable(&request.command, PAYOUT_TEXT_LEN_MAX)
             && printable(&request.remarks, PAYOUT_TEXT_LEN_MAX)
@@ -205,7 +210,8 @@ impl ShardLedger {
             && request.to == ordered.to
             && request.kind == ordered.kind
             && request.amount == ordered.amount
-            && request.account_reference == ordered.account_reference;
+            && request.account_reference == ordered.account_reference
+            && request.reverses == ordered.reverses;
         if as_ordered {
             Ok(())
         } else {
@@ -312,6 +318,7 @@ impl ShardLedger {
             kind: request.kind,
             to: request.to,
             amount: request.amount,
+            reverses: request.reverses,
             result,
             txn_id,
             receiver_name,

@@ -43,6 +43,7 @@ fn order(p: &Payroll, conversation_id: &str, originator_id: &str, amount: Money)
         to: p.customer.clone(),
         amount,
         account_reference: None,
+        reverses: None,
         command: "BusinessPayment".into(),
         remarks: "salary".into(),
         occasion: String::new(),
@@ -64,7 +65,7 @@ fn payment(p: &Payroll, order: &PayoutRequest) -> TransferRequest {
         pin: PinVerdict::NotRequired,
         deadline_ms: p.c.now + 10_000,
         initiator: Role::Business,
-        reverses: None,
+        reverses: order.reverses,
     }
 }
 
@@ -299,4 +300,51 @@ fn initiators_are_set_by_name_and_bounded() {
     let initiators = &account.extras.as_ref().unwrap().initiators;
     assert_eq!(initiators.len(), crate::ledger::INITIATORS_MAX);
     assert_eq!(initiators[0].password_digest, "d2", "replaced by name");
+}
+
+#[test]
+fn a_business_reverses_a_payment_it_received_once_and_only_its_own() {
+    let mut p = payroll();
+    p.c.fund(&p.customer, ksh(1_000));
+    let paid = p.c.finish(TransferRequest {
+        id: crate::transfer::TransferId::parse("bill-1").unwrap(),
+        kind: TransferKind::PayBill,
+        from: p.customer.clone(),
+        to: p.business.clone(),
+        amount: ksh(300),
+        account_reference: Some("ACC".into()),
+        pin: PinVerdict::Verified,
+        deadline_ms: p.c.now + 10_000,
+        initiator: Role::Customer,
+        reverses: None,
+    });
+    let receipt = paid.txn_id.expect("committed");
+    let mut back = order(&p, "AG_R1", "rev-1", ksh(300));
+    back.kind = TransferKind::Reversal;
+    back.reverses = Some(receipt);
+    assert_eq!(open(&mut p, &back), Applied::Admin(ResultCode::Success));
+    let reversed = p.c.finish(payment(&p, &back));
+    assert!(reversed.result.is_success(), "{reversed:?}");
+    assert_eq!(p.c.balance(&p.customer), ksh(1_000));
+    let mut again = order(&p, "AG_R2", "rev-2", ksh(300));
+    again.kind = TransferKind::Reversal;
+    again.reverses = Some(receipt);
+    open(&mut p, &again);
+    let refused = p.c.finish(payment(&p, &again));
+    assert_eq!(refused.result, ResultCode::NotReversible, "reversed once");
+    assert_eq!(p.c.balance(&p.customer), ksh(1_000));
+    // A reversal order without its receipt, or a receipt on a B2C order, is malformed.
+    let mut bare = order(&p, "AG_R3", "rev-3", ksh(300));
+    bare.kind = TransferKind::Reversal;
+    assert_eq!(
+        open(&mut p, &bare),
+        Applied::Admin(ResultCode::NotPermitted)
+    );
+    // A business cannot order a reversal debiting someone else.
+    let mut theirs = payment(&p, &back);
+    theirs.id = crate::transfer::TransferId::parse("rev-theirs").unwrap();
+    theirs.from = p.customer.clone();
+    theirs.to = p.business.clone();
+    let receipt = p.c.finish(theirs);
+    assert_eq!(receipt.result, ResultCode::NotPermitted);
 }
