@@ -9,6 +9,7 @@
 //! | `ids.rs` | `requestId`, `MerchantRequestID`, `CheckoutRequestID`, EAT timestamps |
 //! | `oauth.rs` | `GET /oauth/v1/generate` (Basic auth) and the `Bearer` check of every other call |
 //! | `c2b.rs` | C2B: `registerurl` (v1, v2), the validation asked before a bill payment, the confirmation's payload |
+//! | `simulate.rs` | C2B `simulate` (sandbox clusters only): a test customer pays the business |
 //! | `express.rs` | M-Pesa Express: `stkpush/v1/processrequest`, `stkpushquery/v1/query`, result codes |
 //! | `initiator.rs` | the cluster's RSA key and certificate; reading a `SecurityCredential` |
 //! | `payouts.rs` | B2C (`b2c/v1`, `b2c/v3`) and B2B payment requests: the order, its payment, the ack |
@@ -30,6 +31,7 @@ mod payouts;
 mod queries;
 mod results;
 mod reversals;
+mod simulate;
 mod urls;
 
 use std::net::SocketAddr;
@@ -66,6 +68,8 @@ pub struct DarajaConfig {
     /// How long a payout order (B2C, B2B) may wait for its payment to start before it is
     /// closed and announced to its `QueueTimeOutURL`, nothing paid.
     pub payout_queue_timeout: Duration,
+    /// Sandboxes only: the PIN `c2b/simulate` pays with (`None`: simulate is not offered).
+    pub simulate_pin: Option<tuma_actors::pin::Pin>,
 }
 
 impl Default for DarajaConfig {
@@ -77,6 +81,7 @@ impl Default for DarajaConfig {
             callbacks: CallbackConfig::default(),
             calls_per_minute: 6_000,
             payout_queue_timeout: Duration::from_secs(30),
+            simulate_pin: None,
         }
     }
 }
@@ -229,6 +234,7 @@ impl Daraja {
             .route("/mpesa/stkpush/v1/processrequest", post(express::push))
             .route("/mpesa/stkpushquery/v1/query", post(express::query))
             .route("/mpesa/c2b/:version/registerurl", post(c2b::register))
+            .route("/mpesa/c2b/:version/simulate", post(simulate::simulate))
             .route("/mpesa/b2c/:version/paymentrequest", post(payouts::b2c))
             .route("/mpesa/b2b/v1/paymentrequest", post(payouts::b2b))
             .route("/mpesa/transactionstatus/v1/query", post(queries::status))

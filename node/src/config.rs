@@ -127,6 +127,10 @@ pub struct NodeArgs {
     /// unpaid and announced to its QueueTimeOutURL (default 30s).
     #[arg(long, env = "TUMA_DARAJA_PAYOUT_QUEUE_TIMEOUT")]
     pub daraja_payout_queue_timeout: Option<String>,
+    /// Sandbox clusters only: offer Daraja's C2B simulate, paying with this PIN (test
+    /// customers hold it). Unset (the default), simulate answers 404 as production does.
+    #[arg(long, env = "TUMA_DARAJA_SIMULATE_PIN", hide_env_values = true)]
+    pub daraja_simulate_pin: Option<String>,
     /// Business API calls one business may make to this node a minute (default 6000; 0: no
     /// limit); past it, Daraja's `500.003.02 Spike Arrest Violation`.
     #[arg(long, env = "TUMA_DARAJA_CALLS_PER_MINUTE")]
@@ -210,6 +214,7 @@ struct FileConfig {
     daraja_prompt_lifetime: Option<String>,
     daraja_validation_timeout: Option<String>,
     daraja_payout_queue_timeout: Option<String>,
+    daraja_simulate_pin: Option<String>,
     daraja_calls_per_minute: Option<u32>,
     daraja_callback_hosts: Option<String>,
     sms_gateway: Option<String>,
@@ -601,6 +606,15 @@ impl NodeArgs {
                 bail!("--daraja-payout-queue-timeout must be 5s..=10m");
             }
             daraja.payout_queue_timeout = timeout;
+        }
+        let simulate_pin = self
+            .daraja_simulate_pin
+            .clone()
+            .or(file.daraja_simulate_pin.clone());
+        if let Some(text) = simulate_pin {
+            let pin = tuma_actors::pin::Pin::parse(&text)
+                .map_err(|e| anyhow::anyhow!("--daraja-simulate-pin: {e}"))?;
+            daraja.simulate_pin = Some(pin);
         }
         if let Some(calls) = self
             .daraja_calls_per_minute

@@ -236,6 +236,17 @@ fn stk_push_accepted_declined_wrong_pin_and_unanswered_each_call_back_once() {
         &json!({}),
     );
     assert_eq!((status, &body["errorCode"]), (404, &json!("404.001.01")));
+    // C2B simulate exists only on sandbox clusters (`--daraja-simulate-pin`), as in Daraja.
+    let simulate = json!({"ShortCode": SHORTCODE, "CommandID": "CustomerPayBillOnline",
+        "Amount": 1, "Msisdn": CUSTOMER, "BillRefNumber": "x"});
+    let (status, body) = call(
+        &cluster,
+        1,
+        "/mpesa/c2b/v1/simulate",
+        &business.token,
+        &simulate,
+    );
+    assert_eq!((status, &body["errorCode"]), (404, &json!("404.001.01")));
 
     // Accepted with the PIN on another node than the push's.
     let paid = business.accepted_push(1, 100);

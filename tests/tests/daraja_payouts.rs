@@ -180,6 +180,8 @@ impl Api<'_> {
 
 #[test]
 fn b2c_b2b_status_and_balance_answer_to_result_urls_and_duplicates_never_pay_twice() {
+    // A sandbox cluster: C2B simulate pays with the test customers' PIN.
+    tuma_tests::with_node_flags(&["--daraja-simulate-pin", tuma_tests::PIN]);
     let cluster = TestCluster::start("daraja-payouts", 3, 2);
     let receiver = FakeGateway::start(Style::CallbackReceiver);
     cluster.register_customer(CUSTOMER);
@@ -388,6 +390,50 @@ fn b2c_b2b_status_and_balance_answer_to_result_urls_and_duplicates_never_pay_twi
         (400, &json!("400.002.02")),
         "{body}"
     );
+
+    // C2B simulate: a test customer pays the business, confirmed to its confirmation URL.
+    let registration = json!({"ShortCode": PAYER, "ResponseType": "Completed",
+        "ConfirmationURL": format!("{}/c2b/confirm", receiver.url)});
+    let (status, body) = call(
+        &cluster,
+        2,
+        "/mpesa/c2b/v1/registerurl",
+        &api.token,
+        &registration,
+    );
+    assert_eq!(status, 200, "{body}");
+    let simulate = json!({"ShortCode": PAYER.parse::<u64>().unwrap(),
+        "CommandID": "CustomerPayBillOnline", "Amount": "15", "Msisdn": CUSTOMER,
+        "BillRefNumber": "Test Ref"});
+    let (status, body) = call(&cluster, 3, "/mpesa/c2b/v2/simulate", &api.token, &simulate);
+    assert_eq!(
+        (status, &body["ResponseCode"]),
+        (200, &json!("0")),
+        "{body}"
+    );
+    assert!(
+        body["OriginatorCoversationID"].as_str().is_some(),
+        "Daraja's spelling"
+    );
+    let started = Instant::now();
+    let confirmation = loop {
+        let found = receiver
+            .received()
+            .into_iter()
+            .filter(|r| r.path == "/c2b/confirm")
+            .find_map(|r| serde_json::from_str::<Value>(&r.body).ok());
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no confirmation"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(confirmation["TransAmount"], "15.00", "{confirmation}");
+    assert_eq!(confirmation["BillRefNumber"], "Test Ref");
+    assert_eq!(balance(&cluster, CUSTOMER), "85.00");
 
     // The balance list, with the Utility account at the payer's balance.
     let asked = api.accepted(api.initiated(
