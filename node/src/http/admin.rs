@@ -17,9 +17,8 @@ use tuma_actors::transfer::TransferId;
 use super::error::ApiError;
 use super::ApiState;
 
-const NAME_LEN_MAX: usize = 100;
+pub(super) const NAME_LEN_MAX: usize = 100;
 const CREDENTIAL_LEN_MAX: usize = 256;
-const INITIATOR_PASSWORD_LEN_MAX: usize = tuma_daraja::INITIATOR_PASSWORD_LEN_MAX;
 
 pub fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let given = headers
@@ -206,44 +205,6 @@ pub async fn register_business(
     };
     state.service.register_business(open).await?;
     Ok(created(&account))
-}
-
-#[derive(Deserialize)]
-pub struct InitiatorIn {
-    password: String,
-}
-
-/// `PUT /admin/v1/businesses/{shortcode}/initiators/{name}` `{"password"}`: adds or replaces
-/// an initiator allowed to order the business's payouts (B2C, B2B, status, balance). The
-/// password is stored as a keyed digest.
-pub async fn set_initiator(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    Path((shortcode, name)): Path<(String, String)>,
-    body: Result<Json<InitiatorIn>, JsonRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
-    let Json(body) = body?;
-    let business =
-        Shortcode::parse(&shortcode).map_err(|e| ApiError::field("shortcode", e.to_string()))?;
-    if !tuma_actors::ledger::valid_initiator_name(&name) {
-        return Err(ApiError::field(
-            "name",
-            "1 to 40 characters of A-Z a-z 0-9 _ - . @",
-        ));
-    }
-    let password = text_field("password", &body.password, INITIATOR_PASSWORD_LEN_MAX)?;
-    let initiator = tuma_actors::ledger::Initiator {
-        name: name.clone(),
-        password_digest: state.daraja.keys().digest(&password),
-    };
-    state
-        .service
-        .set_initiator(business.clone(), initiator)
-        .await?;
-    Ok(Json(
-        json!({ "business": business.as_str(), "initiator": name }),
-    ))
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@
 //! | `app.rs` | `/v1/…`: transfers, balance |
 //! | `prompts.rs` | `/v1/prompts…`: the customer's side of an M-Pesa Express prompt (pay, decline) |
 //! | `history.rs` | statements (pages, mini) and receipts from the history store |
+//! | `businesses.rs` | `/admin/v1/businesses/{shortcode}/…`: initiators, payout orders by the business's key |
 //! | `bulk.rs` | `/admin/v1/customers/bulk`: bulk registration for imports |
 //! | `care.rs` | `/admin/v1/reversals`: care reverses a confirmed transfer |
 //! | `menus.rs` | `/admin/v1/menus`: the USSD menus in force, pushing one; gateway session ends |
@@ -22,6 +23,7 @@
 mod admin;
 mod app;
 mod bulk;
+mod businesses;
 mod care;
 mod error;
 mod history;
@@ -101,7 +103,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/v1/businesses", post(admin::register_business))
         .route(
             "/admin/v1/businesses/:shortcode/initiators/:name",
-            axum::routing::put(admin::set_initiator),
+            axum::routing::put(businesses::set_initiator),
+        )
+        .route(
+            "/admin/v1/businesses/:shortcode/payouts/:originator_id",
+            get(businesses::payout),
         )
         .route("/admin/v1/float", post(admin::issue_float))
         .route("/admin/v1/accounts/:reference", get(admin::account))
