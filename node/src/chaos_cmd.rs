@@ -200,7 +200,13 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     if let Some(express) = &outcome.express {
         println!(
             "m-pesa express: prompts={} paid={} announced={} (each paid prompt: one callback, by id)",
-            express.prompts, express.paid, express.callbacks
+            express.requests, express.paid, express.callbacks
+        );
+    }
+    if let Some(payouts) = &outcome.payouts {
+        println!(
+            "b2c payouts: orders={} paid={} results={} (each paid payout: one result, by id)",
+            payouts.requests, payouts.paid, payouts.callbacks
         );
     }
     println!("report: {}", args.report.display());

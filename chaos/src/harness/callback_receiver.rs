@@ -1,6 +1,7 @@
-//! The business's callback URL in a chaos run: records every callback the nodes post (its
-//! `X-Tuma-Callback-Id` and body) and answers 200, so the checker can hold each committed
-//! payment to exactly one callback.
+//! The business's callback URLs in a chaos run (`/stk/callback`, `/b2c/result`,
+//! `/b2c/timeout`): records every callback the nodes post (its path, `X-Tuma-Callback-Id` and
+//! body) and answers 200, so the checker can hold each committed payment to exactly one
+//! callback.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,7 @@ use serde_json::Value;
 pub struct Received {
     /// `X-Tuma-Callback-Id`: stable across a callback's repeats.
     pub id: String,
+    pub path: String,
     pub body: Value,
 }
 
@@ -23,7 +25,8 @@ type Log = Arc<Mutex<Vec<Received>>>;
 
 /// The running receiver; stops when dropped.
 pub struct CallbackReceiver {
-    pub url: String,
+    /// `http://<ip>:<port>`: the paths above are under it.
+    pub base: String,
     received: Log,
     task: tokio::task::JoinHandle<()>,
 }
@@ -32,16 +35,18 @@ impl CallbackReceiver {
     /// Listens on `ip` (where the nodes reach the harness), on a free port.
     pub async fn start(ip: IpAddr) -> std::io::Result<CallbackReceiver> {
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(ip, 0)).await?;
-        let url = format!("http://{}/stk/callback", listener.local_addr()?);
+        let base = format!("http://{}", listener.local_addr()?);
         let received: Log = Arc::default();
         let app = Router::new()
             .route("/stk/callback", post(record))
+            .route("/b2c/result", post(record))
+            .route("/b2c/timeout", post(record))
             .with_state(received.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         Ok(CallbackReceiver {
-            url,
+            base,
             received,
             task,
         })
@@ -64,6 +69,7 @@ impl Drop for CallbackReceiver {
 
 async fn record(
     State(log): State<Log>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Json<Value> {
@@ -74,6 +80,10 @@ async fn record(
         .to_string();
     log.lock()
         .expect("no panics hold this lock")
-        .push(Received { id, body });
+        .push(Received {
+            id,
+            path: uri.path().to_string(),
+            body,
+        });
     Json(serde_json::json!({"ResultCode": 0, "ResultDesc": "Success"}))
 }

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::callback_judge;
 use super::callback_receiver::CallbackReceiver;
 use super::cluster::{ChaosCluster, ADMIN_TOKEN};
-use super::express;
 use super::workload::{Bank, Op};
 use crate::load::{parse_cents, Outcome};
 
@@ -351,42 +351,95 @@ async fn recorded(cluster: &ChaosCluster, op: &Op) -> Option<Value> {
     None
 }
 
-/// M-Pesa Express after healing: what the ledger holds of each push's payment, then the
-/// callbacks received (waiting up to 60 s for every paid prompt's), judged by
-/// [`express::judge`].
+/// Payout operations the clients could not name by their payment (their order's answer was
+/// lost): after healing, each is looked up by the business's key (the admin API), and named by
+/// its payment's transfer id if the cluster recorded it.
+pub async fn resolve_payouts(cluster: &ChaosCluster, bank: &Bank, ops: &mut [Op]) {
+    let shortcode = bank.paybill.trim_start_matches("business:");
+    for (n, op) in ops.iter_mut().enumerate() {
+        let Some(originator) = op.id.strip_prefix("b2c:") else {
+            continue;
+        };
+        let url = cluster.url(1 + n % cluster.size());
+        let answer = cluster
+            .client
+            .get(format!(
+                "{url}/admin/v1/businesses/{shortcode}/payouts/{originator}"
+            ))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await;
+        let Ok(response) = answer else { continue };
+        if let Ok(json) = response.json::<Value>().await {
+            if let Some(payment) = json["payment_id"].as_str() {
+                op.id = payment.to_string();
+            }
+        }
+    }
+}
+
+/// What the business callbacks came to.
+pub struct CallbackChecks {
+    pub violations: Vec<String>,
+    pub express: callback_judge::CallbackTally,
+    pub payouts: callback_judge::CallbackTally,
+}
+
+/// M-Pesa Express and B2C after healing: what the ledger holds of each request's payment,
+/// then the callbacks received (waiting up to 60 s for every paid one's), judged by
+/// [`callback_judge::judge`].
 pub async fn callback_checks(
     cluster: &ChaosCluster,
     receiver: &CallbackReceiver,
     ops: &[Op],
-) -> (Vec<String>, express::ExpressTally) {
-    let mut ledger = express::Ledger::default();
-    for op in ops.iter().filter(|o| o.id.starts_with("stk:")) {
-        let checkout = op.id.trim_start_matches("stk:").to_string();
-        ledger.known.insert(checkout.clone());
-        let Some(answer) = recorded(cluster, op).await else {
-            continue;
-        };
-        if answer["status"] == "confirmed" {
-            let txn = answer["transaction_id"].as_str().unwrap_or_default();
-            ledger.committed.insert(checkout, txn.to_string());
-        }
-    }
+) -> CallbackChecks {
+    let prompts = payments(cluster, ops, "stk:").await;
+    let payouts = payments(cluster, ops, "pay:").await;
     // Callbacks go out from the shards' outboxes once leaders are back: give them time.
     let started = Instant::now();
     let received = loop {
         let received = receiver.received();
         let announced: BTreeSet<&str> = received
             .iter()
-            .filter_map(|r| r.body["Body"]["stkCallback"]["CheckoutRequestID"].as_str())
+            .filter_map(|r| callback_judge::stk(r).or_else(|| callback_judge::b2c(r)))
+            .map(|a| a.key)
             .collect();
-        let all_in = ledger
+        let all_in = prompts
             .committed
             .keys()
-            .all(|c| announced.contains(c.as_str()));
+            .chain(payouts.committed.keys())
+            .all(|key| announced.contains(key.as_str()));
         if all_in || started.elapsed() > Duration::from_secs(60) {
             break received;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    express::judge(&ledger, &received)
+    let stk: Vec<_> = received.iter().filter_map(callback_judge::stk).collect();
+    let b2c: Vec<_> = received.iter().filter_map(callback_judge::b2c).collect();
+    let (mut violations, express) = callback_judge::judge("prompt", &prompts, &stk);
+    let (payout_violations, payouts) = callback_judge::judge("payout", &payouts, &b2c);
+    violations.extend(payout_violations);
+    CallbackChecks {
+        violations,
+        express,
+        payouts,
+    }
+}
+
+/// What the ledger holds of the operations whose ids start with `prefix` (`stk:` prompts,
+/// `pay:` payouts), keyed by the id's rest (CheckoutRequestID, ConversationID).
+async fn payments(cluster: &ChaosCluster, ops: &[Op], prefix: &str) -> callback_judge::Ledger {
+    let mut ledger = callback_judge::Ledger::default();
+    for op in ops.iter().filter(|o| o.id.starts_with(prefix)) {
+        let key = op.id.trim_start_matches(prefix).to_string();
+        ledger.known.insert(key.clone());
+        let Some(answer) = recorded(cluster, op).await else {
+            continue;
+        };
+        if answer["status"] == "confirmed" {
+            let txn = answer["transaction_id"].as_str().unwrap_or_default();
+            ledger.committed.insert(key, txn.to_string());
+        }
+    }
+    ledger
 }

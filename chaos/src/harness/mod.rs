@@ -8,17 +8,21 @@
 //! | `workload.rs` | the bank: accounts, float, the clients' mix of every transfer kind (sent by [`crate::load`], over the API or whole USSD sessions) |
 //! | `faults.rs` | the seeded fault schedule and what each fault does |
 //! | `checker.rs` | audits during the run; the final verdict on every answer and balance |
+//! | `callback_receiver.rs` | the business's callback URLs: every callback the nodes post, recorded |
+//! | `callback_judge.rs` | one callback per committed business payment (STK prompts, B2C payouts), by id |
+//! | `initiator.rs` | the paybill's payout `SecurityCredential` under the cluster's certificate |
 //! | `report.rs` | the SVG report |
 //!
 //! Peer traffic goes through the harness's link proxies, so partitions and network faults need
 //! neither root nor kernel modules (this machine's kernel has no `tc netem`). Clients talk to the
 //! nodes directly, as gateways would.
 
+mod callback_judge;
 mod callback_receiver;
 mod checker;
 mod cluster;
-mod express;
 mod faults;
+mod initiator;
 pub mod launch;
 mod netns;
 mod proxy;
@@ -29,8 +33,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use crate::load::Channel;
+pub use callback_judge::CallbackTally;
 pub use cluster::{ChaosCluster as LocalCluster, NetworkMode, NodeOptions, ADMIN_TOKEN};
-pub use express::ExpressTally;
 pub use faults::FaultKind;
 
 /// Why a run could not be carried out (as opposed to finding violations).
@@ -81,7 +85,9 @@ pub struct ChaosOutcome {
     /// Failed answers by result name.
     pub failed_by_result: std::collections::BTreeMap<String, usize>,
     /// M-Pesa Express prompts, payments and callbacks (API runs).
-    pub express: Option<express::ExpressTally>,
+    pub express: Option<callback_judge::CallbackTally>,
+    /// B2C payout orders, payments and results (API runs).
+    pub payouts: Option<callback_judge::CallbackTally>,
 }
 
 impl ChaosOutcome {
@@ -183,14 +189,19 @@ pub async fn run(
         config.nodes,
         config.clients
     ));
-    // The paybill collects through M-Pesa Express too (API runs): its callbacks come here.
-    let receiver = if config.channel == Channel::Api {
+    // The paybill collects through M-Pesa Express and pays out through B2C too (API runs):
+    // its callbacks come here.
+    let (receiver, business) = if config.channel == Channel::Api {
         let receiver = callback_receiver::CallbackReceiver::start(cluster.harness_ip())
             .await
             .map_err(|e| HarnessError::Setup(format!("the callback receiver: {e}")))?;
-        Some(receiver)
+        let credential = initiator::security_credential(&cluster, workload::INITIATOR_PASSWORD)
+            .await
+            .map_err(HarnessError::Setup)?;
+        let business = bank.business(&receiver.base, credential);
+        (Some(receiver), Some(business))
     } else {
-        None
+        (None, None)
     };
     let run_epoch = Instant::now();
     let urls_for_audit = urls.clone();
@@ -200,7 +211,7 @@ pub async fn run(
         urls,
         bank.clone(),
         config.channel,
-        receiver.as_ref().map(|r| r.url.as_str()),
+        business,
         run_epoch,
     )
     .map_err(HarnessError::Setup)?;
@@ -247,7 +258,7 @@ pub async fn run(
             description,
         });
     }
-    let (ops, reads) = clients.finish().await;
+    let (mut ops, reads) = clients.finish().await;
     outcome.balance_reads = reads.answered;
     for negative in reads.negative {
         outcome
@@ -270,13 +281,15 @@ pub async fn run(
             .violations
             .push("the cluster did not recover within 60 s of healing".to_string());
     } else {
+        checker::resolve_payouts(&cluster, &bank, &mut ops).await;
         outcome
             .violations
             .extend(checker::final_checks(&cluster, &bank, &ops).await);
         if let Some(receiver) = &receiver {
-            let (violations, tally) = checker::callback_checks(&cluster, receiver, &ops).await;
-            outcome.violations.extend(violations);
-            outcome.express = Some(tally);
+            let checks = checker::callback_checks(&cluster, receiver, &ops).await;
+            outcome.violations.extend(checks.violations);
+            outcome.express = Some(checks.express);
+            outcome.payouts = Some(checks.payouts);
         }
     }
     outcome.ops = ops.len();

@@ -19,6 +19,11 @@ use crate::sim::SimRng;
 pub const CUSTOMERS: usize = 60;
 pub const CUSTOMER_FLOAT_CENTS: i64 = 50_000 * 100;
 pub const AGENT_FLOAT_CENTS: i64 = 200_000 * 100;
+/// The paybill starts with this much, so its B2C payouts have something to pay from.
+pub const PAYBILL_FLOAT_CENTS: i64 = 100_000 * 100;
+/// The paybill's payout initiator (API runs).
+pub const INITIATOR: &str = "chaos_api";
+pub const INITIATOR_PASSWORD: &str = "chaos-initiator-password";
 /// How long a client waits for a decision (the transfer's deadline), ms.
 const DEADLINE_MS: u64 = 4_000;
 /// Attempts with the same idempotency key before calling an outcome ambiguous.
@@ -71,21 +76,27 @@ impl Bank {
             .map(|c| (c.clone(), CUSTOMER_FLOAT_CENTS))
             .collect();
         all.extend(self.agents.iter().map(|a| (a.clone(), AGENT_FLOAT_CENTS)));
-        all.push((self.paybill.clone(), 0));
+        all.push((self.paybill.clone(), PAYBILL_FLOAT_CENTS));
         all.push((self.till.clone(), 0));
         all
     }
 
-    /// The paybill as a business collecting through M-Pesa Express (its credentials are the
-    /// ones set-up registers), its outcomes posted to `callback_url`.
-    pub fn express(&self, callback_url: &str) -> Business {
+    /// The paybill as a business of the business API (its credentials and initiator are the
+    /// ones set-up registers), collecting through M-Pesa Express and paying out through B2C;
+    /// its callbacks go to the receiver at `receiver_base`. `security_credential` is
+    /// [`INITIATOR_PASSWORD`] encrypted under the cluster's certificate.
+    pub fn business(&self, receiver_base: &str, security_credential: String) -> Business {
         let shortcode = self.paybill.trim_start_matches("business:").to_string();
         Business {
             consumer_key: format!("key-{shortcode}"),
             consumer_secret: "s".into(),
             passkey: "p".into(),
             shortcode,
-            callback_url: callback_url.to_string(),
+            callback_url: format!("{receiver_base}/stk/callback"),
+            initiator: INITIATOR.into(),
+            security_credential,
+            result_url: format!("{receiver_base}/b2c/result"),
+            queue_timeout_url: format!("{receiver_base}/b2c/timeout"),
         }
     }
 
@@ -157,13 +168,24 @@ pub async fn set_up(urls: &[String], bank: &Bank) -> Result<(), String> {
             .admin_until_done(path, &body, SET_UP_PATIENCE, n as u64)
             .await?;
     }
+    // The paybill's payout initiator (the business API; harmless on other runs).
+    let paybill = bank.paybill.trim_start_matches("business:");
+    gateway
+        .admin_call_until_done(
+            reqwest::Method::PUT,
+            &format!("/admin/v1/businesses/{paybill}/initiators/{INITIATOR}"),
+            &json!({ "password": INITIATOR_PASSWORD }),
+            SET_UP_PATIENCE,
+            0,
+        )
+        .await?;
     Ok(())
 }
 
 /// A chaos client's mix: mostly transfers of every kind (everyday amounts, a few large ones:
 /// enough to hit limits and empty wallets sometimes), some balance reads, now and then care
-/// reversing a transfer just confirmed, and (with a business to push for) M-Pesa Express
-/// payments (6 %), a tenth of them declined.
+/// reversing a transfer just confirmed, and (with a business of the business API) M-Pesa
+/// Express payments (6 %, a tenth of them declined) and B2C payouts (about 3 %).
 struct BankScript {
     client: usize,
     bank: Bank,
@@ -197,6 +219,20 @@ impl Script for BankScript {
             return Request::StkPush {
                 order,
                 decline: rng.chance(100),
+            };
+        }
+        if self.express && rng.chance(30) {
+            let to = rng.pick(&self.bank.customers).clone();
+            let shillings = rng.range(10, 2_000) as i64;
+            let order = Order::new(
+                "business_to_customer",
+                &self.bank.paybill,
+                to,
+                shillings * 100,
+            );
+            return Request::B2c {
+                order,
+                originator: format!("chaos-c{}-{n}", self.client),
             };
         }
         let order = draw(rng, &self.bank);
@@ -265,6 +301,7 @@ impl Journal {
             // A push that opened no prompt moved nothing: not an operation.
             Request::StkPush { .. } if done.answer.id.is_empty() => return,
             Request::StkPush { order, .. } => (order.kind, order),
+            Request::B2c { order, .. } => (order.kind, order),
             Request::Balance { account } => {
                 if let Some(balance) = done.answer.balance_cents {
                     let mut reads = self.reads.lock().expect("no panics hold this lock");
@@ -301,24 +338,24 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Starts `count` clients; each draws from its own seeded generator. With a callback URL,
-    /// they also make M-Pesa Express payments to the paybill, whose outcomes go there.
+    /// Starts `count` clients; each draws from its own seeded generator. With a business of
+    /// the business API, they also make M-Pesa Express payments to it and B2C payouts from it.
     pub fn start(
         count: usize,
         seed: u64,
         urls: Vec<String>,
         bank: Bank,
         channel: Channel,
-        callback_url: Option<&str>,
+        business: Option<Business>,
         epoch: Instant,
     ) -> Result<Clients, String> {
         let stop = Stop::when_told();
         let journal: Arc<Journal> = Arc::default();
         let mut gateway = gateway(urls, channel, &bank)?;
-        if let Some(url) = callback_url {
-            gateway = gateway.with_business(bank.express(url));
+        let express = business.is_some();
+        if let Some(business) = business {
+            gateway = gateway.with_business(business);
         }
-        let express = callback_url.is_some();
         let gateway = Arc::new(gateway);
         let sink = {
             let journal = journal.clone();

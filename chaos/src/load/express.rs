@@ -31,6 +31,13 @@ pub struct Business {
     pub passkey: String,
     /// Where its prompts' outcomes are posted.
     pub callback_url: String,
+    /// The initiator its payouts are ordered by, and its password encrypted under the
+    /// cluster's certificate (Daraja's `SecurityCredential`).
+    pub initiator: String,
+    pub security_credential: String,
+    /// Where its payouts' results, and its orders that time out in the queue, are posted.
+    pub result_url: String,
+    pub queue_timeout_url: String,
 }
 
 /// The business's current token and when to fetch another.
@@ -71,7 +78,7 @@ impl Gateway {
 
     /// The business's token, fetched (on any node, until the retry policy gives up) when
     /// there is none or it is about to expire.
-    async fn token(&self, business: &Business, rng: &mut SimRng) -> Option<String> {
+    pub(super) async fn token(&self, business: &Business, rng: &mut SimRng) -> Option<String> {
         if let Some((token, fresh_until)) = self.tokens.0.lock().expect("no panics").clone() {
             if Instant::now() < fresh_until {
                 return Some(token);

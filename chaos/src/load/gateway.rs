@@ -120,7 +120,7 @@ pub struct Gateway {
     pin: String,
     /// Each transfer's `deadline_ms`.
     deadline_ms: u64,
-    admin_token: String,
+    pub(super) admin_token: String,
     /// (account, phone) of agents: the phone an agent dials its menu from (USSD cash-in).
     pub(super) agent_phones: Vec<(String, String)>,
     /// The business M-Pesa Express pushes are made for, and its token.
@@ -216,6 +216,7 @@ impl Gateway {
             }
             Request::Balance { account } => self.balance(account, rng).await,
             Request::StkPush { order, decline } => self.stk_push(order, *decline, rng).await,
+            Request::B2c { order, originator } => self.b2c(order, originator, rng).await,
             Request::Skip => Answer::not_sent("skipped"),
         }
     }
@@ -340,6 +341,19 @@ impl Gateway {
         patience: Duration,
         first: u64,
     ) -> Result<(), String> {
+        self.admin_call_until_done(reqwest::Method::POST, path, body, patience, first)
+            .await
+    }
+
+    /// [`Gateway::admin_until_done`] with another method (`PUT` for settings that replace).
+    pub async fn admin_call_until_done(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        patience: Duration,
+        first: u64,
+    ) -> Result<(), String> {
         let since = Instant::now();
         let mut n = first;
         loop {
@@ -347,7 +361,7 @@ impl Gateway {
             n += 1;
             let error = match self
                 .client
-                .post(format!("{url}{path}"))
+                .request(method.clone(), format!("{url}{path}"))
                 .bearer_auth(&self.admin_token)
                 .json(body)
                 .send()

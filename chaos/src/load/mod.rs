@@ -8,6 +8,7 @@
 //! | `gateway.rs` | how one request is sent: a random node, the same id on every retry, which answers are final |
 //! | `ussd.rs` | the same transfers as whole USSD sessions through the gateway callback |
 //! | `express.rs` | M-Pesa Express: a business's token and push, the customer's answer |
+//! | `payouts.rs` | B2C: a business's payout order under its key, the payment's outcome |
 //! | `drive.rs` | closed loop (N clients, each waiting for its answer) and open loop (a rate) |
 //!
 //! Callers bring what differs: a [`Script`] per client (the mix of requests: the bench's
@@ -18,6 +19,7 @@ mod drive;
 mod express;
 mod gateway;
 mod order;
+mod payouts;
 #[cfg(test)]
 mod stub_node;
 mod targets;
@@ -27,4 +29,5 @@ pub use drive::{drive, send_timed, Completed, Pace, Script, Stop};
 pub use express::Business;
 pub use gateway::{Answer, Channel, Gateway, Retry};
 pub use order::{format_cents, parse_cents, Order, Outcome, Request};
+pub use payouts::unresolved_id;
 pub use targets::Targets;

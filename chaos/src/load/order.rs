@@ -68,6 +68,9 @@ pub enum Request {
     /// A business's M-Pesa Express push for `order` (customer → the business, whole
     /// shillings), then the customer's answer: the PIN, or a decline.
     StkPush { order: Order, decline: bool },
+    /// A business's B2C payout of `order` (the business → a customer, whole shillings) under
+    /// its key `originator`, then the payment's outcome.
+    B2c { order: Order, originator: String },
     /// Nothing this turn.
     Skip,
 }
