@@ -67,11 +67,17 @@ pub(crate) async fn register(
         .register_c2b_urls(business, registration)
         .await
     {
-        Ok(()) => Ok(Json(json!({
-            "OriginatorCoversationID": ids::request_id(),
-            "ResponseCode": "0",
-            "ResponseDescription": "success",
-        }))),
+        Ok(()) => {
+            // Daraja spells it `OriginatorCoversationID`; the Rust `mpesa` client reads
+            // `OriginatorConverstionID`: both are sent, with the same value.
+            let id = ids::request_id();
+            Ok(Json(json!({
+                "OriginatorCoversationID": id,
+                "OriginatorConverstionID": id,
+                "ResponseCode": "0",
+                "ResponseDescription": "success",
+            })))
+        }
         Err(ServiceError::Refused(ResultCode::AccountExists)) => Err(DarajaError::new(
             StatusCode::BAD_REQUEST,
             "500.003.1001",

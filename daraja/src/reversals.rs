@@ -31,10 +31,11 @@ pub(crate) async fn request(
     if required(&body, "CommandID")? != "TransactionReversal" {
         return Err(DarajaError::invalid("CommandID"));
     }
-    // Daraja's own spelling, and its rule: the receiver is an organisation (11).
+    // Daraja's own spelling, and its rule: the receiver is an organisation (11). Clients that
+    // cannot send 11 (the Rust `mpesa` crate knows only 1, 2 and 4) send a shortcode's 4.
     let identifier = required(&body, "RecieverIdentifierType")
         .or_else(|_| required(&body, "ReceiverIdentifierType"))?;
-    if identifier != "11" {
+    if !matches!(identifier.as_str(), "11" | "4") {
         return Err(DarajaError::invalid("RecieverIdentifierType"));
     }
     let amount = whole_shillings(&body, "Amount")?;

@@ -86,8 +86,11 @@ pub(crate) async fn simulate(
         }
     });
     metrics::counter!("tuma_daraja_c2b_simulated_total").increment(1);
+    // Daraja's sandbox spells it `OriginatorCoversationID`; clients also read the correct
+    // spelling: both are sent.
     Ok(Json(json!({
         "OriginatorCoversationID": originator,
+        "OriginatorConversationID": originator,
         "ResponseCode": "0",
         "ResponseDescription": "Accept the service request successfully.",
     })))

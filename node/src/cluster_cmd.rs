@@ -386,10 +386,20 @@ async fn demo(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Resul
     ensure_ok(r.status(), "registering the demo agent")?;
     let r = post("/admin/v1/businesses", json!({"shortcode": "888880", "kind": "paybill", "name": "Nairobi Water", "consumer_key": "demo-key", "consumer_secret": "demo-secret", "passkey": "demo-passkey"})).await?;
     ensure_ok(r.status(), "registering the demo business")?;
+    let r = client
+        .put(format!(
+            "{url}/admin/v1/businesses/888880/initiators/demo_api"
+        ))
+        .bearer_auth(token)
+        .json(&json!({"password": "demo-initiator"}))
+        .send()
+        .await?;
+    ensure_ok(r.status(), "setting the demo business's initiator")?;
     for (i, (account, amount)) in [
         ("254700000001", "20000.00"),
         ("254700000002", "5000.00"),
         ("agent:500100", "100000.00"),
+        ("business:888880", "50000.00"),
     ]
     .iter()
     .enumerate()
@@ -401,7 +411,7 @@ async fn demo(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Resul
         .await?;
         ensure_ok(r.status(), "issuing demo float")?;
     }
-    println!("demo: customers 254700000001 (Ksh20,000), 254700000002 (Ksh5,000), 254700000003; agent:500100 (float Ksh100,000); paybill business:888880. Every PIN is 1234.");
+    println!("demo: customers 254700000001 (Ksh20,000), 254700000002 (Ksh5,000), 254700000003; agent:500100 (float Ksh100,000); paybill business:888880 (Ksh50,000; API key demo-key, secret demo-secret, passkey demo-passkey, initiator demo_api with password demo-initiator). Every PIN is 1234.");
     println!("try:  curl -s -X POST {url}/v1/transfers -H 'content-type: application/json' -d '{{\"request_id\":\"first-1\",\"kind\":\"send_money\",\"from\":\"254700000001\",\"to\":\"254700000002\",\"amount\":\"1000.00\",\"pin\":\"1234\"}}'");
     println!("then: curl -s {url}/v1/accounts/254700000002/balance -H 'X-Tuma-Pin: 1234'");
     println!("ussd: curl -s {url}/ussd/v1/callback -d sessionId=demo-1 -d serviceCode='*334#' -d phoneNumber=+254700000001 -d text=   (then text=1, text=1*0700000002, … as README shows; the agent 500100 dials *335# from 254700000009, store 1)");

@@ -384,7 +384,7 @@ fn b2c_b2b_status_and_balance_answer_to_result_urls_and_duplicates_never_pay_twi
         "R000002"
     );
     assert_eq!(balance(&cluster, CUSTOMER), "100.00", "reversed once");
-    let (status, body) = reversal(&bill_receipt, "4");
+    let (status, body) = reversal(&bill_receipt, "2");
     assert_eq!(
         (status, &body["errorCode"]),
         (400, &json!("400.002.02")),
