@@ -14,6 +14,7 @@
 //! | `initiator.rs` | the cluster's RSA key and certificate; reading a `SecurityCredential` |
 //! | `payouts.rs` | B2C (`b2c/v1`, `b2c/v3`) and B2B payment requests: the order, its payment, the ack |
 //! | `reversals.rs` | a business sends back a payment it received (`reversal/v1/request`) |
+//! | `wallets.rs` | B2B `BusinessTransferFromMMFToUtility`: Working back to Utility |
 //! | `queries.rs` | transaction status and account balance, answered to the `ResultURL` |
 //! | `results.rs` | the `Result` bodies posted to `ResultURL` and `QueueTimeOutURL` |
 //! | `callbacks.rs` | delivering the shards' callback outboxes to businesses' URLs, at least once |
@@ -33,6 +34,7 @@ mod results;
 mod reversals;
 mod simulate;
 mod urls;
+mod wallets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -210,6 +210,9 @@ pub(crate) async fn b2b(
     let payee_kind = match command.as_str() {
         "BusinessPayBill" => AccountKind::Paybill,
         "BusinessBuyGoods" => AccountKind::Till,
+        "BusinessTransferFromMMFToUtility" => {
+            return crate::wallets::working_to_utility(&daraja, &body, request).await
+        }
         _ => return Err(DarajaError::invalid("CommandID")),
     };
     let amount = whole_shillings(&body, "Amount")?;

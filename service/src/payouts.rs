@@ -1,13 +1,15 @@
 //! Business payouts (B2C, B2B): recording an order on the business's shard under its key,
 //! paying it (an ordinary business transfer whose id names the order), finding it; a
-//! business's initiators; results the business API renders, queued in the callback outbox.
+//! business's initiators and the moves between its accounts; results the business API
+//! renders, queued in the callback outbox.
 
 use std::time::{Duration, Instant};
 
 use tuma_actors::account::{AccountRef, Shortcode};
 use tuma_actors::ledger::{
-    payout_payment_id, CallbackEvent, Command, Initiator, Payout, PayoutRequest,
+    payout_payment_id, CallbackEvent, Command, Initiator, Payout, PayoutRequest, Wallet,
 };
+use tuma_actors::money::Money;
 use tuma_actors::roles::Role;
 use tuma_actors::transfer::{PinVerdict, TransferRequest};
 use tuma_cluster::engine::{ClientReply, ClientRequest, PayoutLookup};
@@ -100,6 +102,25 @@ impl Service {
             },
         )
         .await
+    }
+
+    /// Moves `amount` between two of a business's accounts (Utility, Working, Organization
+    /// Settlement). `InsufficientFunds` when the source holds less.
+    pub async fn move_between_wallets(
+        &self,
+        business: Shortcode,
+        from: Wallet,
+        to: Wallet,
+        amount: Money,
+    ) -> Result<(), ServiceError> {
+        let shard = self.business_shard(&business);
+        let command = Command::MoveBetweenWallets {
+            business,
+            from,
+            to,
+            amount,
+        };
+        self.command(shard, command).await
     }
 
     /// Queues a rendered result for a business's URL in its shard's callback outbox

@@ -453,6 +453,50 @@ fn b2c_b2b_status_and_balance_answer_to_result_urls_and_duplicates_never_pay_twi
     );
     assert!(list.as_str().unwrap().contains("Charges Paid Account|KES|"));
 
+    // Care sets money aside in the Working account: payouts cannot spend it; the business
+    // brings it back with BusinessTransferFromMMFToUtility.
+    let (status, moved) = cluster
+        .post(
+            &format!(
+                "{}/admin/v1/businesses/{PAYER}/wallets/moves",
+                cluster.url(2)
+            ),
+            &json!({"from": "utility", "to": "working", "amount": "4000.00"}),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["working"], "4000.00");
+    let utility_left: f64 = moved["utility"].as_str().unwrap().parse().unwrap();
+    let too_much = (utility_left as u32) + 100;
+    let set_aside = api.accepted(api.b2c("v1", "salary-5", CUSTOMER, too_much, &api.credential));
+    assert_eq!(
+        result_for(&receiver, "/b2c/result", &set_aside)["ResultCode"],
+        json!(1),
+        "money set aside in Working is not paid out"
+    );
+    let back = api.accepted(api.initiated(
+        "/mpesa/b2b/v1/paymentrequest",
+        "b2b",
+        json!({"CommandID": "BusinessTransferFromMMFToUtility", "Amount": "4000",
+            "PartyB": PAYER}),
+    ));
+    let result = result_for(&receiver, "/b2b/result", &back);
+    assert_eq!(result["ResultCode"], json!(0), "{result}");
+    assert_eq!(
+        parameter(&result, "DebitAccountBalance"),
+        "Working Account|KES|0.00"
+    );
+    let (_, moved) = cluster
+        .post(
+            &format!(
+                "{}/admin/v1/businesses/{PAYER}/wallets/moves",
+                cluster.url(2)
+            ),
+            &json!({"from": "working", "to": "utility", "amount": "1.00"}),
+        )
+        .unwrap();
+    assert_eq!(moved["result"], "insufficient_funds", "{moved}");
+
     // An expired token (signed with the cluster's key, expired a second ago) is refused.
     let keys = tuma_daraja::Keys::derive(CLUSTER_SECRET.as_bytes());
     let now_s = std::time::SystemTime::now()

@@ -57,7 +57,7 @@ impl ShardLedger {
                         api_credentials: open.api_credentials.clone(),
                         c2b_urls: None,
                         initiators: Vec::new(),
-                        charges_paid: crate::money::Money::ZERO,
+                        ..AccountExtras::default()
                     })
                 });
             let account = Account {

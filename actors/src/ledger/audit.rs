@@ -88,6 +88,13 @@ impl ShardLedger {
                 b.debits_pending
             ));
         }
+        if account.kind != AccountKind::System && account.spendable().is_negative() {
+            return violation(format!(
+                "{reference} spent money set aside: available {} with {} set aside",
+                b.available(),
+                account.earmarked()
+            ));
+        }
         Ok(())
     }
 

@@ -1,10 +1,12 @@
 //! What a business has beyond a balance: the accounts Daraja reports ("wallets") and the
 //! initiators allowed to order its payouts.
 //!
-//! A business's money is one ledger balance: its Utility account (a till's Merchant account),
-//! where customer payments land and payouts are paid from. Charges Paid counts the fees its
-//! payouts paid (shown negative, as M-Pesa does); Working and Organization Settlement hold
-//! money only when moved there, which no command does yet, so they report zero.
+//! A business's money is one ledger balance, split into accounts: its Working and
+//! Organization Settlement accounts are parts of it set aside (moved there by care or the
+//! business, `MoveBetweenWallets`), and the rest is its Utility account (a till's Merchant
+//! account), where customer payments land and which payouts spend — a payout never touches
+//! money set aside. Moving between them changes no books: the total is the account's balance.
+//! Charges Paid counts the fees its payouts paid (shown negative, as M-Pesa does).
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +41,33 @@ pub struct Wallets {
     pub settlement: Money,
 }
 
+/// A business's accounts that hold money.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wallet {
+    Utility,
+    Working,
+    Settlement,
+}
+
+impl Wallet {
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Wallet::Utility => "utility",
+            Wallet::Working => "working",
+            Wallet::Settlement => "settlement",
+        }
+    }
+
+    /// The wallet for an API name.
+    pub fn from_name(name: &str) -> Option<Wallet> {
+        [Wallet::Utility, Wallet::Working, Wallet::Settlement]
+            .into_iter()
+            .find(|w| w.name() == name)
+    }
+}
+
 /// Whether `name` can name an initiator.
 pub fn valid_initiator_name(name: &str) -> bool {
     (1..=INITIATOR_NAME_LEN_MAX).contains(&name.len())
@@ -54,11 +83,15 @@ impl Wallets {
             .extras
             .as_ref()
             .map_or(0, |e| e.charges_paid.cents());
+        let (working, settlement) = account
+            .extras
+            .as_ref()
+            .map_or((Money::ZERO, Money::ZERO), |e| (e.working, e.settlement));
         Wallets {
-            utility: account.balances.available(),
-            working: Money::ZERO,
+            utility: account.spendable(),
+            working,
             charges_paid: Money::from_cents(-charges),
-            settlement: Money::ZERO,
+            settlement,
         }
     }
 }
@@ -103,6 +136,48 @@ impl ShardLedger {
             return ResultCode::Overloaded;
         }
         extras.initiators.push(initiator.clone());
+        ResultCode::Success
+    }
+
+    /// Moves `amount` between two of a business's accounts (its balance is unchanged).
+    pub(super) fn move_between_wallets(
+        &mut self,
+        business: &Shortcode,
+        from: Wallet,
+        to: Wallet,
+        amount: Money,
+    ) -> ResultCode {
+        if from == to {
+            return ResultCode::SameAccount;
+        }
+        if !amount.is_positive() {
+            return ResultCode::InvalidAmount;
+        }
+        let reference = AccountRef::Business(business.clone());
+        let Some(account) = self.state.accounts.get_mut(&reference) else {
+            return ResultCode::UnknownAccount;
+        };
+        let held = Wallets::of(account);
+        let source = match from {
+            Wallet::Utility => held.utility,
+            Wallet::Working => held.working,
+            Wallet::Settlement => held.settlement,
+        };
+        if source < amount {
+            return ResultCode::InsufficientFunds;
+        }
+        let extras = account
+            .extras
+            .get_or_insert_with(Box::<AccountExtras>::default);
+        let delta = |wallet: Wallet| match wallet {
+            _ if wallet == from => -amount.cents(),
+            _ if wallet == to => amount.cents(),
+            _ => 0,
+        };
+        extras.working = Money::from_cents(extras.working.cents() + delta(Wallet::Working));
+        extras.settlement =
+            Money::from_cents(extras.settlement.cents() + delta(Wallet::Settlement));
+        self.touched.push(reference);
         ResultCode::Success
     }
 

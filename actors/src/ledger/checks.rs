@@ -137,7 +137,7 @@ pub(super) fn check_payer_funds(
         .amount
         .checked_add(fee)
         .ok_or(ResultCode::InvalidAmount)?;
-    let spendable = payer.balances.available().checked_add(planted_spendable);
+    let spendable = payer.spendable().checked_add(planted_spendable);
     if spendable.is_none_or(|spendable| spendable < needed) {
         return Err(if request.kind == TransferKind::Reversal {
             ResultCode::ReversalRefused

@@ -181,6 +181,14 @@ pub enum Command {
     },
     /// A business orders a payout (B2C, B2B), recorded on its shard before it is paid.
     OpenPayout(super::payouts::PayoutRequest),
+    /// Care or the business moves money between the business's accounts (Utility, Working,
+    /// Organization Settlement); its balance is unchanged.
+    MoveBetweenWallets {
+        business: crate::account::Shortcode,
+        from: super::business::Wallet,
+        to: super::business::Wallet,
+        amount: Money,
+    },
     /// A business adds or replaces an initiator allowed to order its payouts.
     SetInitiator {
         business: crate::account::Shortcode,

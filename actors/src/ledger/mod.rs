@@ -56,7 +56,7 @@ use crate::txn_id::TransactionId;
 
 pub use api_keys::{API_KEYS_MAX, API_KEY_LEN_MAX};
 pub use audit::{InvariantViolation, ShardAudit};
-pub use business::{valid_initiator_name, Initiator, Wallets, INITIATORS_MAX};
+pub use business::{valid_initiator_name, Initiator, Wallet, Wallets, INITIATORS_MAX};
 pub use c2b::C2bUrls;
 pub use callbacks::{
     Callback, CallbackEvent, CALLBACKS_MAX, CALLBACKS_PER_BUSINESS_MAX, RENDERED_CALLBACK_LEN_MAX,
@@ -282,6 +282,12 @@ impl ShardLedger {
                 Applied::Unchanged
             }
             Command::OpenPayout(request) => Applied::Admin(self.open_payout(request, now)),
+            Command::MoveBetweenWallets {
+                business,
+                from,
+                to,
+                amount,
+            } => Applied::Admin(self.move_between_wallets(business, *from, *to, *amount)),
             Command::SetInitiator {
                 business,
                 initiator,

@@ -99,6 +99,10 @@ pub struct AccountExtras {
     pub initiators: Vec<super::business::Initiator>,
     /// Businesses: fees their payouts paid so far (the Charges Paid account, shown negative).
     pub charges_paid: Money,
+    /// Businesses: the parts of their balance set aside in their Working and Organization
+    /// Settlement accounts (the rest is their Utility account, which payouts spend).
+    pub working: Money,
+    pub settlement: Money,
 }
 
 impl Account {
@@ -125,6 +129,19 @@ impl Account {
         } else {
             Money::ZERO
         }
+    }
+
+    /// Businesses: the part of the balance set aside in other accounts than Utility, which
+    /// payouts may not spend.
+    pub fn earmarked(&self) -> Money {
+        self.extras.as_ref().map_or(Money::ZERO, |e| {
+            Money::from_cents(e.working.cents() + e.settlement.cents())
+        })
+    }
+
+    /// What may be spent: available less what is set aside ([`Account::earmarked`]).
+    pub fn spendable(&self) -> Money {
+        Money::from_cents(self.balances.available().cents() - self.earmarked().cents())
     }
 
     /// Agents: the store this account serves from.

@@ -1,5 +1,6 @@
 //! Operators' view of the business API's businesses: their initiators (who may order
-//! payouts), and a payout order looked up by the business's own key.
+//! payouts), moves between their accounts, and a payout order looked up by the business's own
+//! key.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -8,8 +9,9 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
-use tuma_actors::account::Shortcode;
-use tuma_actors::ledger::{PayoutState, CONVERSATION_ID_LEN_MAX};
+use tuma_actors::account::{AccountRef, Shortcode};
+use tuma_actors::ledger::{PayoutState, Wallet, Wallets, CONVERSATION_ID_LEN_MAX};
+use tuma_actors::money::Money;
 use tuma_service::PayoutLookup;
 
 use super::admin::{authorize, text_field};
@@ -58,6 +60,52 @@ pub async fn set_initiator(
     Ok(Json(
         json!({ "business": business.as_str(), "initiator": name }),
     ))
+}
+
+#[derive(Deserialize)]
+pub struct MoveIn {
+    from: String,
+    to: String,
+    amount: String,
+}
+
+/// `POST /admin/v1/businesses/{shortcode}/wallets/moves` `{"from","to","amount"}`: care moves
+/// money between a business's accounts (`utility`, `working`, `settlement`); its balance is
+/// unchanged, and payouts spend only Utility. Answers the accounts after the move.
+pub async fn move_between_wallets(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(business): Path<String>,
+    body: Result<Json<MoveIn>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    authorize(&state, &headers)?;
+    let Json(body) = body?;
+    let business = shortcode(&business)?;
+    let wallet = |field: &'static str, name: &str| {
+        Wallet::from_name(name)
+            .ok_or_else(|| ApiError::field(field, "one of utility, working, settlement"))
+    };
+    let (from, to) = (wallet("from", &body.from)?, wallet("to", &body.to)?);
+    let amount =
+        Money::parse(&body.amount).map_err(|e| ApiError::field("amount", e.to_string()))?;
+    state
+        .service
+        .move_between_wallets(business.clone(), from, to, amount)
+        .await?;
+    let account = AccountRef::Business(business.clone());
+    let wallets = state
+        .service
+        .account(&account)
+        .await?
+        .map(|a| Wallets::of(&a))
+        .unwrap_or_default();
+    Ok(Json(json!({
+        "business": business.as_str(),
+        "utility": wallets.utility.to_string(),
+        "working": wallets.working.to_string(),
+        "settlement": wallets.settlement.to_string(),
+        "charges_paid": wallets.charges_paid.to_string(),
+    })))
 }
 
 /// `GET /admin/v1/businesses/{shortcode}/payouts/{originator_id}`: the business's payout order

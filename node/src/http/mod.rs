@@ -106,6 +106,10 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::put(businesses::set_initiator),
         )
         .route(
+            "/admin/v1/businesses/:shortcode/wallets/moves",
+            post(businesses::move_between_wallets),
+        )
+        .route(
             "/admin/v1/businesses/:shortcode/payouts/:originator_id",
             get(businesses::payout),
         )

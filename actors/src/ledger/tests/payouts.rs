@@ -348,3 +348,58 @@ fn a_business_reverses_a_payment_it_received_once_and_only_its_own() {
     let receipt = p.c.finish(theirs);
     assert_eq!(receipt.result, ResultCode::NotPermitted);
 }
+
+#[test]
+fn money_set_aside_in_working_or_settlement_is_not_paid_out_and_moves_back() {
+    use crate::ledger::Wallet;
+    let mut p = payroll();
+    let AccountRef::Business(business) = p.business.clone() else {
+        unreachable!()
+    };
+    let set_aside = |p: &mut Payroll, from, to, amount| {
+        p.c.apply(
+            1,
+            Command::MoveBetweenWallets {
+                business: business.clone(),
+                from,
+                to,
+                amount,
+            },
+        )
+    };
+    assert_eq!(
+        set_aside(&mut p, Wallet::Utility, Wallet::Working, ksh(8_000)),
+        Applied::Admin(ResultCode::Success)
+    );
+    assert_eq!(
+        set_aside(&mut p, Wallet::Utility, Wallet::Settlement, ksh(3_000)),
+        Applied::Admin(ResultCode::InsufficientFunds),
+        "only 2,000 is left in Utility"
+    );
+    assert_eq!(
+        set_aside(&mut p, Wallet::Working, Wallet::Working, ksh(1)),
+        Applied::Admin(ResultCode::SameAccount)
+    );
+    let wallets = business_shard(&p).wallets(&p.business);
+    assert_eq!((wallets.utility, wallets.working), (ksh(2_000), ksh(8_000)));
+    assert_eq!(
+        p.c.balance(&p.business),
+        ksh(10_000),
+        "the balance is unchanged"
+    );
+    // A payout may spend only Utility.
+    let big = order(&p, "AG_W1", "w-1", ksh(5_000));
+    open(&mut p, &big);
+    assert_eq!(
+        p.c.finish(payment(&p, &big)).result,
+        ResultCode::InsufficientFunds
+    );
+    assert_eq!(
+        set_aside(&mut p, Wallet::Working, Wallet::Utility, ksh(8_000)),
+        Applied::Admin(ResultCode::Success)
+    );
+    let again = order(&p, "AG_W2", "w-2", ksh(5_000));
+    open(&mut p, &again);
+    assert!(p.c.finish(payment(&p, &again)).result.is_success());
+    assert_eq!(business_shard(&p).wallets(&p.business).utility, ksh(5_000));
+}
