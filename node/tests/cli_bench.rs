@@ -71,15 +71,19 @@ fn a_short_bench_reports_its_contract_line_and_files() {
     let nodes = costs["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3, "{costs}");
     for node in nodes {
+        // Leaders batch a loop's proposals into one entry: fewer entries than commands.
         assert!(
-            node["raft_entries_per_transfer"].as_f64().unwrap() >= 1.0,
+            node["raft_entries_per_transfer"].as_f64().unwrap() > 0.0,
             "{node}"
         );
         assert!(
             node["peer_frames_per_transfer"].as_f64().unwrap() > 0.0,
             "{node}"
         );
-        assert_eq!(node["commands_per_entry"].as_f64(), Some(1.0), "{node}");
+        assert!(
+            node["commands_per_entry"].as_f64().unwrap() >= 1.0,
+            "{node}"
+        );
         assert!(
             node["context_switches_per_transfer"].as_f64().unwrap() > 0.0,
             "{node}"

@@ -194,6 +194,9 @@ pub enum Command {
         business: crate::account::Shortcode,
         initiator: super::business::Initiator,
     },
+    /// Many commands in one log entry, applied in order with the entry's timestamp (the
+    /// leader batches what it proposes in one engine loop). Not nested.
+    Batch(Vec<Command>),
     /// A result the edge computed for a business (a status or balance query) is owed to its
     /// URL: queued in the outbox like any other callback.
     QueueCallback {
@@ -252,4 +255,6 @@ pub enum Applied {
         id: TransferId,
     },
     Unchanged,
+    /// A batch's commands' outcomes, in order.
+    Batch(Vec<Applied>),
 }

@@ -237,15 +237,37 @@ impl ShardLedger {
         }
     }
 
-    /// Applies one entry and checks the invariants it could have broken.
+    /// Applies one entry and checks the invariants it could have broken (after every command
+    /// of a batch).
     pub fn try_apply(&mut self, entry: &Entry) -> Result<Applied, InvariantViolation> {
         self.state.clock_ms = self.state.clock_ms.max(entry.timestamp_ms);
         self.state.entries_applied += 1;
+        let now = self.state.clock_ms;
+        match &entry.command {
+            Command::Batch(commands) => {
+                let mut applied = Vec::with_capacity(commands.len());
+                for command in commands {
+                    applied.push(self.apply_command(command, now)?);
+                }
+                Ok(Applied::Batch(applied))
+            }
+            command => self.apply_command(command, now),
+        }
+    }
+
+    /// Applies one command at the shard's time `now`, and checks the invariants it could have
+    /// broken.
+    fn apply_command(
+        &mut self,
+        command: &Command,
+        now: u64,
+    ) -> Result<Applied, InvariantViolation> {
         self.touched.clear();
         self.protocol_error = None;
-        let now = self.state.clock_ms;
         let first_row = self.history.len();
-        let applied = match &entry.command {
+        let applied = match command {
+            // Batches are not nested: the leader builds them of single commands.
+            Command::Batch(_) => Applied::Admin(crate::outcome::ResultCode::NotPermitted),
             Command::OpenAccount(open) => Applied::Admin(self.open_account(open)),
             Command::OpenAccounts(opens) => {
                 Applied::AdminMany(opens.iter().map(|open| self.open_account(open)).collect())

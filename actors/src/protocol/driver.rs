@@ -123,6 +123,13 @@ impl ShardDriver {
                     .send
                     .push(self.envelope(*payer_shard, PeerMessage::DecisionAck { id: id.clone() }));
             }
+            // Each command of a batch in order (the ledger is the batch's end state: a later
+            // command of the same entry never undoes what an earlier one's reaction reads).
+            Applied::Batch(each) => {
+                for applied in each {
+                    effects.extend(self.on_applied(ledger, applied, now));
+                }
+            }
             Applied::Admin(_)
             | Applied::AdminMany(_)
             | Applied::TransferInProgress { .. }

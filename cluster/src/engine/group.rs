@@ -174,6 +174,11 @@ impl RaftGroup {
         self.raw.raft.state == StateRole::Leader
     }
 
+    /// A leader raft-rs takes proposals from: not handing its leadership over.
+    pub fn accepts_proposals(&self) -> bool {
+        self.is_leader() && self.raw.raft.lead_transferee.is_none()
+    }
+
     /// A leader that has applied an entry of its own term: everything committed before its
     /// election is applied, so it may answer requests, reads and protocol messages. A leader
     /// elected before applying the previous term's entries could otherwise answer from a

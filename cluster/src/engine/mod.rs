@@ -17,6 +17,7 @@
 //! | `open.rs` | opening the meta group and the replicas; the data directory's identity |
 //! | `group.rs` | one Raft group without its state machine: conf changes, checkpoints, tags |
 //! | `replica.rs` | one shard replica: proposing, applying, reads, readiness to serve |
+//! | `proposals.rs` | a leader's untagged proposals of one loop, batched into one entry |
 //! | `meta_group.rs` | the meta group: the cluster state (members, placement, moves) |
 //! | `membership.rs` | following the cluster state, the rebalancer, conf-change steps, leaving |
 //! | `ready.rs` | the Ready loop over all groups with one write batch and one fsync |
@@ -27,8 +28,9 @@
 //! | `actors.rs` | account actors and their supervision |
 //! | `status.rs` | the node's view for `/admin/v1/cluster` and `tuma ctl status` |
 //!
-//! Loop order (see ARCHITECTURE.md): drain inputs → tick Raft and drivers → for every replica
-//! with a Ready: send leader messages, apply the snapshot, apply committed entries, stage
+//! Loop order (see ARCHITECTURE.md): drain inputs → tick Raft and drivers → every leader's
+//! queued proposals into its log (one batch entry each) → for every replica with a Ready: send
+//! leader messages, apply the snapshot, apply committed entries, stage
 //! entries and hard state → one durable write → send persisted messages → advance.
 
 mod actors;
@@ -45,6 +47,7 @@ mod meta_group;
 mod open;
 mod pins;
 mod probe;
+mod proposals;
 mod reads;
 mod ready;
 mod removal_watch;
@@ -302,7 +305,12 @@ impl Engine {
     fn run(mut self) -> Result<(), EngineFatal> {
         let _span = tracing::info_span!("engine", node = self.config.node_id).entered();
         loop {
-            let wait = self.timers.next().saturating_sub(self.clock.monotonic_ms());
+            // Proposals queued while applying go into the log at once, not at the next timer.
+            let wait = if self.replicas.values().any(Replica::has_queued_proposals) {
+                0
+            } else {
+                self.timers.next().saturating_sub(self.clock.monotonic_ms())
+            };
             match self.inputs.recv_timeout(Duration::from_millis(wait)) {
                 Ok(input) => self.handle_input(input),
                 Err(RecvTimeoutError::Timeout) => {}

@@ -207,6 +207,10 @@ impl Engine {
     /// write batch, one fsync, then the sends and applies raft-rs allows only after persistence.
     pub(super) fn process_readies(&mut self) -> Result<(), StorageError> {
         let now_ms = self.now_ms();
+        // Every leader's proposals of this loop into its log, one batch entry each.
+        for replica in self.replicas.values_mut() {
+            replica.flush_proposals(now_ms);
+        }
         let mut batch = WriteBatch::default();
         let mut output = ApplyOutput::default();
         let mut meta_ready = stage(&mut self.meta, &mut batch, &mut output, now_ms, None)?;

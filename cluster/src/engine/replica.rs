@@ -9,6 +9,7 @@ use tuma_actors::transfer::TransferRequest;
 use tuma_actors::ShardMap;
 
 use super::group::{Every, GroupStart, RaftGroup};
+use super::proposals::Proposals;
 use super::reads::PendingReads;
 use super::removal_watch::RemovalWatch;
 use super::request::{ClientReply, ClientRequest, Waiter};
@@ -54,6 +55,8 @@ pub(super) struct Replica {
     retire_proposed_up_to: u64,
     /// The leader's time of the last `ExpireRequests` it proposed.
     prompts_expired_up_to: u64,
+    /// Untagged proposals of this loop, proposed as one entry at the next Ready pass.
+    proposals: Proposals,
     /// The history sequence of the stored checkpoint: a snapshot carries the rows below it.
     checkpoint_history_seq: u64,
     /// Whether its group still holds it (volatile).
@@ -105,6 +108,7 @@ impl Replica {
             sms_sent_up_to: 0,
             retire_proposed_up_to: 0,
             prompts_expired_up_to: 0,
+            proposals: Proposals::default(),
             removal: RemovalWatch::default(),
             planted_fault: config.planted_fault,
         };
@@ -160,21 +164,63 @@ impl Replica {
         }
     }
 
-    /// Proposes a ledger command stamped with this leader's clock. `tag` lets the proposer find
-    /// its entry when it applies.
+    /// Proposes a ledger command stamped with this leader's clock. With a `tag` (the proposer
+    /// finds its entry by it when it applies) the command is an entry of its own now; without,
+    /// it queues for this loop's batch ([`Replica::flush_proposals`]). `Err` when this replica
+    /// takes no proposals (not leading, or handing its leadership over).
     pub fn propose(
         &mut self,
         command: Command,
         tag: Option<u64>,
         now_ms: u64,
     ) -> Result<(), raft::Error> {
+        if tag.is_none() {
+            if !self.group.accepts_proposals() {
+                return Err(raft::Error::ProposalDropped);
+            }
+            self.proposals.push(command);
+            return Ok(());
+        }
         let entry = ledger::Entry {
             timestamp_ms: now_ms,
             command,
         };
-        let data = bincode::serde::encode_to_vec(&entry, bincode_config())
+        self.propose_entry(&entry, tag)
+    }
+
+    fn propose_entry(
+        &mut self,
+        entry: &ledger::Entry,
+        tag: Option<u64>,
+    ) -> Result<(), raft::Error> {
+        let data = bincode::serde::encode_to_vec(entry, bincode_config())
             .expect("encoding an entry into memory cannot fail");
         self.group.propose_tagged(data, tag)
+    }
+
+    /// Whether proposals wait for the next Ready pass.
+    pub fn has_queued_proposals(&self) -> bool {
+        !self.proposals.is_empty()
+    }
+
+    /// Proposes what this loop queued, stamped `now_ms`: one entry, or a few when more than
+    /// a batch's bound queued. What raft-rs drops (leadership lost since) is counted and lost
+    /// as any dropped proposal is.
+    pub fn flush_proposals(&mut self, now_ms: u64) {
+        if self.proposals.is_empty() {
+            return;
+        }
+        if !self.group.accepts_proposals() {
+            let dropped = self.proposals.clear();
+            metrics::counter!("tuma_proposals_dropped_total").increment(dropped as u64);
+            return;
+        }
+        for (entry, commands) in self.proposals.take_entries(now_ms) {
+            metrics::histogram!("tuma_proposal_batch_commands").record(commands as f64);
+            if self.propose_entry(&entry, None).is_err() {
+                metrics::counter!("tuma_proposals_dropped_total").increment(commands as u64);
+            }
+        }
     }
 
     /// Proposes an admin command whose caller waits for its result.
@@ -300,9 +346,15 @@ impl Replica {
                 );
             };
             let applied = self.ledger.apply(&ledger_entry);
-            // One command per entry today; batching will put many in one.
+            // A batch's commands, each with its outcome; a single command alone.
+            let each: Vec<(&Command, &Applied)> = match (&ledger_entry.command, &applied) {
+                (Command::Batch(commands), Applied::Batch(outcomes)) => {
+                    commands.iter().zip(outcomes).collect()
+                }
+                (command, applied) => vec![(command, applied)],
+            };
             metrics::counter!("tuma_raft_entries_applied_total").increment(1);
-            metrics::counter!("tuma_ledger_commands_applied_total").increment(1);
+            metrics::counter!("tuma_ledger_commands_applied_total").increment(each.len() as u64);
             let rows = self.ledger.take_history();
             if !rows.is_empty() {
                 out.history.push((self.shard, rows));
@@ -317,7 +369,9 @@ impl Replica {
             {
                 out.replies.push((waiter, reply_for_command(&applied)));
             }
-            self.answer_transfer_waiters(&ledger_entry.command, &applied, &mut out.replies);
+            for (command, applied) in each {
+                self.answer_transfer_waiters(command, applied, &mut out.replies);
+            }
             if let Some(driver) = self.driver.as_mut() {
                 let effects = driver.on_applied(&self.ledger, &applied, now_ms);
                 out.envelopes.extend(effects.send);

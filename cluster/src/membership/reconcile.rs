@@ -83,14 +83,17 @@ pub fn next_step(desired: &[NodeId], view: &GroupView) -> ConfStep {
             None => ConfStep::Wait,
         };
     }
-    if !desired.contains(&view.me) {
+    let leaving = !desired.contains(&view.me);
+    if leaving {
         let heir = desired
             .iter()
             .find(|n| view.voters.contains(n) && view.caught_up(**n));
-        return match heir {
-            Some(&heir) => ConfStep::TransferLeader(heir),
-            None => ConfStep::Wait,
-        };
+        if let Some(&heir) = heir {
+            return ConfStep::TransferLeader(heir);
+        }
+        // No desired replica can take over yet (a cancelled move left the group on members
+        // the cluster state no longer wants): bring them in first, keeping this leader a voter
+        // until one of them is a caught-up voter to hand over to.
     }
     if let Some(&stray) = view.learners.iter().find(|n| !desired.contains(n)) {
         return ConfStep::RemoveLearner(stray);
@@ -106,11 +109,16 @@ pub fn next_step(desired: &[NodeId], view: &GroupView) -> ConfStep {
     let remove: Vec<NodeId> = view
         .voters
         .iter()
-        .filter(|n| !desired.contains(n))
+        .filter(|n| !desired.contains(n) && **n != view.me)
         .copied()
         .collect();
     if promote.is_empty() && remove.is_empty() {
-        return ConfStep::Reached;
+        // A leaving leader is removed by its heir, once it has handed over.
+        return if leaving {
+            ConfStep::Wait
+        } else {
+            ConfStep::Reached
+        };
     }
     if promote.iter().all(|n| view.caught_up(*n)) {
         ConfStep::Replace { promote, remove }

@@ -267,6 +267,53 @@ fn a_leaving_leader_hands_over_first_and_stray_learners_go() {
     );
 }
 
+/// A move towards a member that then drained was cancelled half-way (seed 319 of the engine
+/// simulator): the group is on [5, 2, 6] with node 1 a learner, led by the draining node 2,
+/// and the cluster state now wants [1, 3, 4] — no wanted replica is a voter to hand over to.
+/// The leader brings them in first (staying a voter), then hands over; it never waits forever.
+#[test]
+fn a_leaving_leader_with_no_heir_brings_the_wanted_replicas_in_then_hands_over() {
+    let desired = [1, 3, 4];
+    let all = [
+        (1, 1_000),
+        (2, 1_000),
+        (3, 1_000),
+        (4, 1_000),
+        (5, 1_000),
+        (6, 1_000),
+    ];
+    assert_eq!(
+        next_step(&desired, &view(2, &[5, 2, 6], &[1], &all)),
+        ConfStep::AddLearner(3)
+    );
+    assert_eq!(
+        next_step(&desired, &view(2, &[5, 2, 6], &[1, 3, 4], &all)),
+        ConfStep::Replace {
+            promote: vec![1, 3, 4],
+            remove: vec![5, 6]
+        },
+        "the leader stays a voter"
+    );
+    assert_eq!(
+        next_step(&desired, &view(2, &[2, 1, 3, 4], &[], &all)),
+        ConfStep::TransferLeader(1)
+    );
+    let behind = [(1, 3), (2, 1_000), (3, 4), (4, 5)];
+    assert_eq!(
+        next_step(&desired, &view(2, &[2, 1, 3, 4], &[], &behind)),
+        ConfStep::Wait,
+        "no caught-up heir yet"
+    );
+    assert_eq!(
+        next_step(&desired, &view(1, &[2, 1, 3, 4], &[], &all)),
+        ConfStep::Replace {
+            promote: vec![],
+            remove: vec![2]
+        },
+        "the heir removes the old leader"
+    );
+}
+
 /// A move to node 4 was cancelled after its joint change applied: the cluster state wants
 /// [1, 2, 3] back, but node 1 (still leading) is no longer in its group. It must hand over to
 /// a voter rather than propose changes raft-rs drops; the new leader then adds node 1 back.
