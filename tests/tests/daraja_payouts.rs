@@ -531,6 +531,11 @@ fn b2c_b2b_status_and_balance_answer_to_result_urls_and_duplicates_never_pay_twi
     );
     assert_eq!(status, 200, "the same token unexpired is taken: {body}");
 
+    // Leaders count every transfer that became final, by kind and result.
+    let finished: f64 = (1..=3)
+        .map(|id| cluster.metric(id, "tuma_transfers_finished_total"))
+        .sum();
+    assert!(finished >= 5.0, "tuma_transfers_finished_total: {finished}");
     let audit = cluster.quiet_audit(Duration::from_secs(20));
     assert_eq!(audit["balanced"], true, "{audit}");
 }

@@ -357,6 +357,9 @@ impl Replica {
             metrics::counter!("tuma_ledger_commands_applied_total").increment(each.len() as u64);
             let rows = self.ledger.take_history();
             if !rows.is_empty() {
+                if self.driver.is_some() {
+                    count_finished_transfers(&rows);
+                }
                 out.history.push((self.shard, rows));
             }
             if let Some(observer) = observer.as_deref_mut() {
@@ -613,6 +616,19 @@ impl Replica {
             .map(|w| (w, reply.clone()))
             .chain(reads)
             .collect()
+    }
+}
+
+/// Transfers that became final on this leader (a payer's history row each; refusals answered
+/// without a record are `tuma_failed_attempts_total`'s), by kind and result.
+fn count_finished_transfers(rows: &[ledger::HistoryRow]) {
+    for row in rows.iter().filter(|r| r.side == ledger::HistorySide::Payer) {
+        metrics::counter!(
+            "tuma_transfers_finished_total",
+            "kind" => row.kind.name(),
+            "result" => row.result.name()
+        )
+        .increment(1);
     }
 }
 
