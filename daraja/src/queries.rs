@@ -24,7 +24,7 @@ use crate::envelope::{required, text, DarajaError};
 use crate::express::json_body;
 use crate::payouts::{accepted, initiated, queue_result, refuse_initiator, Initiated};
 use crate::results::{
-    account_balance_list, payout_result, result_body, shillings, single_reference,
+    account_balance_list, parameter, payout_result, result_body, shillings, single_reference,
     timestamp_number, ResultHead, NO_TRANSACTION,
 };
 use crate::{ids, Daraja};
@@ -47,8 +47,8 @@ pub(crate) async fn balance(
     let wallets = Wallets::of(&request.account);
     let list = account_balance_list(&wallets, request.account.kind == AccountKind::Till);
     let parameters = vec![
-        json!({"Key": "AccountBalance", "Value": list}),
-        json!({"Key": "BOCompletedTime", "Value": timestamp_number(now)}),
+        parameter("AccountBalance", json!(list)),
+        parameter("BOCompletedTime", json!(timestamp_number(now))),
     ];
     let result = success(&request, &conversation_id, parameters);
     queue_result(&daraja, &request, result).await?;
@@ -74,10 +74,13 @@ pub(crate) async fn status(
         return refuse_initiator(&daraja, &request).await;
     }
     let conversation_id = ids::conversation_id(unix_ms());
-    let found = match (original, receipt) {
-        (Some(original), _) => payout_status(&daraja, &request, &original).await?,
-        (None, Some(receipt)) => receipt_status(&daraja, &request, &receipt).await?,
-        (None, None) => unreachable!("checked above"),
+    // The business's key names a payout; otherwise the receipt names a transfer.
+    let found = match original {
+        Some(original) => payout_status(&daraja, &request, &original).await?,
+        None => {
+            let receipt = receipt.unwrap_or_default();
+            receipt_status(&daraja, &request, &receipt).await?
+        }
     };
     let result = match found {
         Some(parameters) => success(&request, &conversation_id, parameters),
@@ -127,17 +130,16 @@ struct Status {
 }
 
 fn parameters(status: Status) -> Vec<Value> {
-    let p = |key: &str, value: Value| json!({"Key": key, "Value": value});
     vec![
-        p("DebitPartyName", json!(status.debit_party)),
-        p("CreditPartyName", json!(status.credit_party)),
-        p("OriginatorConversationID", json!(status.originator_id)),
-        p(
+        parameter("DebitPartyName", json!(status.debit_party)),
+        parameter("CreditPartyName", json!(status.credit_party)),
+        parameter("OriginatorConversationID", json!(status.originator_id)),
+        parameter(
             "InitiatedTime",
             json!(timestamp_number(status.initiated_ms)),
         ),
-        p("DebitAccountType", json!("Utility Account")),
-        p(
+        parameter("DebitAccountType", json!("Utility Account")),
+        parameter(
             "DebitPartyCharges",
             json!(if status.fee.is_positive() {
                 format!("Fee|KES|{}", status.fee)
@@ -145,16 +147,16 @@ fn parameters(status: Status) -> Vec<Value> {
                 String::new()
             }),
         ),
-        p("TransactionReason", json!(status.reason)),
-        p("ReasonType", json!("")),
-        p("TransactionStatus", json!(status.status)),
-        p(
+        parameter("TransactionReason", json!(status.reason)),
+        parameter("ReasonType", json!("")),
+        parameter("TransactionStatus", json!(status.status)),
+        parameter(
             "FinalisedTime",
             json!(status.finalised_ms.map(timestamp_number).unwrap_or(0)),
         ),
-        p("Amount", shillings(status.amount)),
-        p("ConversationID", json!(status.conversation_id)),
-        p(
+        parameter("Amount", shillings(status.amount)),
+        parameter("ConversationID", json!(status.conversation_id)),
+        parameter(
             "ReceiptNo",
             json!(status.receipt.map(|r| r.to_string()).unwrap_or_default()),
         ),

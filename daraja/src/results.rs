@@ -69,7 +69,8 @@ pub fn payout_result(code: ResultCode) -> (Value, &'static str) {
     (json!(number), description)
 }
 
-fn parameter(key: &str, value: Value) -> Value {
+/// One `{"Key", "Value"}` of `ResultParameters`.
+pub fn parameter(key: &str, value: Value) -> Value {
     json!({"Key": key, "Value": value})
 }
 

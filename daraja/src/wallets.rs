@@ -14,7 +14,10 @@ use tuma_service::{unix_ms, ServiceError};
 
 use crate::envelope::{required, whole_shillings, DarajaError};
 use crate::payouts::{accepted, queue_result, refuse, refuse_initiator, Initiated};
-use crate::results::{result_body, shillings, single_reference, ResultHead, NO_TRANSACTION};
+use crate::results::{
+    parameter, result_body, shillings, single_reference, timestamp_number, ResultHead,
+    NO_TRANSACTION,
+};
 use crate::{ids, Daraja};
 
 pub(crate) async fn working_to_utility(
@@ -67,12 +70,14 @@ pub(crate) async fn working_to_utility(
     let conversation_id = ids::conversation_id(now);
     let working = format!("Working Account|KES|{}", wallets.working);
     let parameters = vec![
-        json!({"Key": "DebitAccountBalance", "Value": working}),
-        json!({"Key": "Amount", "Value": shillings(amount)}),
-        json!({"Key": "TransCompletedTime", "Value": crate::results::timestamp_number(now)}),
-        json!({"Key": "InitiatorAccountCurrentBalance",
-            "Value": format!("Utility Account|KES|{}", wallets.utility)}),
-        json!({"Key": "Currency", "Value": "KES"}),
+        parameter("DebitAccountBalance", json!(working)),
+        parameter("Amount", shillings(amount)),
+        parameter("TransCompletedTime", json!(timestamp_number(now))),
+        parameter(
+            "InitiatorAccountCurrentBalance",
+            json!(format!("Utility Account|KES|{}", wallets.utility)),
+        ),
+        parameter("Currency", json!("KES")),
     ];
     let body = result_body(
         ResultHead {

@@ -300,6 +300,19 @@ impl TestCluster {
         Some((status, response.json().unwrap_or(Value::Null)))
     }
 
+    /// A business API call: `body` posted to node `node`'s `path` with a `Bearer` token.
+    pub fn call_api(&self, node: usize, path: &str, token: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url(node)))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .expect("the node answers");
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
     pub fn put(&self, url: &str, body: &Value) -> Option<(u16, Value)> {
         let response = self
             .client

@@ -27,15 +27,7 @@ struct Business<'a> {
 }
 
 fn call(cluster: &TestCluster, node: usize, path: &str, token: &str, body: &Value) -> (u16, Value) {
-    let response = cluster
-        .client
-        .post(format!("{}{path}", cluster.url(node)))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .expect("the node answers");
-    let status = response.status().as_u16();
-    (status, response.json().unwrap_or(Value::Null))
+    cluster.call_api(node, path, token, body)
 }
 
 fn token(cluster: &TestCluster, node: usize, key: &str, secret: &str, grant: &str) -> (u16, Value) {

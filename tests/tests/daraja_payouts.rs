@@ -24,15 +24,7 @@ const INITIATOR_PASSWORD: &str = "Safaricom999!*!";
 const CLUSTER_SECRET: &str = "integration-cluster-secret";
 
 fn call(cluster: &TestCluster, node: usize, path: &str, token: &str, body: &Value) -> (u16, Value) {
-    let response = cluster
-        .client
-        .post(format!("{}{path}", cluster.url(node)))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .expect("the node answers");
-    let status = response.status().as_u16();
-    (status, response.json().unwrap_or(Value::Null))
+    cluster.call_api(node, path, token, body)
 }
 
 fn register(cluster: &TestCluster, shortcode: &str, kind: &str) -> String {
@@ -199,6 +191,34 @@ fn b2c_b2b_status_and_balance_answer_to_result_urls_and_duplicates_never_pay_twi
         )
         .unwrap();
     assert_eq!(status, 200, "{body}");
+    // Operators' refusals: a malformed initiator name, a wallet that is not one, an unknown key.
+    let (status, body) = cluster
+        .put(
+            &format!(
+                "{}/admin/v1/businesses/{PAYER}/initiators/bad%20name",
+                cluster.url(1)
+            ),
+            &json!({"password": "x"}),
+        )
+        .unwrap();
+    assert_eq!((status, &body["field"]), (400, &json!("name")), "{body}");
+    let (status, body) = cluster
+        .post(
+            &format!(
+                "{}/admin/v1/businesses/{PAYER}/wallets/moves",
+                cluster.url(1)
+            ),
+            &json!({"from": "utility", "to": "cash", "amount": "1.00"}),
+        )
+        .unwrap();
+    assert_eq!((status, &body["field"]), (400, &json!("to")), "{body}");
+    let (status, _) = cluster
+        .get(&format!(
+            "{}/admin/v1/businesses/{PAYER}/payouts/never-used",
+            cluster.url(1)
+        ))
+        .unwrap();
+    assert_eq!(status, 404);
     let certificate = cluster
         .client
         .get(format!("{}/daraja/v1/certificate", cluster.url(2)))

@@ -86,12 +86,7 @@ impl Gateway {
         }
         let since = Instant::now();
         let mut attempts = 0;
-        while self.retry.may_try_again(attempts, since) {
-            if attempts > 0 {
-                tokio::time::sleep(self.retry.pause).await;
-            }
-            attempts += 1;
-            let url = self.targets.pick(rng);
+        while let Some(url) = self.next_attempt(&mut attempts, since, rng).await {
             let sent = self
                 .client
                 .get(format!(
@@ -139,12 +134,7 @@ impl Gateway {
         });
         let since = Instant::now();
         let mut answer = Answer::new("", Outcome::Ambiguous);
-        while self.retry.may_try_again(answer.attempts, since) {
-            if answer.attempts > 0 {
-                tokio::time::sleep(self.retry.pause).await;
-            }
-            answer.attempts += 1;
-            let url = self.targets.pick(rng);
+        while let Some(url) = self.next_attempt(&mut answer.attempts, since, rng).await {
             let sent = self
                 .client
                 .post(format!("{url}/mpesa/stkpush/v1/processrequest"))

@@ -196,6 +196,24 @@ impl Gateway {
         &self.pin
     }
 
+    /// The node for the next attempt — after the policy's pause when it is not the first —
+    /// counted in `attempts`; `None` once the retry policy gives up.
+    pub(super) async fn next_attempt(
+        &self,
+        attempts: &mut usize,
+        since: Instant,
+        rng: &mut SimRng,
+    ) -> Option<String> {
+        if !self.retry.may_try_again(*attempts, since) {
+            return None;
+        }
+        if *attempts > 0 {
+            tokio::time::sleep(self.retry.pause).await;
+        }
+        *attempts += 1;
+        Some(self.targets.pick(rng))
+    }
+
     /// Sends `request` until it has a final answer or the retry policy gives up.
     pub async fn send(&self, request: &Request, rng: &mut SimRng) -> Answer {
         match request {
@@ -245,12 +263,7 @@ impl Gateway {
     ) -> Answer {
         let mut answer = Answer::new(id, Outcome::Ambiguous);
         let since = Instant::now();
-        while self.retry.may_try_again(answer.attempts, since) {
-            if answer.attempts > 0 {
-                tokio::time::sleep(self.retry.pause).await;
-            }
-            answer.attempts += 1;
-            let url = self.targets.pick(rng);
+        while let Some(url) = self.next_attempt(&mut answer.attempts, since, rng).await {
             let mut request = self.client.post(format!("{url}{path}")).json(body);
             if admin {
                 request = request.bearer_auth(&self.admin_token);

@@ -46,12 +46,10 @@ impl Gateway {
         let mut answer = Answer::new(&unresolved_id(originator), Outcome::Ambiguous);
         let since = Instant::now();
         let mut conversation = None;
-        while conversation.is_none() && self.retry.may_try_again(answer.attempts, since) {
-            if answer.attempts > 0 {
-                tokio::time::sleep(self.retry.pause).await;
-            }
-            answer.attempts += 1;
-            let url = self.targets.pick(rng);
+        while conversation.is_none() {
+            let Some(url) = self.next_attempt(&mut answer.attempts, since, rng).await else {
+                break;
+            };
             let sent = self
                 .client
                 .post(format!("{url}/mpesa/b2c/v3/paymentrequest"))
@@ -120,12 +118,7 @@ impl Gateway {
     async fn status_until_final(&self, id: &str, from: &str, rng: &mut SimRng) -> Answer {
         let mut answer = Answer::new(id, Outcome::Ambiguous);
         let since = Instant::now();
-        while self.retry.may_try_again(answer.attempts, since) {
-            if answer.attempts > 0 {
-                tokio::time::sleep(self.retry.pause).await;
-            }
-            answer.attempts += 1;
-            let url = self.targets.pick(rng);
+        while let Some(url) = self.next_attempt(&mut answer.attempts, since, rng).await {
             let sent = self
                 .client
                 .get(format!("{url}/v1/transfers/{id}?from={from}"))
