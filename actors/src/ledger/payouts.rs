@@ -77,6 +77,18 @@ pub enum PayoutState {
     },
 }
 
+/// How an order ends.
+enum PayoutEnd {
+    /// Its payment became final (committed, or failed: then with no receipt).
+    Payment {
+        result: ResultCode,
+        txn_id: Option<TransactionId>,
+        receiver_name: Option<String>,
+    },
+    /// Its payment never started before the order's expiry: it goes to `QueueTimeOutURL`.
+    QueueTimeout,
+}
+
 /// An order and where it stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payout {
@@ -248,7 +260,12 @@ impl ShardLedger {
             let txn_id = record.txn_id.filter(|_| result.is_success());
             let receiver_name = record.payee_name.clone().filter(|_| result.is_success());
             let conversation_id = conversation_id.to_string();
-            self.close_payout(&conversation_id, result, txn_id, receiver_name, now);
+            let end = PayoutEnd::Payment {
+                result,
+                txn_id,
+                receiver_name,
+            };
+            self.close_payout(&conversation_id, end, now);
         }
     }
 
@@ -266,25 +283,20 @@ impl ShardLedger {
                 .get(&conversation_id)
                 .is_some_and(|p| p.state == PayoutState::Queued);
             if queued {
-                self.close_payout(
-                    &conversation_id,
-                    ResultCode::DeadlinePassed,
-                    None,
-                    None,
-                    now,
-                );
+                self.close_payout(&conversation_id, PayoutEnd::QueueTimeout, now);
             }
         }
     }
 
-    fn close_payout(
-        &mut self,
-        conversation_id: &str,
-        result: ResultCode,
-        txn_id: Option<TransactionId>,
-        receiver_name: Option<String>,
-        now: u64,
-    ) {
+    fn close_payout(&mut self, conversation_id: &str, end: PayoutEnd, now: u64) {
+        let (result, txn_id, receiver_name, timed_out) = match end {
+            PayoutEnd::Payment {
+                result,
+                txn_id,
+                receiver_name,
+            } => (result, txn_id, receiver_name, false),
+            PayoutEnd::QueueTimeout => (ResultCode::DeadlinePassed, None, None, true),
+        };
         let payout = self
             .state
             .payouts
@@ -306,7 +318,6 @@ impl ShardLedger {
             .insert((now, conversation_id.to_string()));
         let payer = AccountRef::Business(request.business.clone());
         let wallets = self.wallets(&payer);
-        let timed_out = result == ResultCode::DeadlinePassed && txn_id.is_none();
         let url = if timed_out {
             request.queue_timeout_url.clone()
         } else {
@@ -359,6 +370,11 @@ impl ShardLedger {
         let key = (business.clone(), originator_id.to_string());
         let conversation_id = self.state.payouts_by_origin.get(&key)?;
         self.state.payouts.get(conversation_id)
+    }
+
+    /// Orders this shard still holds (open, or closed and not yet retired).
+    pub fn payouts_held(&self) -> usize {
+        self.state.payouts.len()
     }
 
     /// When the next queued order times out (the leader proposes `ExpireRequests` then).

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use tuma_actors::account::{AccountRef, AgentNumber, Shortcode, SystemAccount};
-use tuma_actors::ledger::OpenAccount;
+use tuma_actors::ledger::{OpenAccount, PayoutRequest};
 use tuma_actors::money::Money;
 use tuma_actors::msisdn::Msisdn;
 use tuma_actors::pin::{Pin, PinHash, PinHasher};
@@ -234,6 +234,47 @@ impl Bank {
             deadline_ms,
             initiator,
             reverses: None,
+        }
+    }
+}
+
+impl Bank {
+    /// A random business payout order (B2C or B2B) under conversation id `AG_sim_{index}`,
+    /// queued until `expires_ms`; its key is `originator_id`.
+    pub fn random_payout(
+        &self,
+        rng: &mut SimRng,
+        index: usize,
+        originator_id: String,
+        expires_ms: u64,
+    ) -> PayoutRequest {
+        let payer = self.business(rng);
+        let (kind, to, command) = if rng.chance(700) {
+            let to = rng.pick(&self.customers).clone();
+            (TransferKind::BusinessToCustomer, to, "BusinessPayment")
+        } else {
+            let to = self.business(rng);
+            (TransferKind::BusinessToBusiness, to, "BusinessBuyGoods")
+        };
+        let business = match payer {
+            AccountRef::Business(shortcode) => shortcode,
+            other => panic!("the bank's businesses are business accounts, not {other}"),
+        };
+        PayoutRequest {
+            conversation_id: format!("AG_sim_{index}"),
+            originator_id,
+            business,
+            kind,
+            to,
+            amount: random_amount(rng),
+            account_reference: None,
+            reverses: None,
+            command: command.to_string(),
+            remarks: "simulated".to_string(),
+            occasion: String::new(),
+            result_url: "http://127.0.0.1:9/result".to_string(),
+            queue_timeout_url: "http://127.0.0.1:9/timeout".to_string(),
+            expires_ms,
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct SeedReport {
     /// Clients that never heard a final answer.
     pub ambiguous: u64,
     pub reversals: u64,
+    /// Business payout orders sent, accepted, paid, and timed out in the queue.
+    pub payouts: PayoutTally,
     pub crashes: u64,
     pub partitions: u64,
     pub messages: u64,
@@ -45,6 +47,24 @@ impl SeedReport {
     }
 }
 
+/// Business payout orders of a run (the real-engine simulator's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PayoutTally {
+    pub orders: u64,
+    pub accepted: u64,
+    pub paid: u64,
+    pub queue_timeouts: u64,
+}
+
+impl PayoutTally {
+    fn add(&mut self, other: &PayoutTally) {
+        self.orders += other.orders;
+        self.accepted += other.accepted;
+        self.paid += other.paid;
+        self.queue_timeouts += other.queue_timeouts;
+    }
+}
+
 /// Totals over many seeds.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
@@ -55,6 +75,7 @@ pub struct Summary {
     pub deadline_expired: u64,
     pub ambiguous: u64,
     pub reversals: u64,
+    pub payouts: PayoutTally,
     pub crashes: u64,
     pub partitions: u64,
     pub messages: u64,
@@ -77,6 +98,7 @@ impl Summary {
         self.deadline_expired += report.deadline_expired;
         self.ambiguous += report.ambiguous;
         self.reversals += report.reversals;
+        self.payouts.add(&report.payouts);
         self.crashes += report.crashes;
         self.partitions += report.partitions;
         self.messages += report.messages;
@@ -102,10 +124,18 @@ impl Summary {
 
     /// The detail line printed before it.
     pub fn detail(&self) -> String {
-        format!(
+        let mut line = format!(
             "deadline_expired={} ambiguous={} reversals={} crashes={} partitions={} messages={} dropped={} history_rows={} retired={}",
             self.deadline_expired, self.ambiguous, self.reversals, self.crashes, self.partitions, self.messages, self.dropped, self.history_rows, self.retired
-        )
+        );
+        let payouts = &self.payouts;
+        if payouts.orders > 0 {
+            line += &format!(
+                " payouts={} accepted={} paid={} queue_timeouts={}",
+                payouts.orders, payouts.accepted, payouts.paid, payouts.queue_timeouts
+            );
+        }
+        line
     }
 }
 

@@ -262,6 +262,34 @@ fn an_order_never_started_times_out_to_its_queue_timeout_url_and_pays_nothing() 
 }
 
 #[test]
+fn a_payment_that_started_and_missed_its_deadline_goes_to_the_result_url() {
+    let mut p = payroll();
+    let ordered = order(&p, "AG_6", "emp-6", ksh(100));
+    open(&mut p, &ordered);
+    let pay = payment(&p, &ordered);
+    assert!(matches!(
+        p.c.submit(pay.clone()),
+        Applied::TransferPrepared(_)
+    ));
+    // The offer is lost; the payer aborts at the payment's deadline.
+    p.c.in_flight.clear();
+    p.c.now = pay.deadline_ms + 1;
+    p.c.tick();
+    p.c.deliver_all();
+    assert_eq!(
+        results(&p),
+        vec![(
+            "http://127.0.0.1:9/result".into(),
+            ResultCode::DeadlinePassed,
+            false,
+            false
+        )],
+        "its payment started, so the order did not time out in the queue"
+    );
+    assert_eq!(p.c.balance(&p.business), ksh(10_000));
+}
+
+#[test]
 fn initiators_are_set_by_name_and_bounded() {
     let mut p = payroll();
     let AccountRef::Business(business) = p.business.clone() else {

@@ -262,6 +262,13 @@ impl World {
                 "shard {shard} (leader node {leader}) still has transfers in flight: prepared {prepared:?}, accepted {accepted:?}, undelivered decisions {outbox:?}"
             ));
         }
+        // Every payout order closes: paid, refused, or timed out in the queue.
+        if ledger.payouts_held() > 0 {
+            return Some(format!(
+                "shard {shard} (leader node {leader}) still holds {} payout orders",
+                ledger.payouts_held()
+            ));
+        }
         // Every finished record leaves memory once its window and grace have passed, so the
         // final checks see the whole run through the history.
         if ledger.retiring() > 0 {
@@ -335,6 +342,7 @@ impl World {
         self.check_answers(&histories, &mut problems);
         self.check_balances(&histories, &mut problems);
         self.check_confirmed_in_history(&histories, &mut problems);
+        self.check_payouts(&histories, &mut problems);
         self.check_reads(&mut problems);
         let recorded = std::mem::take(&mut self.recorder().violations);
         problems.extend(recorded);

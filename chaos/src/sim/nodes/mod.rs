@@ -16,6 +16,7 @@
 //! | `node.rs` | one node: start (on its disk), crash, step |
 //! | `world.rs` | the event loop: time, network weather, callers, node stepping |
 //! | `setup.rs` | a seed's cluster shape, the bank opened and funded, the workload |
+//! | `payouts.rs` | business payout orders, their payments, and their checks |
 //! | `faults.rs` | the fault schedule; applying and healing faults |
 //! | `recorder.rs` | what every replica applied: log matching, balance history for reads |
 //! | `checks.rs` | per-step and final checks |
@@ -30,6 +31,7 @@ mod env;
 mod faults;
 mod history_checks;
 mod node;
+mod payouts;
 mod recorder;
 pub mod scripted;
 mod setup;
@@ -73,6 +75,7 @@ pub fn run_seed(cfg: &NodesConfig, seed: u64, tariffs: Arc<Tariffs>) -> SeedRepo
             None => report.ambiguous += 1,
         }
     }
+    report.payouts = world.payout_tally();
     let stats = world.stats.clone();
     report.crashes = stats.crashes;
     report.partitions = stats.partitions;

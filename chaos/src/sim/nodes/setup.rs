@@ -1,6 +1,7 @@
 //! A seed's world: the cluster's shape, the bank opened and funded through the API, then the
 //! workload — transfers of every kind (some reusing another's id with other content, some
-//! with a wrong PIN), balance reads and status reads — and the fault schedule.
+//! with a wrong PIN), business payout orders (`payouts.rs`), balance reads and status reads —
+//! and the fault schedule.
 
 use std::sync::Arc;
 
@@ -137,13 +138,9 @@ pub(super) fn build(cfg: &NodesConfig, seed: u64, tariffs: Arc<Tariffs>) -> Worl
     world.setup.opens_left = opens.len();
     for open in opens {
         let shard = world.map.shard_of(&open.account);
-        world.commands.push(CommandClient {
-            shard,
-            command: Command::OpenAccount(open),
-            pending: None,
-            done: false,
-            attempts: 0,
-        });
+        world
+            .commands
+            .push(CommandClient::new(shard, Command::OpenAccount(open)));
         let i = world.commands.len() - 1;
         world.schedule(300, Event::Command(i));
     }
@@ -267,6 +264,7 @@ impl World {
             let i = self.balance_reads.len() - 1;
             self.schedule(at, Event::Balance(i));
         }
+        self.schedule_payouts(start);
         schedule_faults(self, start);
         self.schedule(self.workload_end, Event::Heal);
     }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot::error::TryRecvError;
+use tuma_actors::outcome::ResultCode;
 use tuma_actors::ShardMap;
 use tuma_cluster::engine::{ClientReply, ClientRequest, EngineConfig};
 use tuma_cluster::transport::NodeId;
@@ -101,13 +102,31 @@ pub struct Stats {
     pub faults: u64,
 }
 
-/// An admin command (account registration) and its caller.
+/// An admin or business command (an account's registration, a payout order) and its caller.
 pub(super) struct CommandClient {
     pub shard: u32,
     pub command: tuma_actors::ledger::Command,
     pub pending: Option<Pending>,
     pub done: bool,
+    /// The final answer's result code.
+    pub result: Option<ResultCode>,
     pub attempts: u32,
+    /// The payout order this command opens (an index into `World::payouts`), if it opens one.
+    pub opens_payout: Option<usize>,
+}
+
+impl CommandClient {
+    pub fn new(shard: u32, command: tuma_actors::ledger::Command) -> CommandClient {
+        CommandClient {
+            shard,
+            command,
+            pending: None,
+            done: false,
+            result: None,
+            attempts: 0,
+            opens_payout: None,
+        }
+    }
 }
 
 pub(super) struct World {
@@ -128,6 +147,7 @@ pub(super) struct World {
     pub status_reads: Vec<StatusRead>,
     pub metas: Vec<MetaClient>,
     pub commands: Vec<CommandClient>,
+    pub payouts: Vec<super::payouts::PayoutOrder>,
     /// Callers waiting on each node.
     waiting: BTreeMap<NodeId, BTreeSet<Caller>>,
     /// This seed's bound on clock skew.
@@ -800,12 +820,22 @@ impl World {
                 _ => self.retry_later(Event::Meta(i)),
             },
             Caller::Command(i) => match reply {
-                ClientReply::Done(_) | ClientReply::DoneMany(_) | ClientReply::Refused(_) => {
-                    self.commands[i].done = true;
-                    self.after_command();
+                ClientReply::Done(code) | ClientReply::Refused(code) => {
+                    self.command_answered(i, code)
                 }
+                ClientReply::DoneMany(_) => self.command_answered(i, ResultCode::Success),
                 _ => self.retry_later(Event::Command(i)),
             },
+        }
+    }
+
+    fn command_answered(&mut self, i: usize, code: ResultCode) {
+        let command = &mut self.commands[i];
+        command.done = true;
+        command.result = Some(code);
+        match command.opens_payout {
+            Some(order) => self.payout_opened(order, code),
+            None => self.after_command(),
         }
     }
 
@@ -878,6 +908,7 @@ impl World {
             status_reads: Vec::new(),
             metas: Vec::new(),
             commands: Vec::new(),
+            payouts: Vec::new(),
             waiting: BTreeMap::new(),
             skew_ms_max: 0,
             hair_trigger: false,
