@@ -25,6 +25,8 @@ mod callbacks;
 pub mod credentials;
 pub mod envelope;
 mod express;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 mod initiator;
 mod oauth;

@@ -263,6 +263,11 @@ impl TestCluster {
         }
     }
 
+    /// Node `id`'s peer port address (`127.0.0.1:port`).
+    pub fn peer_addr(&self, id: usize) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.nodes[id - 1].peer_port))
+    }
+
     pub fn url(&self, id: usize) -> &str {
         &self.nodes[id - 1].url
     }

@@ -29,9 +29,22 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The metric names registered with `counter!`, `gauge!` or `histogram!` in `text`.
+/// The metric names registered with `counter!`, `gauge!` or `histogram!` in `text`, and those
+/// named by `METRIC_…` constants (registered through the constant).
 fn registered(text: &str) -> Vec<String> {
     let mut names = Vec::new();
+    for line in text.lines() {
+        let constant = line
+            .trim_start()
+            .trim_start_matches("pub ")
+            .strip_prefix("const METRIC_");
+        if let Some(quoted) = constant.and_then(|rest| rest.split_once("&str = \"")) {
+            let name: String = quoted.1.chars().take_while(|c| *c != '"').collect();
+            if name.starts_with("tuma_") {
+                names.push(name);
+            }
+        }
+    }
     for macro_name in ["counter!(", "gauge!(", "histogram!("] {
         let mut rest = text;
         while let Some(at) = rest.find(macro_name) {
@@ -127,6 +140,8 @@ fn the_catalogue_the_alerts_and_the_dashboard_agree_with_the_code() {
 fn the_scanner_finds_names_across_lines_and_ignores_others() {
     let code = "metrics::counter!(\n    \"tuma_a_total\",\n    \"kind\" => k\n);\nhistogram!(\"tuma_b_seconds\");\ncounter!(name);\ngauge!(\"other\");";
     assert_eq!(registered(code), vec!["tuma_a_total", "tuma_b_seconds"]);
+    let constant = "pub const METRIC_X: &str = \"tuma_x_total\";\nconst OTHER: &str = \"tuma_y\";";
+    assert_eq!(registered(constant), vec!["tuma_x_total"]);
     assert_eq!(
         mentioned("rate(tuma_x_total[1m]) / tuma_y"),
         ["tuma_x_total", "tuma_y"].map(String::from).into()

@@ -74,6 +74,8 @@ pub(crate) enum HandshakeError {
     Refused,
     #[error("handshake timed out")]
     Timeout,
+    #[error("pushed out by newer unauthenticated connections")]
+    PushedOut,
 }
 
 /// The plaintext hello (connector) or reply (acceptor).

@@ -103,10 +103,15 @@ pub(crate) fn seal_batch<M: Serialize>(
 }
 
 /// Decodes a verified plaintext into the batch it carries; trailing bytes are malformed.
+///
+/// The decoder may claim at most [`MAX_FRAME_BYTES`](super::MAX_FRAME_BYTES) in all: without a
+/// bound, a string or byte field whose length prefix says 3 GB made bincode allocate (zeroed)
+/// 3 GB before it found the frame held 13 bytes (found by the `peer_frames` fuzz target).
 pub(crate) fn decode_batch<M: DeserializeOwned>(plain: &[u8]) -> Result<Vec<M>, FrameError> {
-    let (batch, used): (Vec<M>, usize) =
-        bincode::serde::decode_from_slice(plain, bincode::config::standard())
-            .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    const LIMIT: usize = super::MAX_FRAME_BYTES;
+    let config = bincode::config::standard().with_limit::<LIMIT>();
+    let (batch, used): (Vec<M>, usize) = bincode::serde::decode_from_slice(plain, config)
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
     if used != plain.len() {
         return Err(FrameError::Malformed(format!(
             "{} trailing bytes",

@@ -28,8 +28,11 @@
 //! messages queued meanwhile. On the receiving side messages are handed to the inbound channel
 //! with `send().await`, so a slow node pushes back on the socket rather than buffering unboundedly.
 
+mod admission;
 mod crypto;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod tasks;
 #[cfg(test)]
 mod tests;
@@ -52,12 +55,17 @@ pub type NodeId = u64;
 
 /// Shortest accepted cluster secret, in bytes.
 pub const MIN_SECRET_LEN: usize = 16;
+/// Largest accepted `frame_bytes_max`: also the most a frame's decoding may claim, so a length
+/// prefix inside a frame cannot make the node allocate more than this (see `frame.rs`).
+pub const MAX_FRAME_BYTES: usize = 256 << 20;
 /// Smallest accepted `frame_bytes_max`.
 pub const MIN_FRAME_BYTES: usize = 1024;
 /// Messages refused because a peer's queue was full.
 pub const METRIC_DROPPED: &str = "tuma_transport_dropped_total";
 /// Inbound connections that failed the handshake.
 pub const METRIC_AUTH_FAILURES: &str = "tuma_transport_auth_failures_total";
+/// Unauthenticated inbound connections pushed out by newer ones (see `admission.rs`).
+pub const METRIC_HANDSHAKES_PUSHED_OUT: &str = "tuma_transport_handshakes_pushed_out_total";
 /// Frames refused after the handshake (forged, replayed, oversize, undecodable).
 pub const METRIC_FRAMES_REJECTED: &str = "tuma_transport_frames_rejected_total";
 /// Frames written to peers.
@@ -130,10 +138,9 @@ impl TransportConfig {
         if self.batch_max == 0 {
             return fail("batch_max must be at least 1".into());
         }
-        if self.frame_bytes_max < MIN_FRAME_BYTES || self.frame_bytes_max > u32::MAX as usize {
+        if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&self.frame_bytes_max) {
             return fail(format!(
-                "frame_bytes_max must be between {MIN_FRAME_BYTES} and {} bytes",
-                u32::MAX
+                "frame_bytes_max must be between {MIN_FRAME_BYTES} and {MAX_FRAME_BYTES} bytes"
             ));
         }
         if self.reconnect_backoff_min_ms == 0 {
@@ -203,6 +210,8 @@ pub struct TransportStats {
     pub auth_failures: u64,
     /// Frames refused after authentication (forged, replayed, oversize, undecodable).
     pub frames_rejected: u64,
+    /// Unauthenticated connections pushed out by newer ones.
+    pub handshakes_pushed_out: u64,
 }
 
 /// The live counters behind [`TransportStats`], each mirrored into a metric.
@@ -212,6 +221,7 @@ struct Counters {
     frames_received: AtomicU64,
     auth_failures: AtomicU64,
     frames_rejected: AtomicU64,
+    handshakes_pushed_out: AtomicU64,
 }
 
 impl Counters {
@@ -226,6 +236,7 @@ impl Counters {
             frames_received: self.frames_received.load(Ordering::Relaxed),
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
             frames_rejected: self.frames_rejected.load(Ordering::Relaxed),
+            handshakes_pushed_out: self.handshakes_pushed_out.load(Ordering::Relaxed),
         }
     }
 }

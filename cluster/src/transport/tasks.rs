@@ -11,24 +11,29 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tracing::{debug, info, warn, Instrument};
 
+use super::admission::Admission;
 use super::crypto::{self, HandshakeError, Sealer};
 use super::frame::{self, FrameError};
 use super::{
     NodeId, Shared, METRIC_AUTH_FAILURES, METRIC_FRAMES_RECEIVED, METRIC_FRAMES_REJECTED,
-    METRIC_FRAMES_SENT,
+    METRIC_FRAMES_SENT, METRIC_HANDSHAKES_PUSHED_OUT,
 };
 
 /// Longest a TCP connect may take before it counts as a failure.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a handshake may take, either side: a silent client cannot hold a slot for long.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most inbound connections served at once; more are closed at accept.
 const MAX_INBOUND_CONNECTIONS: usize = 1024;
+/// Most connections of the node, and of one source address, still in their handshake: beyond
+/// them the oldest is pushed out ([`Admission`]).
+const PENDING_HANDSHAKES_MAX: usize = 128;
+const PENDING_HANDSHAKES_PER_SOURCE_MAX: usize = 32;
 /// Read buffer of an inbound connection.
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -172,8 +177,11 @@ async fn write_batch<M: Serialize>(
 }
 
 /// Accept loop: serves each inbound connection in its own task, at most
-/// [`MAX_INBOUND_CONNECTIONS`] at once. The readers live in a `JoinSet` owned by this task, so
-/// aborting the accept loop (shutdown) also closes every inbound connection.
+/// [`MAX_INBOUND_CONNECTIONS`] at once; of those still in their handshake, a new one pushes out
+/// the oldest beyond [`PENDING_HANDSHAKES_PER_SOURCE_MAX`] of its address or
+/// [`PENDING_HANDSHAKES_MAX`] overall, so silent sockets cannot lock real peers out. The readers
+/// live in a `JoinSet` owned by this task, so aborting the accept loop (shutdown) also closes
+/// every inbound connection.
 pub(super) async fn run_acceptor<M: DeserializeOwned + Send + 'static>(
     shared: Arc<Shared>,
     listener: TcpListener,
@@ -181,6 +189,8 @@ pub(super) async fn run_acceptor<M: DeserializeOwned + Send + 'static>(
 ) {
     let slots = Arc::new(Semaphore::new(MAX_INBOUND_CONNECTIONS));
     let mut readers = JoinSet::new();
+    let mut admission = Admission::new(PENDING_HANDSHAKES_MAX, PENDING_HANDSHAKES_PER_SOURCE_MAX);
+    let (handshake_ended, mut ended) = mpsc::unbounded_channel::<u64>();
     loop {
         while readers.try_join_next().is_some() {}
         let (stream, addr) = match listener.accept().await {
@@ -191,9 +201,31 @@ pub(super) async fn run_acceptor<M: DeserializeOwned + Send + 'static>(
                 continue;
             }
         };
+        while let Ok(id) = ended.try_recv() {
+            admission.remove(id);
+        }
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             warn!(%addr, "too many inbound peer connections; closing this one");
             continue;
+        };
+        let (cancel, cancelled) = oneshot::channel::<()>();
+        let (id, pushed_out) = admission.admit(addr.ip(), cancel);
+        if !pushed_out.is_empty() {
+            let counters = &shared.counters;
+            counters.add(
+                &counters.handshakes_pushed_out,
+                METRIC_HANDSHAKES_PUSHED_OUT,
+                pushed_out.len() as u64,
+            );
+            debug!(%addr, pending = admission.pending(), "unauthenticated connections pushed out");
+        }
+        for cancel in pushed_out {
+            let _ = cancel.send(());
+        }
+        let handshake = Handshake {
+            id,
+            cancelled,
+            ended: handshake_ended.clone(),
         };
         let span = tracing::info_span!(
             "peer_in",
@@ -201,7 +233,7 @@ pub(super) async fn run_acceptor<M: DeserializeOwned + Send + 'static>(
             peer = tracing::field::Empty,
             %addr
         );
-        let reader = serve_inbound(shared.clone(), stream, inbound.clone());
+        let reader = serve_inbound(shared.clone(), stream, handshake, inbound.clone());
         readers.spawn(
             async move {
                 reader.await;
@@ -212,23 +244,38 @@ pub(super) async fn run_acceptor<M: DeserializeOwned + Send + 'static>(
     }
 }
 
+/// An inbound connection's place among the pending handshakes.
+struct Handshake {
+    id: u64,
+    /// Resolves when the acceptor pushes this connection out (or forgets it).
+    cancelled: oneshot::Receiver<()>,
+    /// Where to report that the handshake ended.
+    ended: mpsc::UnboundedSender<u64>,
+}
+
 /// Reader of one inbound connection: handshake, then frames until the connection ends. Each
 /// message is forwarded with `send().await`, so a slow node pushes back on the socket.
 async fn serve_inbound<M: DeserializeOwned>(
     shared: Arc<Shared>,
     mut stream: TcpStream,
+    handshake: Handshake,
     inbound: mpsc::Sender<(NodeId, M)>,
 ) {
     let config = &shared.config;
     let counters = &shared.counters;
     let _ = stream.set_nodelay(true);
-    let handshake = crypto::accept(&mut stream, config.node_id, &config.secret);
-    let outcome = match timeout(HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(HandshakeError::Timeout),
+    let accepting = crypto::accept(&mut stream, config.node_id, &config.secret);
+    let outcome = tokio::select! {
+        outcome = timeout(HANDSHAKE_TIMEOUT, accepting) => {
+            outcome.unwrap_or(Err(HandshakeError::Timeout))
+        }
+        _ = handshake.cancelled => Err(HandshakeError::PushedOut),
     };
+    let _ = handshake.ended.send(handshake.id);
     let (peer, mut opener) = match outcome {
         Ok(session) => session,
+        // Counted by the acceptor.
+        Err(HandshakeError::PushedOut) => return,
         Err(e) => {
             counters.add(&counters.auth_failures, METRIC_AUTH_FAILURES, 1);
             warn!(reason = %e, "peer authentication failed");

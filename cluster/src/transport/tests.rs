@@ -375,3 +375,18 @@ async fn config_is_validated() {
     assert_ne!(started.local_addr().port(), 0);
     started.shutdown();
 }
+
+/// Found by the `peer_frames` fuzz target: 13 bytes whose length prefix claims a 3.7 GB string
+/// made the decoder allocate it before reading. Refused by the decoding limit now.
+#[test]
+fn a_length_prefix_beyond_the_frame_limit_is_refused_before_allocating() {
+    let claims_gigabytes = [
+        0x0f, 0x07, 0x08, 0x03, 0xdd, 0x00, 0x0f, 0x00, 0xfc, 0xff, 0xff, 0x03, 0xdd,
+    ];
+    let refused = frame::decode_batch::<crate::wire::PeerFrame>(&claims_gigabytes)
+        .expect_err("13 bytes are not a batch");
+    assert!(
+        refused.to_string().to_lowercase().contains("limit"),
+        "refused by the limit, not after allocating: {refused}"
+    );
+}

@@ -163,7 +163,9 @@ pub(super) fn check(menu: &Menu, places: &Places) -> Vec<MenuError> {
             }
             let filled = fill(screen.text(), &longest_fill(&names));
             let shown = screen.shown(&filled);
-            let again = format!("{}\n{shown}", menu.message(Message::InvalidEntry));
+            // A missing message is reported below; the screen is measured without it.
+            let invalid_entry = menu.messages.get(&Message::InvalidEntry);
+            let again = format!("{}\n{shown}", invalid_entry.map_or("", String::as_str));
             let chars = again.chars().count();
             if chars > SCREEN_CHARS_MAX {
                 fault(

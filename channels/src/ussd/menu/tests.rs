@@ -141,6 +141,25 @@ fn messages_are_all_there_known_and_fit() {
     assert_eq!(errors[0].line, Some(line_of(&text, "balance = \"Your")));
 }
 
+/// Found by the `menu_file` fuzz target: a menu without its "invalid entry" message panicked
+/// while its screens were measured, instead of being refused.
+#[test]
+fn a_menu_missing_its_invalid_entry_message_is_refused_not_a_panic() {
+    let line = DEFAULT_MENUS[0]
+        .1
+        .lines()
+        .find(|l| l.starts_with("invalid_entry = "))
+        .expect("the shipped menu has the message");
+    let text = customer_with(line, "inlavdei_ntry = \"Invalid entry.\"");
+    let messages: Vec<String> = errors_of(&text).iter().map(ToString::to_string).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m == "message invalid_entry is missing"),
+        "{messages:?}"
+    );
+}
+
 #[test]
 fn a_file_that_is_not_toml_names_the_line() {
     let text = customer_with("start = \"main\"", "start = main");
