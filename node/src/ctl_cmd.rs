@@ -56,6 +56,11 @@ enum CtlCommand {
         #[command(subcommand)]
         command: DarajaCommand,
     },
+    /// Scoped API keys (operator, care, auditor): list, create, rotate, revoke.
+    Keys {
+        #[command(subcommand)]
+        command: crate::ctl_keys::KeysCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -127,6 +132,13 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
     if let CtlCommand::Menus { command } = &args.command {
         return runtime.block_on(menus(&args.node, &args.admin_token, command));
     }
+    if let CtlCommand::Keys { command } = &args.command {
+        return runtime.block_on(crate::ctl_keys::keys(
+            &args.node,
+            &args.admin_token,
+            command,
+        ));
+    }
     if let CtlCommand::Businesses { command } = &args.command {
         return runtime.block_on(businesses(&args.node, &args.admin_token, command));
     }
@@ -169,6 +181,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
         CtlCommand::Import { .. }
         | CtlCommand::Menus { .. }
         | CtlCommand::Businesses { .. }
+        | CtlCommand::Keys { .. }
         | CtlCommand::Daraja { .. } => {}
     }
     Ok(ExitCode::SUCCESS)

@@ -5,6 +5,7 @@ mod chaos_cmd;
 mod cluster_cmd;
 mod config;
 mod ctl_cmd;
+mod ctl_keys;
 mod duration;
 mod http;
 mod join;

@@ -135,12 +135,17 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
         config.daraja.clone(),
     );
     daraja.spawn();
+    let access = Arc::new(http::access::Access::new(
+        &config.admin_token,
+        &config.secret,
+    ));
+    access.spawn_refresh(service.clone());
     let mut state = http::ApiState::new(
         service,
         ussd,
         sms,
         daraja,
-        &config.admin_token,
+        access,
         config.test_hooks,
         prometheus,
     );

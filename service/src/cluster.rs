@@ -137,9 +137,21 @@ impl Service {
     /// Stores a document for the layers above the cluster (menus…), replicated through the
     /// meta group; answers its version (unchanged when the body is the one stored).
     pub async fn put_document(&self, name: &str, body: String) -> Result<u64, ServiceError> {
+        self.put_document_over(name, body, None).await
+    }
+
+    /// As [`Service::put_document`], only over version `expected_version` (0: none yet);
+    /// `Conflict` when another writer got there first.
+    pub async fn put_document_over(
+        &self,
+        name: &str,
+        body: String,
+        expected_version: Option<u64>,
+    ) -> Result<u64, ServiceError> {
         let command = MetaCommand::PutDocument {
             name: name.to_string(),
             body,
+            expected_version,
         };
         match self.change_cluster(command).await? {
             MetaOutcome::DocumentVersion(version) => Ok(version),

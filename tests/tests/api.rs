@@ -44,6 +44,21 @@ fn bad_input_gets_a_clear_error_and_moves_no_money() {
         body["error"].as_str().unwrap().contains("malformed JSON"),
         "{body}"
     );
+    // A body over the limit is refused before it is read, with its own status.
+    let oversized = format!(
+        "{{\"request_id\":\"big\",\"note\":\"{}\"}}",
+        "x".repeat(300 * 1024)
+    );
+    let raw = cluster
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(oversized)
+        .send()
+        .unwrap();
+    assert_eq!(raw.status(), 413);
+    let body: Value = raw.json().unwrap();
+    assert!(body["error"].as_str().unwrap().contains("larger"), "{body}");
     let cases: Vec<(Value, &str)> = vec![
         (
             json!({"request_id": "x1", "kind": "teleport", "from": ALICE, "to": BOB, "amount": "10.00", "pin": PIN}),

@@ -107,9 +107,12 @@ pub enum MetaCommand {
         replicas: Vec<NodeId>,
     },
     /// Store a document under `name` (a new version if the body differs from the stored one).
+    /// With `expected_version` (0: no document yet), only over that version: a read-modify-write
+    /// that lost a race is refused instead of undoing the other writer's change.
     PutDocument {
         name: String,
         body: String,
+        expected_version: Option<u64>,
     },
 }
 
@@ -234,7 +237,11 @@ impl ClusterMeta {
             MetaCommand::SetLeaderOrder { shard, replicas } => {
                 self.set_leader_order(*shard, replicas)
             }
-            MetaCommand::PutDocument { name, body } => self.put_document(name, body, timestamp_ms),
+            MetaCommand::PutDocument {
+                name,
+                body,
+                expected_version,
+            } => self.put_document(name, body, *expected_version, timestamp_ms),
         };
         debug_assert!(self.check().is_ok(), "{:?}", self.check());
         outcome
@@ -286,7 +293,13 @@ impl ClusterMeta {
         MetaOutcome::Joined(id)
     }
 
-    fn put_document(&mut self, name: &str, body: &str, timestamp_ms: u64) -> MetaOutcome {
+    fn put_document(
+        &mut self,
+        name: &str,
+        body: &str,
+        expected_version: Option<u64>,
+        timestamp_ms: u64,
+    ) -> MetaOutcome {
         if name.is_empty()
             || name.len() > DOCUMENT_NAME_LEN_MAX
             || !name
@@ -304,6 +317,14 @@ impl ClusterMeta {
             ));
         }
         let room = self.documents.len() < DOCUMENTS_MAX;
+        let current = self.documents.get(name).map_or(0, |d| d.version);
+        let same_body = self.documents.get(name).is_some_and(|d| d.body == body);
+        if expected_version.is_some_and(|v| v != current) && !same_body {
+            return MetaOutcome::Refused(format!(
+                "document {name} is at version {current}, not {}: read it again",
+                expected_version.unwrap_or_default()
+            ));
+        }
         match self.documents.get_mut(name) {
             // The same body again (a retried put) is no new version.
             Some(stored) if stored.body == body => MetaOutcome::DocumentVersion(stored.version),

@@ -364,6 +364,7 @@ fn documents_are_versioned_by_body_and_bounded() {
     let put = |name: &str, body: &str| MetaCommand::PutDocument {
         name: name.into(),
         body: body.into(),
+        expected_version: None,
     };
     assert_eq!(
         meta.apply(&put("menu/customer-en", "a"), 10),
@@ -425,4 +426,49 @@ fn a_member_joining_again_records_where_it_serves_http() {
         http_addr: Some(http),
     };
     assert!(matches!(meta.apply(&stolen, 0), MetaOutcome::Refused(_)));
+}
+
+#[test]
+fn a_document_written_over_an_expected_version_refuses_a_lost_race_but_not_a_retry() {
+    let mut meta = cluster(3, 4);
+    let put = |body: &str, expected: u64| MetaCommand::PutDocument {
+        name: "access/keys".into(),
+        body: body.into(),
+        expected_version: Some(expected),
+    };
+    assert_eq!(
+        meta.apply(&put("a", 0), 10),
+        MetaOutcome::DocumentVersion(1)
+    );
+    assert_eq!(
+        meta.apply(&put("b", 1), 20),
+        MetaOutcome::DocumentVersion(2)
+    );
+    // Another writer read version 1 too: refused, "b" stays.
+    let lost = meta.apply(&put("c", 1), 30);
+    assert!(
+        matches!(&lost, MetaOutcome::Refused(r) if r.contains("version 2")),
+        "{lost:?}"
+    );
+    assert_eq!(meta.documents["access/keys"].body, "b");
+    // The winner's retry (its first attempt was applied, its answer lost) is no conflict.
+    assert_eq!(
+        meta.apply(&put("b", 1), 40),
+        MetaOutcome::DocumentVersion(2)
+    );
+    assert!(matches!(
+        meta.apply(&put("new", 1), 50),
+        MetaOutcome::Refused(_)
+    ));
+    assert!(matches!(
+        meta.apply(
+            &MetaCommand::PutDocument {
+                name: "fresh".into(),
+                body: "x".into(),
+                expected_version: Some(3)
+            },
+            60
+        ),
+        MetaOutcome::Refused(_)
+    ));
 }

@@ -14,31 +14,12 @@ use tuma_actors::pin::Pin;
 use tuma_actors::roles::AccountKind;
 use tuma_actors::transfer::TransferId;
 
+use super::access::{authorize, Permission};
 use super::error::ApiError;
 use super::ApiState;
 
 pub(super) const NAME_LEN_MAX: usize = 100;
 const CREDENTIAL_LEN_MAX: usize = 256;
-
-pub fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let expected = state.admin_token.as_bytes();
-    let equal = given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if equal {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized())
-    }
-}
 
 pub fn text_field(field: &'static str, value: &str, max: usize) -> Result<String, ApiError> {
     let value = value.trim();
@@ -94,7 +75,7 @@ pub async fn register_customer(
     headers: HeaderMap,
     body: Result<Json<CustomerIn>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::Register)?;
     let Json(body) = body?;
     let msisdn =
         Msisdn::parse(&body.msisdn).map_err(|e| ApiError::field("msisdn", e.to_string()))?;
@@ -130,7 +111,7 @@ pub async fn register_agent(
     headers: HeaderMap,
     body: Result<Json<AgentIn>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::Register)?;
     let Json(body) = body?;
     let number = AgentNumber::parse(&body.agent_number)
         .map_err(|e| ApiError::field("agent_number", e.to_string()))?;
@@ -169,7 +150,7 @@ pub async fn register_business(
     headers: HeaderMap,
     body: Result<Json<BusinessIn>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::Register)?;
     let Json(body) = body?;
     let shortcode = Shortcode::parse(&body.shortcode)
         .map_err(|e| ApiError::field("shortcode", e.to_string()))?;
@@ -219,7 +200,7 @@ pub async fn issue_float(
     headers: HeaderMap,
     body: Result<Json<FloatIn>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::Float)?;
     let Json(body) = body?;
     let id = TransferId::parse(&body.request_id)
         .map_err(|e| ApiError::field("request_id", e.to_string()))?;
@@ -256,7 +237,7 @@ pub async fn account(
     headers: HeaderMap,
     Path(reference): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ReadAccounts)?;
     let reference =
         AccountRef::parse(&reference).map_err(|e| ApiError::field("ref", e.to_string()))?;
     match state.service.account(&reference).await? {
@@ -276,7 +257,7 @@ pub async fn unlock_pin(
     headers: HeaderMap,
     body: Result<Json<PinIn>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ResetPins)?;
     let Json(body) = body?;
     let account =
         AccountRef::parse(&body.account).map_err(|e| ApiError::field("account", e.to_string()))?;
@@ -291,7 +272,7 @@ pub async fn reset_pin(
     headers: HeaderMap,
     body: Result<Json<PinIn>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ResetPins)?;
     let Json(body) = body?;
     let account =
         AccountRef::parse(&body.account).map_err(|e| ApiError::field("account", e.to_string()))?;
@@ -304,7 +285,7 @@ pub async fn cluster(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ReadCluster)?;
     let status = state.service.status().await?;
     Ok(Json(json!({
         "node": status.node_id,
@@ -324,7 +305,7 @@ pub async fn audit(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ReadAudit)?;
     let audit = state.service.audit().await?;
     let totals = &audit.totals;
     let money = |amount: tuma_actors::money::Money| amount.to_decimal_string();
@@ -357,7 +338,7 @@ pub async fn plant_panic(
     if !state.test_hooks {
         return Err(ApiError::not_found("test hooks are disabled"));
     }
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::TestHooks)?;
     let Json(body) = body?;
     let account =
         AccountRef::parse(&body.account).map_err(|e| ApiError::field("account", e.to_string()))?;
@@ -374,7 +355,7 @@ pub async fn plant_engine_panic(
     if !state.test_hooks {
         return Err(ApiError::not_found("test hooks are disabled"));
     }
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::TestHooks)?;
     let how = state.service.plant_engine_panic().await;
     Err::<Json<Value>, _>(ApiError::unavailable(format!(
         "the engine did not survive: {how}"
@@ -396,7 +377,7 @@ pub async fn set_clock_offset(
     let Some(offset) = state.clock_offset.as_ref().filter(|_| state.test_hooks) else {
         return Err(ApiError::not_found("test hooks are disabled"));
     };
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::TestHooks)?;
     let Json(body) = body?;
     if body.offset_ms.unsigned_abs() > 86_400_000 {
         return Err(ApiError::field("offset_ms", "at most a day either way"));

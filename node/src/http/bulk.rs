@@ -16,7 +16,8 @@ use tuma_actors::pin::PinHash;
 use tuma_actors::roles::AccountKind;
 use tuma_service::RowOutcome;
 
-use super::admin::{authorize, pin_field, text_field};
+use super::access::{authorize, Permission};
+use super::admin::{pin_field, text_field};
 use super::error::ApiError;
 use super::ApiState;
 
@@ -82,7 +83,7 @@ pub async fn register_customers(
     headers: HeaderMap,
     body: Result<Json<BulkIn>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::Register)?;
     let Json(body) = body?;
     if body.customers.is_empty() || body.customers.len() > BULK_ROWS_MAX {
         return Err(ApiError::field(

@@ -14,7 +14,8 @@ use tuma_actors::ledger::{PayoutState, Wallet, Wallets, CONVERSATION_ID_LEN_MAX}
 use tuma_actors::money::Money;
 use tuma_service::PayoutLookup;
 
-use super::admin::{authorize, text_field};
+use super::access::{authorize, Permission};
+use super::admin::text_field;
 use super::error::ApiError;
 use super::ApiState;
 
@@ -38,7 +39,7 @@ pub async fn set_initiator(
     Path((shortcode, name)): Path<(String, String)>,
     body: Result<Json<InitiatorIn>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ConfigureBusinesses)?;
     let Json(body) = body?;
     let business =
         Shortcode::parse(&shortcode).map_err(|e| ApiError::field("shortcode", e.to_string()))?;
@@ -78,7 +79,7 @@ pub async fn move_between_wallets(
     Path(business): Path<String>,
     body: Result<Json<MoveIn>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::Reverse)?;
     let Json(body) = body?;
     let business = shortcode(&business)?;
     let wallet = |field: &'static str, name: &str| {
@@ -115,7 +116,7 @@ pub async fn payout(
     headers: HeaderMap,
     Path((business, originator_id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ReadAccounts)?;
     let business = shortcode(&business)?;
     if originator_id.len() > CONVERSATION_ID_LEN_MAX {
         return Err(ApiError::field("originator_id", "too long"));

@@ -17,7 +17,7 @@ use tuma_actors::txn_id::TransactionId;
 use tuma_channels::sms::reversals;
 use tuma_service::TransferOutcome;
 
-use super::admin::authorize;
+use super::access::{authorize, Permission};
 use super::app::receipt_json;
 use super::error::ApiError;
 use super::ApiState;
@@ -33,7 +33,7 @@ pub async fn reverse(
     headers: HeaderMap,
     body: Result<Json<ReversalIn>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::Reverse)?;
     let Json(body) = body?;
     let id = TransferId::parse(&body.request_id)
         .map_err(|e| ApiError::field("request_id", e.to_string()))?;
@@ -62,7 +62,7 @@ pub async fn reversal_requests(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ReadAccounts)?;
     let open: Vec<_> = state
         .service
         .reversal_requests()
@@ -93,7 +93,7 @@ pub async fn approve_reversal_request(
     headers: HeaderMap,
     Path(txn): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::Reverse)?;
     let txn_id = receipt_path(&txn)?;
     let (decision, customer) = reversals::approve(&state.service, txn_id).await?;
     if let Some(text) = decision.text {
@@ -111,7 +111,7 @@ pub async fn decline_reversal_request(
     headers: HeaderMap,
     Path(txn): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::Reverse)?;
     let txn_id = receipt_path(&txn)?;
     let (text, customer) = reversals::decline(&state.service, txn_id).await?;
     notify(&state, &customer, text);

@@ -138,6 +138,15 @@ impl From<ServiceError> for ApiError {
 
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: "the request body is larger than this endpoint takes".into(),
+                field: None,
+                code: None,
+                retry_after_s: None,
+            };
+        }
         ApiError::bad_request(format!("malformed JSON: {}", rejection.body_text()))
     }
 }

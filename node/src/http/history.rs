@@ -15,7 +15,7 @@ use tuma_actors::money::Money;
 use tuma_actors::txn_id::TransactionId;
 use tuma_cluster::engine::StatementLine;
 
-use super::admin::authorize;
+use super::access::{authorize, Permission};
 use super::app::holder;
 use super::error::ApiError;
 use super::ApiState;
@@ -108,7 +108,7 @@ pub async fn care_statement(
     Path(reference): Path<String>,
     Query(page): Query<PageIn>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ReadAccounts)?;
     let account =
         AccountRef::parse(&reference).map_err(|e| ApiError::field("ref", e.to_string()))?;
     let limit = page.limit()?;
@@ -141,7 +141,7 @@ pub async fn receipt(
     headers: HeaderMap,
     Path(transaction_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ReadAccounts)?;
     let txn_id = TransactionId::parse(&transaction_id)
         .map_err(|e| ApiError::field("transaction_id", e.to_string()))?;
     let rows = state.service.receipt(txn_id).await?;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tuma_cluster::engine::NodeStatus;
 
-use super::admin::authorize;
+use super::access::{authorize, Permission};
 use super::error::ApiError;
 use super::ApiState;
 
@@ -35,7 +35,7 @@ pub async fn join(
     headers: HeaderMap,
     body: Result<Json<JoinBody>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::Members)?;
     let Json(body) = body?;
     if body.peer_addr.ip().is_unspecified() || body.peer_addr.port() == 0 {
         return Err(ApiError::field(
@@ -71,7 +71,7 @@ pub async fn remove(
     headers: HeaderMap,
     Path(node): Path<u64>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::Members)?;
     state.service.drain(node).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -84,7 +84,7 @@ pub async fn list(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ReadCluster)?;
     let status = state.service.status().await?;
     Ok(Json(cluster_json(&status)))
 }

@@ -9,7 +9,7 @@ use axum::Json;
 use serde_json::json;
 use tuma_channels::ussd::PushError;
 
-use super::admin::authorize;
+use super::access::{authorize, Permission};
 use super::error::ApiError;
 use super::ApiState;
 
@@ -17,7 +17,7 @@ pub async fn list(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ReadCluster)?;
     let menus: Vec<_> = state
         .ussd
         .menus()
@@ -32,7 +32,7 @@ pub async fn show(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ReadCluster)?;
     let menu = state
         .ussd
         .menu(&name)
@@ -51,7 +51,7 @@ pub async fn push(
     Path(name): Path<String>,
     body: String,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::PushMenus)?;
     match state.ussd.push_menu(&name, body).await {
         Ok(version) => Ok(Json(json!({ "name": name, "version": version })).into_response()),
         // Every fault, each with its line, so an editor can fix them all at once.
@@ -76,7 +76,7 @@ pub async fn session_ends(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ReadCluster)?;
     Ok(Json(json!({
         "live_sessions": state.ussd.live_sessions(),
         "ends": state.ussd.ends(),

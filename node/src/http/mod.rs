@@ -5,6 +5,8 @@
 //! | file | holds |
 //! |---|---|
 //! | `error.rs` | the JSON error answer and how each failure maps to a status code |
+//! | `access.rs` | who may call which admin endpoint: the bootstrap key, scoped keys and their roles |
+//! | `keys.rs` | `/admin/v1/keys`: scoped API keys created, listed, rotated, revoked |
 //! | `admin.rs` | `/admin/v1/…`: registration, float, accounts, cluster, audit, care |
 //! | `app.rs` | `/v1/…`: transfers, balance |
 //! | `prompts.rs` | `/v1/prompts…`: the customer's side of an M-Pesa Express prompt (pay, decline) |
@@ -20,6 +22,7 @@
 //!
 //! Amounts are decimal strings with two places (`"500.00"`), parsed by `Money::parse`.
 
+pub mod access;
 mod admin;
 mod app;
 mod bulk;
@@ -27,6 +30,7 @@ mod businesses;
 mod care;
 mod error;
 mod history;
+mod keys;
 mod members;
 mod menus;
 mod prompts;
@@ -34,6 +38,7 @@ mod sms;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -52,7 +57,8 @@ pub struct ApiState {
     pub sms: Sms,
     /// The business API (Daraja-compatible); its keys digest business credentials.
     pub daraja: Daraja,
-    pub admin_token: Arc<str>,
+    /// The bootstrap token and this node's copy of the cluster's key ring.
+    pub access: Arc<access::Access>,
     /// Enables `/admin/v1/test/…` fault hooks (tests only).
     pub test_hooks: bool,
     /// The engine clock's wall-clock offset, movable by the clock test hook (tests only).
@@ -66,7 +72,7 @@ impl ApiState {
         ussd: Ussd,
         sms: Sms,
         daraja: Daraja,
-        admin_token: &str,
+        access: Arc<access::Access>,
         test_hooks: bool,
         prometheus: Option<PrometheusHandle>,
     ) -> ApiState {
@@ -75,13 +81,19 @@ impl ApiState {
             ussd,
             sms,
             daraja,
-            admin_token: admin_token.into(),
+            access,
             test_hooks,
             clock_offset: None,
             prometheus,
         }
     }
 }
+
+/// Most bytes of a request body (a transfer, a USSD step, a Daraja call, a menu file…): more is
+/// answered 413 before it is read.
+pub const BODY_BYTES_MAX: usize = 256 * 1024;
+/// Most bytes of a bulk registration ([`bulk::BULK_ROWS_MAX`] rows with argon2id PIN hashes).
+pub const BULK_BODY_BYTES_MAX: usize = 8 << 20;
 
 /// The router with every endpoint.
 pub fn router(state: ApiState) -> Router {
@@ -98,7 +110,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/ready", get(admin::ready))
         .route("/metrics", get(admin::metrics))
         .route("/admin/v1/customers", post(admin::register_customer))
-        .route("/admin/v1/customers/bulk", post(bulk::register_customers))
+        .route(
+            "/admin/v1/customers/bulk",
+            post(bulk::register_customers).layer(DefaultBodyLimit::max(BULK_BODY_BYTES_MAX)),
+        )
         .route("/admin/v1/agents", post(admin::register_agent))
         .route("/admin/v1/businesses", post(admin::register_business))
         .route(
@@ -131,6 +146,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/v1/members", get(members::list).post(members::join))
         .route("/admin/v1/members/:id", delete(members::remove))
         .route("/admin/v1/audit", get(admin::audit))
+        .route("/admin/v1/keys", get(keys::list).post(keys::create))
+        .route("/admin/v1/keys/:id", delete(keys::revoke))
+        .route("/admin/v1/keys/:id/rotate", post(keys::rotate))
         .route("/admin/v1/test/panic", post(admin::plant_panic))
         .route("/admin/v1/test/clock", post(admin::set_clock_offset))
         .route(
@@ -159,4 +177,5 @@ pub fn router(state: ApiState) -> Router {
         .merge(ussd)
         .merge(sms)
         .merge(daraja)
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
@@ -14,7 +15,7 @@ use serde_json::{json, Value};
 use tuma_actors::msisdn::Msisdn;
 use tuma_channels::sms::TextView;
 
-use super::admin::authorize;
+use super::access::{authorize, Permission};
 use super::error::ApiError;
 use super::ApiState;
 
@@ -33,9 +34,10 @@ pub struct TextsQuery {
 pub async fn texts(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(query): Query<TextsQuery>,
+    query: Result<Query<TextsQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ReadCluster)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let msisdn =
         Msisdn::parse(&query.msisdn).map_err(|e| ApiError::field("msisdn", e.to_string()))?;
     let local = state
@@ -54,7 +56,7 @@ pub async fn texts(
     let mut unreachable = Vec::new();
     for (id, base) in &others {
         let url = format!("{base}/admin/v1/sms?msisdn={}&scope=node", msisdn.as_str());
-        match fetch(&client, &url, &state.admin_token).await {
+        match fetch(&client, &url, state.access.bootstrap_token()).await {
             Some(body) => texts.extend(
                 serde_json::from_value::<Vec<TextView>>(body["texts"].clone()).unwrap_or_default(),
             ),
@@ -79,7 +81,7 @@ pub async fn texts(
         }
         for (_, base) in &others {
             let url = format!("{base}/admin/v1/sms/reports?refs={}", waiting.join(","));
-            if let Some(body) = fetch(&client, &url, &state.admin_token).await {
+            if let Some(body) = fetch(&client, &url, state.access.bootstrap_token()).await {
                 for (reference, status) in body["reports"].as_object().into_iter().flatten() {
                     if let Some(status) = status.as_str() {
                         reports.insert(reference.clone(), status.to_string());
@@ -114,9 +116,10 @@ pub struct ReportsQuery {
 pub async fn reports(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(query): Query<ReportsQuery>,
+    query: Result<Query<ReportsQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Permission::ReadCluster)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let reports: serde_json::Map<String, Value> = query
         .refs
         .split(',')
