@@ -2,8 +2,10 @@
 //! SIGTERM, which it passes on (each node then shuts down cleanly).
 //!
 //! The data directory holds `cluster.toml` (node count, ports, shards, replicas), the generated
-//! `cluster-secret` and `admin-token`, and one `node-<id>/` directory and `node-<id>.log` per
-//! node, so running the same command again brings the same cluster back with its money.
+//! `cluster-secret` and `admin-token`, a local CA and each node's certificate in `tls/` (the
+//! nodes serve HTTPS; `--plain-http` turns that off), and one `node-<id>/` directory and
+//! `node-<id>.log` per node, so running the same command again brings the same cluster back
+//! with its money.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode};
@@ -58,6 +60,9 @@ pub struct UpArgs {
     /// Pass --enable-test-hooks to the nodes.
     #[arg(long, hide = true)]
     enable_test_hooks: bool,
+    /// Serve plain HTTP instead of HTTPS (no local CA).
+    #[arg(long)]
+    plain_http: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -166,6 +171,15 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
         args.admin_token.clone(),
         || random_hex(16),
     )?;
+    let tls = if args.plain_http {
+        None
+    } else {
+        Some(crate::tls::local_ca(
+            &args.data.join("tls"),
+            layout.nodes as usize,
+        )?)
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let members = launch::loopback_members(layout.peer_ports.iter().copied());
     let binary = std::env::current_exe().context("locating the tuma binary")?;
     let mut launches = Vec::new();
@@ -186,6 +200,15 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
         }
         if args.enable_test_hooks {
             extra_args.push("--enable-test-hooks".into());
+        }
+        if let Some(tls) = &tls {
+            for (flag, path) in [
+                ("--tls-cert", &tls.nodes[i].cert),
+                ("--tls-key", &tls.nodes[i].key),
+                ("--tls-ca", &tls.ca_cert),
+            ] {
+                extra_args.extend([flag.to_string(), path.display().to_string()]);
+            }
         }
         launches.push(NodeLaunch {
             binary: binary.clone(),
@@ -217,7 +240,7 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
         let mut command = launch.command().context("preparing a node")?;
         let child = command.spawn().context("starting a node")?;
         println!(
-            "node {} http=http://127.0.0.1:{} peer=127.0.0.1:{} pid={}",
+            "node {} http={scheme}://127.0.0.1:{} peer=127.0.0.1:{} pid={}",
             launch.id,
             layout.http_ports[i],
             layout.peer_ports[i],
@@ -228,15 +251,28 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
     if !token_given {
         println!("admin token: {token}");
     }
+    if let Some(tls) = &tls {
+        println!("CA certificate: {}", tls.ca_cert.display());
+    }
     let urls: Vec<String> = layout
         .http_ports
         .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
+        .map(|p| format!("{scheme}://127.0.0.1:{p}"))
         .collect();
+    let client = crate::tls::client(
+        tls.as_ref().map(|t| t.ca_cert.as_path()),
+        Duration::from_secs(5),
+    )?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let curl = match &tls {
+        Some(tls) => format!("curl -s --cacert {}", tls.ca_cert.display()),
+        None => "curl -s".to_string(),
+    };
     let outcome = runtime.block_on(supervise(
+        &client,
+        &curl,
         &urls,
         &token,
         layout.shards,
@@ -247,7 +283,10 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
     outcome
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn supervise(
+    client: &reqwest::Client,
+    curl: &str,
     urls: &[String],
     token: &str,
     shards: u32,
@@ -256,14 +295,11 @@ async fn supervise(
 ) -> anyhow::Result<ExitCode> {
     // Listen for the stop signals first, so a signal during start-up still stops the nodes.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
     let start = async {
-        wait_ready(&client, urls, token, shards, children).await?;
+        wait_ready(client, urls, token, shards, children).await?;
         println!("cluster ready");
         if demo {
-            crate::cluster_cmd::demo(&client, &urls[0], token).await?;
+            crate::cluster_cmd::demo(client, &urls[0], token, curl).await?;
         }
         Ok::<(), anyhow::Error>(())
     };
@@ -361,7 +397,7 @@ fn stop(children: &mut [Child]) {
 }
 
 /// Demo accounts: customers, an agent and a paybill, each funded; then what to try.
-async fn demo(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<()> {
+async fn demo(client: &reqwest::Client, url: &str, token: &str, curl: &str) -> anyhow::Result<()> {
     let post = |path: &str, body: Value| {
         client
             .post(format!("{url}{path}"))
@@ -412,9 +448,9 @@ async fn demo(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Resul
         ensure_ok(r.status(), "issuing demo float")?;
     }
     println!("demo: customers 254700000001 (Ksh20,000), 254700000002 (Ksh5,000), 254700000003; agent:500100 (float Ksh100,000); paybill business:888880 (Ksh50,000; API key demo-key, secret demo-secret, passkey demo-passkey, initiator demo_api with password demo-initiator). Every PIN is 1234.");
-    println!("try:  curl -s -X POST {url}/v1/transfers -H 'content-type: application/json' -d '{{\"request_id\":\"first-1\",\"kind\":\"send_money\",\"from\":\"254700000001\",\"to\":\"254700000002\",\"amount\":\"1000.00\",\"pin\":\"1234\"}}'");
-    println!("then: curl -s {url}/v1/accounts/254700000002/balance -H 'X-Tuma-Pin: 1234'");
-    println!("ussd: curl -s {url}/ussd/v1/callback -d sessionId=demo-1 -d serviceCode='*334#' -d phoneNumber=+254700000001 -d text=   (then text=1, text=1*0700000002, … as README shows; the agent 500100 dials *335# from 254700000009, store 1)");
+    println!("try:  {curl} -X POST {url}/v1/transfers -H 'content-type: application/json' -d '{{\"request_id\":\"first-1\",\"kind\":\"send_money\",\"from\":\"254700000001\",\"to\":\"254700000002\",\"amount\":\"1000.00\",\"pin\":\"1234\"}}'");
+    println!("then: {curl} {url}/v1/accounts/254700000002/balance -H 'X-Tuma-Pin: 1234'");
+    println!("ussd: {curl} {url}/ussd/v1/callback -d sessionId=demo-1 -d serviceCode='*334#' -d phoneNumber=+254700000001 -d text=   (then text=1, text=1*0700000002, … as README shows; the agent 500100 dials *335# from 254700000009, store 1)");
     Ok(())
 }
 

@@ -66,6 +66,16 @@ pub struct NodeArgs {
     /// Log lines as `text` (default) or `json` (one object per line, for log shippers).
     #[arg(long, env = "TUMA_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Serve HTTPS with this certificate (PEM, with its chain); needs --tls-key.
+    #[arg(long, env = "TUMA_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM; readable by its owner only).
+    #[arg(long, env = "TUMA_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust when this node calls other members over HTTPS (a
+    /// private CA, such as the one `tuma cluster up` makes).
+    #[arg(long, env = "TUMA_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
     /// A file holding the PIN key's secret material (the same on every node, outside the data
     /// directory); default: derived from the cluster secret.
     #[arg(long, env = "TUMA_PIN_KEY_FILE")]
@@ -197,6 +207,9 @@ struct FileConfig {
     replicas: Option<usize>,
     pin_hash: Option<String>,
     log_format: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
     pin_key_file: Option<PathBuf>,
     pin_hash_memory_kib: Option<u32>,
     pin_hash_iterations: Option<u32>,
@@ -244,6 +257,10 @@ pub struct NodeConfig {
     /// This node's id; `0` when joining without --id (the cluster assigns one).
     pub id: u64,
     pub log_format: LogFormat,
+    /// HTTPS on the HTTP listener (plain HTTP when `None`).
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// The CA trusted for calls to other members.
+    pub tls_ca: Option<PathBuf>,
     pub data: PathBuf,
     pub listen_peer: SocketAddr,
     pub listen_http: SocketAddr,
@@ -481,9 +498,31 @@ impl NodeArgs {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("--log-format {other:?} is not `text` or `json`"),
         };
+        let tls = match (
+            self.tls_cert.clone().or(file.tls_cert),
+            self.tls_key.clone().or(file.tls_key),
+        ) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                if !cert.is_file() {
+                    bail!("--tls-cert {} is not a file", cert.display());
+                }
+                crate::tls::check_secret_file(&key).context("--tls-key")?;
+                Some(crate::tls::TlsFiles { cert, key })
+            }
+            _ => bail!("--tls-cert and --tls-key go together"),
+        };
+        let tls_ca = self.tls_ca.clone().or(file.tls_ca);
+        if let Some(ca) = &tls_ca {
+            if !ca.is_file() {
+                bail!("--tls-ca {} is not a file", ca.display());
+            }
+        }
         Ok(NodeConfig {
             id,
             log_format,
+            tls,
+            tls_ca,
             data,
             listen_peer,
             listen_http,
@@ -761,6 +800,37 @@ mod tests {
         ] {
             assert!(bad.resolve().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn https_needs_a_certificate_and_a_private_key() {
+        let dir = std::env::temp_dir().join(format!("tuma-config-tls-{}", std::process::id()));
+        let tls = crate::tls::local_ca(&dir, 1).unwrap();
+        let files = &tls.nodes[0];
+        let served = NodeArgs {
+            tls_cert: Some(files.cert.clone()),
+            tls_key: Some(files.key.clone()),
+            tls_ca: Some(tls.ca_cert.clone()),
+            ..args()
+        };
+        assert!(served.clone().resolve().unwrap().tls.is_some());
+        let half = NodeArgs {
+            tls_key: None,
+            ..served.clone()
+        };
+        assert!(half
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("go together"));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&files.key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let open_key = served.resolve().unwrap_err();
+        assert!(
+            format!("{open_key:#}").contains("chmod 600"),
+            "{open_key:#}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub struct CtlArgs {
     /// Admin bearer token.
     #[arg(long, env = "TUMA_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: String,
+    /// A CA certificate (PEM) to trust for an HTTPS node (the one `tuma cluster up` makes is
+    /// DATA/tls/ca.pem).
+    #[arg(long, env = "TUMA_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: CtlCommand,
 }
@@ -111,7 +115,17 @@ enum MembersCommand {
     },
 }
 
+/// The CA `--tls-ca` names, for every client of this command.
+static TLS_CA: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+
+/// A client for the node, trusting `--tls-ca`.
+pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    let ca = TLS_CA.get().and_then(|ca| ca.as_deref());
+    crate::tls::client(ca, timeout)
+}
+
 pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
+    let _ = TLS_CA.set(args.tls_ca.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -155,9 +169,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
         return runtime.block_on(remove_member(&args.node, &args.admin_token, *id));
     }
     let body: Value = runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
+        let client = http_client(Duration::from_secs(10))?;
         let response = client
             .get(format!(
                 "{}/admin/v1/cluster",
@@ -188,9 +200,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn menus(node: &str, token: &str, command: &MenusCommand) -> anyhow::Result<ExitCode> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()?;
+    let client = http_client(Duration::from_secs(20))?;
     let base = format!("{}/admin/v1/menus", node.trim_end_matches('/'));
     let request = match command {
         MenusCommand::List => client.get(&base),
@@ -247,9 +257,7 @@ async fn businesses(
         name,
         password,
     } = command;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()?;
+    let client = http_client(Duration::from_secs(20))?;
     let response = client
         .put(format!(
             "{}/admin/v1/businesses/{shortcode}/initiators/{name}",
@@ -274,9 +282,7 @@ async fn businesses(
 }
 
 async fn daraja_cert(node: &str) -> anyhow::Result<ExitCode> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
+    let client = http_client(Duration::from_secs(60))?;
     let response = client
         .get(format!(
             "{}/daraja/v1/certificate",
@@ -293,9 +299,7 @@ async fn daraja_cert(node: &str) -> anyhow::Result<ExitCode> {
 }
 
 async fn remove_member(node: &str, token: &str, id: u64) -> anyhow::Result<ExitCode> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()?;
+    let client = http_client(Duration::from_secs(20))?;
     let response = client
         .delete(format!(
             "{}/admin/v1/members/{id}",
@@ -429,9 +433,7 @@ async fn import(
             format!("line {}: expected msisdn,name,id_number[,pin_hash]", n + 1)
         })?);
     }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()?;
+    let client = http_client(Duration::from_secs(120))?;
     let bar = indicatif::ProgressBar::new(rows.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(

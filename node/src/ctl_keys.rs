@@ -29,9 +29,7 @@ pub enum KeysCommand {
 }
 
 pub async fn keys(node: &str, token: &str, command: &KeysCommand) -> anyhow::Result<ExitCode> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()?;
+    let client = crate::ctl_cmd::http_client(Duration::from_secs(20))?;
     let base = format!("{}/admin/v1/keys", node.trim_end_matches('/'));
     let request = match command {
         KeysCommand::List => client.get(&base),

@@ -88,10 +88,8 @@ enum JoinError {
 }
 
 async fn ask(url: &str, config: &NodeConfig) -> Result<Joined, JoinError> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .map_err(|e| JoinError::Unreachable(e.into()))?;
+    let client = crate::tls::client(config.tls_ca.as_deref(), Duration::from_secs(20))
+        .map_err(JoinError::Unreachable)?;
     let body = serde_json::json!({
         "peer_addr": config.advertise_peer.to_string(),
         "http_addr": config.listen_http.to_string(),

@@ -12,6 +12,7 @@ mod join;
 mod menus_cmd;
 mod node_cmd;
 mod sim_cmd;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -86,6 +87,8 @@ pub fn init_tracing_as(format: config::LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every HTTPS client and server of the process uses ring.
+    tls::install_crypto_provider();
     let result = match cli.command {
         Command::Node(args) => node_cmd::run(*args),
         Command::Cluster { command } => cluster_cmd::run(command),

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tuma_actors::tariff::Tariffs;
@@ -152,6 +153,10 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     if config.test_hooks {
         state.clock_offset = Some(clock_offset);
     }
+    state.member_client = crate::tls::client(config.tls_ca.as_deref(), MEMBER_CALL_TIMEOUT)?;
+    if config.tls.is_some() {
+        state.member_scheme = "https";
+    }
     let leaving = handle.clone();
     let stop = async move {
         shutdown_signal().await;
@@ -166,10 +171,26 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     };
     // Handlers see the caller's address: failed attempts are budgeted per source.
     let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-        .context("HTTP server")?;
+    match &config.tls {
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+            .context("HTTP server")?,
+        Some(files) => {
+            let tls = crate::tls::server_config(files).await?;
+            let handle = axum_server::Handle::new();
+            let stopping = handle.clone();
+            tokio::spawn(async move {
+                stop.await;
+                stopping.graceful_shutdown(Some(Duration::from_secs(10)));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, tls)
+                .handle(handle)
+                .serve(app)
+                .await
+                .context("HTTPS server")?;
+        }
+    }
     tracing::info!("HTTP stopped; stopping the engine");
     handle.shutdown();
     match engine_ended.await {
@@ -181,6 +202,9 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
         Ok(Err(_)) | Err(_) => Err(anyhow::anyhow!("the engine thread panicked")),
     }
 }
+
+/// Longest a call to another member's HTTP API may take (gathering what it holds).
+const MEMBER_CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where other nodes reach this node's HTTP API: the bound address, on the advertised peer
 /// host when bound to every interface.

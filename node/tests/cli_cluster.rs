@@ -1,5 +1,6 @@
-//! `tuma cluster up` from the outside: the contract lines, the demo, a first transfer, a clean
-//! stop on SIGTERM, and a restart on the same data directory that keeps the money.
+//! `tuma cluster up` from the outside: the contract lines, HTTPS under the local CA it makes,
+//! the demo, a first transfer, a clean stop on SIGTERM, and a restart on the same data
+//! directory that keeps the money.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -81,7 +82,7 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
         let fields: Vec<&str> = line.split(' ').collect();
         assert_eq!(fields[0..2], ["node", &(i + 1).to_string()], "{line}");
         assert!(
-            fields[2].starts_with("http=http://127.0.0.1:")
+            fields[2].starts_with("http=https://127.0.0.1:")
                 && fields[3].starts_with("peer=127.0.0.1:")
                 && fields[4].starts_with("pid="),
             "{line}"
@@ -94,7 +95,31 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
         .trim_start_matches("http=")
         .to_string();
     up.read_until("then: curl");
-    let client = reqwest::blocking::Client::new();
+    // HTTPS, trusted through the CA cluster up made; plain HTTP is not served.
+    let ca = data.join("tls/ca.pem");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == &format!("CA certificate: {}", ca.display())),
+        "{lines:?}"
+    );
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let untrusting = reqwest::blocking::Client::new();
+    assert!(
+        untrusting.get(format!("{url}/health")).send().is_err(),
+        "a client that does not trust the local CA is refused"
+    );
+    let plain = url.replacen("https://", "http://", 1);
+    assert!(
+        untrusting
+            .get(format!("{plain}/health"))
+            .send()
+            .map_or(true, |r| !r.status().is_success()),
+        "no plain HTTP"
+    );
     let transfer = json!({"request_id": "first-1", "kind": "send_money", "from": "254700000001", "to": "254700000002", "amount": "1000.00", "pin": "1234"});
     let answer: Value = client
         .post(format!("{url}/v1/transfers"))
@@ -115,6 +140,7 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
             "cluster-up-test-token",
             "status",
         ])
+        .env("TUMA_TLS_CA", &ca)
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&status.stdout);
@@ -144,6 +170,7 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
             "not-the-token",
             "status",
         ])
+        .env("TUMA_TLS_CA", &ca)
         .output()
         .unwrap();
     assert!(!wrong.status.success(), "a wrong token is refused");

@@ -64,6 +64,10 @@ pub struct ApiState {
     /// The engine clock's wall-clock offset, movable by the clock test hook (tests only).
     pub clock_offset: Option<Arc<std::sync::atomic::AtomicI64>>,
     pub prometheus: Option<PrometheusHandle>,
+    /// How this node calls other members' HTTP API: a client trusting `--tls-ca`, and
+    /// `https` when the cluster serves HTTPS.
+    pub member_client: reqwest::Client,
+    pub member_scheme: &'static str,
 }
 
 impl ApiState {
@@ -85,6 +89,8 @@ impl ApiState {
             test_hooks,
             clock_offset: None,
             prometheus,
+            member_client: reqwest::Client::new(),
+            member_scheme: "http",
         }
     }
 }

@@ -3,7 +3,6 @@
 //! delivery report of each, wherever the gateway delivered it.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -20,7 +19,6 @@ use super::error::ApiError;
 use super::ApiState;
 
 /// How long another member may take to answer.
-const MEMBER_TIMEOUT: Duration = Duration::from_secs(3);
 /// Most references one report lookup names.
 const REFS_MAX: usize = 500;
 
@@ -48,15 +46,12 @@ pub async fn texts(
         return Ok(Json(json!({ "texts": local })));
     }
     let others = other_members(&state).await;
-    let client = reqwest::Client::builder()
-        .timeout(MEMBER_TIMEOUT)
-        .build()
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let client = &state.member_client;
     let mut texts: Vec<TextView> = local;
     let mut unreachable = Vec::new();
     for (id, base) in &others {
         let url = format!("{base}/admin/v1/sms?msisdn={}&scope=node", msisdn.as_str());
-        match fetch(&client, &url, state.access.bootstrap_token()).await {
+        match fetch(client, &url, state.access.bootstrap_token()).await {
             Some(body) => texts.extend(
                 serde_json::from_value::<Vec<TextView>>(body["texts"].clone()).unwrap_or_default(),
             ),
@@ -81,7 +76,7 @@ pub async fn texts(
         }
         for (_, base) in &others {
             let url = format!("{base}/admin/v1/sms/reports?refs={}", waiting.join(","));
-            if let Some(body) = fetch(&client, &url, state.access.bootstrap_token()).await {
+            if let Some(body) = fetch(client, &url, state.access.bootstrap_token()).await {
                 for (reference, status) in body["reports"].as_object().into_iter().flatten() {
                     if let Some(status) = status.as_str() {
                         reports.insert(reference.clone(), status.to_string());
@@ -141,7 +136,10 @@ async fn other_members(state: &ApiState) -> Vec<(u64, String)> {
     meta.members
         .iter()
         .filter(|(id, m)| **id != me && m.state != tuma_cluster::membership::MemberState::Removed)
-        .filter_map(|(id, m)| m.http_addr.map(|a| (*id, format!("http://{a}"))))
+        .filter_map(|(id, m)| {
+            let scheme = state.member_scheme;
+            m.http_addr.map(|a| (*id, format!("{scheme}://{a}")))
+        })
         .collect()
 }
 
