@@ -42,7 +42,7 @@ print(next((str(s.get(sys.argv[1], "")) for s in shards if s.get("shard") == 0),
 }
 
 # `tuma bench --target` authenticates with the harness's admin token.
-"$tuma" cluster up --nodes 3 --shards 1 --data "$dir" --admin-token chaos-harness-admin-token \
+"$tuma" cluster up --plain-http --nodes 3 --shards 1 --data "$dir" --admin-token chaos-harness-admin-token \
   --idempotency-window "${WINDOW:-60s}" \
   >"$dir/up.log" 2>&1 &
 pids+=($!)

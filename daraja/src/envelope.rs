@@ -15,6 +15,8 @@ pub struct DarajaError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (a 429).
+    pub retry_after_s: Option<u64>,
 }
 
 impl DarajaError {
@@ -27,6 +29,7 @@ impl DarajaError {
             status,
             code,
             message: message.into(),
+            retry_after_s: None,
         }
     }
 
@@ -86,13 +89,21 @@ impl DarajaError {
         )
     }
 
-    /// `500.003.02 Spike Arrest Violation`: too many calls, or the system is busy.
+    /// `500.003.02 Spike Arrest Violation`: too many calls, or the system is busy (try again
+    /// in a second).
     pub fn throttled() -> DarajaError {
-        DarajaError::new(
+        DarajaError::throttled_for(std::time::Duration::from_secs(1))
+    }
+
+    /// As [`DarajaError::throttled`], with the wait until a call is admitted again.
+    pub fn throttled_for(wait: std::time::Duration) -> DarajaError {
+        let mut error = DarajaError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "500.003.02",
             "Spike Arrest Violation",
-        )
+        );
+        error.retry_after_s = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        error
     }
 
     /// The cluster could not answer in time; nothing is known to have been done.
@@ -112,7 +123,13 @@ impl IntoResponse for DarajaError {
             "errorCode": self.code,
             "errorMessage": self.message,
         });
-        (self.status, Json(body)).into_response()
+        match self.retry_after_s {
+            Some(seconds) => {
+                let retry_after = [(axum::http::header::RETRY_AFTER, seconds.to_string())];
+                (self.status, retry_after, Json(body)).into_response()
+            }
+            None => (self.status, Json(body)).into_response(),
+        }
     }
 }
 

@@ -216,9 +216,9 @@ impl Daraja {
     ) -> Result<(), envelope::DarajaError> {
         let now_ms = tuma_service::unix_ms();
         let mut calls = self.inner.calls.lock().unwrap_or_else(|p| p.into_inner());
-        if calls.wait(business, now_ms).is_some() {
+        if let Some(wait) = calls.wait(business, now_ms) {
             metrics::counter!("tuma_daraja_calls_throttled_total").increment(1);
-            return Err(envelope::DarajaError::throttled());
+            return Err(envelope::DarajaError::throttled_for(wait));
         }
         calls.charge(business, now_ms);
         Ok(())

@@ -113,15 +113,20 @@ fn read_or_create(
     given: Option<String>,
     make: impl FnOnce() -> String,
 ) -> anyhow::Result<String> {
+    // Secrets: readable by their owner only (nodes refuse a secret file others may read).
     if let Some(value) = given {
-        std::fs::write(path, &value)?;
+        crate::tls::write_private(path, value.as_bytes())?;
         return Ok(value);
     }
     match std::fs::read_to_string(path) {
-        Ok(value) => Ok(value.trim().to_string()),
+        Ok(value) => {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            Ok(value.trim().to_string())
+        }
         Err(_) => {
             let value = make();
-            std::fs::write(path, &value)?;
+            crate::tls::write_private(path, value.as_bytes())?;
             Ok(value)
         }
     }

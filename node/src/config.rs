@@ -391,10 +391,13 @@ impl NodeArgs {
                 .or(file.cluster_secret_file),
         ) {
             (Some(secret), _) => secret,
-            (None, Some(path)) => std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .trim()
-                .to_string(),
+            (None, Some(path)) => {
+                crate::tls::check_secret_file(&path).context("--cluster-secret-file")?;
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .trim()
+                    .to_string()
+            }
             (None, None) => bail!("--cluster-secret or --cluster-secret-file is required"),
         };
         if secret.len() < SECRET_LEN_MIN {
@@ -440,6 +443,7 @@ impl NodeArgs {
         };
         let pin_secret = match self.pin_key_file.clone().or(file.pin_key_file) {
             Some(path) => {
+                crate::tls::check_secret_file(&path).context("--pin-key-file")?;
                 let material =
                     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
                 if material.trim_ascii().len() < SECRET_LEN_MIN {

@@ -127,6 +127,10 @@ fn the_example_config_is_valid() {
     std::fs::create_dir_all(&dir).unwrap();
     let secret = dir.join("secret");
     std::fs::write(&secret, "an-example-cluster-secret").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let check = |token: &str| {
         tuma()
             .args([

@@ -563,6 +563,21 @@ fn c2b_validation_accepts_rejects_or_times_out_and_every_payment_is_confirmed_on
         [json!("500.003.02"), json!("500.003.02")],
         "{codes:?}"
     );
+    // The refusal says when to come back: five calls a minute refill one every 12 s.
+    let refused = cluster
+        .client
+        .post(format!("{}/mpesa/stkpushquery/v1/query", cluster.url(1)))
+        .bearer_auth(&access)
+        .json(&query)
+        .send()
+        .expect("the node answers");
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&retry_after), "Retry-After {retry_after}");
 }
 
 /// The confirmation posted for the payment with this receipt, waited for.

@@ -19,13 +19,20 @@ fn transfer(cluster: &TestCluster, id: &str, pin: &str, deadline_ms: u64) -> (u1
         .expect("transfer answered")
 }
 
+/// A secret file only its owner may read (nodes refuse others).
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 #[test]
 fn a_node_with_another_pin_key_refuses_to_judge_and_locks_no_one_out() {
     let mut cluster = TestCluster::start("pin-keys", 1, 2);
     let key_a = cluster.dir.join("pin-key-a");
-    std::fs::write(&key_a, "pin key A for the integration test").unwrap();
+    write_private(&key_a, "pin key A for the integration test");
     let key_b = cluster.dir.join("pin-key-b");
-    std::fs::write(&key_b, "pin key B for the integration test").unwrap();
+    write_private(&key_b, "pin key B for the integration test");
     let with_key = |cluster: &mut TestCluster, key: &std::path::Path| {
         cluster.stop(1);
         cluster.extra_args = vec!["--pin-key-file".into(), key.display().to_string()];
