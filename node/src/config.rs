@@ -76,6 +76,10 @@ pub struct NodeArgs {
     /// private CA, such as the one `tuma cluster up` makes).
     #[arg(long, env = "TUMA_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
+    /// Float issues above this amount wait for a second caller's approval (maker-checker;
+    /// default 1000000.00, `off` for never).
+    #[arg(long, env = "TUMA_FLOAT_APPROVAL_ABOVE")]
+    pub float_approval_above: Option<String>,
     /// A file holding the PIN key's secret material (the same on every node, outside the data
     /// directory); default: derived from the cluster secret.
     #[arg(long, env = "TUMA_PIN_KEY_FILE")]
@@ -210,6 +214,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
+    float_approval_above: Option<String>,
     pin_key_file: Option<PathBuf>,
     pin_hash_memory_kib: Option<u32>,
     pin_hash_iterations: Option<u32>,
@@ -261,6 +266,8 @@ pub struct NodeConfig {
     pub tls: Option<crate::tls::TlsFiles>,
     /// The CA trusted for calls to other members.
     pub tls_ca: Option<PathBuf>,
+    /// Float issues above this wait for a second caller's approval (`None`: never).
+    pub float_approval_above: Option<tuma_actors::money::Money>,
     pub data: PathBuf,
     pub listen_peer: SocketAddr,
     pub listen_http: SocketAddr,
@@ -522,11 +529,25 @@ impl NodeArgs {
                 bail!("--tls-ca {} is not a file", ca.display());
             }
         }
+        let float_approval_above = match self
+            .float_approval_above
+            .clone()
+            .or(file.float_approval_above)
+            .as_deref()
+        {
+            None => Some(tuma_actors::money::Money::from_shillings(1_000_000)),
+            Some("off") => None,
+            Some(text) => Some(
+                tuma_actors::money::Money::parse(text)
+                    .map_err(|e| anyhow::anyhow!("--float-approval-above {text:?}: {e}"))?,
+            ),
+        };
         Ok(NodeConfig {
             id,
             log_format,
             tls,
             tls_ca,
+            float_approval_above,
             data,
             listen_peer,
             listen_http,

@@ -154,6 +154,7 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
         state.clock_offset = Some(clock_offset);
     }
     state.member_client = crate::tls::client(config.tls_ca.as_deref(), MEMBER_CALL_TIMEOUT)?;
+    state.float_approval_above = config.float_approval_above;
     if config.tls.is_some() {
         state.member_scheme = "https";
     }

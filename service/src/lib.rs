@@ -15,6 +15,7 @@
 //! | `businesses.rs` | registering a business with API credentials, finding it by consumer key |
 //! | `accounts.rs` | registration (one or in bulk), account reads, PIN checks and resets, balance, statement |
 //! | `cluster.rs` | the audit over every shard, node status, joins and drains, documents |
+//! | `float_approvals.rs` | maker-checker: float issues above a set amount wait for another caller's approval |
 //! | `keys.rs` | scoped admin API keys (operator, care, auditor): the key ring in a cluster document, create, revoke, rotate |
 //! | `reversal_requests.rs` | payers' requests to reverse a transfer, care's approval or decline |
 //! | `payee_checks.rs` | the hook a bill payment or purchase passes before it is submitted (C2B validation) |
@@ -29,6 +30,7 @@ mod businesses;
 mod calls;
 mod cluster;
 mod error;
+pub mod float_approvals;
 pub mod keys;
 mod payee_checks;
 mod payouts;

@@ -72,6 +72,16 @@ pub enum Caller {
     Key { id: String, role: KeyRole },
 }
 
+impl Caller {
+    /// How the caller is named in records (`bootstrap`, `key:<id>`).
+    pub fn name(&self) -> String {
+        match self {
+            Caller::Bootstrap => "bootstrap".to_string(),
+            Caller::Key { id, .. } => format!("key:{id}"),
+        }
+    }
+}
+
 /// The bootstrap token and this node's copy of the key ring.
 pub struct Access {
     bootstrap: Arc<str>,

@@ -200,20 +200,36 @@ pub async fn issue_float(
     headers: HeaderMap,
     body: Result<Json<FloatIn>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    authorize(&state, &headers, Permission::Float)?;
+    let caller = authorize(&state, &headers, Permission::Float)?;
     let Json(body) = body?;
     let id = TransferId::parse(&body.request_id)
         .map_err(|e| ApiError::field("request_id", e.to_string()))?;
     let to =
         AccountRef::parse(&body.account).map_err(|e| ApiError::field("account", e.to_string()))?;
     let amount = super::app::amount_field(&body.amount)?;
+    if state
+        .float_approval_above
+        .is_some_and(|above| amount > above)
+    {
+        // Maker-checker: recorded, issued only once another caller approves.
+        let request = state
+            .service
+            .request_float(&id, &to, amount, &caller.name())
+            .await?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(super::float_approvals::request_json(&request)),
+        )
+            .into_response());
+    }
     let receipt = state.service.issue_float(id, to, amount).await?;
     Ok(Json(json!({
         "status": "confirmed",
         "transaction_id": receipt.txn_id.map(|t| t.to_string()),
         "fee": "0.00",
         "balance": receipt.balance.to_decimal_string(),
-    })))
+    }))
+    .into_response())
 }
 
 /// The account view of the admin API.

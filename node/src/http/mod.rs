@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `error.rs` | the JSON error answer and how each failure maps to a status code |
 //! | `access.rs` | who may call which admin endpoint: the bootstrap key, scoped keys and their roles |
+//! | `float_approvals.rs` | `/admin/v1/float/approvals`: large float issues waiting for a second caller (maker-checker) |
 //! | `keys.rs` | `/admin/v1/keys`: scoped API keys created, listed, rotated, revoked |
 //! | `admin.rs` | `/admin/v1/…`: registration, float, accounts, cluster, audit, care |
 //! | `app.rs` | `/v1/…`: transfers, balance |
@@ -29,6 +30,7 @@ mod bulk;
 mod businesses;
 mod care;
 mod error;
+mod float_approvals;
 mod history;
 mod keys;
 mod members;
@@ -68,6 +70,8 @@ pub struct ApiState {
     /// `https` when the cluster serves HTTPS.
     pub member_client: reqwest::Client,
     pub member_scheme: &'static str,
+    /// Float issues above this wait for a second caller's approval.
+    pub float_approval_above: Option<tuma_actors::money::Money>,
 }
 
 impl ApiState {
@@ -91,6 +95,7 @@ impl ApiState {
             prometheus,
             member_client: reqwest::Client::new(),
             member_scheme: "http",
+            float_approval_above: None,
         }
     }
 }
@@ -135,6 +140,15 @@ pub fn router(state: ApiState) -> Router {
             get(businesses::payout),
         )
         .route("/admin/v1/float", post(admin::issue_float))
+        .route("/admin/v1/float/approvals", get(float_approvals::list))
+        .route(
+            "/admin/v1/float/approvals/:request_id/approve",
+            post(float_approvals::approve),
+        )
+        .route(
+            "/admin/v1/float/approvals/:request_id/decline",
+            post(float_approvals::decline),
+        )
         .route("/admin/v1/accounts/:reference", get(admin::account))
         .route("/admin/v1/reversals", post(care::reverse))
         .route("/admin/v1/reversal-requests", get(care::reversal_requests))
