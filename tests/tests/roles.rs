@@ -113,9 +113,24 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         endpoint(M::GET, "/admin/v1/sms/reports", None, &[OPERATOR, AUDITOR]),
         endpoint(M::GET, "/admin/v1/audit", None, &[OPERATOR, AUDITOR]),
-        endpoint(M::GET, "/admin/v1/float/approvals", None, &[OPERATOR, AUDITOR]),
-        endpoint(M::POST, "/admin/v1/float/approvals/none/approve", None, &[OPERATOR]),
-        endpoint(M::POST, "/admin/v1/float/approvals/none/decline", None, &[OPERATOR]),
+        endpoint(
+            M::GET,
+            "/admin/v1/float/approvals",
+            None,
+            &[OPERATOR, AUDITOR],
+        ),
+        endpoint(
+            M::POST,
+            "/admin/v1/float/approvals/none/approve",
+            None,
+            &[OPERATOR],
+        ),
+        endpoint(
+            M::POST,
+            "/admin/v1/float/approvals/none/decline",
+            None,
+            &[OPERATOR],
+        ),
         endpoint(
             M::POST,
             "/admin/v1/pins/unlock",
