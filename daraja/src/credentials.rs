@@ -16,6 +16,7 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tuma_actors::account::Shortcode;
+use tuma_service::digest::KeyedDigest;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -27,7 +28,7 @@ const TOKEN_LEN_MAX: usize = 200;
 /// The keys the business API derives from the cluster secret (identical on every node).
 #[derive(Clone)]
 pub struct Keys {
-    digest: [u8; 32],
+    digest: KeyedDigest,
     token: [u8; 32],
     /// Seeds the initiator key (`initiator.rs`).
     initiator_seed: [u8; 32],
@@ -49,13 +50,14 @@ impl Keys {
     /// The keys for a cluster secret.
     pub fn derive(cluster_secret: &[u8]) -> Keys {
         let hkdf = Hkdf::<Sha256>::new(Some(b"tuma-daraja-v1"), cluster_secret);
+        let mut digest = [0u8; 32];
+        hkdf.expand(b"credential digests", &mut digest)
+            .expect("32 bytes is a valid HKDF output length");
         let mut keys = Keys {
-            digest: [0; 32],
+            digest: KeyedDigest::new(digest),
             token: [0; 32],
             initiator_seed: [0; 32],
         };
-        hkdf.expand(b"credential digests", &mut keys.digest)
-            .expect("32 bytes is a valid HKDF output length");
         hkdf.expand(b"access tokens", &mut keys.token)
             .expect("32 bytes is a valid HKDF output length");
         hkdf.expand(b"initiator key", &mut keys.initiator_seed)
@@ -70,22 +72,12 @@ impl Keys {
 
     /// The keyed digest (hex) a secret is stored as.
     pub fn digest(&self, secret: &str) -> String {
-        mac(&self.digest, secret.as_bytes())
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        self.digest.digest(secret)
     }
 
     /// Whether `secret` is the one stored as `digest_hex` (compared in constant time).
     pub fn matches(&self, secret: &str, digest_hex: &str) -> bool {
-        let Some(expected) = decode_hex(digest_hex) else {
-            return false;
-        };
-        mac(&self.digest, secret.as_bytes())
-            .verify_slice(&expected)
-            .is_ok()
+        self.digest.matches(secret, digest_hex)
     }
 
     /// Whether an M-Pesa Express `Password` is `base64(shortcode + passkey + timestamp)` for
@@ -135,16 +127,6 @@ impl Keys {
         }
         Shortcode::parse(shortcode).ok()
     }
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tuma_actors::ledger::ShardAudit;
 use tuma_actors::money::Money;
 use tuma_cluster::engine::{ClientReply, ClientRequest, NodeStatus};
@@ -12,6 +14,9 @@ use tuma_cluster::membership::{ClusterMeta, Document, MetaCommand, MetaOutcome};
 use tuma_cluster::transport::NodeId;
 
 use crate::{Service, ServiceError};
+
+/// Attempts at a document change that keeps meeting another writer's.
+const DOCUMENT_WRITE_ATTEMPTS: usize = 5;
 
 /// Audits and cluster changes give up after this long.
 const CLUSTER_DEADLINE: Duration = Duration::from_secs(15);
@@ -164,6 +169,46 @@ impl Service {
     /// Every document as this node applied the cluster state (may lag the meta leader briefly).
     pub async fn documents(&self) -> Result<BTreeMap<String, Document>, ServiceError> {
         Ok(self.cluster_state().await?.documents)
+    }
+
+    /// JSON document `name` as this node applied the cluster state (an absent one reads as
+    /// `T::default()`), with its version (0 when absent).
+    pub(crate) async fn read_json_document<T: DeserializeOwned + Default>(
+        &self,
+        name: &str,
+    ) -> Result<(T, u64), ServiceError> {
+        match self.documents().await?.get(name) {
+            None => Ok((T::default(), 0)),
+            Some(document) => serde_json::from_str(&document.body)
+                .map(|value| (value, document.version))
+                .map_err(|e| ServiceError::Unavailable(format!("document {name} unreadable: {e}"))),
+        }
+    }
+
+    /// Applies `change` to JSON document `name` over the version read, and again (a few times)
+    /// when another writer came first; `refusal` says what a refused change means.
+    pub(crate) async fn change_json_document<T, E>(
+        &self,
+        name: &str,
+        mut change: impl FnMut(&mut T) -> Result<(), E>,
+        refusal: impl Fn(E) -> ServiceError,
+    ) -> Result<(), ServiceError>
+    where
+        T: Serialize + DeserializeOwned + Default,
+    {
+        for _ in 0..DOCUMENT_WRITE_ATTEMPTS {
+            let (mut value, version) = self.read_json_document::<T>(name).await?;
+            change(&mut value).map_err(&refusal)?;
+            let body = serde_json::to_string(&value).expect("a document serializes");
+            match self.put_document_over(name, body, Some(version)).await {
+                Ok(_) => return Ok(()),
+                Err(ServiceError::Conflict(_)) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(ServiceError::Unavailable(format!(
+            "document {name} kept changing under this change; try again"
+        )))
     }
 
     async fn change_cluster(&self, command: MetaCommand) -> Result<MetaOutcome, ServiceError> {

@@ -21,7 +21,6 @@ pub const APPROVALS_DOCUMENT: &str = "access/float-approvals";
 pub const PENDING_MAX: usize = 100;
 /// Decided requests kept for the record (the oldest go first beyond this).
 pub const DECIDED_KEPT: usize = 500;
-const WRITE_ATTEMPTS: usize = 5;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
@@ -151,13 +150,7 @@ fn service_error(error: ApprovalError) -> ServiceError {
 impl Service {
     /// The float requests as this node applied the cluster state, with the document version.
     pub async fn float_approvals(&self) -> Result<(FloatApprovals, u64), ServiceError> {
-        let documents = self.documents().await?;
-        match documents.get(APPROVALS_DOCUMENT) {
-            None => Ok((FloatApprovals::default(), 0)),
-            Some(document) => serde_json::from_str(&document.body)
-                .map(|approvals| (approvals, document.version))
-                .map_err(|e| ServiceError::Unavailable(format!("float requests unreadable: {e}"))),
-        }
+        self.read_json_document(APPROVALS_DOCUMENT).await
     }
 
     /// Records a float issue that waits for another caller's approval.
@@ -213,24 +206,10 @@ impl Service {
 
     async fn change_approvals(
         &self,
-        mut change: impl FnMut(&mut FloatApprovals) -> Result<(), ApprovalError>,
+        change: impl FnMut(&mut FloatApprovals) -> Result<(), ApprovalError>,
     ) -> Result<(), ServiceError> {
-        for _ in 0..WRITE_ATTEMPTS {
-            let (mut approvals, version) = self.float_approvals().await?;
-            change(&mut approvals).map_err(service_error)?;
-            let body = serde_json::to_string(&approvals).expect("requests serialize");
-            match self
-                .put_document_over(APPROVALS_DOCUMENT, body, Some(version))
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(ServiceError::Conflict(_)) => continue,
-                Err(other) => return Err(other),
-            }
-        }
-        Err(ServiceError::Unavailable(
-            "the float requests kept changing under this change; try again".into(),
-        ))
+        self.change_json_document(APPROVALS_DOCUMENT, change, service_error)
+            .await
     }
 }
 

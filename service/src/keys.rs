@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::digest::KeyedDigest;
 use crate::{unix_ms, Service, ServiceError};
 
 /// The cluster document holding the key ring.
@@ -26,8 +26,6 @@ pub const KEYS_DOCUMENT: &str = "access/keys";
 pub const KEYS_MAX: usize = 500;
 /// Longest label.
 pub const KEY_LABEL_LEN_MAX: usize = 64;
-/// Attempts at a change that keeps meeting another writer's.
-const WRITE_ATTEMPTS: usize = 5;
 
 /// What a key may do (the admin API's table of endpoints per role is in `node/src/http/access.rs`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -98,15 +96,6 @@ pub enum KeyError {
 }
 
 impl KeyRing {
-    /// The ring stored in the cluster document (an absent document is an empty ring).
-    pub fn parse(body: &str) -> Result<KeyRing, String> {
-        serde_json::from_str(body).map_err(|e| format!("the key ring is unreadable: {e}"))
-    }
-
-    pub fn to_body(&self) -> String {
-        serde_json::to_string(self).expect("a key ring serializes")
-    }
-
     /// Adds a key; `id` is fresh (the caller drew it).
     pub fn add(&mut self, record: KeyRecord) -> Result<(), KeyError> {
         let label_ok = !record.label.trim().is_empty()
@@ -153,18 +142,10 @@ fn split_token(token: &str) -> Option<(&str, &str)> {
     (id_ok && !secret.is_empty() && secret.len() <= 64).then_some((id, secret))
 }
 
-/// Keeps secrets as HMAC-SHA256 digests under a key derived from the cluster secret: the list
-/// in the cluster document is useless without the secret.
-#[derive(Clone)]
-pub struct KeyDigester {
-    key: [u8; 32],
-}
-
-impl std::fmt::Debug for KeyDigester {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeyDigester(..)")
-    }
-}
+/// Keeps key secrets as keyed digests under a key derived from the cluster secret: the list in
+/// the cluster document is useless without the secret.
+#[derive(Clone, Debug)]
+pub struct KeyDigester(KeyedDigest);
 
 impl KeyDigester {
     pub fn derive(cluster_secret: &[u8]) -> KeyDigester {
@@ -172,41 +153,16 @@ impl KeyDigester {
         Hkdf::<Sha256>::new(Some(b"tuma-admin-keys-v1"), cluster_secret)
             .expand(b"admin key digests", &mut key)
             .expect("32 bytes is a valid HKDF output length");
-        KeyDigester { key }
-    }
-
-    fn mac(&self, secret: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
-        mac.update(secret.as_bytes());
-        mac
+        KeyDigester(KeyedDigest::new(key))
     }
 
     pub fn digest(&self, secret: &str) -> String {
-        self.mac(secret)
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        self.0.digest(secret)
     }
 
-    /// Compared in constant time.
     pub fn matches(&self, secret: &str, digest_hex: &str) -> bool {
-        let Some(expected) = decode_hex(digest_hex) else {
-            return false;
-        };
-        self.mac(secret).verify_slice(&expected).is_ok()
+        self.0.matches(secret, digest_hex)
     }
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// A new key: its record and the token shown once.
@@ -238,14 +194,7 @@ fn new_key(digester: &KeyDigester, role: KeyRole, label: &str, now_unix_ms: u64)
 impl Service {
     /// The key ring as this node applied the cluster state, with its document version.
     pub async fn key_ring(&self) -> Result<(KeyRing, u64), ServiceError> {
-        let documents = self.documents().await?;
-        match documents.get(KEYS_DOCUMENT) {
-            None => Ok((KeyRing::default(), 0)),
-            Some(document) => {
-                let ring = KeyRing::parse(&document.body).map_err(ServiceError::Unavailable)?;
-                Ok((ring, document.version))
-            }
-        }
+        self.read_json_document(KEYS_DOCUMENT).await
     }
 
     /// Creates a key with `role`; answers it with its token (shown only now).
@@ -292,35 +241,21 @@ impl Service {
         Ok(created.expect("set by the change"))
     }
 
-    /// Applies `change` to the ring over the version read, again if another writer came first.
     async fn change_keys(
         &self,
-        mut change: impl FnMut(&mut KeyRing) -> Result<(), KeyError>,
+        change: impl FnMut(&mut KeyRing) -> Result<(), KeyError>,
     ) -> Result<(), ServiceError> {
-        for _ in 0..WRITE_ATTEMPTS {
-            let (mut ring, version) = self.key_ring().await?;
-            change(&mut ring).map_err(|e| match e {
-                KeyError::Unknown(_) => ServiceError::NotFound(e.to_string()),
-                KeyError::Revoked(_) | KeyError::Full | KeyError::Taken(_) => {
-                    ServiceError::Conflict(e.to_string())
-                }
-                KeyError::BadLabel => ServiceError::Invalid {
-                    field: "label",
-                    message: e.to_string(),
-                },
-            })?;
-            match self
-                .put_document_over(KEYS_DOCUMENT, ring.to_body(), Some(version))
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(ServiceError::Conflict(_)) => continue,
-                Err(other) => return Err(other),
+        self.change_json_document(KEYS_DOCUMENT, change, |e| match e {
+            KeyError::Unknown(_) => ServiceError::NotFound(e.to_string()),
+            KeyError::Revoked(_) | KeyError::Full | KeyError::Taken(_) => {
+                ServiceError::Conflict(e.to_string())
             }
-        }
-        Err(ServiceError::Unavailable(
-            "the key ring kept changing under this change; try again".into(),
-        ))
+            KeyError::BadLabel => ServiceError::Invalid {
+                field: "label",
+                message: e.to_string(),
+            },
+        })
+        .await
     }
 }
 
@@ -334,10 +269,10 @@ mod tests {
         let mut ring = KeyRing::default();
         let key = new_key(&digester, KeyRole::Care, "desk 4", 1_000);
         ring.add(key.record.clone()).unwrap();
-        let body = ring.to_body();
+        let body = serde_json::to_string(&ring).unwrap();
         let secret = key.token.rsplit_once('_').unwrap().1;
         assert!(!body.contains(secret), "only the digest is stored");
-        let ring = KeyRing::parse(&body).unwrap();
+        let ring: KeyRing = serde_json::from_str(&body).unwrap();
         assert_eq!(
             ring.check(&digester, &key.token).map(|r| r.role),
             Some(KeyRole::Care)
@@ -373,6 +308,7 @@ mod tests {
         }
         let one_more = new_key(&digester, KeyRole::Auditor, "a", 1);
         assert_eq!(ring.add(one_more.record).unwrap_err(), KeyError::Full);
-        assert!(ring.to_body().len() < tuma_cluster::membership::DOCUMENT_BYTES_MAX);
+        let body = serde_json::to_string(&ring).unwrap();
+        assert!(body.len() < tuma_cluster::membership::DOCUMENT_BYTES_MAX);
     }
 }

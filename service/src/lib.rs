@@ -15,6 +15,7 @@
 //! | `businesses.rs` | registering a business with API credentials, finding it by consumer key |
 //! | `accounts.rs` | registration (one or in bulk), account reads, PIN checks and resets, balance, statement |
 //! | `cluster.rs` | the audit over every shard, node status, joins and drains, documents |
+//! | `digest.rs` | keyed digests of secrets (HMAC-SHA-256 under a cluster-derived key), stored instead of secrets |
 //! | `float_approvals.rs` | maker-checker: float issues above a set amount wait for another caller's approval |
 //! | `keys.rs` | scoped admin API keys (operator, care, auditor): the key ring in a cluster document, create, revoke, rotate |
 //! | `reversal_requests.rs` | payers' requests to reverse a transfer, care's approval or decline |
@@ -29,6 +30,7 @@ mod attempts;
 mod businesses;
 mod calls;
 mod cluster;
+pub mod digest;
 mod error;
 pub mod float_approvals;
 pub mod keys;

@@ -11,7 +11,6 @@ use tuma_actors::ledger::{
 };
 use tuma_actors::money::Money;
 use tuma_actors::roles::Role;
-use tuma_actors::transfer::{PinVerdict, TransferRequest};
 use tuma_cluster::engine::{ClientReply, ClientRequest, PayoutLookup};
 
 use crate::transfers::READ_DEADLINE;
@@ -37,18 +36,7 @@ impl Service {
     ) -> Result<TransferOutcome, ServiceError> {
         if ordered.reverses.is_some() {
             // A reversal names its receipt, which a channel's order does not carry.
-            let request = TransferRequest {
-                id: payout_payment_id(&ordered.conversation_id),
-                kind: ordered.kind,
-                from: AccountRef::Business(ordered.business.clone()),
-                to: ordered.to.clone(),
-                amount: ordered.amount,
-                account_reference: None,
-                pin: PinVerdict::NotRequired,
-                deadline_ms: unix_ms() + PAYOUT_WAIT.as_millis() as u64,
-                initiator: Role::Business,
-                reverses: ordered.reverses,
-            };
+            let request = ordered.payment(unix_ms() + PAYOUT_WAIT.as_millis() as u64);
             let deadline = Instant::now() + PAYOUT_WAIT + Duration::from_secs(3);
             return self.submit_transfer(request, None, deadline).await;
         }

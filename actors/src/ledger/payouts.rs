@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::account::{AccountRef, Shortcode};
 use crate::money::Money;
 use crate::outcome::ResultCode;
-use crate::transfer::{TransferId, TransferKind, TransferRequest};
+use crate::roles::Role;
+use crate::transfer::{PinVerdict, TransferId, TransferKind, TransferRequest};
 use crate::txn_id::TransactionId;
 
 use super::callbacks::CallbackEvent;
@@ -59,6 +60,25 @@ pub struct PayoutRequest {
     pub queue_timeout_url: String,
     /// Not started by this time, the order closes and goes to `QueueTimeOutURL`.
     pub expires_ms: u64,
+}
+
+impl PayoutRequest {
+    /// The transfer that pays this order exactly as ordered (the only one the ledger lets
+    /// start for it), to be decided by `deadline_ms`.
+    pub fn payment(&self, deadline_ms: u64) -> TransferRequest {
+        TransferRequest {
+            id: payout_payment_id(&self.conversation_id),
+            kind: self.kind,
+            from: AccountRef::Business(self.business.clone()),
+            to: self.to.clone(),
+            amount: self.amount,
+            account_reference: self.account_reference.clone(),
+            pin: PinVerdict::NotRequired,
+            deadline_ms,
+            initiator: Role::Business,
+            reverses: self.reverses,
+        }
+    }
 }
 
 /// Where an order stands.

@@ -18,8 +18,7 @@ use tuma_actors::ledger::{
 };
 use tuma_actors::money::Money;
 use tuma_actors::outcome::ResultCode;
-use tuma_actors::roles::Role;
-use tuma_actors::transfer::{PinVerdict, TransferId, TransferRequest};
+use tuma_actors::transfer::{TransferId, TransferRequest};
 use tuma_actors::txn_id::TransactionId;
 
 use super::clients::{Answer, TransferClient};
@@ -108,7 +107,7 @@ impl World {
             let order = self
                 .bank
                 .random_payout(&mut self.rng, usize::MAX, "stray".into(), 0);
-            let mut request = payment_of(&order, EPOCH_MS + at + 3_000);
+            let mut request = order.payment(EPOCH_MS + at + 3_000);
             request.id = payout_payment_id("AG_stray");
             self.send_payment(request, at);
         }
@@ -128,7 +127,7 @@ impl World {
         };
         let at = self.now() + after_ms;
         let deadline_ms = EPOCH_MS + at + self.rng.range(1_000, 6_000);
-        let mut request = payment_of(&self.payouts[order].request, deadline_ms);
+        let mut request = self.payouts[order].request.payment(deadline_ms);
         if otherwise {
             let more = request.amount.checked_add(Money::from_shillings(1));
             request.amount = more.unwrap_or(request.amount);
@@ -299,22 +298,6 @@ impl World {
                 }
             ));
         }
-    }
-}
-
-/// The transfer that pays `order` as ordered.
-fn payment_of(order: &PayoutRequest, deadline_ms: u64) -> TransferRequest {
-    TransferRequest {
-        id: payout_payment_id(&order.conversation_id),
-        kind: order.kind,
-        from: AccountRef::Business(order.business.clone()),
-        to: order.to.clone(),
-        amount: order.amount,
-        account_reference: order.account_reference.clone(),
-        pin: PinVerdict::NotRequired,
-        deadline_ms,
-        initiator: Role::Business,
-        reverses: None,
     }
 }
 
