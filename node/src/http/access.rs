@@ -6,12 +6,12 @@
 //! | permission | operator | care | auditor |
 //! |---|---|---|---|
 //! | `Members` (join, remove) | ✓ | | |
-//! | `Float` | ✓ | | |
+//! | `Float` (issue; approve or decline another caller's large issue) | ✓ | | |
 //! | `Register` (customers, agents, businesses, bulk) | ✓ | | |
 //! | `ConfigureBusinesses` (initiators) | ✓ | | |
 //! | `PushMenus` | ✓ | | |
 //! | `ReadCluster` (cluster state, members, menus, SMS and USSD records) | ✓ | | ✓ |
-//! | `ReadAudit` (the money audit) | ✓ | | ✓ |
+//! | `ReadAudit` (the money audit, float requests) | ✓ | | ✓ |
 //! | `ResetPins` (unlock, reset) | | ✓ | |
 //! | `Reverse` (reversals, reversal requests approved or declined, business wallet moves) | | ✓ | |
 //! | `ReadAccounts` (accounts, statements, receipts, reversal requests, payout orders) | | ✓ | ✓ |
