@@ -124,6 +124,28 @@ pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
     crate::tls::client(ca, timeout)
 }
 
+/// Sends an admin request with `token`: the answer's JSON body, or the node's reason (its
+/// `error`, else the status) when it refused.
+pub async fn admin_call(
+    request: reqwest::RequestBuilder,
+    node: &str,
+    token: &str,
+) -> anyhow::Result<Result<Value, String>> {
+    let response = request
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("reaching {node}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        Ok(Ok(body))
+    } else {
+        let reason = body["error"].as_str().unwrap_or(status.as_str());
+        Ok(Err(reason.to_string()))
+    }
+}
+
 pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
     let _ = TLS_CA.set(args.tls_ca.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -258,23 +280,15 @@ async fn businesses(
         password,
     } = command;
     let client = http_client(Duration::from_secs(20))?;
-    let response = client
-        .put(format!(
-            "{}/admin/v1/businesses/{shortcode}/initiators/{name}",
-            node.trim_end_matches('/')
-        ))
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "password": password }))
-        .send()
-        .await
-        .with_context(|| format!("reaching {node}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        eprintln!(
-            "initiator not set: {}",
-            body["error"].as_str().unwrap_or(status.as_str())
-        );
+    let url = format!(
+        "{}/admin/v1/businesses/{shortcode}/initiators/{name}",
+        node.trim_end_matches('/')
+    );
+    let request = client
+        .put(url)
+        .json(&serde_json::json!({ "password": password }));
+    if let Err(reason) = admin_call(request, node, token).await? {
+        eprintln!("initiator not set: {reason}");
         return Ok(ExitCode::FAILURE);
     }
     println!("initiator {name} of business {shortcode} set");
@@ -300,22 +314,9 @@ async fn daraja_cert(node: &str) -> anyhow::Result<ExitCode> {
 
 async fn remove_member(node: &str, token: &str, id: u64) -> anyhow::Result<ExitCode> {
     let client = http_client(Duration::from_secs(20))?;
-    let response = client
-        .delete(format!(
-            "{}/admin/v1/members/{id}",
-            node.trim_end_matches('/')
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("reaching {node}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        eprintln!(
-            "node {id} not removed: {}",
-            body["error"].as_str().unwrap_or(status.as_str())
-        );
+    let url = format!("{}/admin/v1/members/{id}", node.trim_end_matches('/'));
+    if let Err(reason) = admin_call(client.delete(url), node, token).await? {
+        eprintln!("node {id} not removed: {reason}");
         return Ok(ExitCode::FAILURE);
     }
     println!(

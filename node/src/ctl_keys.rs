@@ -4,9 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Subcommand;
-use serde_json::Value;
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
@@ -39,20 +37,13 @@ pub async fn keys(node: &str, token: &str, command: &KeysCommand) -> anyhow::Res
         KeysCommand::Rotate { id } => client.post(format!("{base}/{id}/rotate")),
         KeysCommand::Revoke { id } => client.delete(format!("{base}/{id}")),
     };
-    let response = request
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("reaching {node}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        eprintln!(
-            "error: {}",
-            body["error"].as_str().unwrap_or(status.as_str())
-        );
-        return Ok(ExitCode::FAILURE);
-    }
+    let body = match crate::ctl_cmd::admin_call(request, node, token).await? {
+        Ok(body) => body,
+        Err(reason) => {
+            eprintln!("error: {reason}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     match command {
         KeysCommand::List => {
             println!("{:<10} {:<9} {:<8} label", "id", "role", "state");

@@ -161,6 +161,35 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
             .is_some_and(|leader| leader != "-")),
         "{table}"
     );
+    // Scoped keys through ctl: created (shown once), listed, revoked.
+    let ctl = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tuma"))
+            .args([
+                "ctl",
+                "--node",
+                &url,
+                "--admin-token",
+                "cluster-up-test-token",
+            ])
+            .args(args)
+            .env("TUMA_TLS_CA", &ca)
+            .output()
+            .unwrap()
+    };
+    let created = ctl(&["keys", "create", "--role", "auditor", "--label", "ci desk"]);
+    let key = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    assert!(created.status.success() && key.starts_with("tk_"), "{key}");
+    let id = &key[3..11];
+    let listed = ctl(&["keys", "list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed.contains(id) && listed.contains("auditor") && listed.contains("active"),
+        "{listed}"
+    );
+    assert!(ctl(&["keys", "revoke", id]).status.success());
+    let again = ctl(&["keys", "revoke", id]);
+    assert!(!again.status.success(), "revoked once");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already revoked"));
     let wrong = Command::new(env!("CARGO_BIN_EXE_tuma"))
         .args([
             "ctl",

@@ -21,18 +21,15 @@ pub fn request_json(request: &FloatRequest) -> Value {
         "requested_by": request.requested_by,
         "requested_unix_ms": request.requested_unix_ms,
     });
-    match &request.decision {
-        Decision::Pending => body["status"] = json!("awaiting_approval"),
-        Decision::Approved { by, unix_ms } => {
-            body["status"] = json!("approved");
-            body["decided_by"] = json!(by);
-            body["decided_unix_ms"] = json!(unix_ms);
-        }
-        Decision::Declined { by, unix_ms } => {
-            body["status"] = json!("declined");
-            body["decided_by"] = json!(by);
-            body["decided_unix_ms"] = json!(unix_ms);
-        }
+    let (status, decided) = match &request.decision {
+        Decision::Pending => ("awaiting_approval", None),
+        Decision::Approved { by, unix_ms } => ("approved", Some((by, unix_ms))),
+        Decision::Declined { by, unix_ms } => ("declined", Some((by, unix_ms))),
+    };
+    body["status"] = json!(status);
+    if let Some((by, unix_ms)) = decided {
+        body["decided_by"] = json!(by);
+        body["decided_unix_ms"] = json!(unix_ms);
     }
     body
 }
