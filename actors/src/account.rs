@@ -247,6 +247,11 @@ impl ShardMap {
         self.shard_of_key(format!("apikey:{consumer_key}").as_bytes())
     }
 
+    /// The shard whose audit log records an actor's actions (see `ledger/audit_log.rs`).
+    pub fn shard_of_actor(&self, actor: &str) -> ShardId {
+        self.shard_of_key(format!("actor:{actor}").as_bytes())
+    }
+
     fn shard_of_key(&self, key: &[u8]) -> ShardId {
         (fnv1a64(key) % u64::from(self.shard_count)) as ShardId
     }

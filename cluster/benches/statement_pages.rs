@@ -65,6 +65,7 @@ fn store_with(rows: u64, accounts: u64) -> (tempdir::Dir, SledStore) {
                 ops: vec![WriteOp::History {
                     shard: SHARD,
                     rows: batch,
+                    audit_log: Vec::new(),
                 }],
             })
             .expect("write history");

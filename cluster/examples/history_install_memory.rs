@@ -73,6 +73,7 @@ fn main() {
             let ops = vec![WriteOp::SnapshotHistory {
                 shard: SHARD,
                 rows: all,
+                audit_log: Vec::new(),
             }];
             store.write(WriteBatch { ops }).expect("write");
         }
@@ -96,6 +97,7 @@ fn main() {
                 WriteOp::SnapshotHistory {
                     shard: SHARD,
                     rows: all,
+                    audit_log: Vec::new(),
                 },
             ];
             store.write(WriteBatch { ops }).expect("write");
@@ -106,6 +108,7 @@ fn main() {
                 let ops = vec![WriteOp::History {
                     shard: SHARD,
                     rows: pass,
+                    audit_log: Vec::new(),
                 }];
                 store.write(WriteBatch { ops }).expect("write");
             }

@@ -65,6 +65,9 @@ enum CtlCommand {
         #[command(subcommand)]
         command: crate::ctl_keys::KeysCommand,
     },
+    /// The audit trail (who did what, when, from where, how it went) as JSON lines, newest
+    /// first: a page, or `--all` for an export. Needs an auditor's key (or the bootstrap key).
+    AuditLog(crate::ctl_audit_log::AuditLogArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -175,6 +178,13 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
             command,
         ));
     }
+    if let CtlCommand::AuditLog(log) = &args.command {
+        return runtime.block_on(crate::ctl_audit_log::audit_log(
+            &args.node,
+            &args.admin_token,
+            log,
+        ));
+    }
     if let CtlCommand::Businesses { command } = &args.command {
         return runtime.block_on(businesses(&args.node, &args.admin_token, command));
     }
@@ -216,6 +226,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
         | CtlCommand::Menus { .. }
         | CtlCommand::Businesses { .. }
         | CtlCommand::Keys { .. }
+        | CtlCommand::AuditLog(_)
         | CtlCommand::Daraja { .. } => {}
     }
     Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@ mod bench_cmd;
 mod chaos_cmd;
 mod cluster_cmd;
 mod config;
+mod ctl_audit_log;
 mod ctl_cmd;
 mod ctl_keys;
 mod duration;

@@ -15,6 +15,7 @@
 //! | `businesses.rs` | registering a business with API credentials, finding it by consumer key |
 //! | `accounts.rs` | registration (one or in bulk), account reads, PIN checks and resets, balance, statement |
 //! | `cluster.rs` | the audit over every shard, node status, joins and drains, documents |
+//! | `audit_log.rs` | the audit log: actions recorded on their actor's shard, read back merged by time |
 //! | `digest.rs` | keyed digests of secrets (HMAC-SHA-256 under a cluster-derived key), stored instead of secrets |
 //! | `float_approvals.rs` | maker-checker: float issues above a set amount wait for another caller's approval |
 //! | `keys.rs` | scoped admin API keys (operator, care, auditor): the key ring in a cluster document, create, revoke, rotate |
@@ -27,6 +28,7 @@
 
 mod accounts;
 mod attempts;
+pub mod audit_log;
 mod businesses;
 mod calls;
 mod cluster;

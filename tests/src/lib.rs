@@ -451,6 +451,37 @@ impl TestCluster {
         }
     }
 
+    /// Every record of the audit log, newest first (paged 50 at a time, asserted in order).
+    pub fn audit_log(&self, token: &str) -> Vec<Value> {
+        let mut records = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut url = format!(
+                "{}/admin/v1/audit-log?limit=50",
+                self.url(self.running()[0])
+            );
+            if let Some(cursor) = &after {
+                url.push_str(&format!("&after={cursor}"));
+            }
+            let response = self
+                .client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .expect("the node answers");
+            assert_eq!(response.status(), 200, "the audit log answers");
+            let page: Value = response.json().expect("a page");
+            let got = page["records"].as_array().expect("records").clone();
+            let times: Vec<u64> = got.iter().filter_map(|r| r["at_ms"].as_u64()).collect();
+            assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+            records.extend(got);
+            match page["next"].as_str() {
+                Some(next) => after = Some(next.to_string()),
+                None => return records,
+            }
+        }
+    }
+
     pub fn log_dir(&self) -> &Path {
         &self.dir
     }

@@ -558,4 +558,47 @@ fn b2c_b2b_status_and_balance_answer_to_result_urls_and_duplicates_never_pay_twi
     assert!(finished >= 5.0, "tuma_transfers_finished_total: {finished}");
     let audit = cluster.quiet_audit(Duration::from_secs(20));
     assert_eq!(audit["balanced"], true, "{audit}");
+
+    // Business-credential actions are in the audit log under the business, never their secrets.
+    let log = cluster.audit_log(tuma_tests::TOKEN);
+    let payer = format!("business:{PAYER}");
+    let b2c_calls: Vec<&Value> = log
+        .iter()
+        .filter(|r| {
+            r["actor"] == payer.as_str()
+                && r["role"] == "business"
+                && r["action"] == "POST /mpesa/b2c/v3/paymentrequest"
+                && r["target"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("OriginatorConversationID=salary-1"))
+        })
+        .collect();
+    let outcome = |r: &Value| r["outcome"].as_str().unwrap_or("").to_string();
+    assert!(
+        b2c_calls.iter().any(|r| outcome(r) == "200"),
+        "the B2C order is recorded: {b2c_calls:?}"
+    );
+    assert!(
+        b2c_calls
+            .iter()
+            .any(|r| outcome(r) == "409 Duplicate OriginatorConversationID"),
+        "and its duplicate, refused: {b2c_calls:?}"
+    );
+    assert!(
+        log.iter().any(|r| r["action"] == "GET /oauth/v1/generate"
+            && r["actor"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("consumer-key:"))),
+        "token grants are recorded"
+    );
+    let text = serde_json::to_string(&log).expect("json");
+    assert!(!text.contains(&api.credential), "no security credential");
+    assert!(!text.contains(INITIATOR_PASSWORD), "no initiator password");
+    assert!(
+        !log.iter().any(
+            |r| r["outcome"].as_str().is_some_and(|o| o.starts_with("401"))
+                && r["action"] == "POST /mpesa/accountbalance/v1/query"
+        ),
+        "a call with an expired token names no one and is not recorded"
+    );
 }

@@ -187,4 +187,46 @@ fn a_large_float_issue_waits_for_a_second_caller_and_is_issued_once() {
     );
     let audit = cluster.quiet_audit(Duration::from_secs(10));
     assert_eq!(audit["balanced"], true, "{audit}");
+
+    // The audit log tells the story: who asked, who refused to check their own, who approved.
+    let log = cluster.audit_log(TOKEN);
+    let recorded = |actor: &str, action: &str, outcome: &str| {
+        log.iter().any(|r| {
+            r["actor"] == actor
+                && r["action"] == action
+                && r["outcome"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with(outcome))
+        })
+    };
+    let (maker_id, checker_id) = (
+        format!("key:{}", &maker[3..11]),
+        format!("key:{}", &checker[3..11]),
+    );
+    assert!(recorded(&maker_id, "POST /admin/v1/float", "202"));
+    assert!(recorded(
+        &maker_id,
+        "POST /admin/v1/float/approvals/big/approve",
+        "409"
+    ));
+    assert!(recorded(
+        &checker_id,
+        "POST /admin/v1/float/approvals/big/approve",
+        "200"
+    ));
+    assert!(recorded(
+        &maker_id,
+        "POST /admin/v1/float/approvals/declined/decline",
+        "200"
+    ));
+    assert!(recorded("bootstrap", "POST /admin/v1/float", "202"));
+    assert!(
+        log.iter().any(|r| r["target"]
+            .as_str()
+            .is_some_and(|t| t.contains("request_id=big amount=250000.00"))
+            || r["target"]
+                .as_str()
+                .is_some_and(|t| t.contains("amount=250000.00"))),
+        "the target names the amount"
+    );
 }

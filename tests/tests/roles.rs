@@ -1,6 +1,8 @@
 //! Scoped API keys on real nodes: every admin endpoint × every role does exactly what the role
 //! table says (a key of another role is answered 403, no key or a wrong one 401), keys work on
-//! every node, and a revoked or rotated key stops working on every node within a second.
+//! every node, and a revoked or rotated key stops working on every node within a second. The
+//! audit log then holds a record of every call a key made — who, what, from which node, with
+//! the status it got — and none of the secrets the calls carried.
 //!
 //! The table below is the contract, written independently of the node's own table
 //! (`node/src/http/access.rs`): a change to either that the other does not make fails here.
@@ -198,6 +200,7 @@ fn endpoints() -> Vec<Endpoint> {
             &[CARE, AUDITOR],
         ),
         endpoint(M::GET, "/admin/v1/keys", None, &[AUDITOR]),
+        endpoint(M::GET, "/admin/v1/audit-log?limit=5", None, &[AUDITOR]),
         endpoint(
             M::POST,
             "/admin/v1/keys",
@@ -281,18 +284,24 @@ fn until_every_node(
 #[test]
 fn every_role_can_do_exactly_what_its_table_says_on_every_node() {
     let cluster = TestCluster::start("roles", 3, 4);
-    let keys: Vec<(&str, String)> = [OPERATOR, CARE, AUDITOR]
+    let keys: Vec<(&str, String, String)> = [OPERATOR, CARE, AUDITOR]
         .into_iter()
-        .map(|role| (role, create_key(&cluster, role).1))
+        .map(|role| {
+            let (id, token) = create_key(&cluster, role);
+            (role, id, token)
+        })
         .collect();
-    for (_, token) in &keys {
+    for (_, _, token) in &keys {
         until_every_node(&cluster, token, true, Duration::from_secs(5));
     }
     let mut checked = 0;
-    for (i, e) in endpoints().iter().enumerate() {
+    let mut calls = Vec::new();
+    let endpoints = endpoints();
+    for (i, e) in endpoints.iter().enumerate() {
         let node = 1 + i % 3;
-        for (role, token) in &keys {
+        for (role, id, token) in &keys {
             let code = status(&cluster, node, e, token);
+            calls.push((format!("key:{id}"), role.to_string(), e, node, code));
             if e.roles.contains(role) {
                 assert!(
                     code != 401 && code != 403,
@@ -321,7 +330,7 @@ fn every_role_can_do_exactly_what_its_table_says_on_every_node() {
             e.path
         );
     }
-    assert_eq!(checked, endpoints().len() * 3);
+    assert_eq!(checked, endpoints.len() * 3);
     // The bootstrap key may do everything a role may (and manage keys).
     let listed = cluster
         .get(&format!("{}/admin/v1/keys", cluster.url(2)))
@@ -335,6 +344,76 @@ fn every_role_can_do_exactly_what_its_table_says_on_every_node() {
             .all(|k| k.get("key").is_none() && k.get("digest").is_none()),
         "neither secrets nor digests are listed: {listed:?}"
     );
+
+    // Every call a key made is in the audit log, as it went; no call without a key is.
+    let auditor = &keys[2].2;
+    let log = cluster.audit_log(auditor);
+    for (actor, role, e, node, code) in &calls {
+        let action = format!(
+            "{} {}",
+            e.method,
+            e.path.split('?').next().unwrap_or(e.path)
+        );
+        let found = log.iter().any(|r| {
+            r["actor"] == actor.as_str()
+                && r["role"] == role.as_str()
+                && r["action"] == action.as_str()
+                && r["source"]
+                    .as_str()
+                    .is_some_and(|s| s.ends_with(&format!("via node {node}")))
+                && r["outcome"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with(&code.to_string()))
+        });
+        assert!(
+            found,
+            "no record of {role} {action} → {code} on node {node}"
+        );
+    }
+    assert!(
+        log.iter().all(|r| {
+            let actor = r["actor"].as_str().unwrap_or("");
+            actor == "bootstrap" || actor.starts_with("key:")
+        }),
+        "only named callers are recorded"
+    );
+    // What a call's body and answer could have put in a record: its target and outcome.
+    let text: String = log
+        .iter()
+        .flat_map(|r| [&r["target"], &r["outcome"]])
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        text.contains("msisdn=254799000009"),
+        "targets name the account"
+    );
+    for secret in ["pin=", "4321", "initiator-password", "not-a-real-secret"] {
+        assert!(!text.contains(secret), "the log holds a secret: {secret}");
+    }
+    for (_, _, token) in &keys {
+        assert!(!text.contains(token.as_str()), "the log holds a key");
+    }
+    // The export pages back the same records, one JSON object per line.
+    let lines = cluster
+        .client
+        .get(format!(
+            "{}/admin/v1/audit-log?format=jsonl&limit=1000",
+            cluster.url(3)
+        ))
+        .bearer_auth(auditor)
+        .send()
+        .expect("the node answers")
+        .text()
+        .expect("text");
+    assert!(lines.lines().count() >= calls.len());
+    for line in lines.lines() {
+        let record: Value = serde_json::from_str(line).expect("one record a line");
+        assert!(
+            record["seq"].is_u64() && record["at"].is_string(),
+            "{record}"
+        );
+    }
 }
 
 #[test]

@@ -204,6 +204,8 @@ pub enum Command {
         url: String,
         event: super::callbacks::CallbackEvent,
     },
+    /// An admin, care or business action, appended to the shard's audit log.
+    RecordAction(super::audit_log::AuditLogEntry),
 }
 
 /// What a client is told about a transfer once it is final.

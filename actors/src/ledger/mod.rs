@@ -19,6 +19,7 @@
 //! | `c2b.rs` | a business's C2B URLs and the confirmation queued for each payment credited to it |
 //! | `callbacks.rs` | the callback outbox: outcomes owed to businesses' URLs until delivered |
 //! | `audit.rs` | the invariants asserted on every apply and the full audit |
+//! | `audit_log.rs` | the audit log: append-only records of admin, care and business actions |
 //!
 //! `apply` is handed each entry with the leader's timestamp and never reads a clock; the shard's
 //! clock is the maximum timestamp applied so far, so time never runs backwards across leaders.
@@ -27,6 +28,7 @@
 mod accounts;
 mod api_keys;
 mod audit;
+mod audit_log;
 mod books;
 mod business;
 mod c2b;
@@ -56,6 +58,7 @@ use crate::txn_id::TransactionId;
 
 pub use api_keys::{API_KEYS_MAX, API_KEY_LEN_MAX};
 pub use audit::{InvariantViolation, ShardAudit};
+pub use audit_log::{AuditLogEntry, AuditLogRecord, AUDIT_FIELD_LEN_MAX};
 pub use business::{valid_initiator_name, Initiator, Wallet, Wallets, INITIATORS_MAX};
 pub use c2b::C2bUrls;
 pub use callbacks::{
@@ -179,6 +182,8 @@ pub struct LedgerState {
     callbacks_by_business: BTreeMap<crate::account::Shortcode, u32>,
     /// Business API consumer keys hashed to this shard → their business.
     api_keys: BTreeMap<String, crate::account::Shortcode>,
+    /// The number the next audit record gets (see `audit_log.rs`).
+    audit_log_next_seq: u64,
 }
 
 /// One shard's ledger: configuration plus replicated state.
@@ -193,6 +198,8 @@ pub struct ShardLedger {
     protocol_error: Option<String>,
     /// History rows emitted since the host last took them.
     history: Vec<HistoryRow>,
+    /// Audit records emitted since the host last took them.
+    audit_log: Vec<AuditLogRecord>,
 }
 
 impl ShardLedger {
@@ -211,6 +218,7 @@ impl ShardLedger {
             touched: Vec::new(),
             protocol_error: None,
             history: Vec::new(),
+            audit_log: Vec::new(),
         }
     }
 
@@ -222,6 +230,7 @@ impl ShardLedger {
             touched: Vec::new(),
             protocol_error: None,
             history: Vec::new(),
+            audit_log: Vec::new(),
         }
     }
 
@@ -328,6 +337,7 @@ impl ShardLedger {
                 Applied::Admin(self.register_c2b_urls(business, urls))
             }
             Command::Retire { up_to_ms } => self.retire(*up_to_ms),
+            Command::RecordAction(entry) => self.record_action(entry, now),
         };
         self.queue_c2b_confirmations(first_row, now);
         self.check_invariants()?;

@@ -16,6 +16,7 @@ use tuma_actors::ledger::{HistoryRow, Receipt};
 use tuma_actors::transfer::TransferId;
 use tuma_actors::txn_id::TransactionId;
 
+use crate::storage::audit_log;
 use crate::storage::history::{self, HistoryKv};
 use crate::storage::{LogStore, StorageError};
 
@@ -46,6 +47,11 @@ pub enum HistoryRead {
     Receipt { txn_id: TransactionId },
     /// A transfer whose record retired from memory: its payer row answers.
     TransferStatus { id: TransferId },
+    /// A page of the shard's audit log (see [`audit_log::page`]).
+    AuditLog {
+        before: Option<(u64, u64)>,
+        limit: usize,
+    },
 }
 
 impl HistoryQuery {
@@ -67,6 +73,12 @@ impl HistoryQuery {
                 Ok(rows) => ClientReply::History(rows),
                 Err(error) => unreadable(error),
             },
+            HistoryRead::AuditLog { before, limit } => {
+                match audit_log::page(kv, shard, *before, *limit) {
+                    Ok(records) => ClientReply::AuditLog(records),
+                    Err(error) => unreadable(error),
+                }
+            }
             HistoryRead::TransferStatus { id } => match history::by_transfer(kv, shard, id) {
                 Ok(Some(row)) => ClientReply::Receipt(receipt_of_row(&row)),
                 Ok(None) => ClientReply::UnknownTransfer,
@@ -239,6 +251,7 @@ mod tests {
         let ops = vec![WriteOp::History {
             shard: SHARD,
             rows: rows(5),
+            audit_log: Vec::new(),
         }];
         store.write(WriteBatch { ops }).unwrap();
     }

@@ -185,6 +185,12 @@ pub(super) fn answer(ledger: &ShardLedger, request: &ClientRequest) -> Answer {
                 limit: *limit,
             })
         }
+        ClientRequest::AuditLog { before, limit, .. } => {
+            return history(HistoryRead::AuditLog {
+                before: *before,
+                limit: *limit,
+            })
+        }
         ClientRequest::ReversalRequests { .. } => ClientReply::ReversalRequests(
             ledger
                 .reversal_requests()

@@ -267,7 +267,11 @@ impl Engine {
         }
         let ops = std::mem::take(&mut output.history)
             .into_iter()
-            .map(|(shard, rows)| WriteOp::History { shard, rows })
+            .map(|shard_rows| WriteOp::History {
+                shard: shard_rows.shard,
+                rows: shard_rows.rows,
+                audit_log: shard_rows.audit_log,
+            })
             .collect();
         self.store.write_unsynced(WriteBatch { ops })
     }

@@ -16,7 +16,7 @@ use super::request::{ClientReply, ClientRequest, Waiter};
 use super::snapshots::payload;
 use super::waiters::Waiters;
 use super::{EngineConfig, EngineError, EngineFault};
-use crate::storage::{history, LogStore, WriteOp};
+use crate::storage::{audit_log, history, LogStore, WriteOp};
 use crate::transport::NodeId;
 
 /// What applying committed entries asks the engine to do.
@@ -26,8 +26,16 @@ pub(super) struct ApplyOutput {
     pub envelopes: Vec<Envelope>,
     /// The cluster state (or the meta group's configuration) changed.
     pub meta_changed: bool,
-    /// History rows the applied entries emitted, per shard, to write before reads answer.
-    pub history: Vec<(u32, Vec<tuma_actors::ledger::HistoryRow>)>,
+    /// History rows and audit records the applied entries emitted, per shard, to write
+    /// before reads answer.
+    pub history: Vec<ShardRows>,
+}
+
+/// What one shard's applied entries emitted for its store.
+pub(super) struct ShardRows {
+    pub shard: u32,
+    pub rows: Vec<tuma_actors::ledger::HistoryRow>,
+    pub audit_log: Vec<tuma_actors::ledger::AuditLogRecord>,
 }
 
 impl ApplyOutput {
@@ -57,8 +65,10 @@ pub(super) struct Replica {
     prompts_expired_up_to: u64,
     /// Untagged proposals of this loop, proposed as one entry at the next Ready pass.
     proposals: Proposals,
-    /// The history sequence of the stored checkpoint: a snapshot carries the rows below it.
+    /// The history and audit sequences of the stored checkpoint: a snapshot carries the rows
+    /// and records below them.
     checkpoint_history_seq: u64,
+    checkpoint_audit_seq: u64,
     /// Whether its group still holds it (volatile).
     removal: RemovalWatch,
     planted_fault: Option<EngineFault>,
@@ -96,11 +106,13 @@ impl Replica {
             None => ShardLedger::new(ledger_config),
         };
         let checkpoint_history_seq = ledger.history_next_seq();
+        let checkpoint_audit_seq = ledger.audit_log_next_seq();
         let replica = Replica {
             shard,
             group,
             ledger,
             checkpoint_history_seq,
+            checkpoint_audit_seq,
             driver: None,
             driver_config: config.driver.clone(),
             waiters: Waiters::default(),
@@ -356,11 +368,16 @@ impl Replica {
             metrics::counter!("tuma_raft_entries_applied_total").increment(1);
             metrics::counter!("tuma_ledger_commands_applied_total").increment(each.len() as u64);
             let rows = self.ledger.take_history();
-            if !rows.is_empty() {
+            let audit_log = self.ledger.take_audit_log();
+            if !rows.is_empty() || !audit_log.is_empty() {
                 if self.driver.is_some() {
                     count_finished_transfers(&rows);
                 }
-                out.history.push((self.shard, rows));
+                out.history.push(ShardRows {
+                    shard: self.shard,
+                    rows,
+                    audit_log,
+                });
             }
             if let Some(observer) = observer.as_deref_mut() {
                 observer.applied(self.shard, entry.index, &entry.data, &self.ledger);
@@ -499,9 +516,9 @@ impl Replica {
     /// whatever history this replica had.
     pub fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<Vec<WriteOp>, EngineError> {
         let parts = payload::split(&snapshot.data)?;
-        let rows = match parts.history {
+        let (rows, audit_log) = match parts.history {
             Some(bytes) => history::decode_rows(bytes)?,
-            None => Vec::new(),
+            None => (Vec::new(), Vec::new()),
         };
         // The metadata and the checkpoint part alone: the history part can be most of the data.
         let mut checkpoint = Snapshot::default();
@@ -510,11 +527,13 @@ impl Replica {
         let config = self.ledger.config().clone();
         self.ledger = restore_ledger(config, &checkpoint)?;
         self.checkpoint_history_seq = self.ledger.history_next_seq();
+        self.checkpoint_audit_seq = self.ledger.audit_log_next_seq();
         Ok(vec![
             self.group.install_snapshot(checkpoint),
             WriteOp::SnapshotHistory {
                 shard: self.shard,
                 rows,
+                audit_log,
             },
         ])
     }
@@ -528,6 +547,7 @@ impl Replica {
         });
         if op.is_some() {
             self.checkpoint_history_seq = self.ledger.history_next_seq();
+            self.checkpoint_audit_seq = self.ledger.audit_log_next_seq();
         }
         op
     }
@@ -541,11 +561,16 @@ impl Replica {
         store: &dyn LogStore,
     ) -> Result<super::snapshots::History, crate::storage::StorageError> {
         use super::snapshots::History;
-        let (shard, below) = (self.shard, self.checkpoint_history_seq);
+        let (shard, below, audit_below) = (
+            self.shard,
+            self.checkpoint_history_seq,
+            self.checkpoint_audit_seq,
+        );
         let Some(reader) = store.history_reader() else {
             let rows = store.history_export(shard, below)?;
+            let audit_log = audit_log::export(store.history_kv(), shard, audit_below)?;
             return Ok(History::Ready(std::sync::Arc::new(history::encode_rows(
-                &rows,
+                &rows, &audit_log,
             ))));
         };
         let slot: super::snapshots::PendingHistory = Default::default();
@@ -554,13 +579,15 @@ impl Replica {
             .name(format!("history-export-{shard}"))
             .spawn(move || {
                 let exported = history::export(reader.as_ref(), shard, below)
-                    .map(|rows| {
+                    .and_then(|rows| {
+                        let audit_log = audit_log::export(reader.as_ref(), shard, audit_below)?;
                         tracing::info!(
                             shard,
                             rows = rows.len(),
+                            audit_records = audit_log.len(),
                             "history rows read for a snapshot"
                         );
-                        std::sync::Arc::new(history::encode_rows(&rows))
+                        Ok(std::sync::Arc::new(history::encode_rows(&rows, &audit_log)))
                     })
                     .map_err(|error| error.to_string());
                 *filled.lock().unwrap_or_else(|p| p.into_inner()) = Some(exported);

@@ -48,6 +48,13 @@ pub enum ClientRequest {
     },
     /// The shard's open reversal requests.
     ReversalRequests { shard: u32 },
+    /// A page of the shard's audit log, newest first: records strictly before
+    /// `before` = (time, sequence) (from the newest, if `None`), at most `limit`.
+    AuditLog {
+        shard: u32,
+        before: Option<(u64, u64)>,
+        limit: usize,
+    },
     /// Up to `limit` undelivered confirmation texts of the shard from sequence number
     /// `from_seq` on, oldest first (the SMS channel takes them, then acknowledges with
     /// `Command::SmsDelivered`).
@@ -98,6 +105,7 @@ impl ClientRequest {
                 | ClientRequest::Receipt { .. }
                 | ClientRequest::SmsOutbox { .. }
                 | ClientRequest::ReversalRequests { .. }
+                | ClientRequest::AuditLog { .. }
                 | ClientRequest::Prompt { .. }
                 | ClientRequest::Payout { .. }
                 | ClientRequest::Callbacks { .. }
@@ -117,6 +125,7 @@ impl ClientRequest {
             | ClientRequest::Callbacks { shard, .. }
             | ClientRequest::Prompt { shard, .. }
             | ClientRequest::ApiKey { shard, .. }
+            | ClientRequest::AuditLog { shard, .. }
             | ClientRequest::ReversalRequests { shard } => *shard,
             ClientRequest::Transfer { request, .. } => map.shard_of(&request.from),
             ClientRequest::Payout { business, .. } => {
@@ -200,6 +209,8 @@ pub enum ClientReply {
     Statement(Vec<StatementLine>),
     /// History rows (a receipt's, payer first).
     History(Vec<HistoryRow>),
+    /// A page of a shard's audit log, newest first.
+    AuditLog(Vec<tuma_actors::ledger::AuditLogRecord>),
     /// Open reversal requests by receipt.
     ReversalRequests(
         Vec<(
@@ -260,6 +271,7 @@ impl ClientReply {
             ClientReply::Audit(_) => "audit".into(),
             ClientReply::Statement(_) => "statement".into(),
             ClientReply::History(_) => "history".into(),
+            ClientReply::AuditLog(_) => "audit log".into(),
             ClientReply::SmsOutbox(_) => "sms outbox".into(),
             ClientReply::Prompt(_) => "prompt".into(),
             ClientReply::Payout(_) => "payout".into(),

@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use tuma_actors::ledger::{HistoryRow, HistorySide};
+use tuma_actors::ledger::{AuditLogRecord, HistoryRow, HistorySide};
 use tuma_actors::transfer::TransferId;
 use tuma_actors::txn_id::TransactionId;
 use tuma_actors::AccountRef;
@@ -96,6 +96,21 @@ pub fn row_entries(shard: u32, row: &HistoryRow) -> Vec<(Vec<u8>, Vec<u8>)> {
     }
     entries.push((row_key, value));
     entries
+}
+
+/// The key-value pairs that store a shard's history rows and audit records.
+pub fn entries<'a>(
+    shard: u32,
+    rows: &'a [HistoryRow],
+    audit_log: &'a [AuditLogRecord],
+) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + 'a {
+    rows.iter()
+        .flat_map(move |row| row_entries(shard, row))
+        .chain(
+            audit_log
+                .iter()
+                .map(move |record| super::audit_log::record_entry(shard, record)),
+        )
 }
 
 fn decode(key: &[u8], bytes: &[u8]) -> Result<HistoryRow, StorageError> {
@@ -217,13 +232,17 @@ pub fn export(kv: &dyn HistoryKv, shard: u32, below: u64) -> Result<Vec<HistoryR
     Ok(rows)
 }
 
-/// Encodes rows for a snapshot stream.
-pub fn encode_rows(rows: &[HistoryRow]) -> Vec<u8> {
-    bincode::serde::encode_to_vec(rows, config()).expect("encoding history into memory cannot fail")
+/// Encodes rows and audit records for a snapshot stream.
+pub fn encode_rows(rows: &[HistoryRow], audit_log: &[AuditLogRecord]) -> Vec<u8> {
+    bincode::serde::encode_to_vec((rows, audit_log), config())
+        .expect("encoding history into memory cannot fail")
 }
 
-/// Decodes rows a snapshot stream carried.
-pub fn decode_rows(bytes: &[u8]) -> Result<Vec<HistoryRow>, StorageError> {
+/// Rows and audit records a snapshot stream carried.
+pub type SnapshotRows = (Vec<HistoryRow>, Vec<AuditLogRecord>);
+
+/// Decodes rows and audit records a snapshot stream carried.
+pub fn decode_rows(bytes: &[u8]) -> Result<SnapshotRows, StorageError> {
     bincode::serde::decode_from_slice(bytes, config())
         .map(|(rows, _)| rows)
         .map_err(|error| StorageError::Corrupt {
@@ -326,6 +345,9 @@ mod tests {
             None
         );
         assert_eq!(export(&kv, 3, 3).unwrap(), rows[..3].to_vec());
-        assert_eq!(decode_rows(&encode_rows(&rows)).unwrap(), rows);
+        assert_eq!(
+            decode_rows(&encode_rows(&rows, &[])).unwrap(),
+            (rows, Vec::new())
+        );
     }
 }

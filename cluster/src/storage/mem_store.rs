@@ -91,6 +91,14 @@ impl MemDisk {
         self.image().writes
     }
 
+    /// Every audit record of `shard` on this disk, in sequence order (the simulator's checks).
+    pub fn audit_log_records(
+        &self,
+        shard: u32,
+    ) -> Result<Vec<tuma_actors::ledger::AuditLogRecord>, StorageError> {
+        super::audit_log::export(&self.image().history, shard, u64::MAX)
+    }
+
     /// Every history row of `shard` on this disk, in sequence order (the simulator's checks
     /// read it without opening a store).
     pub fn history_rows(
@@ -167,19 +175,21 @@ fn apply(image: &mut Image, batch: WriteBatch) -> u64 {
             WriteOp::ForgetTombstone { shard } => {
                 image.tombstones.remove(&shard);
             }
-            WriteOp::History { shard, rows } => add_history(image, shard, &rows),
-            WriteOp::SnapshotHistory { shard, rows } => add_history(image, shard, &rows),
+            WriteOp::History {
+                shard,
+                rows,
+                audit_log,
+            }
+            | WriteOp::SnapshotHistory {
+                shard,
+                rows,
+                audit_log,
+            } => image
+                .history
+                .extend(super::history::entries(shard, &rows, &audit_log)),
         }
     }
     bytes
-}
-
-fn add_history(image: &mut Image, shard: u32, rows: &[tuma_actors::ledger::HistoryRow]) {
-    for row in rows {
-        image
-            .history
-            .extend(super::history::row_entries(shard, row));
-    }
 }
 
 fn remove_history(image: &mut Image, shard: u32) {

@@ -5,18 +5,20 @@
 //! | `log.rs` | [`ShardLog`]: the in-memory log raft-rs reads (`raft::Storage`) |
 //! | `sled_store.rs` | [`SledStore`]: the default [`LogStore`] on sled 0.34, and the data-directory lock |
 //! | `history.rs` | the per-account history of finished transfers: keys, pages, lookups, export |
+//! | `audit_log.rs` | each shard's audit log, in the history key space: keys, pages by time, export |
 //! | `mem_store.rs` | [`MemStore`]: an in-memory [`LogStore`] with crash and torn-write faults (simulator, tests) |
 //!
 //! One write batch per engine loop carries every shard's appended entries, hard states,
 //! checkpoints and compactions, and is made durable with one fsync: the group commit.
 
+pub mod audit_log;
 pub mod history;
 mod log;
 mod mem_store;
 mod sled_store;
 
 use raft::prelude::{ConfState, Entry, HardState, Snapshot};
-use tuma_actors::ledger::HistoryRow;
+use tuma_actors::ledger::{AuditLogRecord, HistoryRow};
 use tuma_actors::transfer::TransferId;
 use tuma_actors::txn_id::TransactionId;
 use tuma_actors::AccountRef;
@@ -86,10 +88,11 @@ pub enum WriteOp {
     ForgetTombstone {
         shard: u32,
     },
-    /// History rows of finished transfers, written as their entries applied.
+    /// History rows of finished transfers and audit records, written as their entries applied.
     History {
         shard: u32,
         rows: Vec<HistoryRow>,
+        audit_log: Vec<AuditLogRecord>,
     },
     /// A snapshot's history: every row of the shard up to its checkpoint. Rows are a
     /// deterministic function of the shard's log, so any row already here is the same row;
@@ -97,6 +100,7 @@ pub enum WriteOp {
     SnapshotHistory {
         shard: u32,
         rows: Vec<HistoryRow>,
+        audit_log: Vec<AuditLogRecord>,
     },
 }
 

@@ -303,14 +303,20 @@ impl LogStore for SledStore {
                     self.remove_history(shard, &mut sled_batch)?;
                 }
                 WriteOp::ForgetTombstone { shard } => sled_batch.remove(&shard_key(b't', shard)),
-                WriteOp::History { shard, rows } => {
-                    for row in &rows {
-                        for (key, value) in history::row_entries(shard, row) {
-                            sled_batch.insert(key, value);
-                        }
+                WriteOp::History {
+                    shard,
+                    rows,
+                    audit_log,
+                } => {
+                    for (key, value) in history::entries(shard, &rows, &audit_log) {
+                        sled_batch.insert(key, value);
                     }
                 }
-                WriteOp::SnapshotHistory { shard, rows } => {
+                WriteOp::SnapshotHistory {
+                    shard,
+                    rows,
+                    audit_log,
+                } => {
                     // Written key by key ahead of this batch: sled's memory grows with a batch's
                     // size, not with its cache (1.2M rows took 6 GiB in 10,000-row batches,
                     // 50 MiB in 500-row batches, 40 MiB key by key; on a node installing 0.7M
@@ -319,10 +325,8 @@ impl LogStore for SledStore {
                     // rows are a deterministic function of the shard's log, so a row already
                     // here is the same row, and an install cut short is repeated by the next
                     // snapshot.
-                    for row in &rows {
-                        for (key, value) in history::row_entries(shard, row) {
-                            self.db.insert(key, value)?;
-                        }
+                    for (key, value) in history::entries(shard, &rows, &audit_log) {
+                        self.db.insert(key, value)?;
                     }
                 }
             }
@@ -669,6 +673,7 @@ mod tests {
             let ops = vec![WriteOp::SnapshotHistory {
                 shard: 5,
                 rows: rows.clone(),
+                audit_log: Vec::new(),
             }];
             store.write(WriteBatch { ops }).unwrap();
             let page = store.history_page(5, &alice, None, 100, true).unwrap();

@@ -16,6 +16,7 @@
 //! | `Reverse` (reversals, reversal requests approved or declined, business wallet moves) | | ✓ | |
 //! | `ReadAccounts` (accounts, statements, receipts, reversal requests, payout orders) | | ✓ | ✓ |
 //! | `ReadKeys` | | | ✓ |
+//! | `ReadAuditLog` (who did what: the audit trail) | | | ✓ |
 //! | `ManageKeys`, `TestHooks` | bootstrap key only | | |
 
 use std::sync::{Arc, RwLock};
@@ -45,6 +46,7 @@ pub enum Permission {
     Reverse,
     ReadAccounts,
     ReadKeys,
+    ReadAuditLog,
     ManageKeys,
     TestHooks,
 }
@@ -60,7 +62,7 @@ pub fn allows(role: KeyRole, permission: Permission) -> bool {
         KeyRole::Care => matches!(permission, ResetPins | Reverse | ReadAccounts),
         KeyRole::Auditor => matches!(
             permission,
-            ReadCluster | ReadAudit | ReadAccounts | ReadKeys
+            ReadCluster | ReadAudit | ReadAccounts | ReadKeys | ReadAuditLog
         ),
     }
 }

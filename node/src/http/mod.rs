@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `error.rs` | the JSON error answer and how each failure maps to a status code |
 //! | `access.rs` | who may call which admin endpoint: the bootstrap key, scoped keys and their roles |
+//! | `audit_log.rs` | the audit trail: every named admin and business call recorded before it is answered; `/admin/v1/audit-log` |
 //! | `float_approvals.rs` | `/admin/v1/float/approvals`: large float issues waiting for a second caller (maker-checker) |
 //! | `keys.rs` | `/admin/v1/keys`: scoped API keys created, listed, rotated, revoked |
 //! | `admin.rs` | `/admin/v1/…`: registration, float, accounts, cluster, audit, care |
@@ -26,6 +27,7 @@
 pub mod access;
 mod admin;
 mod app;
+pub mod audit_log;
 mod bulk;
 mod businesses;
 mod care;
@@ -111,6 +113,7 @@ pub fn router(state: ApiState) -> Router {
     let ussd = tuma_channels::ussd::router(state.ussd.clone());
     let sms = tuma_channels::sms::router(state.sms.clone());
     let daraja = state.daraja.router();
+    let recorded = axum::middleware::from_fn_with_state(state.clone(), audit_log::record);
     Router::new()
         .route("/admin/v1/sms", get(sms::texts))
         .route("/admin/v1/sms/reports", get(sms::reports))
@@ -166,6 +169,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/v1/members", get(members::list).post(members::join))
         .route("/admin/v1/members/:id", delete(members::remove))
         .route("/admin/v1/audit", get(admin::audit))
+        .route("/admin/v1/audit-log", get(audit_log::list))
         .route("/admin/v1/keys", get(keys::list).post(keys::create))
         .route("/admin/v1/keys/:id", delete(keys::revoke))
         .route("/admin/v1/keys/:id/rotate", post(keys::rotate))
@@ -197,5 +201,6 @@ pub fn router(state: ApiState) -> Router {
         .merge(ussd)
         .merge(sms)
         .merge(daraja)
+        .layer(recorded)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
 }

@@ -1,6 +1,7 @@
 //! Ledger tests: every outcome code, tariff edges through the books, PIN lockout, idempotency,
 //! receipts and texts, reversals, cross-shard flows, and a property test against a model.
 
+mod audit_log;
 mod batches;
 mod c2b;
 mod cross_shard;

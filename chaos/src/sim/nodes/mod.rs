@@ -17,6 +17,7 @@
 //! | `world.rs` | the event loop: time, network weather, callers, node stepping |
 //! | `setup.rs` | a seed's cluster shape, the bank opened and funded, the workload |
 //! | `payouts.rs` | business payout orders, their payments, and their checks |
+//! | `audit_log.rs` | audited actions recorded under faults, and their checks |
 //! | `faults.rs` | the fault schedule; applying and healing faults |
 //! | `recorder.rs` | what every replica applied: log matching, balance history for reads |
 //! | `checks.rs` | per-step and final checks |
@@ -24,6 +25,7 @@
 //! [`Engine`]: tuma_cluster::engine::Engine
 //! [`MemDisk`]: tuma_cluster::storage::MemDisk
 
+mod audit_log;
 mod checks;
 mod clients;
 mod config;

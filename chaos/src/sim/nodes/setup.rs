@@ -265,6 +265,7 @@ impl World {
             self.schedule(at, Event::Balance(i));
         }
         self.schedule_payouts(start);
+        self.schedule_audited_actions(start);
         schedule_faults(self, start);
         self.schedule(self.workload_end, Event::Heal);
     }
