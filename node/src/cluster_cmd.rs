@@ -26,6 +26,15 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum ClusterCommand {
     /// Start (or restart) a local cluster.
     Up(UpArgs),
+    /// Start a new local cluster from a backup (`tuma ctl backup --out`): checked first as
+    /// `tuma ctl backup verify` checks it, with the backup's shard count. Afterwards the
+    /// cluster restarts with `cluster up` on the same `--data`.
+    Restore {
+        /// The backup directory.
+        backup: PathBuf,
+        #[command(flatten)]
+        up: UpArgs,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -161,7 +170,30 @@ fn layout(args: &UpArgs) -> anyhow::Result<Layout> {
 }
 
 pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
-    let ClusterCommand::Up(args) = command;
+    let (args, restore) = match command {
+        ClusterCommand::Up(args) => (args, None),
+        ClusterCommand::Restore { backup, up } => (up, Some(backup)),
+    };
+    let mut args = args;
+    if let Some(backup) = &restore {
+        let tariffs = std::sync::Arc::new(tuma_actors::tariff::Tariffs::kenya_default());
+        let verified = tuma_service::backup::verify(backup, tariffs)
+            .map_err(|problem| anyhow::anyhow!("the backup in {}: {problem}", backup.display()))?;
+        if args.data.join("cluster.toml").exists() {
+            bail!(
+                "{} holds a cluster already: restore into a new --data directory",
+                args.data.display()
+            );
+        }
+        args.shards = verified.image.manifest.shards;
+        println!(
+            "restoring {}: shards={} accounts={} e_money_issued={}",
+            backup.display(),
+            args.shards,
+            verified.totals.accounts,
+            verified.totals.e_money_issued
+        );
+    }
     if args.nodes == 0 || args.nodes > NODES_MAX {
         bail!("--nodes must be 1..={NODES_MAX}");
     }
@@ -199,6 +231,11 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<ExitCode> {
                 "--pin-hash-iterations".into(),
                 "1".into(),
             ]);
+        }
+        if let Some(backup) = &restore {
+            let backup = std::fs::canonicalize(backup)
+                .with_context(|| format!("finding {}", backup.display()))?;
+            extra_args.extend(["--restore".to_string(), backup.display().to_string()]);
         }
         if let Some(window) = &args.idempotency_window {
             extra_args.extend(["--idempotency-window".to_string(), window.clone()]);

@@ -84,6 +84,11 @@ pub struct NodeArgs {
     /// directory); default: derived from the cluster secret.
     #[arg(long, env = "TUMA_PIN_KEY_FILE")]
     pub pin_key_file: Option<PathBuf>,
+    /// Start a new cluster from this backup (`tuma ctl backup --out`): an initial member's first
+    /// start, on an empty data directory, with the backup's shard count; every initial member
+    /// is given the same backup. Ignored once the data directory holds the cluster.
+    #[arg(long, env = "TUMA_RESTORE")]
+    pub restore: Option<PathBuf>,
     /// argon2id memory for new PIN hashes, KiB (default 19456).
     #[arg(long, env = "TUMA_PIN_HASH_MEMORY_KIB")]
     pub pin_hash_memory_kib: Option<u32>,
@@ -268,6 +273,8 @@ pub struct NodeConfig {
     pub tls_ca: Option<PathBuf>,
     /// Float issues above this wait for a second caller's approval (`None`: never).
     pub float_approval_above: Option<tuma_actors::money::Money>,
+    /// The backup a new cluster starts from.
+    pub restore: Option<PathBuf>,
     pub data: PathBuf,
     pub listen_peer: SocketAddr,
     pub listen_http: SocketAddr,
@@ -542,12 +549,16 @@ impl NodeArgs {
                     .map_err(|e| anyhow::anyhow!("--float-approval-above {text:?}: {e}"))?,
             ),
         };
+        if self.restore.is_some() && self.join.is_some() {
+            bail!("--restore starts a new cluster's initial members; a joining node takes its shards from the cluster (drop --join or --restore)");
+        }
         Ok(NodeConfig {
             id,
             log_format,
             tls,
             tls_ca,
             float_approval_above,
+            restore: self.restore.clone(),
             data,
             listen_peer,
             listen_http,

@@ -9,12 +9,12 @@ use serde_json::Value;
 
 #[derive(Args, Debug)]
 pub struct CtlArgs {
-    /// Any node's HTTP URL.
+    /// Any node's HTTP URL (every command but `backup verify` needs one).
     #[arg(long)]
-    node: String,
-    /// Admin bearer token.
+    node: Option<String>,
+    /// Admin bearer token (every command but `backup verify` needs one).
     #[arg(long, env = "TUMA_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: String,
+    admin_token: Option<String>,
     /// A CA certificate (PEM) to trust for an HTTPS node (the one `tuma cluster up` makes is
     /// DATA/tls/ca.pem).
     #[arg(long, env = "TUMA_TLS_CA")]
@@ -68,6 +68,10 @@ enum CtlCommand {
     /// The audit trail (who did what, when, from where, how it went) as JSON lines, newest
     /// first: a page, or `--all` for an export. Needs an auditor's key (or the bootstrap key).
     AuditLog(crate::ctl_audit_log::AuditLogArgs),
+    /// Back the cluster up (`backup --out DIR`: a consistent copy of every shard, taken with
+    /// new transfers paused for as long as reading the shards' states takes) or check a backup
+    /// offline (`backup verify DIR`). `tuma cluster restore DIR` starts a new cluster from one.
+    Backup(crate::ctl_backup::BackupArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -154,65 +158,64 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if let CtlCommand::Backup(backup) = &args.command {
+        if let Some(verified) = crate::ctl_backup::verify_offline(backup) {
+            return verified;
+        }
+    }
+    let node = args
+        .node
+        .clone()
+        .context("--node is needed: any node's HTTP URL")?;
+    let admin_token = args
+        .admin_token
+        .clone()
+        .context("--admin-token (or TUMA_ADMIN_TOKEN) is needed")?;
     if let CtlCommand::Import {
         csv,
         batch,
         parallel,
     } = &args.command
     {
-        return runtime.block_on(import(
-            &args.node,
-            &args.admin_token,
-            csv,
-            *batch,
-            *parallel,
-        ));
+        return runtime.block_on(import(&node, &admin_token, csv, *batch, *parallel));
     }
     if let CtlCommand::Menus { command } = &args.command {
-        return runtime.block_on(menus(&args.node, &args.admin_token, command));
+        return runtime.block_on(menus(&node, &admin_token, command));
     }
     if let CtlCommand::Keys { command } = &args.command {
-        return runtime.block_on(crate::ctl_keys::keys(
-            &args.node,
-            &args.admin_token,
-            command,
-        ));
+        return runtime.block_on(crate::ctl_keys::keys(&node, &admin_token, command));
+    }
+    if let CtlCommand::Backup(backup) = &args.command {
+        return runtime.block_on(crate::ctl_backup::backup(&node, &admin_token, backup));
     }
     if let CtlCommand::AuditLog(log) = &args.command {
-        return runtime.block_on(crate::ctl_audit_log::audit_log(
-            &args.node,
-            &args.admin_token,
-            log,
-        ));
+        return runtime.block_on(crate::ctl_audit_log::audit_log(&node, &admin_token, log));
     }
     if let CtlCommand::Businesses { command } = &args.command {
-        return runtime.block_on(businesses(&args.node, &args.admin_token, command));
+        return runtime.block_on(businesses(&node, &admin_token, command));
     }
     if let CtlCommand::Daraja {
         command: DarajaCommand::Cert,
     } = &args.command
     {
-        return runtime.block_on(daraja_cert(&args.node));
+        return runtime.block_on(daraja_cert(&node));
     }
     if let CtlCommand::Members {
         command: MembersCommand::Remove { id },
     } = &args.command
     {
-        return runtime.block_on(remove_member(&args.node, &args.admin_token, *id));
+        return runtime.block_on(remove_member(&node, &admin_token, *id));
     }
     let body: Value = runtime.block_on(async {
         let client = http_client(Duration::from_secs(10))?;
         let response = client
-            .get(format!(
-                "{}/admin/v1/cluster",
-                args.node.trim_end_matches('/')
-            ))
-            .bearer_auth(&args.admin_token)
+            .get(format!("{}/admin/v1/cluster", node.trim_end_matches('/')))
+            .bearer_auth(&admin_token)
             .send()
             .await
-            .with_context(|| format!("reaching {}", args.node))?;
+            .with_context(|| format!("reaching {}", node))?;
         if !response.status().is_success() {
-            bail!("{} answered HTTP {}", args.node, response.status());
+            bail!("{} answered HTTP {}", node, response.status());
         }
         Ok::<Value, anyhow::Error>(response.json().await?)
     })?;
@@ -227,6 +230,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
         | CtlCommand::Businesses { .. }
         | CtlCommand::Keys { .. }
         | CtlCommand::AuditLog(_)
+        | CtlCommand::Backup(_)
         | CtlCommand::Daraja { .. } => {}
     }
     Ok(ExitCode::SUCCESS)

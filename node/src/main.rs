@@ -5,6 +5,7 @@ mod chaos_cmd;
 mod cluster_cmd;
 mod config;
 mod ctl_audit_log;
+mod ctl_backup;
 mod ctl_cmd;
 mod ctl_keys;
 mod duration;
@@ -12,6 +13,7 @@ mod http;
 mod join;
 mod menus_cmd;
 mod node_cmd;
+mod restore;
 mod sim_cmd;
 mod tls;
 

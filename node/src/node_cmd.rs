@@ -81,6 +81,9 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
         config.replicas,
     );
     engine_config.bootstrap = config.join.is_none();
+    if let Some(dir) = &config.restore {
+        engine_config.restore = crate::restore::image(dir, &store, config.shards)?;
+    }
     engine_config.plan_limits.moves_max = config.rebalance_moves_max;
     let tariffs = Arc::new(Tariffs::kenya_default());
     engine_config.tariffs = tariffs.clone();

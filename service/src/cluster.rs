@@ -44,7 +44,7 @@ pub struct AuditTotals {
 }
 
 impl AuditTotals {
-    fn of(shards: &[ShardAudit]) -> AuditTotals {
+    pub fn of(shards: &[ShardAudit]) -> AuditTotals {
         let sum = |f: &dyn Fn(&ShardAudit) -> Money| {
             Money::from_cents(shards.iter().map(|a| f(a).cents()).sum())
         };

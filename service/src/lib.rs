@@ -15,6 +15,7 @@
 //! | `businesses.rs` | registering a business with API credentials, finding it by consumer key |
 //! | `accounts.rs` | registration (one or in bulk), account reads, PIN checks and resets, balance, statement |
 //! | `cluster.rs` | the audit over every shard, node status, joins and drains, documents |
+//! | `backup.rs` | backups: intake paused until nothing is in flight, each shard's state and history read, the directory format, offline verification |
 //! | `audit_log.rs` | the audit log: actions recorded on their actor's shard, read back merged by time |
 //! | `digest.rs` | keyed digests of secrets (HMAC-SHA-256 under a cluster-derived key), stored instead of secrets |
 //! | `float_approvals.rs` | maker-checker: float issues above a set amount wait for another caller's approval |
@@ -29,6 +30,7 @@
 mod accounts;
 mod attempts;
 pub mod audit_log;
+pub mod backup;
 mod businesses;
 mod calls;
 mod cluster;

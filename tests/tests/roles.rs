@@ -203,6 +203,21 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/admin/v1/audit-log?limit=5", None, &[AUDITOR]),
         endpoint(
             M::POST,
+            "/admin/v1/backup/pause",
+            Some(json!({"seconds": 1})),
+            &[OPERATOR],
+        ),
+        endpoint(M::POST, "/admin/v1/backup/resume", None, &[OPERATOR]),
+        endpoint(M::GET, "/admin/v1/backup/shards/0/state", None, &[OPERATOR]),
+        endpoint(
+            M::GET,
+            "/admin/v1/backup/shards/0/rows?history_below=0&audit_below=0",
+            None,
+            &[OPERATOR],
+        ),
+        endpoint(M::GET, "/admin/v1/backup/documents", None, &[OPERATOR]),
+        endpoint(
+            M::POST,
             "/admin/v1/keys",
             Some(json!({"role": "auditor", "label": "x"})),
             &[],

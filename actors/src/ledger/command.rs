@@ -206,6 +206,12 @@ pub enum Command {
     },
     /// An admin, care or business action, appended to the shard's audit log.
     RecordAction(super::audit_log::AuditLogEntry),
+    /// New transfers are refused (`Overloaded`, not recorded) while the shard's clock is
+    /// before `until_ms` (0: accepted again); those under way finish. A backup pauses every
+    /// shard so that nothing is in flight when it reads their states.
+    PauseIntake {
+        until_ms: u64,
+    },
 }
 
 /// What a client is told about a transfer once it is final.

@@ -184,6 +184,8 @@ pub struct LedgerState {
     api_keys: BTreeMap<String, crate::account::Shortcode>,
     /// The number the next audit record gets (see `audit_log.rs`).
     audit_log_next_seq: u64,
+    /// New transfers are refused while the clock is before this (a backup's pause).
+    intake_paused_until_ms: u64,
 }
 
 /// One shard's ledger: configuration plus replicated state.
@@ -338,10 +340,24 @@ impl ShardLedger {
             }
             Command::Retire { up_to_ms } => self.retire(*up_to_ms),
             Command::RecordAction(entry) => self.record_action(entry, now),
+            Command::PauseIntake { until_ms } => {
+                self.state.intake_paused_until_ms = *until_ms;
+                Applied::Admin(crate::outcome::ResultCode::Success)
+            }
         };
         self.queue_c2b_confirmations(first_row, now);
         self.check_invariants()?;
         Ok(applied)
+    }
+
+    /// Whether new transfers are refused at `now` (a backup's pause).
+    pub fn intake_paused(&self, now: u64) -> bool {
+        now < self.state.intake_paused_until_ms
+    }
+
+    /// Lifts a backup's pause (a cluster restored from the backup starts with intake open).
+    pub fn resume_intake(&mut self) {
+        self.state.intake_paused_until_ms = 0;
     }
 
     /// This shard's id.

@@ -53,6 +53,7 @@ impl ShardLedger {
         }
         if self.in_flight() >= self.config.in_flight_max
             || self.state.sms.len() >= self.config.sms_outbox_max
+            || self.intake_paused(now)
         {
             return Applied::TransferRefused {
                 id,

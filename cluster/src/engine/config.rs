@@ -76,6 +76,8 @@ pub struct EngineConfig {
     /// node log and acknowledging them at once: the simulator, tools) or a channel outside the
     /// cluster that reads the outbox and acknowledges what it has taken (`tuma node`).
     pub sms_delivery: SmsDelivery,
+    /// An initial member's first start bootstraps from this backup instead of empty ledgers.
+    pub restore: Option<std::sync::Arc<super::restore::RestoreImage>>,
 }
 
 /// Who takes the shards' confirmation texts (see [`EngineConfig::sms_delivery`]).
@@ -177,6 +179,7 @@ impl EngineConfig {
             idempotency_window_ms: IDEMPOTENCY_WINDOW_MS_DEFAULT,
             retire_grace_ms: RETIRE_GRACE_MS_DEFAULT,
             sms_delivery: SmsDelivery::Log,
+            restore: None,
         }
     }
 

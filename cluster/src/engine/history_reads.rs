@@ -47,6 +47,11 @@ pub enum HistoryRead {
     Receipt { txn_id: TransactionId },
     /// A transfer whose record retired from memory: its payer row answers.
     TransferStatus { id: TransferId },
+    /// A page of everything the shard's history holds (see [`history::export_page`]).
+    Export {
+        after: Option<Vec<u8>>,
+        limit: usize,
+    },
     /// A page of the shard's audit log (see [`audit_log::page`]).
     AuditLog {
         before: Option<(u64, u64)>,
@@ -73,6 +78,16 @@ impl HistoryQuery {
                 Ok(rows) => ClientReply::History(rows),
                 Err(error) => unreadable(error),
             },
+            HistoryRead::Export { after, limit } => {
+                match history::export_page(kv, shard, after.as_deref(), *limit) {
+                    Ok(((rows, audit_log), next)) => ClientReply::BackupRows {
+                        rows,
+                        audit_log,
+                        next,
+                    },
+                    Err(error) => unreadable(error),
+                }
+            }
             HistoryRead::AuditLog { before, limit } => {
                 match audit_log::page(kv, shard, *before, *limit) {
                     Ok(records) => ClientReply::AuditLog(records),

@@ -53,6 +53,7 @@ mod ready;
 mod removal_watch;
 mod replica;
 mod request;
+mod restore;
 mod router;
 mod snapshots;
 mod status;
@@ -78,8 +79,10 @@ pub use env::{ApplyObserver, Clock, EngineEnv, Network, SystemClock};
 pub use handle::NodeHandle;
 pub use probe::{MetaProbe, ReplicaProbe};
 pub use request::{
-    ClientReply, ClientRequest, Input, PayoutLookup, PromptLookup, StatementLine, Waiter,
+    ClientReply, ClientRequest, Input, PayoutLookup, PromptLookup, ShardBackupState, StatementLine,
+    Waiter,
 };
+pub use restore::{RestoreImage, RestoredShard};
 pub use snapshots::StreamConfig;
 pub use status::{NodeStatus, ShardStatus};
 

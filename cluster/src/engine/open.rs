@@ -31,8 +31,18 @@ pub(super) fn open_meta(
             None => GroupStart::Uninitialized,
         }
     } else if bootstrap {
-        let initial = ClusterMeta::initial(&config.members, config.shards, config.replicas)
+        let mut initial = ClusterMeta::initial(&config.members, config.shards, config.replicas)
             .expect("validated");
+        if let Some(image) = &config.restore {
+            for (name, body) in &image.documents {
+                let document = crate::membership::Document {
+                    version: 1,
+                    body: body.clone(),
+                    stored_ms: 0,
+                };
+                initial.documents.insert(name.clone(), document);
+            }
+        }
         GroupStart::Bootstrap {
             voters: config.members.keys().copied().collect(),
             data: meta_group::meta_data(&initial),
@@ -61,12 +71,32 @@ pub(super) fn open_replicas(
         let members: Vec<NodeId> = config.members.keys().copied().collect();
         let placement = Placement::new(members, config.replicas, config.shards).expect("validated");
         for shard in placement.shards_of(config.node_id) {
+            let restored = config
+                .restore
+                .as_ref()
+                .map(|image| image.shards.get(&shard));
+            let data = match restored {
+                None => replica::empty_ledger_data(config, map, shard),
+                Some(Some(copy)) => copy.state.clone(),
+                Some(None) => {
+                    return Err(EngineError::Config(format!(
+                        "the backup restored holds no shard {shard}"
+                    )))
+                }
+            };
             let start = GroupStart::Bootstrap {
                 voters: placement.replicas_of(shard),
-                data: replica::empty_ledger_data(config, map, shard),
+                data,
             };
             let (replica, shard_writes) = Replica::open(config, map, shard, start, incarnation)?;
             writes.extend(shard_writes);
+            if let Some(Some(copy)) = restored {
+                writes.push(crate::storage::WriteOp::SnapshotHistory {
+                    shard,
+                    rows: copy.rows.clone(),
+                    audit_log: copy.audit_log.clone(),
+                });
+            }
             replicas.insert(shard, replica);
         }
     }

@@ -185,6 +185,23 @@ pub(super) fn answer(ledger: &ShardLedger, request: &ClientRequest) -> Answer {
                 limit: *limit,
             })
         }
+        ClientRequest::BackupState { .. } => {
+            let state = bincode::serde::encode_to_vec(ledger.state(), bincode::config::standard())
+                .expect("encoding the ledger into memory cannot fail");
+            ClientReply::BackupState(Box::new(super::request::ShardBackupState {
+                state,
+                history_rows: ledger.history_next_seq(),
+                audit_records: ledger.audit_log_next_seq(),
+                in_flight: (ledger.prepared().count() + ledger.accepted().count()) as u64,
+                entries_applied: ledger.entries_applied(),
+            }))
+        }
+        ClientRequest::BackupRows { after, limit, .. } => {
+            return history(HistoryRead::Export {
+                after: after.clone(),
+                limit: *limit,
+            })
+        }
         ClientRequest::AuditLog { before, limit, .. } => {
             return history(HistoryRead::AuditLog {
                 before: *before,

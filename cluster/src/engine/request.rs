@@ -48,6 +48,15 @@ pub enum ClientRequest {
     },
     /// The shard's open reversal requests.
     ReversalRequests { shard: u32 },
+    /// The shard's ledger state for a backup (with what is in flight on it).
+    BackupState { shard: u32 },
+    /// A page of the shard's history rows and audit records for a backup, in store key order
+    /// after `after`, at most `limit` keys.
+    BackupRows {
+        shard: u32,
+        after: Option<Vec<u8>>,
+        limit: usize,
+    },
     /// A page of the shard's audit log, newest first: records strictly before
     /// `before` = (time, sequence) (from the newest, if `None`), at most `limit`.
     AuditLog {
@@ -106,6 +115,8 @@ impl ClientRequest {
                 | ClientRequest::SmsOutbox { .. }
                 | ClientRequest::ReversalRequests { .. }
                 | ClientRequest::AuditLog { .. }
+                | ClientRequest::BackupState { .. }
+                | ClientRequest::BackupRows { .. }
                 | ClientRequest::Prompt { .. }
                 | ClientRequest::Payout { .. }
                 | ClientRequest::Callbacks { .. }
@@ -126,6 +137,8 @@ impl ClientRequest {
             | ClientRequest::Prompt { shard, .. }
             | ClientRequest::ApiKey { shard, .. }
             | ClientRequest::AuditLog { shard, .. }
+            | ClientRequest::BackupState { shard }
+            | ClientRequest::BackupRows { shard, .. }
             | ClientRequest::ReversalRequests { shard } => *shard,
             ClientRequest::Transfer { request, .. } => map.shard_of(&request.from),
             ClientRequest::Payout { business, .. } => {
@@ -137,6 +150,19 @@ impl ClientRequest {
             ClientRequest::Meta { .. } | ClientRequest::PlantEnginePanic => META_GROUP,
         }
     }
+}
+
+/// A shard's state as a backup reads it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShardBackupState {
+    /// The ledger state, encoded as a checkpoint holds it.
+    pub state: Vec<u8>,
+    /// Rows and records the state numbered: the copy holds those below these.
+    pub history_rows: u64,
+    pub audit_records: u64,
+    /// Transfers prepared or accepted on the shard (a backup's point needs none).
+    pub in_flight: u64,
+    pub entries_applied: u64,
 }
 
 /// How a prompt is looked up on its shard.
@@ -211,6 +237,13 @@ pub enum ClientReply {
     History(Vec<HistoryRow>),
     /// A page of a shard's audit log, newest first.
     AuditLog(Vec<tuma_actors::ledger::AuditLogRecord>),
+    BackupState(Box<ShardBackupState>),
+    /// A page of a shard's rows and records, and the key to continue after.
+    BackupRows {
+        rows: Vec<HistoryRow>,
+        audit_log: Vec<tuma_actors::ledger::AuditLogRecord>,
+        next: Option<Vec<u8>>,
+    },
     /// Open reversal requests by receipt.
     ReversalRequests(
         Vec<(
@@ -272,6 +305,8 @@ impl ClientReply {
             ClientReply::Statement(_) => "statement".into(),
             ClientReply::History(_) => "history".into(),
             ClientReply::AuditLog(_) => "audit log".into(),
+            ClientReply::BackupState(_) => "backup state".into(),
+            ClientReply::BackupRows { .. } => "backup rows".into(),
             ClientReply::SmsOutbox(_) => "sms outbox".into(),
             ClientReply::Prompt(_) => "prompt".into(),
             ClientReply::Payout(_) => "payout".into(),

@@ -41,7 +41,7 @@ pub fn record_entry(shard: u32, record: &AuditLogRecord) -> (Vec<u8>, Vec<u8>) {
     (key(shard, record.at_ms, record.seq), value)
 }
 
-fn decode(key: &[u8], bytes: &[u8]) -> Result<AuditLogRecord, StorageError> {
+pub(super) fn decode(key: &[u8], bytes: &[u8]) -> Result<AuditLogRecord, StorageError> {
     bincode::serde::decode_from_slice(bytes, config())
         .map(|(record, _)| record)
         .map_err(|error| StorageError::Corrupt {

@@ -17,6 +17,7 @@
 //! | `ReadAccounts` (accounts, statements, receipts, reversal requests, payout orders) | | ✓ | ✓ |
 //! | `ReadKeys` | | | ✓ |
 //! | `ReadAuditLog` (who did what: the audit trail) | | | ✓ |
+//! | `Backup` (pause intake, read every shard's state and history, the documents) | ✓ | | |
 //! | `ManageKeys`, `TestHooks` | bootstrap key only | | |
 
 use std::sync::{Arc, RwLock};
@@ -47,6 +48,7 @@ pub enum Permission {
     ReadAccounts,
     ReadKeys,
     ReadAuditLog,
+    Backup,
     ManageKeys,
     TestHooks,
 }
@@ -57,7 +59,14 @@ pub fn allows(role: KeyRole, permission: Permission) -> bool {
     match role {
         KeyRole::Operator => matches!(
             permission,
-            Members | Float | Register | ConfigureBusinesses | PushMenus | ReadCluster | ReadAudit
+            Members
+                | Float
+                | Register
+                | ConfigureBusinesses
+                | PushMenus
+                | ReadCluster
+                | ReadAudit
+                | Backup
         ),
         KeyRole::Care => matches!(permission, ResetPins | Reverse | ReadAccounts),
         KeyRole::Auditor => matches!(

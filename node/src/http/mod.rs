@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `error.rs` | the JSON error answer and how each failure maps to a status code |
 //! | `access.rs` | who may call which admin endpoint: the bootstrap key, scoped keys and their roles |
+//! | `backup.rs` | `/admin/v1/backup/…`: intake paused and resumed, shard states and history pages, documents (for `tuma ctl backup`) |
 //! | `audit_log.rs` | the audit trail: every named admin and business call recorded before it is answered; `/admin/v1/audit-log` |
 //! | `float_approvals.rs` | `/admin/v1/float/approvals`: large float issues waiting for a second caller (maker-checker) |
 //! | `keys.rs` | `/admin/v1/keys`: scoped API keys created, listed, rotated, revoked |
@@ -28,6 +29,7 @@ pub mod access;
 mod admin;
 mod app;
 pub mod audit_log;
+mod backup;
 mod bulk;
 mod businesses;
 mod care;
@@ -170,6 +172,17 @@ pub fn router(state: ApiState) -> Router {
         .route("/admin/v1/members/:id", delete(members::remove))
         .route("/admin/v1/audit", get(admin::audit))
         .route("/admin/v1/audit-log", get(audit_log::list))
+        .route("/admin/v1/backup/pause", post(backup::pause))
+        .route("/admin/v1/backup/resume", post(backup::resume))
+        .route(
+            "/admin/v1/backup/shards/:shard/state",
+            get(backup::shard_state),
+        )
+        .route(
+            "/admin/v1/backup/shards/:shard/rows",
+            get(backup::shard_rows),
+        )
+        .route("/admin/v1/backup/documents", get(backup::documents))
         .route("/admin/v1/keys", get(keys::list).post(keys::create))
         .route("/admin/v1/keys/:id", delete(keys::revoke))
         .route("/admin/v1/keys/:id/rotate", post(keys::rotate))

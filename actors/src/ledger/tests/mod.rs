@@ -6,6 +6,7 @@ mod batches;
 mod c2b;
 mod cross_shard;
 mod history;
+mod intake_pause;
 mod model;
 mod outcomes;
 mod payouts;
