@@ -549,8 +549,13 @@ impl NodeArgs {
                     .map_err(|e| anyhow::anyhow!("--float-approval-above {text:?}: {e}"))?,
             ),
         };
-        if self.restore.is_some() && self.join.is_some() {
-            bail!("--restore starts a new cluster's initial members; a joining node takes its shards from the cluster (drop --join or --restore)");
+        if let Some(dir) = &self.restore {
+            if self.join.is_some() {
+                bail!("--restore starts a new cluster's initial members; a joining node takes its shards from the cluster (drop --join or --restore)");
+            }
+            let fingerprint =
+                crate::restore::secrets_fingerprint(secret.as_bytes(), hasher.key_id());
+            crate::restore::check_manifest(dir, shards, &fingerprint)?;
         }
         Ok(NodeConfig {
             id,

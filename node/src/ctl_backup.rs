@@ -157,9 +157,10 @@ async fn take(node: &str, token: &str, out: &Path, pause_s: u64) -> anyhow::Resu
         token,
     )
     .await?;
-    if let Err(reason) = paused {
-        bail!("pausing intake: {reason}");
-    }
+    let secrets_fingerprint = match paused {
+        Ok(answer) => answer["secrets_fingerprint"].as_str().map(str::to_string),
+        Err(reason) => bail!("pausing intake: {reason}"),
+    };
     let states = quiet_states(
         &client,
         &base,
@@ -264,6 +265,7 @@ async fn take(node: &str, token: &str, out: &Path, pause_s: u64) -> anyhow::Resu
         files,
         e_money_issued: String::new(),
         accounts: 0,
+        secrets_fingerprint,
     };
     // The copy's own books, computed as `verify` will.
     let tariffs = std::sync::Arc::new(tuma_actors::tariff::Tariffs::kenya_default());

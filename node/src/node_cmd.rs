@@ -82,7 +82,9 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     );
     engine_config.bootstrap = config.join.is_none();
     if let Some(dir) = &config.restore {
-        engine_config.restore = crate::restore::image(dir, &store, config.shards)?;
+        let fingerprint =
+            crate::restore::secrets_fingerprint(&config.secret, config.hasher.key_id());
+        engine_config.restore = crate::restore::image(dir, &store, config.shards, &fingerprint)?;
     }
     engine_config.plan_limits.moves_max = config.rebalance_moves_max;
     let tariffs = Arc::new(Tariffs::kenya_default());
@@ -158,6 +160,8 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     }
     state.member_client = crate::tls::client(config.tls_ca.as_deref(), MEMBER_CALL_TIMEOUT)?;
     state.float_approval_above = config.float_approval_above;
+    state.secrets_fingerprint =
+        crate::restore::secrets_fingerprint(&config.secret, config.hasher.key_id());
     if config.tls.is_some() {
         state.member_scheme = "https";
     }

@@ -1,6 +1,7 @@
 //! `tuma cluster up` from the outside: the contract lines, HTTPS under the local CA it makes,
-//! the demo, a first transfer, a clean stop on SIGTERM, and a restart on the same data
-//! directory that keeps the money.
+//! the demo, a first transfer, a clean stop on SIGTERM, a restart on the same data directory
+//! that keeps the money, and a backup of it restored into a new cluster (`tuma ctl backup`,
+//! `tuma cluster restore`; refused under another cluster secret).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -15,18 +16,15 @@ struct Up {
 }
 
 fn cluster_up(data: &std::path::Path) -> Up {
+    start_cluster(&["up", "--shards", "8", "--demo"], data)
+}
+
+/// `tuma cluster <args> --nodes 3 --data <data>` with small PIN hashes, its stdout read by line.
+fn start_cluster(args: &[&str], data: &std::path::Path) -> Up {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tuma"))
-        .args([
-            "cluster",
-            "up",
-            "--nodes",
-            "3",
-            "--shards",
-            "8",
-            "--demo",
-            "--pin-hash-memory-kib",
-            "64",
-        ])
+        .arg("cluster")
+        .args(args)
+        .args(["--nodes", "3", "--pin-hash-memory-kib", "64"])
         .arg("--data")
         .arg(data)
         .env("TUMA_ADMIN_TOKEN", "cluster-up-test-token")
@@ -236,8 +234,97 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(balance["balance"], "6000.00", "{balance}");
+
+    // A backup of it restores into a new cluster under the same secret, not under another.
+    let backup = data.with_extension("backup");
+    let _ = std::fs::remove_dir_all(&backup);
+    let taken = Command::new(env!("CARGO_BIN_EXE_tuma"))
+        .args([
+            "ctl",
+            "--node",
+            &url,
+            "--admin-token",
+            "cluster-up-test-token",
+            "backup",
+            "--out",
+        ])
+        .arg(&backup)
+        .env("TUMA_TLS_CA", &ca)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&taken.stdout).to_string();
+    assert!(
+        taken.status.success() && said.contains("shards=8"),
+        "{said}"
+    );
     assert_eq!(up.terminate(), 0);
-    std::fs::remove_dir_all(&data).unwrap();
+    let secret = std::fs::read_to_string(data.join("cluster-secret")).unwrap();
+    let wrong_data = data.with_extension("wrong-secret");
+    let refused = Command::new(env!("CARGO_BIN_EXE_tuma"))
+        .arg("cluster")
+        .arg("restore")
+        .arg(&backup)
+        .args([
+            "--nodes",
+            "3",
+            "--cluster-secret",
+            "another-cluster-secret-0123456789",
+        ])
+        .arg("--data")
+        .arg(&wrong_data)
+        .env("TUMA_ADMIN_TOKEN", "cluster-up-test-token")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let why = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(!refused.status.success(), "{why}");
+    assert!(
+        why.contains("another cluster secret") && why.contains("no node was started"),
+        "{why}"
+    );
+    let restored_data = data.with_extension("restored");
+    let _ = std::fs::remove_dir_all(&restored_data);
+    let backup_arg = backup.display().to_string();
+    let up = start_cluster(
+        &["restore", &backup_arg, "--cluster-secret", secret.trim()],
+        &restored_data,
+    );
+    let lines = up.read_until("cluster ready");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("restoring ") && l.contains("shards=8")),
+        "{lines:?}"
+    );
+    let url = lines
+        .iter()
+        .find(|l| l.starts_with("node 2 "))
+        .unwrap()
+        .split(' ')
+        .nth(2)
+        .unwrap()
+        .trim_start_matches("http=")
+        .to_string();
+    let new_ca = std::fs::read(restored_data.join("tls/ca.pem")).unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&new_ca).unwrap())
+        .build()
+        .unwrap();
+    let balance: Value = client
+        .get(format!("{url}/v1/accounts/254700000002/balance"))
+        .header("X-Tuma-Pin", "1234")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        balance["balance"], "6000.00",
+        "the PIN and the money came along: {balance}"
+    );
+    assert_eq!(up.terminate(), 0);
+    for dir in [&data, &backup, &restored_data, &wrong_data] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 #[test]

@@ -54,6 +54,9 @@ pub struct Manifest {
     /// The books of the copy, as the backup computed them.
     pub e_money_issued: String,
     pub accounts: usize,
+    /// Names the cluster secret and PIN key the data needs (a restore with others is refused).
+    #[serde(default)]
+    pub secrets_fingerprint: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 //!
 //! | endpoint | answer |
 //! |---|---|
-//! | `POST /admin/v1/backup/pause` `{"seconds"}` | new transfers refused on every shard for that long (1–300 s) |
+//! | `POST /admin/v1/backup/pause` `{"seconds"}` | new transfers refused on every shard for that long (1–300 s); `{"paused_until_unix_ms","secrets_fingerprint"}` |
 //! | `POST /admin/v1/backup/resume` | accepted again |
 //! | `GET /admin/v1/backup/shards/{n}/state` | the shard's ledger state (bytes) with `Tuma-History-Rows`, `Tuma-Audit-Records`, `Tuma-In-Flight`, `Tuma-Entries-Applied` |
 //! | `GET /admin/v1/backup/shards/{n}/rows?after=&history_below=&audit_below=` | a page of rows and records (bytes: a rows-file frame's body) with `Tuma-Count` and `Tuma-Next` (hex) |
@@ -44,7 +44,10 @@ pub async fn pause(
     }
     let until_ms = tuma_service::unix_ms() + body.seconds * 1_000;
     state.service.pause_intake(until_ms).await?;
-    Ok(Json(json!({ "paused_until_unix_ms": until_ms })))
+    Ok(Json(json!({
+        "paused_until_unix_ms": until_ms,
+        "secrets_fingerprint": state.secrets_fingerprint,
+    })))
 }
 
 pub async fn resume(

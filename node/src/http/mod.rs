@@ -76,6 +76,8 @@ pub struct ApiState {
     pub member_scheme: &'static str,
     /// Float issues above this wait for a second caller's approval.
     pub float_approval_above: Option<tuma_actors::money::Money>,
+    /// Names this node's cluster secret and PIN key (a backup records it; see `restore.rs`).
+    pub secrets_fingerprint: String,
 }
 
 impl ApiState {
@@ -100,6 +102,7 @@ impl ApiState {
             member_client: reqwest::Client::new(),
             member_scheme: "http",
             float_approval_above: None,
+            secrets_fingerprint: String::new(),
         }
     }
 }
