@@ -148,6 +148,7 @@ impl Service {
                 ClientRequest::TransferStatus {
                     shard,
                     id: id.clone(),
+                    payer: payer.cloned(),
                 },
                 deadline,
             )

@@ -321,6 +321,90 @@ fn a_request_id_reused_for_another_request_is_refused_and_moves_no_money() {
     assert_eq!(balance(&cluster, BOB), "100.00");
 }
 
+/// A transfer's status is read only by whoever proves they may: its payer (with the PIN),
+/// staff whose key reads accounts, a business for its own payments (`daraja_payouts.rs`).
+#[test]
+fn a_transfers_status_answers_only_callers_who_prove_they_may_read_it() {
+    let cluster = TestCluster::start("api-status-proof", 1, 4);
+    for who in [ALICE, BOB] {
+        cluster.register_customer(who);
+    }
+    cluster.fund(ALICE, "1000.00", "fund-alice");
+    let (status, sent) = cluster
+        .post(
+            &format!("{}/v1/transfers", cluster.url(1)),
+            &send_money("proof-1", ALICE, BOB, "10.00"),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{sent}");
+    let url = |from: &str| format!("{}/v1/transfers/proof-1?from={from}", cluster.url(1));
+    let read = |url: String, header: Option<(&str, String)>| {
+        let mut request = cluster.client.get(url);
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
+        let response = request.send().expect("the node answers");
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().unwrap_or(Value::Null))
+    };
+    let pin = |p: &str| Some(("X-Tuma-Pin", p.to_string()));
+    let bearer = |t: &str| Some(("Authorization", format!("Bearer {t}")));
+
+    let (status, body) = read(url(ALICE), None);
+    assert_eq!(status, 401, "no proof: {body}");
+    assert!(body.get("transaction_id").is_none(), "{body}");
+    let (status, body) = read(url(ALICE), pin(PIN));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["transaction_id"], sent["transaction_id"]);
+    assert_eq!(body["balance"], sent["balance"]);
+    let (status, _) = read(url(ALICE), pin("9999"));
+    assert_eq!(status, 401, "a wrong PIN proves nothing");
+    // Bob's own PIN proves Bob, and Bob did not pay it: not found, nothing told.
+    let (status, body) = read(url(BOB), pin(PIN));
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = read(format!("{}/v1/transfers/proof-1", cluster.url(1)), pin(PIN));
+    assert_eq!(status, 400, "a PIN needs ?from=");
+    // Staff: care reads it (without ?from= too); an operator's key may not.
+    let key = |role: &str| {
+        let (status, body) = cluster
+            .post(
+                &format!("{}/admin/v1/keys", cluster.url(1)),
+                &json!({"role": role, "label": "status test"}),
+            )
+            .unwrap();
+        assert_eq!(status, 201, "{body}");
+        body["key"].as_str().unwrap().to_string()
+    };
+    let (care, operator) = (key("care"), key("operator"));
+    std::thread::sleep(Duration::from_millis(600)); // the key ring reaches the node
+    let (status, body) = read(
+        format!("{}/v1/transfers/proof-1", cluster.url(1)),
+        bearer(&care),
+    );
+    assert_eq!(
+        (status, &body["transaction_id"]),
+        (200, &sent["transaction_id"]),
+        "{body}"
+    );
+    let (status, _) = read(url(ALICE), bearer(&operator));
+    assert_eq!(status, 403);
+    let (status, _) = read(url(ALICE), bearer("tk_00000000_not-a-key"));
+    assert_eq!(status, 401);
+    // Wrong PINs count toward the lockout, like any PIN entered: guessing locks it.
+    for _ in 0..4 {
+        assert_eq!(read(url(ALICE), pin("9999")).0, 401);
+    }
+    let (_, account) = cluster
+        .get(&format!("{}/admin/v1/accounts/{ALICE}", cluster.url(1)))
+        .unwrap();
+    assert_eq!(account["pin_locked"], true, "{account}");
+    assert_ne!(
+        read(url(ALICE), pin(PIN)).0,
+        200,
+        "locked: the right PIN no longer reads it"
+    );
+}
+
 /// A node whose engine dies exits (status 70, logged) rather than keep HTTP and the peer port
 /// up with nothing behind them.
 #[test]

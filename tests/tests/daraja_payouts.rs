@@ -559,6 +559,30 @@ fn b2c_b2b_status_and_balance_answer_to_result_urls_and_duplicates_never_pay_twi
     let audit = cluster.quiet_audit(Duration::from_secs(20));
     assert_eq!(audit["balanced"], true, "{audit}");
 
+    // A business reads its own payment's status with its API token, and no one else's.
+    let status_of = |from: &str| {
+        let response = cluster
+            .client
+            .get(format!(
+                "{}/v1/transfers/pay:{paid}?from={from}",
+                cluster.url(1)
+            ))
+            .bearer_auth(&api.token)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().unwrap_or(Value::Null))
+    };
+    let (status, own) = status_of(&format!("business:{PAYER}"));
+    assert_eq!(
+        (status, own["status"].as_str()),
+        (200, Some("confirmed")),
+        "{own}"
+    );
+    assert_eq!(own["transaction_id"], receipt, "{own}");
+    assert_eq!(status_of(&format!("business:{PAYEE_PAYBILL}")).0, 403);
+    assert_eq!(status_of(CUSTOMER).0, 403);
+
     // Business-credential actions are in the audit log under the business, never their secrets.
     let log = cluster.audit_log(tuma_tests::TOKEN);
     let payer = format!("business:{PAYER}");

@@ -234,7 +234,8 @@ pub async fn final_checks(cluster: &ChaosCluster, bank: &Bank, ops: &[Op]) -> Ve
         let answer = loop {
             let request = cluster
                 .client
-                .get(format!("{url}/v1/transfers/{}?from={}", op.id, op.from));
+                .get(format!("{url}/v1/transfers/{}?from={}", op.id, op.from))
+                .bearer_auth(ADMIN_TOKEN);
             match request.send().await {
                 Ok(r) if r.status() == 404 => break None,
                 Ok(r) if r.status() == 200 => break r.json::<Value>().await.ok(),
@@ -340,7 +341,8 @@ async fn recorded(cluster: &ChaosCluster, op: &Op) -> Option<Value> {
         let url = cluster.url(1 + n % cluster.size());
         let request = cluster
             .client
-            .get(format!("{url}/v1/transfers/{}?from={}", op.id, op.from));
+            .get(format!("{url}/v1/transfers/{}?from={}", op.id, op.from))
+            .bearer_auth(ADMIN_TOKEN);
         match request.send().await {
             Ok(r) if r.status() == 404 => return None,
             Ok(r) if r.status() == 200 => return r.json::<Value>().await.ok(),

@@ -122,6 +122,7 @@ impl Gateway {
             let sent = self
                 .client
                 .get(format!("{url}/v1/transfers/{id}?from={from}"))
+                .bearer_auth(&self.admin_token)
                 .send()
                 .await;
             let Ok(response) = sent else { continue };

@@ -45,8 +45,12 @@ pub enum HistoryRead {
     },
     /// Every row of the transfer with this receipt.
     Receipt { txn_id: TransactionId },
-    /// A transfer whose record retired from memory: its payer row answers.
-    TransferStatus { id: TransferId },
+    /// A transfer whose record retired from memory: its payer row answers (only if `payer`
+    /// paid it, when named).
+    TransferStatus {
+        id: TransferId,
+        payer: Option<AccountRef>,
+    },
     /// A page of everything the shard's history holds (see [`history::export_page`]).
     Export {
         after: Option<Vec<u8>>,
@@ -94,11 +98,16 @@ impl HistoryQuery {
                     Err(error) => unreadable(error),
                 }
             }
-            HistoryRead::TransferStatus { id } => match history::by_transfer(kv, shard, id) {
-                Ok(Some(row)) => ClientReply::Receipt(receipt_of_row(&row)),
-                Ok(None) => ClientReply::UnknownTransfer,
-                Err(error) => unreadable(error),
-            },
+            HistoryRead::TransferStatus { id, payer } => {
+                match history::by_transfer(kv, shard, id) {
+                    Ok(Some(row)) if payer.as_ref().is_some_and(|p| *p != row.account) => {
+                        ClientReply::UnknownTransfer
+                    }
+                    Ok(Some(row)) => ClientReply::Receipt(receipt_of_row(&row)),
+                    Ok(None) => ClientReply::UnknownTransfer,
+                    Err(error) => unreadable(error),
+                }
+            }
         }
     }
 }
@@ -351,6 +360,7 @@ mod tests {
             shard: SHARD,
             what: HistoryRead::TransferStatus {
                 id: TransferId::parse("never").unwrap(),
+                payer: None,
             },
         };
         assert!(matches!(
@@ -361,6 +371,7 @@ mod tests {
             shard: SHARD,
             what: HistoryRead::TransferStatus {
                 id: TransferId::parse("read-1").unwrap(),
+                payer: None,
             },
         };
         assert!(matches!(
@@ -369,6 +380,18 @@ mod tests {
                 result: ResultCode::Success,
                 ..
             })
+        ));
+        // Named with another payer, the same transfer is not found: the caller proved nothing.
+        let someone_else = HistoryQuery {
+            shard: SHARD,
+            what: HistoryRead::TransferStatus {
+                id: TransferId::parse("read-1").unwrap(),
+                payer: Some(AccountRef::parse("254799999999").unwrap()),
+            },
+        };
+        assert!(matches!(
+            someone_else.run(store.history_kv()),
+            ClientReply::UnknownTransfer
         ));
     }
 }

@@ -156,13 +156,21 @@ pub(super) fn answer(ledger: &ShardLedger, request: &ClientRequest) -> Answer {
         ClientRequest::Account { account } => {
             ClientReply::Account(ledger.account(account).cloned().map(Box::new))
         }
-        ClientRequest::TransferStatus { id, .. } => match ledger.outgoing(id) {
+        ClientRequest::TransferStatus { id, payer, .. } => match ledger.outgoing(id) {
+            Some(record) if payer.as_ref().is_some_and(|p| *p != record.request.from) => {
+                ClientReply::UnknownTransfer
+            }
             Some(_) => match ledger.receipt(id) {
                 Some(receipt) => ClientReply::Receipt(receipt),
                 None => ClientReply::InProgress,
             },
             // Retired from memory: its payer row answers for the whole history.
-            None => return history(HistoryRead::TransferStatus { id: id.clone() }),
+            None => {
+                return history(HistoryRead::TransferStatus {
+                    id: id.clone(),
+                    payer: payer.clone(),
+                })
+            }
         },
         ClientRequest::TransferByReceipt { txn_id, .. } => {
             ClientReply::Transfer(ledger.outgoing_by_receipt(txn_id).cloned().map(Box::new))

@@ -24,8 +24,13 @@ pub enum ClientRequest {
     },
     /// Read an account on its leader.
     Account { account: AccountRef },
-    /// Read a transfer's receipt on its payer shard.
-    TransferStatus { shard: u32, id: TransferId },
+    /// Read a transfer's receipt on its payer shard; with `payer`, only a transfer that account
+    /// paid is found (another payer's transfer under the same id is "unknown").
+    TransferStatus {
+        shard: u32,
+        id: TransferId,
+        payer: Option<AccountRef>,
+    },
     /// One shard's audit.
     Audit { shard: u32 },
     /// The payer-side record of a transfer by its receipt (care looks up what to reverse).

@@ -164,8 +164,72 @@ pub struct StatusQuery {
     from: Option<String>,
 }
 
+/// What a transfer's status needs the caller to prove: that they are its payer (the payer's
+/// PIN in `X-Tuma-Pin` with `?from=`, counted toward the PIN's lockout like any PIN entered;
+/// or a business's API token with `?from=business:<its shortcode>`), or staff who may read
+/// accounts (an admin key with `ReadAccounts`, or the bootstrap key). Named with `?from=`, only
+/// a transfer that account paid is found.
+async fn prove_status_reader(
+    state: &ApiState,
+    headers: &HeaderMap,
+    payer: Option<&AccountRef>,
+) -> Result<(), ApiError> {
+    let forbidden = |message: &str| ApiError {
+        status: StatusCode::FORBIDDEN,
+        message: message.into(),
+        field: None,
+        code: None,
+        retry_after_s: None,
+    };
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if let Some(token) = bearer {
+        if let Some(caller) = state.access.caller(token) {
+            return match caller {
+                super::access::Caller::Bootstrap => Ok(()),
+                super::access::Caller::Key { role, .. }
+                    if super::access::allows(role, super::access::Permission::ReadAccounts) =>
+                {
+                    Ok(())
+                }
+                super::access::Caller::Key { .. } => {
+                    Err(forbidden("this key's role may not read transfers"))
+                }
+            };
+        }
+        let now_s = tuma_service::unix_ms() / 1_000;
+        if let Some(business) = state.daraja.keys().verify_token(token, now_s) {
+            return match payer {
+                Some(AccountRef::Business(paid_by)) if *paid_by == business => Ok(()),
+                _ => Err(forbidden(
+                    "a business reads its own transfers: ?from=business:<its shortcode>",
+                )),
+            };
+        }
+        return Err(ApiError::unauthorized());
+    }
+    if let Some(pin) = headers.get("x-tuma-pin").and_then(|v| v.to_str().ok()) {
+        let payer =
+            payer.ok_or_else(|| ApiError::field("from", "name the payer whose PIN this is"))?;
+        let pin = pin_field(pin)?;
+        state.service.authenticate(payer, pin).await?;
+        return Ok(());
+    }
+    Err(ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        message: "prove you may read it: the payer's PIN in X-Tuma-Pin with ?from=<payer>, the business's API token, or an admin key".into(),
+        field: None,
+        code: None,
+        retry_after_s: None,
+    })
+}
+
 pub async fn transfer_status(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     Path(request_id): Path<String>,
     Query(query): Query<StatusQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -177,6 +241,7 @@ pub async fn transfer_status(
         .map(AccountRef::parse)
         .transpose()
         .map_err(|e| ApiError::field("from", e.to_string()))?;
+    prove_status_reader(&state, &headers, payer.as_ref()).await?;
     match state.service.transfer_status(&id, payer.as_ref()).await? {
         TransferStatus::Decided(receipt) => Ok(Json(receipt_json(&receipt, 0))),
         TransferStatus::Pending => Ok(Json(

@@ -651,6 +651,7 @@ impl World {
         let request = ClientRequest::TransferStatus {
             shard: self.map.shard_of(&request.from),
             id: request.id.clone(),
+            payer: Some(request.from.clone()),
         };
         match self.submit(Caller::Status(i), None, request) {
             Some(pending) => {
