@@ -118,6 +118,14 @@ pub struct NodeArgs {
     /// 600; 0: no limit). A USSD or SMS gateway sends every customer's attempts from one address.
     #[arg(long, env = "TUMA_FAILED_ATTEMPTS_PER_SOURCE")]
     pub failed_attempts_per_source: Option<u32>,
+    /// Calls a minute one source address may make to the public endpoints, on this node
+    /// (default 120000; 0: no limit). Gateways send all their customers' calls from one address.
+    #[arg(long, env = "TUMA_REQUESTS_PER_SOURCE")]
+    pub requests_per_source: Option<u32>,
+    /// Calls a minute the app channel takes naming one phone number, on this node (default
+    /// 1200; 0: no limit).
+    #[arg(long, env = "TUMA_REQUESTS_PER_MSISDN")]
+    pub requests_per_msisdn: Option<u32>,
     /// How long the USSD gateway waits for an answer, in ms (default 8000): a transfer not
     /// decided by then is answered "request received, you will get an SMS".
     #[arg(long, env = "TUMA_USSD_ANSWER_MS")]
@@ -229,6 +237,8 @@ struct FileConfig {
     idempotency_window: Option<String>,
     failed_attempts_per_payer: Option<u32>,
     failed_attempts_per_source: Option<u32>,
+    requests_per_source: Option<u32>,
+    requests_per_msisdn: Option<u32>,
     ussd_answer_ms: Option<u64>,
     ussd_session_idle: Option<String>,
     ussd_session_lifetime: Option<String>,
@@ -295,6 +305,7 @@ pub struct NodeConfig {
     pub max_clock_offset_ms: u64,
     pub idempotency_window_ms: u64,
     pub attempt_limits: tuma_service::AttemptLimits,
+    pub request_limits: crate::http::request_limits::RequestLimits,
     pub ussd: tuma_channels::ussd::UssdConfig,
     pub sms: tuma_channels::sms::SmsConfig,
     pub daraja: tuma_daraja::DarajaConfig,
@@ -511,6 +522,17 @@ impl NodeArgs {
                 .unwrap_or(defaults.per_source_per_minute),
             tracked_max: defaults.tracked_max,
         };
+        let request_defaults = crate::http::request_limits::RequestLimits::default();
+        let request_limits = crate::http::request_limits::RequestLimits {
+            per_source_per_minute: self
+                .requests_per_source
+                .or(file.requests_per_source)
+                .unwrap_or(request_defaults.per_source_per_minute),
+            per_msisdn_per_minute: self
+                .requests_per_msisdn
+                .or(file.requests_per_msisdn)
+                .unwrap_or(request_defaults.per_msisdn_per_minute),
+        };
         let log_format = match self.log_format.clone().or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -582,6 +604,7 @@ impl NodeArgs {
             max_clock_offset_ms,
             idempotency_window_ms,
             attempt_limits,
+            request_limits,
             ussd,
             sms,
             daraja,

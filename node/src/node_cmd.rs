@@ -160,6 +160,9 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     }
     state.member_client = crate::tls::client(config.tls_ca.as_deref(), MEMBER_CALL_TIMEOUT)?;
     state.float_approval_above = config.float_approval_above;
+    state.request_limiter = Arc::new(http::request_limits::RequestLimiter::new(
+        config.request_limits,
+    ));
     state.secrets_fingerprint =
         crate::restore::secrets_fingerprint(&config.secret, config.hasher.key_id());
     if config.tls.is_some() {

@@ -405,6 +405,78 @@ fn a_transfers_status_answers_only_callers_who_prove_they_may_read_it() {
     );
 }
 
+/// Public endpoints have budgets per phone number and per source address: past them, 429 with
+/// `Retry-After`, before anything is done; the admin API is not budgeted.
+#[test]
+fn public_calls_past_their_budgets_are_answered_429_with_retry_after() {
+    with_node_flags(&["--requests-per-msisdn", "5", "--requests-per-source", "40"]);
+    let cluster = TestCluster::start("api-request-limits", 1, 2);
+    for who in [ALICE, BOB] {
+        cluster.register_customer(who);
+    }
+    let read = |who: &str| {
+        let response = cluster
+            .client
+            .get(format!("{}/v1/accounts/{who}/balance", cluster.url(1)))
+            .header("X-Tuma-Pin", PIN)
+            .send()
+            .expect("the node answers");
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let status = response.status().as_u16();
+        (
+            status,
+            retry_after,
+            response.json::<Value>().unwrap_or(Value::Null),
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(read(ALICE).0, 200);
+    }
+    let (status, retry_after, body) = read(ALICE);
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        retry_after.is_some_and(|s| (1..=60).contains(&s)),
+        "{retry_after:?}"
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("phone number")),
+        "{body}"
+    );
+    assert_eq!(read(BOB).0, 200, "another number has its own budget");
+    // The admin API is not budgeted: the care read of Alice's account still answers.
+    let (status, _) = cluster
+        .get(&format!("{}/admin/v1/accounts/{ALICE}", cluster.url(1)))
+        .unwrap();
+    assert_eq!(status, 200);
+    // 7 public calls so far; the address's budget of 40 ends with the 40th.
+    let mut answered = 7;
+    let limited = loop {
+        let other = format!("2547119{answered:05}");
+        let (status, retry_after, body) = read(&other);
+        if status == 429 {
+            break (retry_after, body);
+        }
+        answered += 1;
+        assert!(answered <= 40, "the address's budget never ran out");
+    };
+    assert_eq!(answered, 40, "the 41st call from the address is refused");
+    assert!(limited.0.is_some(), "Retry-After");
+    assert!(
+        limited.1["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("address")),
+        "{}",
+        limited.1
+    );
+    assert!(cluster.metric(1, "tuma_http_rate_limited_total") >= 2.0);
+}
+
 /// A node whose engine dies exits (status 70, logged) rather than keep HTTP and the peer port
 /// up with nothing behind them.
 #[test]

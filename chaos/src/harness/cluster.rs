@@ -218,6 +218,12 @@ impl ChaosCluster {
             node.clock_offset_ms.to_string(),
             // The clock-jump fault moves a running node's clock through a test hook.
             "--enable-test-hooks".into(),
+            // The load is a few accounts sending many transfers each, from one address: the
+            // public request budgets are not what chaos tests.
+            "--requests-per-source".into(),
+            "0".into(),
+            "--requests-per-msisdn".into(),
+            "0".into(),
         ];
         if let Some(fault) = &self.options.plant_fault {
             extra_args.extend(["--plant-fault".to_string(), fault.clone()]);

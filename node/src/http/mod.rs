@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `error.rs` | the JSON error answer and how each failure maps to a status code |
 //! | `access.rs` | who may call which admin endpoint: the bootstrap key, scoped keys and their roles |
+//! | `request_limits.rs` | budgets per source address and per phone number on the public endpoints (429 with `Retry-After`) |
 //! | `backup.rs` | `/admin/v1/backup/…`: intake paused and resumed, shard states and history pages, documents (for `tuma ctl backup`) |
 //! | `audit_log.rs` | the audit trail: every named admin and business call recorded before it is answered; `/admin/v1/audit-log` |
 //! | `float_approvals.rs` | `/admin/v1/float/approvals`: large float issues waiting for a second caller (maker-checker) |
@@ -40,6 +41,7 @@ mod keys;
 mod members;
 mod menus;
 mod prompts;
+pub mod request_limits;
 mod sms;
 
 use std::sync::Arc;
@@ -78,6 +80,8 @@ pub struct ApiState {
     pub float_approval_above: Option<tuma_actors::money::Money>,
     /// Names this node's cluster secret and PIN key (a backup records it; see `restore.rs`).
     pub secrets_fingerprint: String,
+    /// Budgets of the public endpoints per source address and per phone number.
+    pub request_limiter: Arc<request_limits::RequestLimiter>,
 }
 
 impl ApiState {
@@ -103,6 +107,9 @@ impl ApiState {
             member_scheme: "http",
             float_approval_above: None,
             secrets_fingerprint: String::new(),
+            request_limiter: Arc::new(request_limits::RequestLimiter::new(
+                request_limits::RequestLimits::default(),
+            )),
         }
     }
 }
@@ -119,6 +126,7 @@ pub fn router(state: ApiState) -> Router {
     let sms = tuma_channels::sms::router(state.sms.clone());
     let daraja = state.daraja.router();
     let recorded = axum::middleware::from_fn_with_state(state.clone(), audit_log::record);
+    let limited = axum::middleware::from_fn_with_state(state.clone(), request_limits::limit);
     Router::new()
         .route("/admin/v1/sms", get(sms::texts))
         .route("/admin/v1/sms/reports", get(sms::reports))
@@ -218,5 +226,6 @@ pub fn router(state: ApiState) -> Router {
         .merge(sms)
         .merge(daraja)
         .layer(recorded)
+        .layer(limited)
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
 }
