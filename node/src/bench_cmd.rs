@@ -119,18 +119,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         fast_pin_hash: args.fast_pin_hash,
         argon2_pin_hash: args.argon2_pin_hash,
         skip_setup: args.skip_setup,
-        node_flags: {
-            // The load generator is one address sending for every account: throughput, not the
-            // public request budgets, is measured.
-            let mut flags: Vec<String> =
-                ["--requests-per-source", "0", "--requests-per-msisdn", "0"]
-                    .map(String::from)
-                    .to_vec();
-            if let Some(window) = &args.idempotency_window {
+        // (The local cluster's nodes run without the public request budgets: chaos's launcher.)
+        node_flags: match &args.idempotency_window {
+            Some(window) => {
                 crate::duration::parse("idempotency-window", window)?;
-                flags.extend(["--idempotency-window".into(), window.clone()]);
+                vec!["--idempotency-window".into(), window.clone()]
             }
-            flags
+            None => Vec::new(),
         },
     };
     let bar = ProgressBar::new(duration.as_secs());
