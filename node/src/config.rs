@@ -191,6 +191,9 @@ pub struct NodeArgs {
     /// shards (default 1000000; `tuma_sms_spool_full` says when it is reached).
     #[arg(long, env = "TUMA_SMS_SPOOL_MAX")]
     pub sms_spool_max: Option<usize>,
+    /// The engine's limits and timers (Raft ticks, queues, snapshot streams, protocol pacing).
+    #[command(flatten)]
+    pub engine: crate::engine_tuning::EngineTuning,
     /// Validate the configuration and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -257,6 +260,9 @@ struct FileConfig {
     sms_from: Option<String>,
     sms_dlr_url: Option<String>,
     sms_spool_max: Option<usize>,
+    /// The `[engine]` table: the engine's limits and timers.
+    #[serde(default)]
+    engine: crate::engine_tuning::EngineTuning,
 }
 
 /// Bounds of `--idempotency-window`: a second (tests, soaks) to thirty days.
@@ -306,6 +312,8 @@ pub struct NodeConfig {
     pub idempotency_window_ms: u64,
     pub attempt_limits: tuma_service::AttemptLimits,
     pub request_limits: crate::http::request_limits::RequestLimits,
+    /// The engine's limits and timers given (unset ones keep the engine's defaults).
+    pub engine: crate::engine_tuning::EngineTuning,
     pub ussd: tuma_channels::ussd::UssdConfig,
     pub sms: tuma_channels::sms::SmsConfig,
     pub daraja: tuma_daraja::DarajaConfig,
@@ -499,6 +507,24 @@ impl NodeArgs {
         if max_clock_offset_ms == 0 {
             bail!("--max-clock-offset-ms must be positive");
         }
+        let engine = self.engine.clone().or(file.engine.clone());
+        {
+            // The engine's own validation, on the configuration this node would start with.
+            let mut probe = tuma_cluster::engine::EngineConfig::new(
+                id.max(1),
+                members.clone(),
+                shards,
+                replicas,
+            );
+            probe.bootstrap = join.is_none();
+            probe.checkpoint_every_entries = checkpoint_every_entries;
+            probe.log_keep_entries = log_keep_entries;
+            probe.max_clock_offset_ms = max_clock_offset_ms;
+            engine.apply(&mut probe);
+            probe
+                .validate()
+                .map_err(|e| anyhow::anyhow!("engine settings: {e}"))?;
+        }
         let idempotency_window_ms =
             match self.idempotency_window.clone().or(file.idempotency_window) {
                 None => tuma_cluster::engine::IDEMPOTENCY_WINDOW_MS_DEFAULT,
@@ -605,6 +631,7 @@ impl NodeArgs {
             idempotency_window_ms,
             attempt_limits,
             request_limits,
+            engine,
             ussd,
             sms,
             daraja,
@@ -918,6 +945,85 @@ mod tests {
             config.ussd.answer_within,
             std::time::Duration::from_millis(8_000)
         );
+    }
+
+    #[test]
+    fn engine_limits_come_from_flags_over_the_files_engine_table_and_are_validated() {
+        use crate::engine_tuning::EngineTuning;
+        let dir = std::env::temp_dir().join(format!("tuma-engine-toml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tuma.toml");
+        std::fs::write(
+            &file,
+            "[engine]\nraft-tick-ms = 50\nraft-election-ticks = 20\nsnapshot-window-chunks = 2\n",
+        )
+        .unwrap();
+        let given = NodeArgs {
+            config: Some(file.clone()),
+            engine: EngineTuning {
+                raft_election_ticks: Some(30),
+                ..EngineTuning::default()
+            },
+            ..args()
+        };
+        let config = given.resolve().unwrap();
+        let mut engine = tuma_cluster::engine::EngineConfig::new(1, config.members.clone(), 4, 2);
+        config.engine.apply(&mut engine);
+        assert_eq!(engine.tick_ms, 50, "from the file");
+        assert_eq!(engine.election_ticks, 30, "the flag wins");
+        assert_eq!(engine.snapshot_streams.window_chunks, 2);
+        assert_eq!(engine.heartbeat_ticks, 2, "unset: the engine's default");
+        for (bad, why) in [
+            (
+                EngineTuning {
+                    raft_heartbeat_ticks: Some(40),
+                    ..EngineTuning::default()
+                },
+                "election_ticks > heartbeat_ticks",
+            ),
+            (
+                EngineTuning {
+                    engine_input_queue_max: Some(0),
+                    ..EngineTuning::default()
+                },
+                "input queue",
+            ),
+            (
+                EngineTuning {
+                    snapshot_chunk_bytes: Some(64 << 20),
+                    ..EngineTuning::default()
+                },
+                "per chunk",
+            ),
+            (
+                EngineTuning {
+                    driver_inquiry_grace_ms: Some(1),
+                    ..EngineTuning::default()
+                },
+                "inquiry grace",
+            ),
+        ] {
+            let error = NodeArgs {
+                engine: bad,
+                ..args()
+            }
+            .resolve()
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains("engine settings") && error.contains(why),
+                "{why}: {error}"
+            );
+        }
+        std::fs::write(&file, "[engine]\nraft-tick = 50\n").unwrap();
+        let error = NodeArgs {
+            config: Some(file),
+            ..args()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("raft-tick"), "{error:#}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod ctl_backup;
 mod ctl_cmd;
 mod ctl_keys;
 mod duration;
+mod engine_tuning;
 mod http;
 mod join;
 mod menus_cmd;

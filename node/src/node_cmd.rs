@@ -96,6 +96,7 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     engine_config.test_hooks = config.test_hooks;
     engine_config.planted_fault = config.planted_fault;
     engine_config.pin_hasher = config.hasher.clone();
+    config.engine.apply(&mut engine_config);
     // Confirmation texts are taken by the SMS channel below, not written to the log by the engine.
     engine_config.sms_delivery = tuma_cluster::engine::SmsDelivery::External;
     let clock_offset = Arc::new(AtomicI64::new(config.clock_offset_ms));
