@@ -1,22 +1,8 @@
 //! `tuma`: the single binary. Parses the command line and hands off; no logic lives here.
 
-mod bench_cmd;
-mod chaos_cmd;
-mod cluster_cmd;
-mod config;
-mod ctl_audit_log;
-mod ctl_backup;
-mod ctl_cmd;
-mod ctl_keys;
-mod duration;
-mod engine_tuning;
-mod http;
-mod join;
-mod menus_cmd;
-mod node_cmd;
-mod restore;
-mod sim_cmd;
-mod tls;
+use tuma_node::{
+    bench_cmd, chaos_cmd, cluster_cmd, config, ctl_cmd, menus_cmd, node_cmd, sim_cmd, tls,
+};
 
 use std::process::ExitCode;
 
@@ -66,27 +52,6 @@ enum Command {
         #[command(subcommand)]
         command: menus_cmd::MenusCommand,
     },
-}
-
-/// Logs to stderr; `TUMA_LOG` (or `RUST_LOG`) sets the filter (default `info`).
-pub fn init_tracing() {
-    init_tracing_as(config::LogFormat::Text);
-}
-
-/// Log lines to standard error, filtered by `TUMA_LOG` (or `RUST_LOG`; default `info`).
-pub fn init_tracing_as(format: config::LogFormat) {
-    let filter = std::env::var("TUMA_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        config::LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
-        config::LogFormat::Json => builder.json().with_current_span(false).try_init(),
-    };
 }
 
 fn main() -> ExitCode {

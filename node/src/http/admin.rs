@@ -32,7 +32,11 @@ pub fn text_field(field: &'static str, value: &str, max: usize) -> Result<String
     Ok(value.to_string())
 }
 
-fn digits_field(field: &'static str, value: &str, max: usize) -> Result<String, ApiError> {
+pub(super) fn digits_field(
+    field: &'static str,
+    value: &str,
+    max: usize,
+) -> Result<String, ApiError> {
     if value.is_empty() || value.len() > max || !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(ApiError::field(
             field,

@@ -61,7 +61,7 @@ pub struct TransferIn {
     deadline_ms: Option<u64>,
 }
 
-fn parse_transfer(body: &TransferIn) -> Result<TransferOrder, ApiError> {
+pub(super) fn parse_transfer(body: &TransferIn) -> Result<TransferOrder, ApiError> {
     let id = TransferId::parse(&body.request_id)
         .map_err(|e| ApiError::field("request_id", e.to_string()))?;
     let kind = TransferKind::from_name(&body.kind)

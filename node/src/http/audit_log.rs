@@ -137,7 +137,7 @@ fn actor_of(state: &ApiState, path: &str, headers: &HeaderMap) -> Option<Option<
 
 /// The allow-listed fields of a JSON body (`field=value …`); a body that is not a JSON object
 /// is named by its size.
-fn target_of(path_and_query: &str, body: &[u8]) -> String {
+pub(super) fn target_of(path_and_query: &str, body: &[u8]) -> String {
     let mut target = path_and_query.to_string();
     if body.is_empty() {
         return target;
@@ -166,7 +166,7 @@ fn target_of(path_and_query: &str, body: &[u8]) -> String {
 
 /// The status and, for a refusal, why (the `error` of our JSON errors, Daraja's
 /// `errorMessage`).
-fn outcome_of(status: StatusCode, error_body: Option<&[u8]>) -> String {
+pub(super) fn outcome_of(status: StatusCode, error_body: Option<&[u8]>) -> String {
     let why = error_body
         .and_then(|b| serde_json::from_slice::<Map<String, Value>>(b).ok())
         .and_then(|body| {
@@ -210,14 +210,7 @@ pub async fn record(State(state): State<ApiState>, request: Request, next: Next)
         .map_or(path.clone(), |p| p.as_str().to_string());
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, BULK_BODY_BYTES_MAX).await else {
-        return ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("a request body is at most {BULK_BODY_BYTES_MAX} bytes"),
-            field: None,
-            code: None,
-            retry_after_s: None,
-        }
-        .into_response();
+        return ApiError::too_large().into_response();
     };
     let target = target_of(&path_and_query, &body);
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;

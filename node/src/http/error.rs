@@ -38,6 +38,16 @@ impl ApiError {
             retry_after_s: None,
         }
     }
+    /// 413: a body over the endpoint's limit, refused before it is read.
+    pub fn too_large() -> ApiError {
+        ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: "the request body is larger than this endpoint takes".into(),
+            field: None,
+            code: None,
+            retry_after_s: None,
+        }
+    }
     pub fn unauthorized() -> ApiError {
         ApiError {
             status: StatusCode::UNAUTHORIZED,
@@ -139,13 +149,7 @@ impl From<ServiceError> for ApiError {
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::JsonRejection) -> ApiError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return ApiError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                message: "the request body is larger than this endpoint takes".into(),
-                field: None,
-                code: None,
-                retry_after_s: None,
-            };
+            return ApiError::too_large();
         }
         ApiError::bad_request(format!("malformed JSON: {}", rejection.body_text()))
     }

@@ -19,6 +19,7 @@
 //! | `bulk.rs` | `/admin/v1/customers/bulk`: bulk registration for imports |
 //! | `care.rs` | `/admin/v1/reversals`: care reverses a confirmed transfer |
 //! | `menus.rs` | `/admin/v1/menus`: the USSD menus in force, pushing one; gateway session ends |
+//! | `fuzzing.rs` | what the `http_requests` fuzz target feeds: every body and query type, the transfer's validation, the middleware's parsers |
 //! | `sms.rs` | `/admin/v1/sms`: the texts queued and sent to a phone, gathered from every member |
 //!
 //! The USSD and SMS gateway endpoints (`/ussd/v1/…`, `/sms/v1/…`) come from the `tuma-channels` crate and are merged
@@ -36,6 +37,7 @@ mod businesses;
 mod care;
 mod error;
 mod float_approvals;
+pub mod fuzzing;
 mod history;
 mod keys;
 mod members;

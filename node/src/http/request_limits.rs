@@ -77,7 +77,7 @@ fn is_public(path: &str) -> bool {
 }
 
 /// The phone number an app-channel call names, from its path, query or JSON body.
-fn msisdn_named(path: &str, query: Option<&str>, body: &[u8]) -> Option<Msisdn> {
+pub(super) fn msisdn_named(path: &str, query: Option<&str>, body: &[u8]) -> Option<Msisdn> {
     if let Some(rest) = path.strip_prefix("/v1/accounts/") {
         return Msisdn::parse(rest.split('/').next()?).ok();
     }
@@ -135,14 +135,7 @@ pub async fn limit(State(state): State<ApiState>, request: Request, next: Next) 
     let query = request.uri().query().map(str::to_string);
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, BODY_BYTES_MAX).await else {
-        return ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("a request body is at most {BODY_BYTES_MAX} bytes"),
-            field: None,
-            code: None,
-            retry_after_s: None,
-        }
-        .into_response();
+        return ApiError::too_large().into_response();
     };
     if let Some(msisdn) = msisdn_named(&path, query.as_deref(), &body) {
         if let Some(wait) = RequestLimiter::admit(&limiter.by_msisdn, &msisdn, now_ms) {
