@@ -48,7 +48,7 @@ pub async fn join(
         }
         config.id = known.node_id;
     }
-    match ask(url, config).await {
+    match ask(url, config, known.is_some()).await {
         Ok(joined) => {
             if let Some(known) = &known {
                 if known.node_id != joined.node_id
@@ -87,13 +87,15 @@ enum JoinError {
     Unreachable(anyhow::Error),
 }
 
-async fn ask(url: &str, config: &NodeConfig) -> Result<Joined, JoinError> {
+async fn ask(url: &str, config: &NodeConfig, returning: bool) -> Result<Joined, JoinError> {
     let client = crate::tls::client(config.tls_ca.as_deref(), Duration::from_secs(20))
         .map_err(JoinError::Unreachable)?;
     let body = serde_json::json!({
         "peer_addr": config.advertise_peer.to_string(),
         "http_addr": config.listen_http.to_string(),
         "node_id": (config.id != 0).then_some(config.id),
+        // It holds its data: it may come back at another address.
+        "returning": returning,
     });
     let endpoint = format!("{}/admin/v1/members", url.trim_end_matches('/'));
     let give_up = Instant::now() + JOIN_PATIENCE;

@@ -242,12 +242,13 @@ async fn advertise_http(
             .cluster_state()
             .await
             .ok()
-            .and_then(|meta| meta.members.get(&id).and_then(|m| m.http_addr));
-        if known == Some(http) {
+            .and_then(|meta| meta.members.get(&id).map(|m| (m.peer_addr, m.http_addr)));
+        if known == Some((peer, Some(http))) {
             return;
         }
-        if let Err(error) = service.join(Some(id), peer, Some(http)).await {
-            tracing::debug!(%error, "HTTP address not recorded yet");
+        // This node holds its data: where it serves now is recorded, whatever it was before.
+        if let Err(error) = service.readdress(id, peer, Some(http)).await {
+            tracing::debug!(%error, "addresses not recorded yet");
         }
     }
     tracing::warn!(%http, "could not record this node's HTTP address in the cluster state");

@@ -132,6 +132,28 @@ impl Service {
         }
     }
 
+    /// Records where a member that holds its own data serves now (peer and HTTP addresses):
+    /// a member restarted at another address (see `MetaCommand::Readdress`).
+    pub async fn readdress(
+        &self,
+        node: NodeId,
+        peer_addr: SocketAddr,
+        http_addr: Option<SocketAddr>,
+    ) -> Result<NodeId, ServiceError> {
+        let command = MetaCommand::Readdress {
+            node,
+            peer_addr,
+            http_addr,
+        };
+        match self.change_cluster(command).await? {
+            MetaOutcome::Joined(id) => Ok(id),
+            MetaOutcome::Done | MetaOutcome::DocumentVersion(_) => Err(ServiceError::Unavailable(
+                "the address was recorded without an id".into(),
+            )),
+            MetaOutcome::Refused(why) => Err(ServiceError::Conflict(why)),
+        }
+    }
+
     /// Drains a node: its leaderships, then its replicas move to other members; once it
     /// holds nothing it is marked removed.
     pub async fn drain(&self, node: NodeId) -> Result<(), ServiceError> {

@@ -162,6 +162,15 @@ impl TestCluster {
         self.nodes[id - 1].child = Some(child);
     }
 
+    /// Gives stopped node `id` another peer port (a pod rescheduled under another address): its
+    /// next `spawn` listens there, with the same data directory.
+    pub fn move_peer_port(&mut self, id: usize) -> u16 {
+        assert!(self.nodes[id - 1].child.is_none(), "stop node {id} first");
+        let port = free_ports(1)[0];
+        self.nodes[id - 1].peer_port = port;
+        port
+    }
+
     /// Starts a new node that joins the running cluster (`tuma node --join`); returns its id.
     pub fn add_node(&mut self) -> usize {
         let ports = free_ports(2);

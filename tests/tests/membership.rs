@@ -184,3 +184,56 @@ fn grow_drain_and_replace_a_dead_node_while_money_moves() {
     assert_eq!(audit["totals"]["transfers_in_flight"], 0, "{audit}");
     assert_confirmed_present(&cluster, cluster.url(1), &report.confirmed);
 }
+
+/// A member restarted under another peer address (a pod rescheduled, a machine renumbered),
+/// with its data, is linked to there by every other member — an initial member and a joined
+/// one — and carries its share of the quorum again.
+#[test]
+fn a_member_that_comes_back_at_another_address_is_reached_there() {
+    let mut cluster = TestCluster::start("readdress", 3, 4);
+    let people = customers(&cluster, 2, "100.00");
+    let peer_addr_of = |cluster: &TestCluster, id: usize| {
+        cluster.cluster_state()["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["id"] == id)
+            .and_then(|m| m["peer_addr"].as_str().map(str::to_string))
+    };
+    // An initial member.
+    cluster.kill9(3);
+    let port = cluster.move_peer_port(3);
+    cluster.spawn(3, None);
+    let moved = format!("127.0.0.1:{port}");
+    cluster.wait_for("node 3's new address", Duration::from_secs(30), |c| {
+        peer_addr_of(c, 3).as_deref() == Some(moved.as_str())
+    });
+    // Without node 1, every shard's quorum needs node 3: reached at its new address.
+    cluster.kill9(1);
+    cluster.wait_for(
+        "a transfer through nodes 2 and 3",
+        Duration::from_secs(60),
+        |c| {
+            let answer = c.post(
+                &format!("{}/v1/transfers", c.url(2)),
+                &tuma_tests::send_money("after-move", &people[0], &people[1], "1.00"),
+            );
+            matches!(answer, Some((200, body)) if body["status"] == "confirmed")
+        },
+    );
+    cluster.spawn(1, None);
+    // A joined member, restarted with --join and its data, is readdressed, not refused.
+    let joined = cluster.add_node();
+    cluster.wait_for("node 4 joined", Duration::from_secs(30), |c| {
+        peer_addr_of(c, joined).is_some()
+    });
+    cluster.kill9(joined);
+    let port = cluster.move_peer_port(joined);
+    cluster.spawn(joined, None);
+    let moved = format!("127.0.0.1:{port}");
+    cluster.wait_for("node 4's new address", Duration::from_secs(30), |c| {
+        peer_addr_of(c, joined).as_deref() == Some(moved.as_str())
+    });
+    let audit = cluster.quiet_audit(Duration::from_secs(20));
+    assert_eq!(audit["balanced"], true, "{audit}");
+}

@@ -81,6 +81,15 @@ pub enum MetaCommand {
         peer_addr: SocketAddr,
         http_addr: Option<SocketAddr>,
     },
+    /// A member that holds its own data comes back at another address (a pod rescheduled, a
+    /// machine renumbered): every member links to it there from now on. Only for a member not
+    /// removed, and only to an address no other member has. (A *new* node asking for a taken
+    /// id is refused by `Join`: it holds none of that member's data.)
+    Readdress {
+        node: NodeId,
+        peer_addr: SocketAddr,
+        http_addr: Option<SocketAddr>,
+    },
     /// Start emptying a node (operator's `members remove`).
     Drain {
         node: NodeId,
@@ -224,6 +233,11 @@ impl ClusterMeta {
                 peer_addr,
                 http_addr,
             } => self.join(*node_id, *peer_addr, *http_addr),
+            MetaCommand::Readdress {
+                node,
+                peer_addr,
+                http_addr,
+            } => self.readdress(*node, *peer_addr, *http_addr),
             MetaCommand::Drain { node } => self.drain(*node),
             MetaCommand::MarkRemoved { node } => self.mark_removed(*node),
             MetaCommand::StartMove { shard, target } => {
@@ -291,6 +305,35 @@ impl ClusterMeta {
             },
         );
         MetaOutcome::Joined(id)
+    }
+
+    fn readdress(
+        &mut self,
+        node: NodeId,
+        peer_addr: SocketAddr,
+        http_addr: Option<SocketAddr>,
+    ) -> MetaOutcome {
+        let taken = self.members.iter().find(|(&id, m)| {
+            id != node && m.peer_addr == peer_addr && m.state != MemberState::Removed
+        });
+        if let Some((&other, _)) = taken {
+            return MetaOutcome::Refused(format!(
+                "peer address {peer_addr} belongs to node {other}"
+            ));
+        }
+        match self.members.get_mut(&node) {
+            Some(member) if member.state != MemberState::Removed => {
+                member.peer_addr = peer_addr;
+                if http_addr.is_some() {
+                    member.http_addr = http_addr;
+                }
+                MetaOutcome::Joined(node)
+            }
+            Some(_) => MetaOutcome::Refused(format!(
+                "node {node} was removed (ids of removed nodes are never reused)"
+            )),
+            None => MetaOutcome::Refused(format!("node {node} is not a member")),
+        }
     }
 
     fn put_document(

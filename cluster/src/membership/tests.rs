@@ -472,3 +472,45 @@ fn a_document_written_over_an_expected_version_refuses_a_lost_race_but_not_a_ret
         MetaOutcome::Refused(_)
     ));
 }
+
+#[test]
+fn a_member_holding_its_data_comes_back_at_another_address_and_a_new_node_cannot_take_its_id() {
+    let mut meta = cluster(3, 4);
+    let http: SocketAddr = "127.0.0.1:8093".parse().unwrap();
+    let back = MetaCommand::Readdress {
+        node: 3,
+        peer_addr: addr(9),
+        http_addr: Some(http),
+    };
+    assert_eq!(meta.apply(&back, 0), MetaOutcome::Joined(3));
+    assert_eq!(meta.members[&3].peer_addr, addr(9));
+    assert_eq!(meta.members[&3].http_addr, Some(http));
+    assert_eq!(
+        meta.apply(&back, 0),
+        MetaOutcome::Joined(3),
+        "again: the same"
+    );
+    // Another member's address, an unknown node and a removed one are refused.
+    let onto_another = MetaCommand::Readdress {
+        node: 3,
+        peer_addr: addr(1),
+        http_addr: None,
+    };
+    assert!(
+        matches!(meta.apply(&onto_another, 0), MetaOutcome::Refused(r) if r.contains("node 1"))
+    );
+    let unknown = MetaCommand::Readdress {
+        node: 7,
+        peer_addr: addr(7),
+        http_addr: None,
+    };
+    assert!(matches!(meta.apply(&unknown, 0), MetaOutcome::Refused(_)));
+    // A join (a node without the member's data) asking for its id is still refused.
+    let new_node = MetaCommand::Join {
+        node_id: Some(3),
+        peer_addr: addr(8),
+        http_addr: None,
+    };
+    assert!(matches!(meta.apply(&new_node, 0), MetaOutcome::Refused(r) if r.contains("taken")));
+    assert_eq!(meta.members[&3].peer_addr, addr(9));
+}

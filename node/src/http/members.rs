@@ -25,6 +25,9 @@ pub struct JoinBody {
     http_addr: Option<SocketAddr>,
     /// Requested id; the cluster picks the next free one when absent.
     node_id: Option<u64>,
+    /// The node holds `node_id`'s data and comes back, perhaps at another address.
+    #[serde(default)]
+    returning: bool,
 }
 
 /// `POST /admin/v1/members`: records a node in the cluster state. Answers its id, the cluster's
@@ -43,10 +46,26 @@ pub async fn join(
             "must be an address other members can reach",
         ));
     }
-    let node_id = state
-        .service
-        .join(body.node_id, body.peer_addr, body.http_addr)
-        .await?;
+    let node_id = match (body.returning, body.node_id) {
+        (true, Some(id)) => {
+            state
+                .service
+                .readdress(id, body.peer_addr, body.http_addr)
+                .await?
+        }
+        (true, None) => {
+            return Err(ApiError::field(
+                "node_id",
+                "a returning node names the id whose data it holds",
+            ))
+        }
+        (false, id) => {
+            state
+                .service
+                .join(id, body.peer_addr, body.http_addr)
+                .await?
+        }
+    };
     let cluster = state.service.cluster_state().await?;
     let mut members: BTreeMap<String, String> = cluster
         .members
