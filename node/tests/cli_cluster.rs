@@ -42,6 +42,17 @@ fn start_cluster(args: &[&str], data: &std::path::Path) -> Up {
     Up { child, lines }
 }
 
+/// Node `n`'s URL from `cluster up`'s `node N http=URL peer=… pid=…` line.
+fn node_url(lines: &[String], n: usize) -> String {
+    lines
+        .iter()
+        .find(|l| l.starts_with(&format!("node {n} ")))
+        .and_then(|l| l.split(' ').nth(2))
+        .unwrap_or_else(|| panic!("no node {n} line in {lines:?}"))
+        .trim_start_matches("http=")
+        .to_string()
+}
+
 impl Up {
     /// Lines up to and including the first one containing `marker`.
     fn read_until(&self, marker: &str) -> Vec<String> {
@@ -209,15 +220,7 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
     // The same data directory brings the same cluster back, money included.
     let up = cluster_up(&data);
     let lines = up.read_until("cluster ready");
-    let url = lines
-        .iter()
-        .find(|l| l.starts_with("node 1 "))
-        .unwrap()
-        .split(' ')
-        .nth(2)
-        .unwrap()
-        .trim_start_matches("http=")
-        .to_string();
+    let url = node_url(&lines, 1);
     // The credit settles on the payee's shard after the payer's decision (resent after restart).
     let started = std::time::Instant::now();
     let balance = loop {
@@ -296,15 +299,7 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
             .any(|l| l.starts_with("restoring ") && l.contains("shards=8")),
         "{lines:?}"
     );
-    let url = lines
-        .iter()
-        .find(|l| l.starts_with("node 2 "))
-        .unwrap()
-        .split(' ')
-        .nth(2)
-        .unwrap()
-        .trim_start_matches("http=")
-        .to_string();
+    let url = node_url(&lines, 2);
     let new_ca = std::fs::read(restored_data.join("tls/ca.pem")).unwrap();
     let client = reqwest::blocking::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&new_ca).unwrap())

@@ -228,27 +228,24 @@ pub fn verify(dir: &Path, tariffs: std::sync::Arc<Tariffs>) -> Result<Verified, 
         }
         let (rows, audit_log) = read_frames(&take(&mut files, &rows_file(shard))?[..])
             .map_err(|e| format!("{}: {e}", rows_file(shard)))?;
-        let mut seqs: Vec<u64> = rows.iter().map(|r| r.seq).collect();
-        seqs.sort_unstable();
-        if seqs.iter().enumerate().any(|(i, s)| *s != i as u64)
-            || seqs.len() as u64 != ledger.history_next_seq()
-        {
-            return Err(format!(
-                "shard {shard}: {} history rows, its state numbered {}",
-                rows.len(),
-                ledger.history_next_seq()
-            ));
-        }
-        let mut seqs: Vec<u64> = audit_log.iter().map(|r| r.seq).collect();
-        seqs.sort_unstable();
-        if seqs.iter().enumerate().any(|(i, s)| *s != i as u64)
-            || seqs.len() as u64 != ledger.audit_log_next_seq()
-        {
-            return Err(format!(
-                "shard {shard}: {} audit records, its state numbered {}",
-                audit_log.len(),
-                ledger.audit_log_next_seq()
-            ));
+        let numbered = [
+            (
+                "history rows",
+                rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+                ledger.history_next_seq(),
+            ),
+            (
+                "audit records",
+                audit_log.iter().map(|r| r.seq).collect(),
+                ledger.audit_log_next_seq(),
+            ),
+        ];
+        for (what, seqs, count) in numbered {
+            if !exactly_numbered(seqs, count) {
+                return Err(format!(
+                    "shard {shard}: its {what} are not exactly the {count} its state numbered"
+                ));
+            }
         }
         audits.push(audit);
         shards.insert(
@@ -278,6 +275,12 @@ pub fn verify(dir: &Path, tariffs: std::sync::Arc<Tariffs>) -> Result<Verified, 
         },
         totals,
     })
+}
+
+/// Whether `seqs` are 0, 1, …, `count` − 1, each once (in any order).
+fn exactly_numbered(mut seqs: Vec<u64>, count: u64) -> bool {
+    seqs.sort_unstable();
+    seqs.len() as u64 == count && seqs.iter().enumerate().all(|(i, s)| *s == i as u64)
 }
 
 /// Writes `bytes` to `dir/name` and returns its digest for the manifest.

@@ -123,13 +123,7 @@ impl Service {
             peer_addr,
             http_addr,
         };
-        match self.change_cluster(command).await? {
-            MetaOutcome::Joined(id) => Ok(id),
-            MetaOutcome::Done | MetaOutcome::DocumentVersion(_) => Err(ServiceError::Unavailable(
-                "the join was recorded without an id".into(),
-            )),
-            MetaOutcome::Refused(why) => Err(ServiceError::Conflict(why)),
-        }
+        joined_id(self.change_cluster(command).await?)
     }
 
     /// Records where a member that holds its own data serves now (peer and HTTP addresses):
@@ -145,13 +139,7 @@ impl Service {
             peer_addr,
             http_addr,
         };
-        match self.change_cluster(command).await? {
-            MetaOutcome::Joined(id) => Ok(id),
-            MetaOutcome::Done | MetaOutcome::DocumentVersion(_) => Err(ServiceError::Unavailable(
-                "the address was recorded without an id".into(),
-            )),
-            MetaOutcome::Refused(why) => Err(ServiceError::Conflict(why)),
-        }
+        joined_id(self.change_cluster(command).await?)
     }
 
     /// Drains a node: its leaderships, then its replicas move to other members; once it
@@ -248,6 +236,17 @@ impl Service {
                 &other,
             )),
         }
+    }
+}
+
+/// The member id a join or readdress answered.
+fn joined_id(outcome: MetaOutcome) -> Result<NodeId, ServiceError> {
+    match outcome {
+        MetaOutcome::Joined(id) => Ok(id),
+        MetaOutcome::Done | MetaOutcome::DocumentVersion(_) => Err(ServiceError::Unavailable(
+            "the cluster answered without a member id".into(),
+        )),
+        MetaOutcome::Refused(why) => Err(ServiceError::Conflict(why)),
     }
 }
 
