@@ -243,11 +243,16 @@ async fn advertise_http(
             .await
             .ok()
             .and_then(|meta| meta.members.get(&id).map(|m| (m.peer_addr, m.http_addr)));
-        if known == Some((peer, Some(http))) {
-            return;
-        }
-        // This node holds its data: where it serves now is recorded, whatever it was before.
-        if let Err(error) = service.readdress(id, peer, Some(http)).await {
+        let recorded = match known {
+            Some((at, served)) if at == peer && served == Some(http) => return,
+            // The same peer address: only the HTTP one to record.
+            Some((at, _)) if at == peer => service.join(Some(id), peer, Some(http)).await,
+            // This node holds its data and serves elsewhere now (a pod rescheduled): every
+            // member is told to reach it there. (Only then: a harness that gives every node
+            // its own view of the others' addresses, through link proxies, keeps its views.)
+            _ => service.readdress(id, peer, Some(http)).await,
+        };
+        if let Err(error) = recorded {
             tracing::debug!(%error, "addresses not recorded yet");
         }
     }
