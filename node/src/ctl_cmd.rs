@@ -254,17 +254,13 @@ async fn menus(node: &str, token: &str, command: &MenusCommand) -> anyhow::Resul
             client.put(format!("{base}/{}", menu.name())).body(text)
         }
     };
-    let response = request
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("reaching {node}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        eprintln!("{}", body["error"].as_str().unwrap_or(status.as_str()));
-        return Ok(ExitCode::FAILURE);
-    }
+    let body = match admin_call(request, node, token).await? {
+        Ok(body) => body,
+        Err(reason) => {
+            eprintln!("{reason}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     match command {
         MenusCommand::List => {
             for menu in body["menus"].as_array().into_iter().flatten() {

@@ -82,9 +82,8 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     );
     engine_config.bootstrap = config.join.is_none();
     if let Some(dir) = &config.restore {
-        let fingerprint =
-            crate::restore::secrets_fingerprint(&config.secret, config.hasher.key_id());
-        engine_config.restore = crate::restore::image(dir, &store, config.shards, &fingerprint)?;
+        // `config` checked the backup's manifest (shards, secrets) when it was resolved.
+        engine_config.restore = crate::restore::image(dir, &store, config.shards)?;
     }
     engine_config.plan_limits.moves_max = config.rebalance_moves_max;
     let tariffs = Arc::new(Tariffs::kenya_default());
@@ -228,6 +227,32 @@ fn advertised_http(bound: SocketAddr, advertise_peer: SocketAddr) -> SocketAddr 
     }
 }
 
+/// What this node must record of where it serves, given the cluster's record of it
+/// (`(peer, http)` addresses as this node's cluster state holds them).
+#[derive(Debug, PartialEq, Eq)]
+enum AddressUpdate {
+    /// The record is right.
+    None,
+    /// Only the HTTP address (a `Join` with its own peer address).
+    Http,
+    /// The peer address too (`Readdress`): it holds its data and serves elsewhere now (a pod
+    /// rescheduled), and every member must reach it there. Only then: a harness that gives
+    /// every node its own view of the others' addresses (chaos's link proxies) keeps its views.
+    Readdress,
+}
+
+fn address_update(
+    known: Option<(SocketAddr, Option<SocketAddr>)>,
+    peer: SocketAddr,
+    http: SocketAddr,
+) -> AddressUpdate {
+    match known {
+        Some((at, served)) if at == peer && served == Some(http) => AddressUpdate::None,
+        Some((at, _)) if at == peer => AddressUpdate::Http,
+        _ => AddressUpdate::Readdress,
+    }
+}
+
 /// Records this node's HTTP address in the cluster state (joining again with its own peer
 /// address), so other nodes can gather what it holds for operators (the texts it sent).
 async fn advertise_http(
@@ -243,14 +268,10 @@ async fn advertise_http(
             .await
             .ok()
             .and_then(|meta| meta.members.get(&id).map(|m| (m.peer_addr, m.http_addr)));
-        let recorded = match known {
-            Some((at, served)) if at == peer && served == Some(http) => return,
-            // The same peer address: only the HTTP one to record.
-            Some((at, _)) if at == peer => service.join(Some(id), peer, Some(http)).await,
-            // This node holds its data and serves elsewhere now (a pod rescheduled): every
-            // member is told to reach it there. (Only then: a harness that gives every node
-            // its own view of the others' addresses, through link proxies, keeps its views.)
-            _ => service.readdress(id, peer, Some(http)).await,
+        let recorded = match address_update(known, peer, http) {
+            AddressUpdate::None => return,
+            AddressUpdate::Http => service.join(Some(id), peer, Some(http)).await,
+            AddressUpdate::Readdress => service.readdress(id, peer, Some(http)).await,
         };
         if let Err(error) = recorded {
             tracing::debug!(%error, "addresses not recorded yet");
@@ -299,5 +320,38 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_readdresses_itself_only_when_its_record_names_another_peer_address() {
+        let (peer, http) = (
+            "127.0.0.1:7001".parse().unwrap(),
+            "127.0.0.1:8081".parse().unwrap(),
+        );
+        let elsewhere = "127.0.0.1:7999".parse().unwrap();
+        assert_eq!(
+            address_update(Some((peer, Some(http))), peer, http),
+            AddressUpdate::None
+        );
+        // Its peer address as recorded (a node's own view under link proxies is always this):
+        // only the HTTP address, never a replicated rewrite of where others reach it.
+        assert_eq!(
+            address_update(Some((peer, None)), peer, http),
+            AddressUpdate::Http
+        );
+        assert_eq!(
+            address_update(Some((peer, Some(elsewhere))), peer, http),
+            AddressUpdate::Http
+        );
+        assert_eq!(
+            address_update(Some((elsewhere, Some(http))), peer, http),
+            AddressUpdate::Readdress
+        );
+        assert_eq!(address_update(None, peer, http), AddressUpdate::Readdress);
     }
 }

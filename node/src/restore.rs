@@ -68,7 +68,6 @@ pub fn image(
     dir: &Path,
     store: &dyn LogStore,
     shards: u32,
-    fingerprint: &str,
 ) -> anyhow::Result<Option<Arc<RestoreImage>>> {
     if !store.groups()?.is_empty() {
         tracing::info!(backup = %dir.display(), "the data directory holds the cluster already: --restore is not applied again");
@@ -77,7 +76,6 @@ pub fn image(
     let tariffs = Arc::new(Tariffs::kenya_default());
     let verified = backup::verify(dir, tariffs.clone())
         .map_err(|problem| anyhow::anyhow!("the backup in {}: {problem}", dir.display()))?;
-    check_manifest(dir, shards, fingerprint)?;
     let map = ShardMap::new(shards).context("a cluster shape")?;
     let mut image = RestoreImage {
         documents: verified.image.documents,

@@ -53,6 +53,17 @@ fn node_url(lines: &[String], n: usize) -> String {
         .to_string()
 }
 
+/// The demo payee's balance read with its PIN through `url`.
+fn payee_balance(client: &reqwest::blocking::Client, url: &str) -> Value {
+    client
+        .get(format!("{url}/v1/accounts/254700000002/balance"))
+        .header("X-Tuma-Pin", "1234")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
 impl Up {
     /// Lines up to and including the first one containing `marker`.
     fn read_until(&self, marker: &str) -> Vec<String> {
@@ -224,13 +235,7 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
     // The credit settles on the payee's shard after the payer's decision (resent after restart).
     let started = std::time::Instant::now();
     let balance = loop {
-        let balance: Value = client
-            .get(format!("{url}/v1/accounts/254700000002/balance"))
-            .header("X-Tuma-Pin", "1234")
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        let balance = payee_balance(&client, &url);
         if balance["balance"] == "6000.00" || started.elapsed() > Duration::from_secs(15) {
             break balance;
         }
@@ -305,13 +310,7 @@ fn cluster_up_serves_stops_cleanly_and_comes_back_with_its_money() {
         .add_root_certificate(reqwest::Certificate::from_pem(&new_ca).unwrap())
         .build()
         .unwrap();
-    let balance: Value = client
-        .get(format!("{url}/v1/accounts/254700000002/balance"))
-        .header("X-Tuma-Pin", "1234")
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let balance = payee_balance(&client, &url);
     assert_eq!(
         balance["balance"], "6000.00",
         "the PIN and the money came along: {balance}"

@@ -369,3 +369,32 @@ pub struct BackupRowsPage {
     pub audit_log: Vec<AuditLogRecord>,
     pub next: Option<Vec<u8>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_exactly_numbered_only_when_none_is_missing_repeated_or_extra() {
+        assert!(exactly_numbered(vec![2, 0, 1], 3));
+        assert!(exactly_numbered(Vec::new(), 0));
+        assert!(!exactly_numbered(vec![0, 1], 3), "one missing");
+        assert!(!exactly_numbered(vec![0, 1, 1], 3), "one twice");
+        assert!(
+            !exactly_numbered(vec![0, 1, 2, 3], 3),
+            "one the state never numbered"
+        );
+    }
+
+    #[test]
+    fn frames_read_back_and_a_cut_or_oversized_one_is_refused() {
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, &[], &[]).unwrap();
+        write_frame(&mut bytes, &[], &[]).unwrap();
+        assert_eq!(read_frames(&bytes[..]).unwrap(), (Vec::new(), Vec::new()));
+        assert!(read_frames(&bytes[..bytes.len() - 1]).is_err(), "cut short");
+        assert!(read_frames(&u32::MAX.to_be_bytes()[..])
+            .unwrap_err()
+            .contains("damaged"));
+    }
+}

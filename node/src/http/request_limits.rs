@@ -90,11 +90,15 @@ pub(super) fn msisdn_named(path: &str, query: Option<&str>, body: &[u8]) -> Opti
             matches!(name, "from" | "msisdn").then(|| value.to_string())
         })
     });
+    // Only the fields that name a number are read (every other field is skipped unparsed).
+    #[derive(serde::Deserialize)]
+    struct Naming {
+        from: Option<String>,
+        msisdn: Option<String>,
+    }
     let from_body = || {
-        let body: serde_json::Value = serde_json::from_slice(body).ok()?;
-        ["from", "msisdn"]
-            .iter()
-            .find_map(|f| body.get(*f).and_then(|v| v.as_str()).map(str::to_string))
+        let naming: Naming = serde_json::from_slice(body).ok()?;
+        naming.from.or(naming.msisdn)
     };
     Msisdn::parse(&from_query.or_else(from_body)?).ok()
 }

@@ -344,6 +344,7 @@ impl World {
         self.check_confirmed_in_history(&histories, &mut problems);
         self.check_payouts(&histories, &mut problems);
         self.check_audit_logs(&mut problems);
+        self.check_intake_resumed(&mut problems);
         self.check_reads(&mut problems);
         let recorded = std::mem::take(&mut self.recorder().violations);
         problems.extend(recorded);

@@ -18,6 +18,7 @@
 //! | `setup.rs` | a seed's cluster shape, the bank opened and funded, the workload |
 //! | `payouts.rs` | business payout orders, their payments, and their checks |
 //! | `audit_log.rs` | audited actions recorded under faults, and their checks |
+//! | `intake_pauses.rs` | a backup's pause of new transfers on every shard, under faults |
 //! | `faults.rs` | the fault schedule; applying and healing faults |
 //! | `recorder.rs` | what every replica applied: log matching, balance history for reads |
 //! | `checks.rs` | per-step and final checks |
@@ -32,6 +33,7 @@ mod config;
 mod env;
 mod faults;
 mod history_checks;
+mod intake_pauses;
 mod node;
 mod payouts;
 mod recorder;

@@ -266,6 +266,7 @@ impl World {
         }
         self.schedule_payouts(start);
         self.schedule_audited_actions(start);
+        self.schedule_intake_pauses(start);
         schedule_faults(self, start);
         self.schedule(self.workload_end, Event::Heal);
     }
