@@ -11,7 +11,7 @@ use tuma_actors::ledger::{HistoryRow, HistorySide};
 use tuma_actors::outcome::ResultCode;
 use tuma_actors::transfer::{TransferId, TransferKind};
 use tuma_actors::{AccountRef, Money};
-use tuma_cluster::storage::{LogStore, SledStore, WriteBatch, WriteOp};
+use tuma_cluster::storage::{DiskStore, LogStore, WriteBatch, WriteOp};
 
 const SHARD: u32 = 7;
 /// sled's page cache: large enough to hold the whole history, so both sizes are measured warm
@@ -51,9 +51,9 @@ fn row(seq: u64, account: AccountRef) -> HistoryRow {
 }
 
 /// A store whose shard holds `rows` history rows over `accounts` accounts (round robin).
-fn store_with(rows: u64, accounts: u64) -> (tempdir::Dir, SledStore) {
+fn store_with(rows: u64, accounts: u64) -> (tempdir::Dir, DiskStore) {
     let dir = tempdir::Dir::new(&format!("statement-{rows}"));
-    let store = SledStore::open_with_cache(dir.path(), CACHE_BYTES).expect("open sled");
+    let store = DiskStore::open_with_cache(dir.path(), CACHE_BYTES).expect("open sled");
     let mut seq = 0;
     while seq < rows {
         let batch: Vec<HistoryRow> = (seq..(seq + BATCH_ROWS as u64).min(rows))

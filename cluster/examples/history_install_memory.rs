@@ -12,7 +12,7 @@ use tuma_actors::ledger::{HistoryRow, HistorySide};
 use tuma_actors::outcome::ResultCode;
 use tuma_actors::transfer::{TransferId, TransferKind};
 use tuma_actors::{AccountRef, Money};
-use tuma_cluster::storage::{LogStore, SledStore, WriteBatch, WriteOp};
+use tuma_cluster::storage::{DiskStore, LogStore, WriteBatch, WriteOp};
 
 const SHARD: u32 = 1;
 const ACCOUNTS: u64 = 2_000;
@@ -63,7 +63,7 @@ fn main() {
         std::process::exit(2);
     };
     let dir = std::env::temp_dir().join(format!("tuma-history-memory-{}", std::process::id()));
-    let store = SledStore::open(&dir).expect("open sled");
+    let store = DiskStore::open(&dir).expect("open sled");
     println!("opened: rss_mib={}", rss_mib());
     let started = std::time::Instant::now();
     match mode.as_str() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tuma_actors::tariff::Tariffs;
 use tuma_cluster::engine::{Engine, EngineConfig, EngineEnv, EngineFatal, SystemClock};
-use tuma_cluster::storage::{LogStore, SledStore};
+use tuma_cluster::storage::{DiskStore, LogStore};
 use tuma_cluster::transport::{Transport, TransportConfig};
 
 use crate::config::{NodeArgs, NodeConfig};
@@ -58,7 +58,7 @@ async fn serve(mut config: NodeConfig) -> anyhow::Result<()> {
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .ok();
-    let store = SledStore::open(&config.data)
+    let store = DiskStore::open(&config.data)
         .with_context(|| format!("opening {}", config.data.display()))?;
     if let Some(url) = config.join.clone() {
         let known = store.identity()?;

@@ -219,7 +219,7 @@ fn work(queue: &SharedQueue<Job>, engine: &SyncSender<Input>, kv: &dyn HistoryKv
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{MemDisk, SledStore, WriteBatch, WriteOp};
+    use crate::storage::{DiskStore, MemDisk, WriteBatch, WriteOp};
     use tuma_actors::ledger::HistorySide;
     use tuma_actors::money::Money;
     use tuma_actors::outcome::ResultCode;
@@ -284,7 +284,7 @@ mod tests {
     fn a_store_with_a_reader_is_read_on_a_reader_thread_and_answered_through_the_engine() {
         let dir = std::env::temp_dir().join(format!("tuma-history-reads-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let store = SledStore::open(&dir).unwrap();
+        let store = DiskStore::open(&dir).unwrap();
         write(&store);
         let (engine, inputs) = sync_channel(16);
         let mut reads = HistoryReads::new(engine);
@@ -307,7 +307,7 @@ mod tests {
     fn reads_past_the_queue_are_answered_unavailable_and_the_queued_ones_still_answer() {
         let dir = std::env::temp_dir().join(format!("tuma-history-full-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let store = SledStore::open(&dir).unwrap();
+        let store = DiskStore::open(&dir).unwrap();
         write(&store);
         // The engine takes no answers yet: the one reader blocks handing over its second
         // answer, so at most 1 (handed over) + 1 (blocked) + 1 (queued) reads are accepted.

@@ -41,6 +41,11 @@ fn prefix(shard: u32, kind: u8) -> Vec<u8> {
     key
 }
 
+/// Every history key (of every shard, audit records included) starts with this.
+pub fn prefix_of_all() -> [u8; 1] {
+    [HISTORY]
+}
+
 /// Every history key of `shard` starts with this.
 pub fn shard_prefix(shard: u32) -> Vec<u8> {
     let mut key = vec![HISTORY];

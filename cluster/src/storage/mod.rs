@@ -1,21 +1,25 @@
-//! Durable storage behind a trait, so sled can be swapped.
+//! Durable storage behind a trait, so the disk format can be swapped.
 //!
 //! | file | holds |
 //! |---|---|
 //! | `log.rs` | [`ShardLog`]: the in-memory log raft-rs reads (`raft::Storage`) |
-//! | `sled_store.rs` | [`SledStore`]: the default [`LogStore`] on sled 0.34, and the data-directory lock |
+//! | `disk_store.rs` | [`DiskStore`]: the default [`LogStore`]: the log, metadata and history in an LSM tree (fjall), checkpoint data in sled 0.34, and the data-directory lock |
 //! | `history.rs` | the per-account history of finished transfers: keys, pages, lookups, export |
+//! | `history_store.rs` | [`HistoryStore`]: the LSM tree's keyspace of history rows and audit records |
 //! | `audit_log.rs` | each shard's audit log, in the history key space: keys, pages by time, export |
 //! | `mem_store.rs` | [`MemStore`]: an in-memory [`LogStore`] with crash and torn-write faults (simulator, tests) |
 //!
 //! One write batch per engine loop carries every shard's appended entries, hard states,
-//! checkpoints and compactions, and is made durable with one fsync: the group commit.
+//! checkpoints and compactions, and is made durable with one fsync: the group commit. History
+//! rows, which a restart rebuilds from the log, are made durable before the checkpoint that
+//! covers their entries.
 
 pub mod audit_log;
+mod disk_store;
 pub mod history;
+mod history_store;
 mod log;
 mod mem_store;
-mod sled_store;
 
 use raft::prelude::{ConfState, Entry, HardState, Snapshot};
 use tuma_actors::ledger::{AuditLogRecord, HistoryRow};
@@ -23,9 +27,10 @@ use tuma_actors::transfer::TransferId;
 use tuma_actors::txn_id::TransactionId;
 use tuma_actors::AccountRef;
 
+pub use disk_store::DiskStore;
+pub use history_store::HistoryStore;
 pub use log::ShardLog;
 pub use mem_store::{MemDisk, MemStore, WriteFault};
-pub use sled_store::SledStore;
 
 /// Storage failures. Every one is fatal to the node: a replica that cannot persist must stop.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +39,8 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
+    #[error("history store: {0}")]
+    History(String),
     #[error("corrupt record {key}: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("data directory {0} is in use by another process")]
