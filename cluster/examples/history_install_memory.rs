@@ -1,9 +1,10 @@
-//! The resident memory of a sled store while it takes a large shard's history, the way a
+//! The resident memory of the node's store while it takes a large shard's history, the way a
 //! replica installing a snapshot does (one `SnapshotHistory` write of every row) or the way a
 //! serving replica does (a `History` write of a few rows per engine pass). It found that sled's
 //! memory grows with the size of a batch, not with its cache: 1.2M rows in batches of 10,000
-//! rows took 6 GiB, in batches of 500 rows 50 MiB, key by key (how a snapshot's rows are
-//! written now) 40 MiB (figures in BENCHMARKS.md). `install` writes a 200 MiB checkpoint and
+//! rows took 6 GiB, in batches of 500 rows 50 MiB, key by key 40 MiB (figures in
+//! BENCHMARKS.md). History has since moved to an LSM tree (`DiskStore`), written in bounded
+//! batches of 2,000 keys. `install` writes a 200 MiB checkpoint and
 //! the rows in one write, as the engine does.
 //!
 //! `cargo run --release -p tuma-cluster --example history_install_memory -- ROWS snapshot|incremental|install`
