@@ -4,7 +4,7 @@
 //! and then handed to a reader thread, so the engine never waits on the disk for a customer's
 //! statement. Readers answer through the engine's input queue (`Input::Reply`).
 //!
-//! Started on the first history read when the store offers a reader of its own (sled); a store
+//! Started on the first history read when the store offers a reader of its own (the disk store); a store
 //! without one (the in-memory store of tests and the simulator) is read inline, so simulated
 //! runs stay deterministic. A full queue answers "unavailable" (the caller retries).
 

@@ -3,7 +3,7 @@
 //! loop with group commit.
 //!
 //! The engine touches the outside only through its [`EngineEnv`]: a [`LogStore`], a
-//! [`Network`], a [`Clock`] and a seed. Production passes sled, the TCP transport and the wall
+//! [`Network`], a [`Clock`] and a seed. Production passes the disk store, the TCP transport and the wall
 //! clock and runs [`Engine::start`]'s thread; the simulator (`tuma sim`) passes in-memory ones
 //! and calls [`Engine::step`] itself, so the code that runs in production is the code the
 //! simulator tests.

@@ -1,6 +1,6 @@
 //! What a shard's snapshot stream carries: its checkpoint (the ledger state), then the shard's
 //! history rows numbered below that state's history sequence — read from the history store
-//! when the stream starts (on a thread of its own with sled: see `Replica::history_for_snapshot`),
+//! when the stream starts (on a thread of its own with the disk store: see `Replica::history_for_snapshot`),
 //! since history is not part of the checkpoint. The meta group's
 //! snapshots carry the checkpoint alone.
 //!
