@@ -100,8 +100,9 @@ impl HistoryStore {
         self.remove_prefix(&history::shard_prefix(shard))
     }
 
-    /// Whether the tree holds no key.
-    pub fn is_empty(&self) -> Result<bool, StorageError> {
+    /// Whether the keyspace holds no key.
+    #[cfg(test)]
+    fn is_empty(&self) -> Result<bool, StorageError> {
         Ok(self.rows.first_key_value().is_none())
     }
 }
