@@ -6,7 +6,8 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `store.rs` | the spool, the sent log, the delivery reports (sled, on this node) |
+//! | `store.rs` | the spool, the sent log, the delivery reports (an LSM database, fjall, on this node) |
+//! | `store_move.rs` | moving an older build's sled store into it, once, at open |
 //! | `gateway.rs` | the gateways: log, Kannel `sendsms`, Africa's Talking |
 //! | `reversals.rs` | reversal requests by SMS (forward a confirmation to 456) and care's decision |
 //! | `http.rs` | `/sms/v1/dlr`: delivery reports in both gateways' formats; `/sms/v1/inbound`: incoming texts |
@@ -15,6 +16,7 @@ mod gateway;
 mod http;
 pub mod reversals;
 pub mod store;
+mod store_move;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -222,6 +224,7 @@ impl Sms {
             .collect()
             .await;
         let mut outage = None;
+        let mut done = Vec::with_capacity(results.len());
         for (key, text, sent) in results {
             let outcome = match sent {
                 gateway::SendResult::Accepted { gateway_ref } => {
@@ -254,10 +257,11 @@ impl Sms {
                     sent_ms: unix_ms(),
                     outcome,
                 };
-                if let Err(error) = inner.store.finish(&key, &sent) {
-                    tracing::error!(%error, "cannot record a sent SMS");
-                }
+                done.push((key, sent));
             }
+        }
+        if let Err(error) = inner.store.finish_all(&done) {
+            tracing::error!(%error, "cannot record sent SMS; they will be sent again");
         }
         metrics::gauge!("tuma_sms_spool_messages").set(inner.store.spooled() as f64);
         match outage {
