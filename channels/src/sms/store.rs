@@ -4,8 +4,9 @@
 //! shards' outboxes are, and a text leaves a shard's outbox only once it is spooled here and
 //! synced. A directory written by an older build (sled) is moved here at open (`store_move.rs`).
 
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -63,9 +64,13 @@ pub enum StoreError {
 /// The store.
 #[derive(Clone)]
 pub struct SmsStore {
-    /// Texts in the spool and in the sent log, counted here: counting the keyspaces scans them.
-    spooled: Arc<AtomicUsize>,
+    /// The spool's keys, in send order. Reading the oldest texts from the LSM tree itself would
+    /// step over the tombstone of every text sent since its last compaction, on every pass.
+    spool_keys: Arc<Mutex<BTreeSet<SpoolKey>>>,
+    /// Texts in the sent log (counting the keyspace scans it), and the oldest one's number
+    /// (evictions seek to it rather than step over the tombstones of those evicted before).
     sent_count: Arc<AtomicUsize>,
+    sent_oldest: Arc<AtomicU64>,
     ids: Arc<Mutex<IdRange>>,
     /// Serialises the sent log's appends and evictions (the count and the oldest key move
     /// together).
@@ -106,7 +111,10 @@ fn finality(status: &str) -> u8 {
 /// The spool's key space for texts that come from no shard (replies to incoming messages).
 const DIRECT_SHARD: u32 = u32::MAX;
 
-pub(super) fn spool_key(shard: u32, seq: u64) -> [u8; 12] {
+/// A spool key: the shard (or [`DIRECT_SHARD`]) and the sequence number, big-endian.
+type SpoolKey = [u8; 12];
+
+pub(super) fn spool_key(shard: u32, seq: u64) -> SpoolKey {
     let mut key = [0u8; 12];
     key[..4].copy_from_slice(&shard.to_be_bytes());
     key[4..].copy_from_slice(&seq.to_be_bytes());
@@ -140,8 +148,9 @@ impl SmsStore {
             .open()?;
         let keyspace = |name: &str| db.keyspace(name, fjall::KeyspaceCreateOptions::default);
         let mut store = SmsStore {
-            spooled: Arc::new(AtomicUsize::new(0)),
-            sent_count: Arc::new(AtomicUsize::new(0)),
+            spool_keys: Arc::default(),
+            sent_count: Arc::default(),
+            sent_oldest: Arc::default(),
             ids: Arc::new(Mutex::new(IdRange {
                 next: 0,
                 ceiling: 0,
@@ -159,8 +168,24 @@ impl SmsStore {
         if let Some(older) = older {
             super::store_move::move_from_sled(&store, dir, &older)?;
         }
-        store.spooled = Arc::new(AtomicUsize::new(store.spool.len()?));
+        let mut spool_keys = BTreeSet::new();
+        for item in store.spool.iter() {
+            let key = item.key()?;
+            match SpoolKey::try_from(key.as_ref()) {
+                Ok(key) => spool_keys.insert(key),
+                Err(_) => {
+                    tracing::warn!(key = ?key, "not a spool key; left alone");
+                    continue;
+                }
+            };
+        }
+        store.spool_keys = Arc::new(Mutex::new(spool_keys));
         store.sent_count = Arc::new(AtomicUsize::new(store.sent.len()?));
+        let oldest = match store.sent.first_key_value() {
+            Some(item) => u64_of(&item.key()?).unwrap_or(0),
+            None => 0,
+        };
+        store.sent_oldest = Arc::new(AtomicU64::new(oldest));
         let first_free = [
             store.meta.get(IDS_KEY)?.and_then(|v| u64_of(&v)),
             store.last_key(&store.sent)?.map(|n| n + 1),
@@ -224,18 +249,14 @@ impl SmsStore {
             return Ok(());
         };
         let mut batch = self.db.batch();
-        let mut added = 0;
         for (seq, queued) in texts {
-            let key = spool_key(shard, *seq);
-            // Texts taken again after a leader change come under the same keys.
-            if !self.spool.contains_key(key)? {
-                added += 1;
-            }
-            batch.insert(&self.spool, key, serde_json::to_vec(queued)?);
+            batch.insert(&self.spool, spool_key(shard, *seq), serde_json::to_vec(queued)?);
         }
         batch.insert(&self.taken, shard.to_be_bytes(), last.to_be_bytes());
         batch.commit()?;
-        self.spooled.fetch_add(added, Ordering::Relaxed);
+        // Texts taken again after a leader change come under the same keys.
+        self.keys()
+            .extend(texts.iter().map(|(seq, _)| spool_key(shard, *seq)));
         Ok(())
     }
 
@@ -244,7 +265,7 @@ impl SmsStore {
     pub fn queue_direct(&self, queued: &Queued) -> Result<(), StoreError> {
         let key = spool_key(DIRECT_SHARD, self.next_id()?);
         self.spool.insert(key, serde_json::to_vec(queued)?)?;
-        self.spooled.fetch_add(1, Ordering::Relaxed);
+        self.keys().insert(key);
         self.flush()
     }
 
@@ -260,21 +281,26 @@ impl SmsStore {
         Ok(ids.next - 1)
     }
 
+    fn keys(&self) -> std::sync::MutexGuard<'_, BTreeSet<SpoolKey>> {
+        self.spool_keys.lock().expect("no panics hold this lock")
+    }
+
     /// Texts in the spool.
     pub fn spooled(&self) -> usize {
-        self.spooled.load(Ordering::Relaxed)
+        self.keys().len()
     }
 
     /// The oldest `limit` spooled texts, with their keys.
     pub fn next_queued(&self, limit: usize) -> Result<Vec<(Vec<u8>, Queued)>, StoreError> {
-        self.spool
-            .iter()
-            .take(limit)
-            .map(|item| {
-                let (key, value) = item.into_inner()?;
-                Ok((key.to_vec(), serde_json::from_slice(&value)?))
-            })
-            .collect()
+        let oldest: Vec<SpoolKey> = self.keys().iter().take(limit).copied().collect();
+        let mut texts = Vec::with_capacity(oldest.len());
+        for key in oldest {
+            // Gone if finished meanwhile by another pass.
+            if let Some(value) = self.spool.get(key)? {
+                texts.push((key.to_vec(), serde_json::from_slice(&value)?));
+            }
+        }
+        Ok(texts)
     }
 
     /// Every spooled text to `to` (an admin's question; scans the spool).
@@ -312,31 +338,35 @@ impl SmsStore {
         }
         let _appending = self.sent_lock.lock().expect("no panics hold this lock");
         let mut batch = self.db.batch();
-        let mut left_spool = 0;
         for (key, sent) in done {
             let number = self.next_id()?.to_be_bytes();
             batch.insert(&self.sent, number, serde_json::to_vec(sent)?);
             batch.insert(&self.by_phone, phone_key(&sent.to, &number), number);
-            if self.spool.contains_key(key)? {
-                left_spool += 1;
-                batch.remove(&self.spool, key.as_slice());
-            }
+            batch.remove(&self.spool, key.as_slice());
         }
         let count = self.sent_count.load(Ordering::Relaxed) + done.len();
         let over = count.saturating_sub(self.sent_keep);
         let mut dropped = 0;
-        for item in self.sent.iter().take(over) {
-            let (oldest, value) = item.into_inner()?;
-            batch.remove(&self.sent, oldest.clone());
+        let mut oldest = self.sent_oldest.load(Ordering::Relaxed);
+        for item in self.sent.range(oldest.to_be_bytes()..).take(over) {
+            let (number, value) = item.into_inner()?;
+            batch.remove(&self.sent, number.clone());
             if let Ok(old) = serde_json::from_slice::<Sent>(&value) {
-                batch.remove(&self.by_phone, phone_key(&old.to, &oldest));
+                batch.remove(&self.by_phone, phone_key(&old.to, &number));
             }
+            oldest = u64_of(&number).map_or(oldest, |n| n + 1);
             dropped += 1;
         }
         batch.commit()?;
         self.db.persist(fjall::PersistMode::Buffer)?;
         self.sent_count.store(count - dropped, Ordering::Relaxed);
-        self.spooled.fetch_sub(left_spool, Ordering::Relaxed);
+        self.sent_oldest.store(oldest, Ordering::Relaxed);
+        let mut keys = self.keys();
+        for (key, _) in done {
+            if let Ok(key) = SpoolKey::try_from(key.as_slice()) {
+                keys.remove(&key);
+            }
+        }
         Ok(())
     }
 
