@@ -10,10 +10,11 @@ use serde::Serialize;
 use crate::measure::{process_usage, TICKS_PER_SECOND};
 
 /// The counters one node exposes that a cost is computed from.
-const COUNTERS: [&str; 8] = [
+const COUNTERS: [&str; 9] = [
     "tuma_raft_entries_applied_total",
     "tuma_ledger_commands_applied_total",
     "tuma_peer_frames_sent_total",
+    "tuma_requests_forwarded_total",
     "tuma_storage_fsyncs_total",
     "tuma_engine_step_seconds_sum",
     "tuma_engine_step_seconds_count",
@@ -46,6 +47,8 @@ pub struct NodeCosts {
     pub raft_entries_per_transfer: f64,
     pub commands_per_entry: f64,
     pub peer_frames_per_transfer: f64,
+    /// Client requests the node passed on to their shard's leader.
+    pub forwarded_per_transfer: f64,
     pub fsyncs_per_second: f64,
     /// The engine loop: mean step, and the slowest steps of the last minute (the exporter's
     /// rolling summary).
@@ -126,6 +129,7 @@ pub fn costs(before: &Reading, after: &Reading, seconds: f64, confirmed: u64) ->
                 raft_entries_per_transfer: per(entries),
                 commands_per_entry: delta("tuma_ledger_commands_applied_total") / entries.max(1.0),
                 peer_frames_per_transfer: per(delta("tuma_peer_frames_sent_total")),
+                forwarded_per_transfer: per(delta("tuma_requests_forwarded_total")),
                 fsyncs_per_second: delta("tuma_storage_fsyncs_total") / seconds,
                 engine_step_mean_ms: mean_ms(
                     "tuma_engine_step_seconds_sum",

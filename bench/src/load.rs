@@ -13,6 +13,7 @@ use tuma_chaos::load::{
 use tuma_chaos::sim::SimRng;
 
 use crate::costs::{self, Reading};
+use crate::lean::{LeanClient, Route};
 use crate::measure::{
     process_usage, resident_mib, BenchResult, NodeUsage, Recorder, TICKS_PER_SECOND,
 };
@@ -71,6 +72,8 @@ pub struct BenchConfig {
     pub argon2_pin_hash: bool,
     /// The accounts exist already (an earlier run against the same `target` set them up).
     pub skip_setup: bool,
+    /// Which load generator sends the requests, and to which node.
+    pub client: LoadClient,
     /// Extra `tuma node` flags for a local cluster (such as a short `--idempotency-window`
     /// for a soak).
     pub node_flags: Vec<String>,
@@ -88,6 +91,26 @@ impl BenchConfig {
             }
         } else {
             PinRows::Keyed
+        }
+    }
+}
+
+/// The load generator.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LoadClient {
+    /// The lean client ([`crate::lean`]): keep-alive HTTP/1.1, one write per request.
+    Lean(Route),
+    /// The chaos harness's gateway (reqwest, JSON values): what `tuma chaos` and the tests use.
+    Gateway,
+}
+
+impl LoadClient {
+    /// How results name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            LoadClient::Lean(Route::Any) => "lean client, a node at random",
+            LoadClient::Lean(Route::Leader) => "lean client, to the payer shard's leader",
+            LoadClient::Gateway => "gateway client (reqwest), a node at random",
         }
     }
 }
@@ -406,15 +429,42 @@ pub async fn run(
             (before, after)
         }
     };
-    let clients = load::drive(
-        Arc::new(gateway),
-        pace,
-        config.seed,
-        script_for,
-        Stop::at(end),
-        sink,
-    );
-    let ((), (), (cost_before, cost_after)) = tokio::join!(clients, watcher, probe);
+    let clients = async {
+        match config.client {
+            LoadClient::Gateway => {
+                let gateway = Arc::new(gateway.clone());
+                load::drive(gateway, pace, config.seed, script_for, Stop::at(end), sink).await;
+            }
+            LoadClient::Lean(route) => {
+                let lean = LeanClient::new(
+                    &gateway.targets().all(),
+                    route,
+                    gateway.pin(),
+                    TRANSFER_DEADLINE_MS,
+                    REQUEST_TIMEOUT,
+                );
+                let lean = match lean {
+                    Ok(lean) => Arc::new(lean),
+                    Err(why) => return Err(BenchError::Setup(format!("the lean client: {why}"))),
+                };
+                let refresh = (route == Route::Leader).then(|| {
+                    crate::lean::spawn_leader_refresh(lean.clone(), ADMIN_TOKEN.to_string(), end)
+                });
+                if route == Route::Leader && lean.refresh_leaders(ADMIN_TOKEN).await == 0 {
+                    return Err(BenchError::Setup(
+                        "--route leader: no node told which nodes lead the shards".into(),
+                    ));
+                }
+                load::drive(lean, pace, config.seed, script_for, Stop::at(end), sink).await;
+                if let Some(refresh) = refresh {
+                    refresh.abort();
+                }
+            }
+        }
+        Ok(())
+    };
+    let (driven, (), (cost_before, cost_after)) = tokio::join!(clients, watcher, probe);
+    driven?;
     if let Some(sampler) = sampler {
         let _ = sampler.await;
     }
@@ -453,6 +503,7 @@ pub async fn run(
         result.confirmed,
     );
     let result = BenchResult {
+        load_client: config.client.label().to_string(),
         costs: Some(costs),
         accounts: config.accounts,
         import_rows_per_s: import_rate,

@@ -32,6 +32,8 @@ pub struct BenchResult {
     pub workload: String,
     pub nodes: usize,
     pub clients: usize,
+    /// Which load generator sent the requests, and where (`lean client, a node at random`).
+    pub load_client: String,
     pub duration_s: f64,
     pub confirmed: u64,
     pub failed: u64,
@@ -109,6 +111,7 @@ impl Recorder {
             (ms(h.value_at_quantile(q)), q)
         });
         BenchResult {
+            load_client: String::new(),
             workload: workload.to_string(),
             nodes,
             clients,

@@ -55,6 +55,9 @@ pub fn markdown(result: &BenchResult, postgres: Option<&BenchResult>) -> String 
             pg.errors
         );
     }
+    if !result.load_client.is_empty() {
+        let _ = writeln!(out, "\nLoad generator: {}.", result.load_client);
+    }
     if result.accounts > 0 && result.import_rows_per_s > 0.0 {
         let _ = writeln!(
             out,
@@ -114,7 +117,7 @@ fn costs_table(out: &mut String, costs: &crate::costs::Costs) {
     );
     let _ = writeln!(
         out,
-        "\n| node | context switches / transfer | Raft entries / transfer | commands / entry | peer frames / transfer | fsyncs / s | engine step mean ms | step p99 ms (last minute) | checkpoints | checkpoint mean ms | max ms |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        "\n| node | context switches / transfer | Raft entries / transfer | commands / entry | peer frames / transfer | requests forwarded / transfer | fsyncs / s | engine step mean ms | step p99 ms (last minute) | checkpoints | checkpoint mean ms | max ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let optional = |v: Option<f64>, places: usize| {
         v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.places$}"))
@@ -122,12 +125,13 @@ fn costs_table(out: &mut String, costs: &crate::costs::Costs) {
     for n in &costs.nodes {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} | {} | {:.0} | {:.0} | {} |",
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} | {} | {:.0} | {:.0} | {} |",
             n.node,
             optional(n.context_switches_per_transfer, 1),
             n.raft_entries_per_transfer,
             n.commands_per_entry,
             n.peer_frames_per_transfer,
+            n.forwarded_per_transfer,
             n.fsyncs_per_second,
             n.engine_step_mean_ms,
             optional(n.engine_step_p99_ms, 2),

@@ -65,6 +65,14 @@ pub struct BenchArgs {
     /// against the same nodes), so start sending at once.
     #[arg(long, requires = "target")]
     skip_setup: bool,
+    /// The load generator: `lean` (keep-alive HTTP/1.1, one write per request: the client's
+    /// own cost kept out of the figures) or `gateway` (the chaos harness's reqwest client).
+    #[arg(long, default_value = "lean")]
+    client: String,
+    /// Where the lean client sends each request: `any` (a node at random, as a gateway behind a
+    /// load balancer) or `leader` (the payer shard's leader; labelled so in the results).
+    #[arg(long, default_value = "any")]
+    route: String,
     /// Where result.json, result.md and plots.svg go.
     #[arg(long, default_value = "bench-results")]
     out: PathBuf,
@@ -86,6 +94,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Some("postgres") if workload == Workload::Transfers => true,
         Some("postgres") => bail!("the PostgreSQL baseline implements the transfers workload only"),
         Some(other) => bail!("--baseline {other:?}: the only baseline is postgres"),
+    };
+    let client = match (args.client.as_str(), args.route.as_str()) {
+        ("gateway", "any") => tuma_bench::LoadClient::Gateway,
+        ("gateway", _) => bail!("--route leader needs --client lean"),
+        ("lean", route) => tuma_bench::LoadClient::Lean(
+            tuma_bench::lean::Route::parse(route).context("--route must be any or leader")?,
+        ),
+        (other, _) => bail!("--client {other:?}: lean or gateway"),
     };
     let duration = seconds("duration", &args.duration)?;
     if duration.is_zero() {
@@ -119,6 +135,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         fast_pin_hash: args.fast_pin_hash,
         argon2_pin_hash: args.argon2_pin_hash,
         skip_setup: args.skip_setup,
+        client,
         // (The local cluster's nodes run without the public request budgets: chaos's launcher.)
         node_flags: match &args.idempotency_window {
             Some(window) => {

@@ -3,9 +3,10 @@
 
 use std::process::Command;
 
-#[test]
-fn a_short_bench_reports_its_contract_line_and_files() {
-    let out = std::env::temp_dir().join(format!("tuma-bench-test-{}", std::process::id()));
+/// Runs a short bench on a local 3-node cluster with `extra` flags; answers its standard output
+/// and the result directory.
+fn short_bench(name: &str, extra: &[&str]) -> (String, std::path::PathBuf) {
+    let out = std::env::temp_dir().join(format!("tuma-bench-test-{name}-{}", std::process::id()));
     let output = Command::new(env!("CARGO_BIN_EXE_tuma"))
         .args([
             "bench",
@@ -23,16 +24,27 @@ fn a_short_bench_reports_its_contract_line_and_files() {
             "8",
             "--fast-pin-hash",
         ])
+        .args(extra)
         .arg("--out")
         .arg(&out)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    (stdout, out)
+}
+
+fn result_json(out: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_short_bench_reports_its_contract_line_and_files() {
+    let (stdout, out) = short_bench("default", &[]);
     let last = stdout.lines().last().unwrap();
     let keys: Vec<&str> = last
         .split(' ')
@@ -58,8 +70,8 @@ fn a_short_bench_reports_its_contract_line_and_files() {
         .parse()
         .unwrap();
     assert!(tps > 0.0, "{last}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    let json = result_json(&out);
+    assert_eq!(json["tuma"]["load_client"], "lean client, a node at random");
     assert!(json["tuma"]["confirmed"].as_u64().unwrap() > 0);
     assert_eq!(json["tuma"]["node_usage"].as_array().unwrap().len(), 3);
     // What a transfer cost, read from /proc and each node's /metrics over the window.
@@ -100,6 +112,9 @@ fn a_short_bench_reports_its_contract_line_and_files() {
         &["bench", "--baseline", "postgres", "--workload", "day"],
         &["bench", "--accounts", "0"],
         &["bench", "--skip-setup"],
+        &["bench", "--client", "curl"],
+        &["bench", "--route", "nearest"],
+        &["bench", "--client", "gateway", "--route", "leader"],
     ] {
         let refused = Command::new(env!("CARGO_BIN_EXE_tuma"))
             .args(bad)
@@ -115,4 +130,48 @@ fn a_short_bench_reports_its_contract_line_and_files() {
         );
     }
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// With `--route leader` the lean client sends each request to its payer shard's leader: the
+/// nodes forward few (leaders can move between two reads of the map), where with a node at
+/// random about two in three are forwarded (3 nodes); balance reads (the `day` mix) go the same
+/// way. The old client still runs.
+#[test]
+fn the_lean_client_routes_to_leaders_and_says_so() {
+    let forwarded = |json: &serde_json::Value| -> f64 {
+        json["tuma"]["costs"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["forwarded_per_transfer"].as_f64().unwrap())
+            .sum()
+    };
+    let (_, leader) = short_bench("leader", &["--route", "leader", "--workload", "day"]);
+    let json = result_json(&leader);
+    assert_eq!(
+        json["tuma"]["load_client"],
+        "lean client, to the payer shard's leader"
+    );
+    assert!(json["tuma"]["confirmed"].as_u64().unwrap() > 0);
+    let md = std::fs::read_to_string(leader.join("result.md")).unwrap();
+    assert!(
+        md.contains("Load generator: lean client, to the payer shard's leader."),
+        "{md}"
+    );
+    let to_leaders = forwarded(&json);
+    let (_, gateway) = short_bench("gateway", &["--client", "gateway", "--workload", "day"]);
+    let json = result_json(&gateway);
+    assert_eq!(
+        json["tuma"]["load_client"],
+        "gateway client (reqwest), a node at random"
+    );
+    assert!(json["tuma"]["confirmed"].as_u64().unwrap() > 0);
+    let to_any = forwarded(&json);
+    assert!(
+        to_leaders < to_any * 0.6,
+        "forwarded per transfer: {to_leaders:.2} to leaders, {to_any:.2} to any node"
+    );
+    for dir in [leader, gateway] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -250,7 +250,11 @@ impl SmsStore {
         };
         let mut batch = self.db.batch();
         for (seq, queued) in texts {
-            batch.insert(&self.spool, spool_key(shard, *seq), serde_json::to_vec(queued)?);
+            batch.insert(
+                &self.spool,
+                spool_key(shard, *seq),
+                serde_json::to_vec(queued)?,
+            );
         }
         batch.insert(&self.taken, shard.to_be_bytes(), last.to_be_bytes());
         batch.commit()?;

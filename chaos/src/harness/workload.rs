@@ -434,7 +434,7 @@ async fn treasury(
                 account: who.clone(),
                 amount_cents: TOP_UP_CENTS,
             };
-            sink(load::send_timed(&gateway, usize::MAX, request, &mut rng).await);
+            sink(load::send_timed(gateway.as_ref(), usize::MAX, request, &mut rng).await);
         }
     }
 }

@@ -9,6 +9,26 @@ use super::gateway::{Answer, Gateway};
 use super::order::Request;
 use crate::sim::SimRng;
 
+/// What sends one request and reports what it came to: the [`Gateway`] (every channel, with
+/// its retry policy), or a leaner client a benchmark brings.
+pub trait Sender: Send + Sync + 'static {
+    fn send<'a>(
+        &'a self,
+        request: &'a Request,
+        rng: &'a mut SimRng,
+    ) -> impl std::future::Future<Output = Answer> + Send + 'a;
+}
+
+impl Sender for Gateway {
+    fn send<'a>(
+        &'a self,
+        request: &'a Request,
+        rng: &'a mut SimRng,
+    ) -> impl std::future::Future<Output = Answer> + Send + 'a {
+        Gateway::send(self, request, rng)
+    }
+}
+
 /// One client's stream of requests: the mix of a load.
 pub trait Script: Send + 'static {
     /// This client's next request (`n` counts from 1). `previous` is what its last request
@@ -74,8 +94,8 @@ impl Stop {
 /// Runs a load until `stop`: each client follows the script `script_for(client)` and draws
 /// from its own generator seeded from `seed`; `sink` sees every completed request (from many
 /// tasks at once). Returns once every request in flight has completed.
-pub async fn drive<S: Script>(
-    gateway: Arc<Gateway>,
+pub async fn drive<S: Script, G: Sender>(
+    gateway: Arc<G>,
     pace: Pace,
     seed: u64,
     mut script_for: impl FnMut(usize) -> S,
@@ -99,7 +119,7 @@ pub async fn drive<S: Script>(
                             tokio::task::yield_now().await;
                             continue;
                         }
-                        let done = send_timed(&gateway, client, request, &mut rng).await;
+                        let done = send_timed(gateway.as_ref(), client, request, &mut rng).await;
                         sink(done.clone());
                         previous = Some(done);
                     }
@@ -141,7 +161,7 @@ pub async fn drive<S: Script>(
                 let mut request_rng = SimRng::new(rng.next_u64());
                 let (gateway, sink) = (gateway.clone(), sink.clone());
                 tasks.spawn(async move {
-                    sink(send_timed(&gateway, 0, request, &mut request_rng).await);
+                    sink(send_timed(gateway.as_ref(), 0, request, &mut request_rng).await);
                     drop(permit);
                 });
                 while tasks.try_join_next().is_some() {}
@@ -152,8 +172,8 @@ pub async fn drive<S: Script>(
 }
 
 /// Sends one request for `client` and times it from the first attempt to its answer.
-pub async fn send_timed(
-    gateway: &Gateway,
+pub async fn send_timed<G: Sender>(
+    gateway: &G,
     client: usize,
     request: Request,
     rng: &mut SimRng,

@@ -25,7 +25,7 @@ mod stub_node;
 mod targets;
 pub mod ussd;
 
-pub use drive::{drive, send_timed, Completed, Pace, Script, Stop};
+pub use drive::{drive, send_timed, Completed, Pace, Script, Sender, Stop};
 pub use express::Business;
 pub use gateway::{Answer, Channel, Gateway, Retry};
 pub use order::{format_cents, parse_cents, Order, Outcome, Request};

@@ -140,6 +140,7 @@ impl Engine {
     pub(super) fn forward(&mut self, leader: u64, request: ClientRequest, waiter: Waiter) {
         let now = self.clock.monotonic_ms();
         let id = self.router.forwarding(waiter, leader, &request, now);
+        metrics::counter!("tuma_requests_forwarded_total").increment(1);
         self.send_frame(leader, crate::wire::PeerFrame::Forward { id, request });
     }
 
