@@ -19,8 +19,18 @@ pub fn summary_line(result: &BenchResult, postgres: Option<&BenchResult>) -> Str
     )
 }
 
-/// A markdown table of the figures (the baseline's row too, when run).
-pub fn markdown(result: &BenchResult, postgres: Option<&BenchResult>) -> String {
+/// The line before the contract line when the replicated baseline ran: its throughput and
+/// the ratio against it.
+pub fn replicated_line(result: &BenchResult, replicated: &BenchResult) -> String {
+    format!(
+        "baseline=postgres-replicated postgres_replicated_tps={:.0} ratio_replicated={:.2}",
+        replicated.tps,
+        result.tps / replicated.tps.max(1e-9)
+    )
+}
+
+/// A markdown table of the figures (the baselines' rows too, when run).
+pub fn markdown(result: &BenchResult, baselines: &[&BenchResult]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "| workload | nodes | clients | confirmed/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | failed | errors |");
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
@@ -39,11 +49,12 @@ pub fn markdown(result: &BenchResult, postgres: Option<&BenchResult>) -> String 
         result.failed,
         result.errors
     );
-    if let Some(pg) = postgres {
+    for pg in baselines {
         let _ = writeln!(
             out,
-            "| {} | 1 | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} |",
             pg.workload,
+            pg.nodes,
             pg.clients,
             pg.tps,
             pg.p50_ms,

@@ -53,19 +53,42 @@ pub struct Postgres {
 impl Postgres {
     /// Installs PostgreSQL if missing and starts an instance in `dir` (through `script`).
     pub fn start(script: &Path, dir: &Path) -> Result<Postgres, BenchError> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| BenchError::Setup(e.to_string()))?
-            .port();
+        Postgres::start_with(script, dir, "start", 1)
+    }
+
+    /// The same with two streaming standbys, one of which must have flushed each commit
+    /// (`synchronous_standby_names = 'ANY 1 (…)'`): a quorum of copies, as Raft keeps.
+    pub fn start_replicated(script: &Path, dir: &Path) -> Result<Postgres, BenchError> {
+        Postgres::start_with(script, dir, "start-replicated", 3)
+    }
+
+    fn start_with(
+        script: &Path,
+        dir: &Path,
+        command: &str,
+        instances: usize,
+    ) -> Result<Postgres, BenchError> {
+        // Held until the script runs, so the three ports differ.
+        let listeners = (0..instances)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        let ports = listeners
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        drop(listeners);
+        let port = ports[0];
         let status = Command::new(script)
-            .args(["start"])
+            .arg(command)
             .arg(dir)
-            .arg(port.to_string())
+            .args(ports.iter().map(u16::to_string))
             .status()
             .map_err(|e| BenchError::Setup(format!("running {}: {e}", script.display())))?;
         if !status.success() {
             return Err(BenchError::Setup(format!(
-                "{} start failed ({status})",
+                "{} {command} failed ({status})",
                 script.display()
             )));
         }
@@ -99,9 +122,13 @@ impl Drop for Postgres {
     }
 }
 
-/// Runs the `transfers` workload against PostgreSQL with `clients` connections.
+/// Runs the `transfers` workload against PostgreSQL with `clients` connections; `label` and
+/// `instances` name it in the results.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     pg: &Postgres,
+    label: &str,
+    instances: usize,
     accounts: usize,
     clients: usize,
     seed: u64,
@@ -168,8 +195,8 @@ pub async fn run(
         .into_inner()
         .expect("no panics hold this lock");
     Ok(recorder.finish(
-        "transfers (postgres)",
-        1,
+        label,
+        instances,
         clients,
         duration.as_secs_f64(),
         Vec::new(),

@@ -54,7 +54,9 @@ pub struct BenchArgs {
     /// keyed digests: measures argon2's cost.
     #[arg(long)]
     argon2_pin_hash: bool,
-    /// Side-by-side baseline (`postgres`).
+    /// Side-by-side baseline: `postgres` (one instance) or `postgres-replicated` (that one, then
+    /// a primary with two streaming standbys, one of which must have flushed each commit:
+    /// both reported).
     #[arg(long)]
     baseline: Option<String>,
     /// The local nodes' `--idempotency-window` (like 60s): a short one shows memory levelling
@@ -89,11 +91,15 @@ fn seconds(flag: &str, text: &str) -> anyhow::Result<Duration> {
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let workload =
         Workload::parse(&args.workload).context("--workload must be transfers, skewed or day")?;
-    let baseline = match args.baseline.as_deref() {
-        None => false,
-        Some("postgres") if workload == Workload::Transfers => true,
-        Some("postgres") => bail!("the PostgreSQL baseline implements the transfers workload only"),
-        Some(other) => bail!("--baseline {other:?}: the only baseline is postgres"),
+    let (baseline, replicated) = match args.baseline.as_deref() {
+        None => (false, false),
+        Some(name @ ("postgres" | "postgres-replicated")) if workload == Workload::Transfers => {
+            (true, name == "postgres-replicated")
+        }
+        Some("postgres" | "postgres-replicated") => {
+            bail!("the PostgreSQL baseline implements the transfers workload only")
+        }
+        Some(other) => bail!("--baseline {other:?}: postgres or postgres-replicated"),
     };
     let client = match (args.client.as_str(), args.route.as_str()) {
         ("gateway", "any") => tuma_bench::LoadClient::Gateway,
@@ -157,19 +163,37 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let result = runtime.block_on(tuma_bench::run(config, &|s| bar.set_position(s)));
     bar.finish_and_clear();
     let result = result.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let postgres = if baseline {
-        println!("tuma measured; now the PostgreSQL baseline with the same workload and clients");
-        let script = dir.join("postgres-baseline.sh");
+    let script = dir.join("postgres-baseline.sh");
+    let run_postgres = |replicated: bool| -> anyhow::Result<tuma_bench::BenchResult> {
         std::fs::create_dir_all(&dir)?;
         std::fs::write(&script, POSTGRES_SCRIPT)?;
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-        let pg = tuma_bench::postgres::Postgres::start(&script, &dir.join("postgres"))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (pg, label, instances) = if replicated {
+            let pg = tuma_bench::postgres::Postgres::start_replicated(
+                &script,
+                &dir.join("postgres-replicated"),
+            );
+            (pg, "transfers (postgres, primary + 2 quorum standbys)", 3)
+        } else {
+            let pg = tuma_bench::postgres::Postgres::start(&script, &dir.join("postgres"));
+            (pg, "transfers (postgres)", 1)
+        };
+        let pg = pg.map_err(|e| anyhow::anyhow!("{e}"))?;
         let measured = runtime.block_on(tuma_bench::postgres::run(
-            &pg, accounts, clients, seed, warmup, duration,
+            &pg, label, instances, accounts, clients, seed, warmup, duration,
         ));
         drop(pg);
-        Some(measured.map_err(|e| anyhow::anyhow!("{e}"))?)
+        measured.map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    let postgres = if baseline {
+        println!("tuma measured; now the PostgreSQL baseline with the same workload and clients");
+        Some(run_postgres(false)?)
+    } else {
+        None
+    };
+    let postgres_replicated = if replicated {
+        println!("now PostgreSQL with two synchronous (quorum) standbys, the same workload");
+        Some(run_postgres(true)?)
     } else {
         None
     };
@@ -177,16 +201,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(
         args.out.join("result.json"),
-        serde_json::to_string_pretty(
-            &serde_json::json!({ "tuma": &result, "postgres": &postgres }),
-        )?,
+        serde_json::to_string_pretty(&serde_json::json!({
+            "tuma": &result,
+            "postgres": &postgres,
+            "postgres_replicated": &postgres_replicated,
+        }))?,
     )?;
+    let baselines: Vec<&tuma_bench::BenchResult> =
+        postgres.iter().chain(postgres_replicated.iter()).collect();
     std::fs::write(
         args.out.join("result.md"),
-        output::markdown(&result, postgres.as_ref()),
+        output::markdown(&result, &baselines),
     )?;
     std::fs::write(args.out.join("plots.svg"), output::svg(&result))?;
-    print!("{}", output::markdown(&result, postgres.as_ref()));
+    print!("{}", output::markdown(&result, &baselines));
     if !result.failed_by_result.is_empty() {
         let failures: Vec<String> = result
             .failed_by_result
@@ -199,6 +227,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "results: {}/result.json, result.md, plots.svg",
         args.out.display()
     );
+    if let Some(replicated) = &postgres_replicated {
+        println!("{}", output::replicated_line(&result, replicated));
+    }
     println!("{}", output::summary_line(&result, postgres.as_ref()));
     Ok(ExitCode::SUCCESS)
 }

@@ -110,6 +110,13 @@ fn a_short_bench_reports_its_contract_line_and_files() {
     for bad in [
         &["bench", "--baseline", "oracle"][..],
         &["bench", "--baseline", "postgres", "--workload", "day"],
+        &[
+            "bench",
+            "--baseline",
+            "postgres-replicated",
+            "--workload",
+            "skewed",
+        ],
         &["bench", "--accounts", "0"],
         &["bench", "--skip-setup"],
         &["bench", "--client", "curl"],
@@ -174,4 +181,45 @@ fn the_lean_client_routes_to_leaders_and_says_so() {
     for dir in [leader, gateway] {
         std::fs::remove_dir_all(dir).unwrap();
     }
+}
+
+/// `--baseline postgres-replicated` runs the single instance and then a primary with two quorum
+/// standbys, reports both, and keeps the contract line last. Needs PostgreSQL installed (the
+/// baseline script installs it from the Debian packages, which a test does not do).
+#[test]
+fn the_replicated_baseline_is_reported_beside_the_single_one() {
+    let installed = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dirs| {
+            dirs.flatten()
+                .any(|d| d.path().join("bin/pg_basebackup").exists())
+        })
+        .unwrap_or(false);
+    if !installed {
+        eprintln!(
+            "SKIPPED: PostgreSQL is not installed (scripts/postgres-baseline.sh installs it; \
+             run `tuma bench --baseline postgres` once)"
+        );
+        return;
+    }
+    let (stdout, out) = short_bench("replicated", &["--baseline", "postgres-replicated"]);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let last = lines[lines.len() - 1];
+    assert!(last.starts_with("workload=transfers tuma_tps="), "{last}");
+    assert!(!last.contains("postgres_tps=n/a"), "{last}");
+    let before = lines[lines.len() - 2];
+    assert!(
+        before.starts_with("baseline=postgres-replicated postgres_replicated_tps="),
+        "{before}"
+    );
+    let json = result_json(&out);
+    for (key, nodes) in [("postgres", 1), ("postgres_replicated", 3)] {
+        assert_eq!(json[key]["nodes"], nodes, "{key}");
+        assert!(json[key]["confirmed"].as_u64().unwrap() > 0, "{key}");
+    }
+    let md = std::fs::read_to_string(out.join("result.md")).unwrap();
+    assert!(
+        md.contains("| transfers (postgres, primary + 2 quorum standbys) | 3 |"),
+        "{md}"
+    );
+    std::fs::remove_dir_all(out).unwrap();
 }
