@@ -300,12 +300,12 @@ impl LeanClient {
     }
 }
 
+/// One attempt, not yet answered.
 fn new_answer(id: &str) -> Answer {
-    let mut answer = Answer::not_sent("");
-    answer.id = id.to_string();
-    answer.attempts = 1;
-    answer.last_error = None;
-    answer
+    Answer {
+        attempts: 1,
+        ..Answer::new(id, Outcome::Ambiguous)
+    }
 }
 
 impl Sender for LeanClient {

@@ -153,34 +153,31 @@ fn the_lean_client_routes_to_leaders_and_says_so() {
             .map(|n| n["forwarded_per_transfer"].as_f64().unwrap())
             .sum()
     };
-    let (_, leader) = short_bench("leader", &["--route", "leader", "--workload", "day"]);
-    let json = result_json(&leader);
-    assert_eq!(
-        json["tuma"]["load_client"],
-        "lean client, to the payer shard's leader"
+    // A run with `flags` whose results name `client`: its forwarded requests per transfer.
+    let labelled = |name: &str, flags: &[&str], client: &str| -> f64 {
+        let (_, out) = short_bench(name, flags);
+        let json = result_json(&out);
+        assert_eq!(json["tuma"]["load_client"], client);
+        assert!(json["tuma"]["confirmed"].as_u64().unwrap() > 0);
+        let md = std::fs::read_to_string(out.join("result.md")).unwrap();
+        assert!(md.contains(&format!("Load generator: {client}.")), "{md}");
+        std::fs::remove_dir_all(out).unwrap();
+        forwarded(&json)
+    };
+    let to_leaders = labelled(
+        "leader",
+        &["--route", "leader", "--workload", "day"],
+        "lean client, to the payer shard's leader",
     );
-    assert!(json["tuma"]["confirmed"].as_u64().unwrap() > 0);
-    let md = std::fs::read_to_string(leader.join("result.md")).unwrap();
-    assert!(
-        md.contains("Load generator: lean client, to the payer shard's leader."),
-        "{md}"
+    let to_any = labelled(
+        "gateway",
+        &["--client", "gateway", "--workload", "day"],
+        "gateway client (reqwest), a node at random",
     );
-    let to_leaders = forwarded(&json);
-    let (_, gateway) = short_bench("gateway", &["--client", "gateway", "--workload", "day"]);
-    let json = result_json(&gateway);
-    assert_eq!(
-        json["tuma"]["load_client"],
-        "gateway client (reqwest), a node at random"
-    );
-    assert!(json["tuma"]["confirmed"].as_u64().unwrap() > 0);
-    let to_any = forwarded(&json);
     assert!(
         to_leaders < to_any * 0.6,
         "forwarded per transfer: {to_leaders:.2} to leaders, {to_any:.2} to any node"
     );
-    for dir in [leader, gateway] {
-        std::fs::remove_dir_all(dir).unwrap();
-    }
 }
 
 /// `--baseline postgres-replicated` runs the single instance and then a primary with two quorum

@@ -454,16 +454,7 @@ mod tests {
         assert_eq!(ids, ["tuma-1-2", "tuma-3-7", "tuma-3-8"]);
         assert_eq!(store.queued_to("254711").unwrap().len(), 2);
         for (key, q) in &next {
-            let sent = Sent {
-                id: q.id.clone(),
-                to: q.to.clone(),
-                text: q.text.clone(),
-                gateway: "log".into(),
-                gateway_ref: None,
-                sent_ms: 2,
-                outcome: "accepted".into(),
-            };
-            store.finish(key, &sent).unwrap();
+            store.finish(key, &sent(q)).unwrap();
         }
         assert_eq!(store.spooled(), 0);
         // Only the latest two sent records are kept, and the phone index follows.

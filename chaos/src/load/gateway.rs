@@ -86,7 +86,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub(super) fn new(id: &str, outcome: Outcome) -> Answer {
+    pub fn new(id: &str, outcome: Outcome) -> Answer {
         Answer {
             id: id.to_string(),
             outcome,
