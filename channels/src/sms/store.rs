@@ -514,6 +514,16 @@ mod tests {
         }
     }
 
+    /// The ids of the spooled texts, in send order.
+    fn queued_ids(store: &SmsStore) -> Vec<String> {
+        store
+            .next_queued(100)
+            .unwrap()
+            .into_iter()
+            .map(|(_, q)| q.id)
+            .collect()
+    }
+
     fn sent(q: &Queued) -> Sent {
         Sent {
             id: q.id.clone(),
@@ -579,12 +589,7 @@ mod tests {
         }
         // Direct texts stay in the order they were queued, after a reopen too.
         let store = reopen(&dir);
-        let ids: Vec<String> = store
-            .next_queued(10)
-            .unwrap()
-            .into_iter()
-            .map(|(_, q)| q.id)
-            .collect();
+        let ids = queued_ids(&store);
         assert_eq!(ids, ["tuma-n1-0", "tuma-n1-1", "tuma-n1-2"]);
         drop(store);
         let _ = std::fs::remove_dir_all(dir);
@@ -641,12 +646,7 @@ mod tests {
     fn assert_moved(store: &SmsStore, sled_last_id: u64) {
         assert_eq!(store.spooled(), 3);
         assert_eq!(store.taken(2).unwrap(), Some(6));
-        let ids: Vec<String> = store
-            .next_queued(10)
-            .unwrap()
-            .into_iter()
-            .map(|(_, q)| q.id)
-            .collect();
+        let ids = queued_ids(store);
         assert_eq!(ids, ["tuma-2-5", "tuma-2-6", "tuma-n1-0"]);
         let sent: Vec<String> = store
             .sent_to("254733")
