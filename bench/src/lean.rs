@@ -393,8 +393,8 @@ pub fn spawn_leader_refresh(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while std::time::Instant::now() < until {
-            client.refresh_leaders(&admin_token).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
+            client.refresh_leaders(&admin_token).await;
         }
     })
 }

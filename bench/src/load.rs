@@ -447,14 +447,14 @@ pub async fn run(
                     Ok(lean) => Arc::new(lean),
                     Err(why) => return Err(BenchError::Setup(format!("the lean client: {why}"))),
                 };
-                let refresh = (route == Route::Leader).then(|| {
-                    crate::lean::spawn_leader_refresh(lean.clone(), ADMIN_TOKEN.to_string(), end)
-                });
                 if route == Route::Leader && lean.refresh_leaders(ADMIN_TOKEN).await == 0 {
                     return Err(BenchError::Setup(
                         "--route leader: no node told which nodes lead the shards".into(),
                     ));
                 }
+                let refresh = (route == Route::Leader).then(|| {
+                    crate::lean::spawn_leader_refresh(lean.clone(), ADMIN_TOKEN.to_string(), end)
+                });
                 load::drive(lean, pace, config.seed, script_for, Stop::at(end), sink).await;
                 if let Some(refresh) = refresh {
                     refresh.abort();

@@ -327,15 +327,11 @@ impl SmsStore {
         Ok(())
     }
 
-    /// A spooled text is done with (accepted, or refused for good): it leaves the spool and
-    /// joins the sent log (the oldest sent records beyond the bound are dropped).
-    pub fn finish(&self, key: &[u8], sent: &Sent) -> Result<(), StoreError> {
-        self.finish_all(&[(key.to_vec(), sent.clone())])
-    }
-
-    /// [`SmsStore::finish`] for a pass's texts at once: one commit, written through to the
-    /// operating system (a crash of the machine before its next sync may send a text again,
-    /// under the same id; a crash of the process does not).
+    /// A pass's spooled texts done with (accepted, or refused for good): they leave the spool
+    /// and join the sent log (the oldest sent records beyond the bound are dropped; a pass may
+    /// overshoot it until the next). One commit, written through to the operating system (a
+    /// crash of the machine before its next sync may send a text again, under the same id; a
+    /// crash of the process does not).
     pub fn finish_all(&self, done: &[(Vec<u8>, Sent)]) -> Result<(), StoreError> {
         if done.is_empty() {
             return Ok(());
@@ -454,7 +450,7 @@ mod tests {
         assert_eq!(ids, ["tuma-1-2", "tuma-3-7", "tuma-3-8"]);
         assert_eq!(store.queued_to("254711").unwrap().len(), 2);
         for (key, q) in &next {
-            store.finish(key, &sent(q)).unwrap();
+            store.finish_all(&[(key.clone(), sent(q))]).unwrap();
         }
         assert_eq!(store.spooled(), 0);
         // Only the latest two sent records are kept, and the phone index follows.
@@ -561,7 +557,7 @@ mod tests {
             .spool(0, &[(4, queued("tuma-0-4", "254722"))])
             .unwrap();
         let (key, q) = store.next_queued(1).unwrap().remove(0);
-        store.finish(&key, &sent(&q)).unwrap();
+        store.finish_all(&[(key, sent(&q))]).unwrap();
         let kept: Vec<String> = ["254711", "254722"]
             .iter()
             .flat_map(|to| store.sent_to(to).unwrap())

@@ -9,9 +9,6 @@ use std::path::{Path, PathBuf};
 
 use super::store::{SmsStore, StoreError};
 
-/// Keys copied per commit.
-const MOVE_KEYS: usize = 10_000;
-
 fn beside(dir: &Path, suffix: &str) -> PathBuf {
     let name = dir
         .file_name()
@@ -55,21 +52,10 @@ pub(super) fn move_from_sled(store: &SmsStore, dir: &Path, older: &Path) -> Resu
     ];
     let mut copied = 0usize;
     for (name, keyspace) in trees {
-        let tree = sled.open_tree(name)?;
-        let mut pairs = tree.iter();
-        loop {
-            let mut piece = Vec::with_capacity(MOVE_KEYS);
-            for item in pairs.by_ref().take(MOVE_KEYS) {
-                let (key, value) = item?;
-                piece.push((key.to_vec(), value.to_vec()));
-            }
-            if piece.is_empty() {
-                break;
-            }
-            copied += piece.len();
-            for (key, value) in piece {
-                keyspace.insert(key, value)?;
-            }
+        for item in sled.open_tree(name)?.iter() {
+            let (key, value) = item?;
+            keyspace.insert(key.to_vec(), value.to_vec())?;
+            copied += 1;
         }
     }
     // sled's ids are monotonic across its restarts; ours continue above them.
